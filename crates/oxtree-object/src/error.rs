@@ -1,0 +1,28 @@
+//! Errors raised while encoding, decoding or validating objects.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ObjectError {
+    #[error("invalid checksum {0:?}: expected 64 lowercase hex digits")]
+    InvalidChecksum(String),
+    #[error("invalid object type {0:?}")]
+    InvalidObjectType(String),
+    #[error("invalid file name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("compressed content is corrupt: {0}")]
+    Compression(String),
+}
+
+impl ObjectError {
+    pub fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        ObjectError::Malformed {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ObjectError>;
