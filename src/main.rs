@@ -1,1 +1,99 @@
-fn main() {}
+//! `oxtree`: the command-line front end. Parses arguments, calls the
+//! library crates, and renders their results; no repository logic here.
+
+mod commands;
+mod output;
+mod util;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "oxtree",
+    version,
+    about = "Content-addressed OS trees, byte-compatible with ostree"
+)]
+struct Cli {
+    /// Path to the repository (like ostree's --repo).
+    #[arg(long, global = true, value_name = "PATH", env = "OSTREE_REPO")]
+    repo: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Initialize a new empty repository
+    Init(commands::init::Args),
+    /// Commit a new revision
+    Commit(commands::commit::Args),
+    /// Check out a commit into a filesystem tree
+    Checkout(commands::checkout::Args),
+    /// List file paths of a commit
+    Ls(commands::ls::Args),
+    /// Concatenate the contents of files in a commit
+    Cat(commands::cat::Args),
+    /// Output a metadata object
+    Show(commands::show::Args),
+    /// Show the history of a branch
+    Log(commands::log::Args),
+    /// List refs, or create and delete them
+    Refs(commands::refs::Args),
+    /// Output the target of a revision
+    RevParse(commands::rev_parse::Args),
+    /// Point a ref at an earlier commit of its history
+    Reset(commands::reset::Args),
+    /// Compare two revisions
+    Diff(commands::diff::Args),
+    /// Checksum a file or directory as ostree would store it
+    Checksum(commands::checksum::Args),
+    /// Check the repository for consistency
+    Fsck(commands::fsck::Args),
+    /// Delete unreachable objects
+    Prune(commands::prune::Args),
+    /// Read or change the repository configuration
+    Config(commands::config::Args),
+    /// Stream a commit as a tar archive
+    Export(commands::export::Args),
+    /// Copy commits from a local repository
+    PullLocal(commands::pull_local::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let repo = cli.repo.clone();
+    let result = match cli.command {
+        Command::Init(a) => commands::init::run(repo, a),
+        Command::Commit(a) => commands::commit::run(repo, a),
+        Command::Checkout(a) => commands::checkout::run(repo, a),
+        Command::Ls(a) => commands::ls::run(repo, a),
+        Command::Cat(a) => commands::cat::run(repo, a),
+        Command::Show(a) => commands::show::run(repo, a),
+        Command::Log(a) => commands::log::run(repo, a),
+        Command::Refs(a) => commands::refs::run(repo, a),
+        Command::RevParse(a) => commands::rev_parse::run(repo, a),
+        Command::Reset(a) => commands::reset::run(repo, a),
+        Command::Diff(a) => commands::diff::run(repo, a),
+        Command::Checksum(a) => commands::checksum::run(repo, a),
+        Command::Fsck(a) => commands::fsck::run(repo, a),
+        Command::Prune(a) => commands::prune::run(repo, a),
+        Command::Config(a) => commands::config::run(repo, a),
+        Command::Export(a) => commands::export::run(repo, a),
+        Command::PullLocal(a) => commands::pull_local::run(repo, a),
+    };
+    if let Err(e) = result {
+        // One rendering of the whole error chain, at the top.
+        let mut msg = format!("{e}");
+        let mut src = e.source();
+        while let Some(s) = src {
+            let s_txt = s.to_string();
+            if !msg.contains(&s_txt) {
+                msg.push_str(&format!(": {s_txt}"));
+            }
+            src = s.source();
+        }
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}

@@ -28,9 +28,18 @@ pub struct DirTree {
 
 type Wire = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>, Vec<u8>)>);
 
+/// The normal form of an empty dirtree: both arrays are empty, so the body
+/// is zero bytes and the one framing offset (for the first array) is `00`.
+/// zvariant writes no offset at all for a zero-length body and refuses
+/// GLib's encoding, so this one value is handled here.
+const EMPTY_DIRTREE: [u8; 1] = [0];
+
 impl DirTree {
     /// Encode; entries are sorted first so callers may add them in any order.
     pub fn encode(&self) -> Vec<u8> {
+        if self.is_empty() {
+            return EMPTY_DIRTREE.to_vec();
+        }
         let mut files: Vec<_> = self
             .files
             .iter()
@@ -55,6 +64,9 @@ impl DirTree {
     /// `/` or NUL), lists must be strictly sorted, and a name may not be both
     /// a file and a directory, so a checkout can trust the result.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes == EMPTY_DIRTREE {
+            return Ok(DirTree::default());
+        }
         let (files, dirs): Wire = decode("dirtree", bytes)?;
         let files = files
             .into_iter()
@@ -147,6 +159,16 @@ mod tests {
         let back = DirTree::decode(&t.encode()).unwrap();
         assert_eq!(back.files[0].name, "a");
         assert_eq!(back.dirs[0].meta, c(4));
+    }
+
+    #[test]
+    fn empty_tree_matches_glib() {
+        // ostree's checksum for an empty directory's dirtree.
+        assert_eq!(
+            DirTree::default().checksum().to_hex(),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        assert!(DirTree::decode(&[0]).unwrap().is_empty());
     }
 
     #[test]

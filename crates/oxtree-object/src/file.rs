@@ -213,13 +213,50 @@ impl ArchiveHeader {
             file: file.clone(),
         };
         let mut out = hdr.encode();
-        if !content.is_empty() {
-            let mut enc = deflate_writer(&mut out);
-            enc.write_all(content).expect("writing to a Vec");
-            enc.finish().expect("writing to a Vec");
-        }
+        let mut enc = deflate_writer(&mut out);
+        enc.write_all(content).expect("writing to a Vec");
+        enc.finish().expect("writing to a Vec");
         out
     }
+}
+
+/// The `user.ostreemeta` xattr of bare-user objects: `(uuua(ayay))`, the
+/// real owner, mode and xattrs of a file stored as a plain user file.
+pub fn encode_bare_user_meta(h: &FileHeader) -> Vec<u8> {
+    let w: (u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>) = (
+        be32(h.uid),
+        be32(h.gid),
+        be32(h.mode),
+        h.xattrs.wire().clone(),
+    );
+    encode(&w)
+}
+
+/// Parse `user.ostreemeta`; `content` supplies the target of a symlink
+/// (bare-user stores symlinks as regular files holding the target).
+pub fn decode_bare_user_meta(
+    bytes: &[u8],
+    symlink_content: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<FileHeader> {
+    let (uid, gid, m, x): (u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>) =
+        decode("user.ostreemeta", bytes)?;
+    let m = from_be32(m);
+    let symlink_target = if mode::is_lnk(m) {
+        String::from_utf8(symlink_content()?)
+            .map_err(|_| ObjectError::malformed("bare-user symlink", "target is not UTF-8"))?
+    } else {
+        String::new()
+    };
+    let h = FileHeader {
+        uid: from_be32(uid),
+        gid: from_be32(gid),
+        mode: m,
+        rdev: 0,
+        symlink_target,
+        xattrs: Xattrs::from_wire(x)?,
+    };
+    h.validate()?;
+    Ok(h)
 }
 
 fn with_size_prefix(variant: &[u8]) -> Vec<u8> {

@@ -12,6 +12,40 @@ pub fn print(v: &Value<'_>) -> String {
     s
 }
 
+/// A byte array as GLib prints `ay`: `b'text'` when it is a NUL-terminated
+/// printable string, else `[byte 0x.., 0x..]` (the `byte` annotation only
+/// when `annotate`, i.e. on the first element of an enclosing array).
+pub fn bytestring(bytes: &[u8], annotate: bool) -> String {
+    if let Some((0, body)) = bytes.split_last() {
+        if let Ok(s) = std::str::from_utf8(body) {
+            if !s.contains('\0') && s.chars().all(|c| !c.is_control()) {
+                let mut out = String::from("b");
+                quote(&mut out, s);
+                return out;
+            }
+        }
+    }
+    if bytes.is_empty() {
+        return if annotate {
+            "@ay []".into()
+        } else {
+            "[]".into()
+        };
+    }
+    let items: Vec<String> = bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if i == 0 && annotate {
+                format!("byte 0x{b:02x}")
+            } else {
+                format!("0x{b:02x}")
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
 fn quote(out: &mut String, s: &str) {
     let q = if s.contains('\'') && !s.contains('"') {
         '"'
@@ -39,7 +73,7 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
     use std::fmt::Write;
     match v {
         Value::U8(b) => {
-            let _ = write!(out, "byte 0x{b:02x}");
+            let _ = write!(out, "{}0x{b:02x}", if top { "byte " } else { "" });
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::I16(n) => {

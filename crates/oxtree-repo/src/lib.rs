@@ -1,1 +1,162 @@
-//! placeholder
+//! An ostree-compatible repository on disk: modes, loose objects, refs,
+//! transactions, commit, checkout, traversal, fsck and prune.
+//!
+//! Every path below the repository is reached through directory handles;
+//! names that come from objects are validated by `oxtree-object` first.
+
+pub mod checkout;
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod lock;
+pub mod mode;
+pub mod mtree;
+pub mod objects;
+pub mod refs;
+pub mod transaction;
+pub mod tree;
+
+pub use checkout::{CheckoutOptions, Overwrite};
+pub use commit::{CommitModifier, CommitOptions};
+pub use config::RepoConfig;
+pub use error::{RepoError, Result};
+pub use mode::RepoMode;
+pub use mtree::MutableTree;
+pub use objects::StoredFile;
+pub use transaction::Transaction;
+pub use tree::Node;
+
+use error::IoContext;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Directories `ostree init` creates, in order.
+const LAYOUT: &[&str] = &[
+    "extensions",
+    "objects",
+    "refs",
+    "refs/heads",
+    "refs/mirrors",
+    "refs/remotes",
+    "state",
+    "tmp",
+    "tmp/cache",
+];
+
+pub struct Repo {
+    path: PathBuf,
+    dir: OwnedFd,
+    objects: OwnedFd,
+    mode: RepoMode,
+    config: RepoConfig,
+}
+
+impl Repo {
+    /// Create a repository (like `ostree init`); an existing one of the same
+    /// mode is opened unchanged, as ostree does.
+    pub fn init(path: &Path, mode: RepoMode) -> Result<Repo> {
+        std::fs::create_dir_all(path).ctx(|| format!("creating {}", path.display()))?;
+        let dir = fsutil::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
+        match fsutil::read_at(&dir, "config") {
+            Ok(_) => {
+                let repo = Repo::open(path)?;
+                if repo.mode != mode {
+                    return Err(RepoError::Invalid(format!(
+                        "{} is already a repository of mode {}",
+                        path.display(),
+                        repo.mode.config_name()
+                    )));
+                }
+                return Ok(repo);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx(|| "reading config"),
+        }
+        for d in LAYOUT {
+            fsutil::ensure_dir_at(&dir, d, 0o755).ctx(|| format!("creating {d}"))?;
+        }
+        let mut config = RepoConfig::new();
+        config.set("core", "repo_version", "1");
+        config.set("core", "mode", mode.config_name());
+        fsutil::write_atomic_at(&dir, "config", config.to_text().as_bytes(), true)
+            .ctx(|| "writing config")?;
+        Repo::open(path)
+    }
+
+    pub fn open(path: &Path) -> Result<Repo> {
+        let dir =
+            fsutil::open_dir(path).ctx(|| format!("opening repository {}", path.display()))?;
+        let text = fsutil::read_at(&dir, "config").ctx(|| {
+            format!(
+                "{} is not an ostree repository: reading config",
+                path.display()
+            )
+        })?;
+        let text =
+            String::from_utf8(text).map_err(|_| RepoError::Config("config is not UTF-8".into()))?;
+        let config = RepoConfig::parse(&text)?;
+        match config.get("core", "repo_version") {
+            Some("1") => {}
+            other => {
+                return Err(RepoError::Config(format!(
+                    "unsupported core.repo_version {other:?} (expected 1)"
+                )))
+            }
+        }
+        let mode = RepoMode::parse(config.get("core", "mode").unwrap_or("bare"))?;
+        let objects = fsutil::open_dir_at(&dir, "objects").ctx(|| "opening objects/")?;
+        Ok(Repo {
+            path: path.to_path_buf(),
+            dir,
+            objects,
+            mode,
+            config,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn mode(&self) -> RepoMode {
+        self.mode
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    pub fn objects_dir(&self) -> BorrowedFd<'_> {
+        self.objects.as_fd()
+    }
+
+    /// Replace the config file atomically.
+    pub fn write_config(&mut self, config: RepoConfig) -> Result<()> {
+        fsutil::write_atomic_at(&self.dir, "config", config.to_text().as_bytes(), true)
+            .ctx(|| "writing config")?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// `core.fsync` (default true): whether transactions sync before they
+    /// make objects and refs visible.
+    pub fn fsync_enabled(&self) -> Result<bool> {
+        self.config.get_bool("core", "fsync", true)
+    }
+
+    pub fn lock_timeout(&self) -> u64 {
+        self.config
+            .get("core", "lock-timeout-secs")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300)
+    }
+
+    pub fn lock(&self, kind: lock::LockKind) -> Result<lock::RepoLock> {
+        lock::RepoLock::acquire(&self.dir, kind, self.lock_timeout())
+    }
+}

@@ -1,0 +1,368 @@
+//! Checkout: materialize a commit (or a subpath of it) as a directory tree.
+//!
+//! Files from bare repositories are hardlinked to their objects when the
+//! stored owner and mode are what the checkout wants; otherwise content is
+//! copied and verified against its checksum on the way. Every name comes
+//! from a validated dirtree and is only used relative to an open directory
+//! handle; directories are opened with O_NOFOLLOW, and a symlink or file in
+//! the way of a directory is an error, so a checkout never writes through a
+//! symlink or outside its destination.
+
+use crate::error::{IoContext, RepoError, Result};
+use crate::fsutil;
+use crate::mode::RepoMode;
+use crate::objects::loose_path;
+use crate::transaction::{gid, uid};
+use crate::Repo;
+use oxtree_object::{Checksum, DirMeta, FileHeader, ObjectType};
+use rayon::prelude::*;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// The destination must not exist.
+    #[default]
+    None,
+    /// `--union`: existing files are replaced.
+    UnionFiles,
+    /// `--union-add`: existing files are kept.
+    AddFiles,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckoutOptions {
+    /// `-U`: ignore owners and xattrs, drop setuid/setgid bits.
+    pub user_mode: bool,
+    /// `--force-copy`: never hardlink.
+    pub force_copy: bool,
+    pub overwrite: Overwrite,
+    /// Check out only this path of the commit.
+    pub subpath: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct CheckoutStats {
+    pub files: u64,
+    pub hardlinked: u64,
+    pub dirs: u64,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repo,
+    opts: &'a CheckoutOptions,
+    hardlink: bool,
+    metas: Mutex<HashMap<Checksum, DirMeta>>,
+    files: AtomicU64,
+    linked: AtomicU64,
+    dirs: AtomicU64,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Repo {
+    /// Check out `commit` to `dest`.
+    pub fn checkout(
+        &self,
+        commit: &Checksum,
+        dest: &Path,
+        opts: &CheckoutOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<CheckoutStats> {
+        let c = self.load_commit(commit)?;
+        let mut opts = opts.clone();
+        if self.mode() == RepoMode::BareUserOnly {
+            opts.user_mode = true;
+        }
+        let hardlink = !opts.force_copy
+            && match self.mode() {
+                RepoMode::Bare => !opts.user_mode,
+                RepoMode::BareUser | RepoMode::BareUserOnly => opts.user_mode,
+                RepoMode::Archive => false,
+            };
+        let ctx = Ctx {
+            repo: self,
+            opts: &opts,
+            hardlink,
+            metas: Mutex::new(HashMap::new()),
+            files: AtomicU64::new(0),
+            linked: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            progress,
+        };
+        let (parent, name) = split_dest(dest)?;
+        let parent_fd =
+            fsutil::open_dir(&parent).ctx(|| format!("opening {}", parent.display()))?;
+
+        // Resolve the subpath inside the commit.
+        let (mut tree, mut meta) = (c.root_tree, c.root_meta);
+        if let Some(sub) = opts.subpath.as_deref() {
+            let comps: Vec<&str> = sub.split('/').filter(|s| !s.is_empty()).collect();
+            for (i, comp) in comps.iter().enumerate() {
+                let t = self.load_dirtree(&tree)?;
+                if let Some(d) = t.dirs.iter().find(|d| d.name == *comp) {
+                    tree = d.tree;
+                    meta = d.meta;
+                } else if let Some(f) = t.files.iter().find(|f| f.name == *comp) {
+                    if i + 1 != comps.len() {
+                        return Err(RepoError::NoSuchPath(sub.to_string()));
+                    }
+                    ctx.file(parent_fd.as_fd(), &name, &f.checksum)?;
+                    return Ok(ctx.stats());
+                } else {
+                    return Err(RepoError::NoSuchPath(sub.to_string()));
+                }
+            }
+        }
+        ctx.dir(parent_fd.as_fd(), &name, &tree, &meta)?;
+        Ok(ctx.stats())
+    }
+}
+
+fn split_dest(dest: &Path) -> Result<(std::path::PathBuf, String)> {
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            RepoError::Invalid(format!("invalid checkout destination {}", dest.display()))
+        })?
+        .to_string();
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => ".".into(),
+    };
+    Ok((parent, name))
+}
+
+impl Ctx<'_> {
+    fn stats(&self) -> CheckoutStats {
+        CheckoutStats {
+            files: self.files.load(Ordering::Relaxed),
+            hardlinked: self.linked.load(Ordering::Relaxed),
+            dirs: self.dirs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn dirmeta(&self, c: &Checksum) -> Result<DirMeta> {
+        if let Some(m) = self.metas.lock().unwrap().get(c) {
+            return Ok(m.clone());
+        }
+        let m = self.repo.load_dirmeta(c)?;
+        self.metas.lock().unwrap().insert(*c, m.clone());
+        Ok(m)
+    }
+
+    fn dir(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &str,
+        tree: &Checksum,
+        meta: &Checksum,
+    ) -> Result<()> {
+        let t = self.repo.load_dirtree(tree)?;
+        let m = self.dirmeta(meta)?;
+        match fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) if self.opts.overwrite != Overwrite::None => {}
+            Err(e) => return Err(e).ctx(|| format!("creating directory {name}")),
+        }
+        // O_NOFOLLOW|O_DIRECTORY: a symlink or file in the way is an error.
+        let fd = fsutil::open_dir_at(parent, name).map_err(|e| RepoError::Invalid(format!(
+            "cannot check out directory '{name}': {e} (is something other than a directory in the way?)"
+        )))?;
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+
+        let files = |f: &oxtree_object::FileEntry| self.file(fd.as_fd(), &f.name, &f.checksum);
+        if t.files.len() >= 16 {
+            t.files.par_iter().try_for_each(files)?;
+        } else {
+            t.files.iter().try_for_each(files)?;
+        }
+        let dirs = |d: &oxtree_object::DirEntry| self.dir(fd.as_fd(), &d.name, &d.tree, &d.meta);
+        if t.dirs.len() >= 2 {
+            t.dirs.par_iter().try_for_each(dirs)?;
+        } else {
+            t.dirs.iter().try_for_each(dirs)?;
+        }
+
+        // Metadata last, so a read-only directory could still be filled.
+        if !self.opts.user_mode {
+            fs::fchown(&fd, Some(uid(m.uid)), Some(gid(m.gid))).ctx(|| format!("chown {name}"))?;
+            fsutil::set_fd_xattrs(&fd, &m.xattrs).ctx(|| format!("setting xattrs on {name}"))?;
+        }
+        fs::fchmod(&fd, Mode::from_raw_mode(m.mode & 0o7777)).ctx(|| format!("chmod {name}"))?;
+        // Like ostree: directories get mtime 0, so checkouts are reproducible.
+        let ts = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: fs::UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        fs::futimens(&fd, &ts).ctx(|| format!("setting mtime of {name}"))?;
+        Ok(())
+    }
+
+    fn file(&self, dir: BorrowedFd<'_>, name: &str, csum: &Checksum) -> Result<()> {
+        let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % 256 == 0 {
+            (self.progress)(n);
+        }
+        if self.opts.overwrite == Overwrite::AddFiles
+            && fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+        {
+            return Ok(());
+        }
+        let stored = self.repo.open_file(csum)?;
+        if self.hardlink && stored.header.is_regular() {
+            let obj = loose_path(csum, ObjectType::File, self.repo.mode());
+            match self.place(dir, name, |tmp| {
+                fs::linkat(self.repo.objects_dir(), &obj, dir, tmp, AtFlags::empty())
+            }) {
+                Ok(()) => {
+                    self.linked.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                // Too many links or another filesystem: fall back to a copy.
+                Err(Errno::MLINK) | Err(Errno::XDEV) => {}
+                Err(e) => return Err(e).ctx(|| format!("hardlinking {name}")),
+            }
+        }
+        let h = stored.header.clone();
+        if h.is_symlink() {
+            self.place(dir, name, |tmp| {
+                fs::symlinkat(h.symlink_target.as_str(), dir, tmp)
+            })
+            .ctx(|| format!("creating symlink {name}"))?;
+            if !self.opts.user_mode {
+                fs::chownat(
+                    dir,
+                    name,
+                    Some(uid(h.uid)),
+                    Some(gid(h.gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .ctx(|| format!("chown {name}"))?;
+                fsutil::set_link_xattrs(&fsutil::proc_path(dir, name), &h.xattrs)
+                    .ctx(|| format!("setting xattrs on {name}"))?;
+            }
+            return Ok(());
+        }
+        self.copy_file(dir, name, csum, stored)
+    }
+
+    /// Create an entry via `make(temp name)`, then move it into place:
+    /// directly when nothing may be replaced, else by an atomic rename.
+    fn place(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        make: impl Fn(&str) -> rustix::io::Result<()>,
+    ) -> rustix::io::Result<()> {
+        if self.opts.overwrite != Overwrite::UnionFiles {
+            return make(name);
+        }
+        let tmp = fsutil::temp_name(".oxtree-co-");
+        make(&tmp)?;
+        if let Err(e) = fs::renameat(dir, &tmp, dir, name) {
+            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn copy_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        csum: &Checksum,
+        mut stored: crate::objects::StoredFile,
+    ) -> Result<()> {
+        let h: FileHeader = stored.header.clone();
+        let tmp = fsutil::temp_name(".oxtree-co-");
+        let fd: OwnedFd = fs::openat(
+            dir,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ctx(|| format!("creating {name}"))?;
+        let result = (|| -> Result<()> {
+            let mut f = std::fs::File::from(fd.try_clone().ctx(|| "dup")?);
+            let mut hasher = h.hasher();
+            let mut buf = vec![0u8; 128 << 10];
+            let mut total = 0u64;
+            loop {
+                let k = match stored.content.read(&mut buf) {
+                    Ok(k) => k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(RepoError::BadObject {
+                            checksum: *csum,
+                            kind: ObjectType::File,
+                            reason: e.to_string(),
+                        })
+                    }
+                };
+                if k == 0 {
+                    break;
+                }
+                total += k as u64;
+                if total > stored.size {
+                    break;
+                }
+                hasher.update(&buf[..k]);
+                f.write_all(&buf[..k]).ctx(|| format!("writing {name}"))?;
+            }
+            let actual = hasher.finish();
+            if total != stored.size || actual != *csum {
+                return Err(RepoError::BadObject {
+                    checksum: *csum,
+                    kind: ObjectType::File,
+                    reason: format!(
+                        "corrupt object: content hashes to {actual} ({total} of {} bytes)",
+                        stored.size
+                    ),
+                });
+            }
+            let perms = if self.opts.user_mode {
+                h.mode & 0o777 & !0o6000 | (h.mode & 0o1000)
+            } else {
+                h.mode & 0o7777
+            };
+            if !self.opts.user_mode {
+                fs::fchown(&fd, Some(uid(h.uid)), Some(gid(h.gid)))
+                    .ctx(|| format!("chown {name}"))?;
+                fsutil::set_fd_xattrs(&fd, &h.xattrs)
+                    .ctx(|| format!("setting xattrs on {name}"))?;
+            }
+            fs::fchmod(&fd, Mode::from_raw_mode(perms)).ctx(|| format!("chmod {name}"))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
+            return Err(e);
+        }
+        let r = if self.opts.overwrite == Overwrite::UnionFiles {
+            fs::renameat(dir, &tmp, dir, name)
+        } else {
+            // No-replace rename: an existing entry is an error.
+            fs::renameat_with(dir, &tmp, dir, name, fs::RenameFlags::NOREPLACE)
+        };
+        if let Err(e) = r {
+            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
+            return Err(e).ctx(|| format!("creating {name}"));
+        }
+        Ok(())
+    }
+}
+
+use std::io::Read;

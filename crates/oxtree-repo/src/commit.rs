@@ -1,0 +1,401 @@
+//! Commit: turn a directory, a tarball or an existing tree into objects and
+//! a commit object. File objects are hashed and written in parallel; the
+//! dirtrees are then written bottom-up.
+
+use crate::error::{IoContext, RepoError, Result};
+use crate::fsutil;
+use crate::mode::RepoMode;
+use crate::mtree::{default_dirmeta, MutableTree};
+use crate::transaction::Transaction;
+use oxtree_object::{mode, Checksum, Commit, DirMeta, FileHeader, Metadata, Xattrs};
+use rayon::prelude::*;
+use rustix::fd::OwnedFd;
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How file metadata is rewritten on the way in (ostree's commit modifier).
+#[derive(Clone, Debug, Default)]
+pub struct CommitModifier {
+    /// `--canonical-permissions`: owner 0:0, no xattrs, files `& 0755`,
+    /// directories 0755. Always on for bare-user-only repos.
+    pub canonical_permissions: bool,
+    pub owner_uid: Option<u32>,
+    pub owner_gid: Option<u32>,
+    /// `--no-xattrs`.
+    pub skip_xattrs: bool,
+}
+
+impl CommitModifier {
+    fn canonical(&self, repo: RepoMode) -> bool {
+        self.canonical_permissions || repo == RepoMode::BareUserOnly
+    }
+
+    pub fn file(&self, repo: RepoMode, mut h: FileHeader) -> FileHeader {
+        if let Some(u) = self.owner_uid {
+            h.uid = u;
+        }
+        if let Some(g) = self.owner_gid {
+            h.gid = g;
+        }
+        if self.canonical(repo) {
+            h.uid = 0;
+            h.gid = 0;
+            h.xattrs = Xattrs::new();
+            if h.is_regular() {
+                h.mode = mode::S_IFREG | (h.mode & 0o755);
+            }
+        }
+        if self.skip_xattrs {
+            h.xattrs = Xattrs::new();
+        }
+        h
+    }
+
+    pub fn dir(&self, repo: RepoMode, mut m: DirMeta) -> DirMeta {
+        if let Some(u) = self.owner_uid {
+            m.uid = u;
+        }
+        if let Some(g) = self.owner_gid {
+            m.gid = g;
+        }
+        if self.canonical(repo) {
+            m = default_dirmeta();
+        }
+        if self.skip_xattrs {
+            m.xattrs = Xattrs::new();
+        }
+        m
+    }
+}
+
+/// The commit object's fields other than the tree.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    pub subject: String,
+    pub body: String,
+    pub timestamp: u64,
+    pub parent: Option<Checksum>,
+    pub metadata: Metadata,
+}
+
+/// Progress of a long write: (files done, files total).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+struct ScanDir {
+    meta: DirMeta,
+    files: Vec<(String, usize)>,
+    dirs: Vec<(String, ScanDir)>,
+}
+
+struct FileJob {
+    rel: PathBuf,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    size: u64,
+    is_link: bool,
+}
+
+impl<'r> Transaction<'r> {
+    /// Commit the contents of directory `path` into `mt` (overlaying).
+    pub fn write_dir_into(
+        &self,
+        path: &Path,
+        mt: &mut MutableTree,
+        m: &CommitModifier,
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        let root = fsutil::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut jobs = Vec::new();
+        let scan = scan_dir(
+            &root,
+            &root,
+            Path::new(""),
+            m.skip_xattrs || m.canonical(self.repo().mode()),
+            &mut jobs,
+        )?;
+        let total = jobs.len() as u64;
+        let done = AtomicU64::new(0);
+        let repo_mode = self.repo().mode();
+        let sums: Vec<Checksum> = jobs
+            .par_iter()
+            .map(|j| {
+                let c = self.write_job(&root, j, m, repo_mode);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                c
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let built = self.assemble(scan, &sums, m)?;
+        mt.overlay(built);
+        Ok(())
+    }
+
+    fn write_job(
+        &self,
+        root: &OwnedFd,
+        j: &FileJob,
+        m: &CommitModifier,
+        repo_mode: RepoMode,
+    ) -> Result<Checksum> {
+        let want_xattrs = !(m.skip_xattrs || m.canonical(repo_mode));
+        let shown = || j.rel.display().to_string();
+        if j.is_link {
+            let target = fs::readlinkat(root, &j.rel, Vec::new())
+                .ctx(|| format!("reading symlink {}", shown()))?;
+            let target = target.into_string().map_err(|_| {
+                RepoError::Invalid(format!("symlink {} has a non-UTF-8 target", shown()))
+            })?;
+            let xattrs = if want_xattrs {
+                fsutil::link_xattrs(&fsutil::proc_path(root, &j.rel.to_string_lossy()))
+                    .ctx(|| format!("reading xattrs of {}", shown()))?
+            } else {
+                Xattrs::new()
+            };
+            let h = m.file(repo_mode, FileHeader::symlink(j.uid, j.gid, target, xattrs));
+            return Ok(self.write_content(&h, 0, std::io::empty())?.checksum);
+        }
+        let fd = fs::openat(
+            root,
+            &j.rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", shown()))?;
+        let xattrs = if want_xattrs {
+            fsutil::fd_xattrs(&fd).ctx(|| format!("reading xattrs of {}", shown()))?
+        } else {
+            Xattrs::new()
+        };
+        let h = m.file(repo_mode, FileHeader::regular(j.uid, j.gid, j.mode, xattrs));
+        let f = std::fs::File::from(fd);
+        self.write_content(&h, j.size, f)
+            .map(|w| w.checksum)
+            .map_err(|e| match e {
+                RepoError::Invalid(msg) => RepoError::Invalid(format!("{}: {msg}", shown())),
+                other => other,
+            })
+    }
+
+    fn assemble(
+        &self,
+        scan: ScanDir,
+        sums: &[Checksum],
+        m: &CommitModifier,
+    ) -> Result<MutableTree> {
+        let meta = m.dir(self.repo().mode(), scan.meta);
+        let mut mt = MutableTree {
+            meta: Some(self.write_dirmeta(&meta)?),
+            ..Default::default()
+        };
+        for (name, idx) in scan.files {
+            mt.files.insert(name, sums[idx]);
+        }
+        for (name, sub) in scan.dirs {
+            mt.dirs.insert(name, self.assemble(sub, sums, m)?);
+        }
+        Ok(mt)
+    }
+
+    /// Commit a tar stream into `mt` (overlaying).
+    pub fn write_tar_into(
+        &self,
+        reader: impl Read,
+        mt: &mut MutableTree,
+        m: &CommitModifier,
+    ) -> Result<()> {
+        let repo_mode = self.repo().mode();
+        let mut ar = tar::Archive::new(reader);
+        let mut built = MutableTree::new();
+        let entries = ar.entries().ctx(|| "reading tar archive")?;
+        for entry in entries {
+            let mut e = entry.ctx(|| "reading tar entry")?;
+            let raw_path = e.path().ctx(|| "reading tar entry path")?.into_owned();
+            let comps = tar_components(&raw_path)?;
+            let hdr = e.header();
+            let uid = hdr.uid().unwrap_or(0) as u32;
+            let gid = hdr.gid().unwrap_or(0) as u32;
+            let perms = hdr.mode().unwrap_or(0o644) & 0o7777;
+            let etype = hdr.entry_type();
+            let link = e
+                .link_name()
+                .ctx(|| "reading tar link name")?
+                .map(|p| p.into_owned());
+            let mut xattr_pairs = Vec::new();
+            if let Ok(Some(exts)) = e.pax_extensions() {
+                for ext in exts.flatten() {
+                    if let Ok(k) = ext.key() {
+                        if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                            xattr_pairs
+                                .push((name.as_bytes().to_vec(), ext.value_bytes().to_vec()));
+                        }
+                    }
+                }
+            }
+            let xattrs = Xattrs::from_pairs(xattr_pairs);
+            let strs: Vec<&str> = comps.iter().map(|s| s.as_str()).collect();
+            if etype.is_dir() {
+                let meta = m.dir(
+                    repo_mode,
+                    DirMeta {
+                        uid,
+                        gid,
+                        mode: mode::S_IFDIR | perms,
+                        xattrs,
+                    },
+                );
+                let csum = self.write_dirmeta(&meta)?;
+                built.dir_at_path(&strs).meta = Some(csum);
+                continue;
+            }
+            let Some((leaf, parents)) = strs.split_last() else {
+                return Err(RepoError::Invalid("tar entry with an empty path".into()));
+            };
+            let csum = if etype.is_symlink() {
+                let target = link.ok_or_else(|| {
+                    RepoError::Invalid(format!("tar symlink {} without target", raw_path.display()))
+                })?;
+                let target = target
+                    .to_str()
+                    .ok_or_else(|| RepoError::Invalid("non-UTF-8 symlink target in tar".into()))?
+                    .to_string();
+                let h = m.file(repo_mode, FileHeader::symlink(uid, gid, target, xattrs));
+                self.write_content(&h, 0, std::io::empty())?.checksum
+            } else if etype.is_hard_link() {
+                let target = link.ok_or_else(|| {
+                    RepoError::Invalid(format!(
+                        "tar hardlink {} without target",
+                        raw_path.display()
+                    ))
+                })?;
+                let tc = tar_components(&target)?;
+                let ts: Vec<&str> = tc.iter().map(|s| s.as_str()).collect();
+                built.lookup_file(&ts).ok_or_else(|| {
+                    RepoError::Invalid(format!("tar hardlink to unknown file {}", target.display()))
+                })?
+            } else if etype.is_file() || etype == tar::EntryType::Continuous {
+                let size = e.size();
+                let h = m.file(repo_mode, FileHeader::regular(uid, gid, perms, xattrs));
+                self.write_content(&h, size, &mut e)?.checksum
+            } else {
+                return Err(RepoError::Invalid(format!(
+                    "tar entry {} has an unsupported type {:?}",
+                    raw_path.display(),
+                    etype
+                )));
+            };
+            built.dir_at_path(parents).set_file(leaf, csum);
+        }
+        mt.overlay(built);
+        Ok(())
+    }
+
+    /// Write the commit object for a root.
+    pub fn write_commit_object(
+        &self,
+        root: (Checksum, Checksum),
+        o: &CommitOptions,
+    ) -> Result<Checksum> {
+        let c = Commit {
+            metadata: o.metadata.clone(),
+            parent: o.parent,
+            related: vec![],
+            subject: o.subject.clone(),
+            body: o.body.clone(),
+            timestamp: o.timestamp,
+            root_tree: root.0,
+            root_meta: root.1,
+        };
+        self.write_commit(&c)
+    }
+}
+
+/// Path components of a tar member, refusing `..` and absolute escapes.
+fn tar_components(p: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(s) => {
+                let s = s.to_str().ok_or_else(|| {
+                    RepoError::Invalid(format!("non-UTF-8 path in tar: {}", p.display()))
+                })?;
+                oxtree_object::name::validate_filename(s)?;
+                out.push(s.to_string());
+            }
+            std::path::Component::CurDir | std::path::Component::RootDir => {}
+            _ => {
+                return Err(RepoError::Invalid(format!(
+                    "tar member {} escapes the tree",
+                    p.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn scan_dir(
+    root: &OwnedFd,
+    dirfd: &OwnedFd,
+    rel: &Path,
+    skip_xattrs: bool,
+    jobs: &mut Vec<FileJob>,
+) -> Result<ScanDir> {
+    let shown = || {
+        if rel.as_os_str().is_empty() {
+            "/".to_string()
+        } else {
+            rel.display().to_string()
+        }
+    };
+    let st = fs::fstat(dirfd).ctx(|| format!("stat {}", shown()))?;
+    let xattrs = if skip_xattrs {
+        Xattrs::new()
+    } else {
+        fsutil::fd_xattrs(dirfd).ctx(|| format!("reading xattrs of {}", shown()))?
+    };
+    let mut out = ScanDir {
+        meta: DirMeta {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode,
+            xattrs,
+        },
+        files: Vec::new(),
+        dirs: Vec::new(),
+    };
+    let mut entries = fsutil::list_dir(dirfd).ctx(|| format!("listing {}", shown()))?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, _) in entries {
+        let child_rel = rel.join(&name);
+        let st = fs::statat(dirfd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .ctx(|| format!("stat {}", child_rel.display()))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let sub = fsutil::open_dir_at(dirfd, &name).ctx(|| format!("opening {}", child_rel.display()))?;
+                let s = scan_dir(root, &sub, &child_rel, skip_xattrs, jobs)?;
+                out.dirs.push((name, s));
+            }
+            t @ (FileType::RegularFile | FileType::Symlink) => {
+                jobs.push(FileJob {
+                    rel: child_rel,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                    mode: st.st_mode,
+                    size: st.st_size as u64,
+                    is_link: t == FileType::Symlink,
+                });
+                out.files.push((name, jobs.len() - 1));
+            }
+            other => {
+                return Err(RepoError::Invalid(format!(
+                    "{}: unsupported file type {other:?} (only files, symlinks and directories can be committed)",
+                    child_rel.display()
+                )))
+            }
+        }
+    }
+    let _ = root;
+    Ok(out)
+}

@@ -1,0 +1,64 @@
+//! Errors of repository operations, each carrying what was being done.
+
+use oxtree_object::{Checksum, ObjectError, ObjectType};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RepoError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error("object {checksum}.{kind}: {reason}")]
+    BadObject {
+        checksum: Checksum,
+        kind: ObjectType,
+        reason: String,
+    },
+    #[error("no such object {checksum}.{kind}")]
+    MissingObject {
+        checksum: Checksum,
+        kind: ObjectType,
+    },
+    #[error("refspec '{0}' not found")]
+    RefNotFound(String),
+    #[error("invalid ref name '{0}'")]
+    InvalidRef(String),
+    #[error("invalid repository config: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("timed out after {0} s waiting for the repository lock (another process holds it)")]
+    LockTimeout(u64),
+    #[error("path '{0}' does not exist in the commit")]
+    NoSuchPath(String),
+}
+
+pub type Result<T> = std::result::Result<T, RepoError>;
+
+/// Attach context to io errors: `.ctx(|| format!("opening {x}"))`.
+pub trait IoContext<T> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::result::Result<T, std::io::Error> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|source| RepoError::Io {
+            context: f().into(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| RepoError::Io {
+            context: f().into(),
+            source: e.into(),
+        })
+    }
+}

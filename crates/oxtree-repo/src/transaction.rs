@@ -1,0 +1,465 @@
+//! Transaction: the write side of the object store.
+//!
+//! Objects are written into a private staging directory under `tmp/`, named
+//! by the checksum computed while they were written. `commit` syncs the
+//! filesystem once (not per object), then renames every staged object into
+//! `objects/`, then syncs again, so an object is only ever visible complete,
+//! and refs (written after commit) only ever name complete trees. A killed
+//! writer leaves only a staging directory, which later transactions remove.
+
+use crate::error::{IoContext, RepoError, Result};
+use crate::fsutil;
+use crate::lock::{LockKind, RepoLock};
+use crate::mode::RepoMode;
+use crate::objects::loose_path;
+use crate::Repo;
+use oxtree_object::file::{deflate_writer, encode_bare_user_meta};
+use oxtree_object::{
+    ArchiveHeader, Checksum, Commit, DirMeta, DirTree, FileHeader, ObjectType, Xattrs,
+};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+/// A staging directory older than this, from a writer that died, is removed.
+const STALE_STAGING_SECS: i64 = 24 * 3600;
+
+pub struct Transaction<'r> {
+    repo: &'r Repo,
+    staging: OwnedFd,
+    staging_name: String,
+    staged: Mutex<Vec<(ObjectType, Checksum)>>,
+    staged_set: Mutex<HashSet<(ObjectType, Checksum)>>,
+    staging_subdirs: Mutex<[bool; 256]>,
+    sync: bool,
+    done: bool,
+    _lock: RepoLock,
+}
+
+/// What `write_content` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub checksum: Checksum,
+    /// False when the object was already present.
+    pub new: bool,
+}
+
+impl Repo {
+    /// Start a transaction; holds the shared repository lock until dropped.
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        let lock = self.lock(LockKind::Shared)?;
+        let tmp = fsutil::open_dir_at(self.dir(), "tmp").ctx(|| "opening tmp/")?;
+        remove_stale_staging(&tmp);
+        let staging_name = fsutil::temp_name("staging-oxtree-");
+        fs::mkdirat(&tmp, &staging_name, Mode::from_raw_mode(0o755))
+            .ctx(|| format!("creating tmp/{staging_name}"))?;
+        let staging = fsutil::open_dir_at(&tmp, &staging_name).ctx(|| "opening staging dir")?;
+        Ok(Transaction {
+            repo: self,
+            staging,
+            staging_name,
+            staged: Mutex::new(Vec::new()),
+            staged_set: Mutex::new(HashSet::new()),
+            staging_subdirs: Mutex::new([false; 256]),
+            sync: self.fsync_enabled()?,
+            done: false,
+            _lock: lock,
+        })
+    }
+}
+
+fn remove_stale_staging(tmp: &OwnedFd) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let Ok(entries) = fsutil::list_dir(tmp) else {
+        return;
+    };
+    for (name, _) in entries {
+        if !name.starts_with("staging-oxtree-") {
+            continue;
+        }
+        if let Ok(st) = fs::statat(tmp, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            if now - st.st_mtime > STALE_STAGING_SECS {
+                let _ = remove_tree_at(tmp, &name);
+            }
+        }
+    }
+}
+
+/// Remove a directory tree below `dirfd` (never following symlinks).
+pub fn remove_tree_at<Fd: AsFd>(dirfd: Fd, name: &str) -> std::io::Result<()> {
+    let dirfd = dirfd.as_fd();
+    match fs::unlinkat(dirfd, name, AtFlags::empty()) {
+        Ok(()) => return Ok(()),
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let sub = fsutil::open_dir_at(dirfd, name)?;
+    for (n, _) in fsutil::list_dir(&sub)? {
+        remove_tree_at(&sub, &n)?;
+    }
+    drop(sub);
+    fs::unlinkat(dirfd, name, AtFlags::REMOVEDIR)?;
+    Ok(())
+}
+
+impl<'r> Transaction<'r> {
+    pub fn repo(&self) -> &'r Repo {
+        self.repo
+    }
+
+    /// Override `core.fsync` for this transaction (`--fsync=false`).
+    pub fn set_sync(&mut self, sync: bool) {
+        self.sync = sync;
+    }
+
+    fn is_present(&self, kind: ObjectType, csum: &Checksum) -> Result<bool> {
+        if self.staged_set.lock().unwrap().contains(&(kind, *csum)) {
+            return Ok(true);
+        }
+        self.repo.has_object(kind, csum)
+    }
+
+    /// Move a finished temp file in staging to its object name.
+    fn stage(&self, tmp: &str, kind: ObjectType, csum: Checksum) -> Result<bool> {
+        if self.is_present(kind, &csum)? {
+            let _ = fs::unlinkat(&self.staging, tmp, AtFlags::empty());
+            return Ok(false);
+        }
+        let sub = csum.0[0] as usize;
+        {
+            let mut made = self.staging_subdirs.lock().unwrap();
+            if !made[sub] {
+                fsutil::ensure_dir_at(&self.staging, &format!("{:02x}", csum.0[0]), 0o755)
+                    .ctx(|| "creating staging subdir")?;
+                made[sub] = true;
+            }
+        }
+        let name = loose_path(&csum, kind, self.repo.mode());
+        fs::renameat(&self.staging, tmp, &self.staging, &name).ctx(|| format!("staging {name}"))?;
+        if self.staged_set.lock().unwrap().insert((kind, csum)) {
+            self.staged.lock().unwrap().push((kind, csum));
+        }
+        Ok(true)
+    }
+
+    /// Write a metadata object from its bytes; returns its checksum.
+    pub fn write_meta(&self, kind: ObjectType, bytes: &[u8]) -> Result<Checksum> {
+        let csum = Checksum::of(bytes);
+        if self.is_present(kind, &csum)? {
+            return Ok(csum);
+        }
+        let tmp = fsutil::temp_name("meta-");
+        let fd = self.create_tmp(&tmp, 0o644)?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(bytes).ctx(|| "writing metadata object")?;
+        drop(f);
+        self.stage(&tmp, kind, csum)?;
+        Ok(csum)
+    }
+
+    /// Write a metadata object whose checksum is known (a pull or import):
+    /// refused if the bytes do not match.
+    pub fn write_meta_trusted_name(
+        &self,
+        kind: ObjectType,
+        expected: &Checksum,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let actual = Checksum::of(bytes);
+        if actual != *expected {
+            return Err(RepoError::BadObject {
+                checksum: *expected,
+                kind,
+                reason: format!("content hashes to {actual}"),
+            });
+        }
+        self.write_meta(kind, bytes)?;
+        Ok(())
+    }
+
+    pub fn write_dirtree(&self, t: &DirTree) -> Result<Checksum> {
+        self.write_meta(ObjectType::DirTree, &t.encode())
+    }
+    pub fn write_dirmeta(&self, m: &DirMeta) -> Result<Checksum> {
+        self.write_meta(ObjectType::DirMeta, &m.encode())
+    }
+    pub fn write_commit(&self, c: &Commit) -> Result<Checksum> {
+        self.write_meta(ObjectType::Commit, &c.encode())
+    }
+
+    fn create_tmp(&self, name: &str, mode: u32) -> Result<OwnedFd> {
+        fs::openat(
+            &self.staging,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .ctx(|| "creating a temporary object file")
+    }
+
+    /// Store a file object: hash and write the content in one pass, in the
+    /// form this repo's mode uses. `size` must be the content's length.
+    pub fn write_content(
+        &self,
+        header: &FileHeader,
+        size: u64,
+        mut content: impl Read,
+    ) -> Result<Written> {
+        header.validate()?;
+        let mode = self.repo.mode();
+        let mut hasher = header.hasher();
+        let tmp = fsutil::temp_name("file-");
+
+        if header.is_symlink() && mode != RepoMode::BareUser && mode != RepoMode::Archive {
+            let csum = hasher.finish();
+            if self.is_present(ObjectType::File, &csum)? {
+                return Ok(Written {
+                    checksum: csum,
+                    new: false,
+                });
+            }
+            fs::symlinkat(header.symlink_target.as_str(), &self.staging, &tmp)
+                .ctx(|| "creating a symlink object")?;
+            if mode == RepoMode::Bare {
+                fs::chownat(
+                    &self.staging,
+                    &tmp,
+                    Some(uid(header.uid)),
+                    Some(gid(header.gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .ctx(|| "setting the owner of a symlink object")?;
+                fsutil::set_link_xattrs(&fsutil::proc_path(&self.staging, &tmp), &header.xattrs)
+                    .ctx(|| "setting xattrs of a symlink object")?;
+            }
+            let new = self.stage(&tmp, ObjectType::File, csum)?;
+            return Ok(Written {
+                checksum: csum,
+                new,
+            });
+        }
+
+        let fd = self.create_tmp(&tmp, 0o644)?;
+        let result = (|| -> Result<Checksum> {
+            let mut f = std::fs::File::from(fd.try_clone().ctx(|| "dup")?);
+            let mut buf = vec![0u8; 128 << 10];
+            let mut total = 0u64;
+            if mode == RepoMode::Archive {
+                let w = std::io::BufWriter::with_capacity(128 << 10, &mut f);
+                let mut w = w;
+                w.write_all(
+                    &ArchiveHeader {
+                        size,
+                        file: header.clone(),
+                    }
+                    .encode(),
+                )
+                .ctx(|| "writing archive header")?;
+                let mut enc = deflate_writer(w);
+                loop {
+                    let n = read_some(&mut content, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    enc.write_all(&buf[..n])
+                        .ctx(|| "writing compressed object")?;
+                    total += n as u64;
+                }
+                enc.finish()
+                    .ctx(|| "finishing compressed object")?
+                    .flush()
+                    .ctx(|| "flush")?;
+            } else if header.is_symlink() {
+                // bare-user: a symlink is a regular file holding its target.
+                let t = header.symlink_target.as_bytes();
+                f.write_all(t).ctx(|| "writing bare-user symlink object")?;
+            } else {
+                loop {
+                    let n = read_some(&mut content, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                    f.write_all(&buf[..n]).ctx(|| "writing object")?;
+                    total += n as u64;
+                }
+            }
+            if total != size {
+                return Err(RepoError::Invalid(format!(
+                    "file changed while it was read: {total} bytes instead of {size}"
+                )));
+            }
+            self.apply_file_meta(&fd, header)?;
+            Ok(hasher.finish())
+        })();
+        match result {
+            Ok(csum) => {
+                let new = self.stage(&tmp, ObjectType::File, csum)?;
+                Ok(Written {
+                    checksum: csum,
+                    new,
+                })
+            }
+            Err(e) => {
+                let _ = fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
+                Err(e)
+            }
+        }
+    }
+
+    /// Like `write_content`, but refuse the object unless it hashes to
+    /// `expected` (imports from other repos, pulls).
+    pub fn write_content_expect(
+        &self,
+        expected: &Checksum,
+        header: &FileHeader,
+        size: u64,
+        content: impl Read,
+    ) -> Result<Written> {
+        if self.is_present(ObjectType::File, expected)? {
+            return Ok(Written {
+                checksum: *expected,
+                new: false,
+            });
+        }
+        let w = self.write_content(header, size, content)?;
+        if w.checksum != *expected {
+            if w.new {
+                let name = loose_path(&w.checksum, ObjectType::File, self.repo.mode());
+                let _ = fs::unlinkat(&self.staging, &name, AtFlags::empty());
+                self.staged_set
+                    .lock()
+                    .unwrap()
+                    .remove(&(ObjectType::File, w.checksum));
+                self.staged.lock().unwrap().retain(|x| x.1 != w.checksum);
+            }
+            return Err(RepoError::BadObject {
+                checksum: *expected,
+                kind: ObjectType::File,
+                reason: format!("content hashes to {}", w.checksum),
+            });
+        }
+        Ok(w)
+    }
+
+    /// Owner, mode, xattrs and mtime of a regular object file, per mode.
+    fn apply_file_meta(&self, fd: &OwnedFd, h: &FileHeader) -> Result<()> {
+        match self.repo.mode() {
+            RepoMode::Bare => {
+                fs::fchown(fd, Some(uid(h.uid)), Some(gid(h.gid)))
+                    .ctx(|| "setting object owner")?;
+                fs::fchmod(fd, Mode::from_raw_mode(h.mode & 0o7777))
+                    .ctx(|| "setting object mode")?;
+                fsutil::set_fd_xattrs(fd, &h.xattrs).ctx(|| "setting object xattrs")?;
+            }
+            RepoMode::BareUser => {
+                let meta = encode_bare_user_meta(h);
+                fs::fsetxattr(fd, c"user.ostreemeta", &meta, fs::XattrFlags::empty())
+                    .ctx(|| "setting user.ostreemeta (does the filesystem support user xattrs?)")?;
+                if h.is_regular() {
+                    fs::fchmod(fd, Mode::from_raw_mode((h.mode & 0o775) | 0o400))
+                        .ctx(|| "setting object mode")?;
+                }
+            }
+            RepoMode::BareUserOnly => {
+                if h.mode & 0o7777 & !0o775 != 0 {
+                    return Err(RepoError::Invalid(format!(
+                        "invalid mode 0{:o} in a bare-user-only repository",
+                        h.mode
+                    )));
+                }
+                fs::fchmod(fd, Mode::from_raw_mode(h.mode & 0o7777))
+                    .ctx(|| "setting object mode")?;
+            }
+            RepoMode::Archive => return Ok(()),
+        }
+        // ostree gives bare objects (and so hardlinked checkouts) mtime 0.
+        let ts = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: fs::UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        fs::futimens(fd, &ts).ctx(|| "setting object mtime")?;
+        Ok(())
+    }
+
+    /// Make every staged object visible: one sync, the renames, one sync.
+    pub fn commit(mut self) -> Result<usize> {
+        if self.sync {
+            fs::syncfs(&self.staging).ctx(|| "syncing the filesystem")?;
+        }
+        let staged = std::mem::take(&mut *self.staged.lock().unwrap());
+        let mode = self.repo.mode();
+        let objects = self.repo.objects_dir();
+        let mut made = [false; 256];
+        for (kind, csum) in &staged {
+            let name = loose_path(csum, *kind, mode);
+            let sub = csum.0[0] as usize;
+            if !made[sub] {
+                fsutil::ensure_dir_at(objects, &name[..2], 0o755)
+                    .ctx(|| "creating objects subdir")?;
+                made[sub] = true;
+            }
+            fs::renameat(&self.staging, &name, objects, &name)
+                .ctx(|| format!("publishing object {name}"))?;
+        }
+        if self.sync && !staged.is_empty() {
+            fs::syncfs(objects).ctx(|| "syncing the filesystem")?;
+        }
+        self.cleanup();
+        self.done = true;
+        Ok(staged.len())
+    }
+
+    fn cleanup(&self) {
+        if let Ok(tmp) = fsutil::open_dir_at(self.repo.dir(), "tmp") {
+            let _ = remove_tree_at(&tmp, &self.staging_name);
+        }
+    }
+
+    pub fn sync_enabled(&self) -> bool {
+        self.sync
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cleanup();
+        }
+    }
+}
+
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx(|| "reading file content"),
+        }
+    }
+}
+
+pub(crate) fn uid(u: u32) -> fs::Uid {
+    fs::Uid::from_raw(u)
+}
+pub(crate) fn gid(g: u32) -> fs::Gid {
+    fs::Gid::from_raw(g)
+}
+
+/// Empty xattrs, for callers that build headers by hand.
+pub fn no_xattrs() -> Xattrs {
+    Xattrs::new()
+}

@@ -1,0 +1,59 @@
+//! `oxtree checkout [-U] [--force-copy] [--union|--union-add] [--subpath] REV DEST`.
+
+use crate::util::{open_repo, progress_bar};
+use anyhow::{bail, Context, Result};
+use oxtree_repo::{CheckoutOptions, Overwrite};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Do not change file ownership or set xattrs; drop setuid/setgid
+    #[arg(short = 'U', long = "user-mode")]
+    user_mode: bool,
+    /// Copy files instead of hardlinking them
+    #[arg(short = 'C', long)]
+    force_copy: bool,
+    /// Replace existing files in DEST
+    #[arg(long)]
+    union: bool,
+    /// Keep existing files in DEST, add new ones
+    #[arg(long)]
+    union_add: bool,
+    /// Check out only this path
+    #[arg(long)]
+    subpath: Option<String>,
+    /// Accepted for compatibility (checkouts are not synced)
+    #[arg(long, value_name = "BOOL", hide = true)]
+    fsync: Option<String>,
+    rev: String,
+    /// Destination (default: the revision's name)
+    dest: Option<PathBuf>,
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let repo = open_repo(repo)?;
+    if a.union && a.union_add {
+        bail!("--union and --union-add are mutually exclusive");
+    }
+    let csum = repo.resolve_rev(&a.rev)?;
+    let dest = a.dest.clone().unwrap_or_else(|| PathBuf::from(&a.rev));
+    let opts = CheckoutOptions {
+        user_mode: a.user_mode,
+        force_copy: a.force_copy,
+        overwrite: if a.union {
+            Overwrite::UnionFiles
+        } else if a.union_add {
+            Overwrite::AddFiles
+        } else {
+            Overwrite::None
+        },
+        subpath: a.subpath.clone(),
+    };
+    let pb = progress_bar(0, "checkout");
+    pb.set_style(indicatif::ProgressStyle::with_template("{msg} {pos} files ({per_sec})").unwrap());
+    let report = |n: u64| pb.set_position(n);
+    repo.checkout(&csum, &dest, &opts, &report)
+        .with_context(|| format!("checking out {} to {}", a.rev, dest.display()))?;
+    pb.finish_and_clear();
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `oxtree commit`: write a tree (directory, tarball or existing ref) as a
+//! new commit and move the branch to it. Prints the commit checksum.
+
+use crate::util::{now, open_repo, parse_bool, parse_timestamp, progress_bar};
+use anyhow::{anyhow, bail, Context, Result};
+use oxtree_object::Metadata;
+use oxtree_repo::{CommitModifier, CommitOptions, MutableTree};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Branch to commit to
+    #[arg(short = 'b', long)]
+    branch: Option<String>,
+    /// Overlay a tree: dir=PATH, tar=FILE or ref=REV (repeatable, in order)
+    #[arg(long = "tree", value_name = "dir=PATH|tar=FILE|ref=REV")]
+    trees: Vec<String>,
+    /// One-line subject
+    #[arg(short = 's', long)]
+    subject: Option<String>,
+    /// Full description
+    #[arg(short = 'm', long)]
+    body: Option<String>,
+    /// Read the body from a file
+    #[arg(long = "body-file", short = 'F')]
+    body_file: Option<PathBuf>,
+    /// Override the commit timestamp (@EPOCH, YYYY-MM-DD, RFC 3339)
+    #[arg(long)]
+    timestamp: Option<String>,
+    /// Parent commit ("none" for no parent)
+    #[arg(long)]
+    parent: Option<String>,
+    /// Add a string metadata key (KEY=VALUE, repeatable)
+    #[arg(long = "add-metadata-string", value_name = "KEY=VALUE")]
+    add_metadata_string: Vec<String>,
+    /// Canonicalize permissions: owner 0:0, files & 0755, dirs 0755, no xattrs
+    #[arg(long)]
+    canonical_permissions: bool,
+    /// Set the owner uid of every file
+    #[arg(long)]
+    owner_uid: Option<u32>,
+    /// Set the owner gid of every file
+    #[arg(long)]
+    owner_gid: Option<u32>,
+    /// Do not record extended attributes
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Do not create a commit if the tree equals the parent's
+    #[arg(long)]
+    skip_if_unchanged: bool,
+    /// Do not bind the commit to its branch (no ostree.ref-binding)
+    #[arg(long)]
+    no_bindings: bool,
+    /// Also bind the commit to this ref (repeatable)
+    #[arg(long = "bind-ref")]
+    bind_refs: Vec<String>,
+    /// Commit without a branch
+    #[arg(long)]
+    orphan: bool,
+    /// Sync before making objects and the ref visible (default: core.fsync)
+    #[arg(long, value_name = "BOOL")]
+    fsync: Option<String>,
+    /// Accepted for ostree compatibility; oxtree needs no devino cache
+    #[arg(long, hide = true)]
+    link_checkout_speedup: bool,
+    /// Directory to commit (same as --tree=dir=PATH)
+    path: Option<PathBuf>,
+}
+
+enum Source {
+    Dir(PathBuf),
+    Tar(PathBuf),
+    Ref(String),
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let repo = open_repo(repo)?;
+    if a.branch.is_none() && !a.orphan {
+        bail!("A branch must be specified with --branch, or use --orphan");
+    }
+    if let Some(b) = &a.branch {
+        oxtree_repo::refs::parse_refspec(b)?;
+    }
+    let mut sources: Vec<Source> = Vec::new();
+    for t in &a.trees {
+        let (kind, val) = t.split_once('=').ok_or_else(|| {
+            anyhow!("invalid --tree '{t}': expected dir=PATH, tar=FILE or ref=REV")
+        })?;
+        sources.push(match kind {
+            "dir" => Source::Dir(val.into()),
+            "tar" => Source::Tar(val.into()),
+            "ref" => Source::Ref(val.into()),
+            _ => bail!("invalid --tree kind '{kind}': expected dir, tar or ref"),
+        });
+    }
+    if let Some(p) = &a.path {
+        sources.push(Source::Dir(p.clone()));
+    }
+    if sources.is_empty() {
+        sources.push(Source::Dir(".".into()));
+    }
+
+    let modifier = CommitModifier {
+        canonical_permissions: a.canonical_permissions,
+        owner_uid: a.owner_uid,
+        owner_gid: a.owner_gid,
+        skip_xattrs: a.no_xattrs,
+    };
+
+    let parent = match a.parent.as_deref() {
+        Some("none") => None,
+        Some(p) => Some(repo.resolve_rev(p)?),
+        None if a.orphan => None,
+        None => repo.read_ref(a.branch.as_deref().unwrap())?,
+    };
+
+    let mut metadata = Metadata::new();
+    for kv in &a.add_metadata_string {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --add-metadata-string '{kv}': expected KEY=VALUE"))?;
+        metadata.set_str(k, v);
+    }
+    if !a.no_bindings {
+        let mut binds: Vec<String> = a.bind_refs.clone();
+        if let Some(b) = &a.branch {
+            binds.push(b.clone());
+        }
+        binds.sort();
+        binds.dedup();
+        if !binds.is_empty() {
+            metadata.set_strv("ostree.ref-binding", &binds);
+        }
+    }
+    let body = match &a.body_file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
+        None => a.body.clone().unwrap_or_default(),
+    };
+    let timestamp = match &a.timestamp {
+        Some(t) => parse_timestamp(t)?,
+        None => now(),
+    };
+
+    let mut tx = repo.begin()?;
+    if let Some(f) = &a.fsync {
+        tx.set_sync(parse_bool(f)?);
+    }
+    let mut mt = MutableTree::new();
+    let pb = progress_bar(0, "commit");
+    let report = |done: u64, total: u64| {
+        if pb.length() != Some(total) {
+            pb.set_length(total);
+        }
+        if done % 64 == 0 || done == total {
+            pb.set_position(done);
+        }
+    };
+    for s in &sources {
+        match s {
+            Source::Dir(p) => tx.write_dir_into(p, &mut mt, &modifier, &report)?,
+            Source::Tar(f) => {
+                let file =
+                    std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+                tx.write_tar_into(std::io::BufReader::new(file), &mut mt, &modifier)
+                    .with_context(|| format!("importing {}", f.display()))?;
+            }
+            Source::Ref(r) => {
+                let c = repo.load_commit(&repo.resolve_rev(r)?)?;
+                mt.overlay(MutableTree::from_stored(&repo, &c.root_tree, &c.root_meta)?);
+            }
+        }
+    }
+    pb.finish_and_clear();
+    let root = mt.write(&tx)?;
+
+    if a.skip_if_unchanged {
+        if let Some(p) = parent {
+            let pc = repo.load_commit(&p)?;
+            if (pc.root_tree, pc.root_meta) == root {
+                drop(tx);
+                println!("{p}");
+                return Ok(());
+            }
+        }
+    }
+    let opts = CommitOptions {
+        subject: a.subject.clone().unwrap_or_default(),
+        body,
+        timestamp,
+        parent,
+        metadata,
+    };
+    let csum = tx.write_commit_object(root, &opts)?;
+    let sync = tx.sync_enabled();
+    tx.commit()?;
+    if let Some(b) = &a.branch {
+        repo.write_ref(b, Some(&csum), sync)?;
+    }
+    println!("{csum}");
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! One module per command; each has `Args` (clap) and `run`.
+
+pub mod cat;
+pub mod checkout;
+pub mod checksum;
+pub mod commit;
+pub mod config;
+pub mod diff;
+pub mod export;
+pub mod fsck;
+pub mod init;
+pub mod log;
+pub mod ls;
+pub mod prune;
+pub mod pull_local;
+pub mod refs;
+pub mod reset;
+pub mod rev_parse;
+pub mod show;

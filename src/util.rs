@@ -1,0 +1,85 @@
+//! Small helpers shared by commands: opening the repository named by
+//! --repo, parsing dates, progress bars.
+
+use anyhow::{anyhow, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use oxtree_repo::Repo;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+pub fn repo_path(repo: Option<PathBuf>) -> Result<PathBuf> {
+    repo.ok_or_else(|| anyhow!("--repo=PATH must be given (or OSTREE_REPO set)"))
+}
+
+pub fn open_repo(repo: Option<PathBuf>) -> Result<Repo> {
+    let p = repo_path(repo)?;
+    Repo::open(&p).with_context(|| format!("opening repository {}", p.display()))
+}
+
+/// Parse the date forms ostree's --timestamp accepts in practice:
+/// `@EPOCH`, RFC 3339, `YYYY-MM-DD[ T]HH:MM[:SS]` (UTC) and `YYYY-MM-DD`.
+pub fn parse_timestamp(s: &str) -> Result<u64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    if let Some(e) = s.strip_prefix('@') {
+        return e.parse().map_err(|_| anyhow!("invalid timestamp '{s}'"));
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return u64::try_from(d.timestamp()).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
+            return u64::try_from(d.and_utc().timestamp())
+                .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+        return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+    }
+    Err(anyhow!(
+        "could not parse timestamp '{s}' (use @EPOCH, YYYY-MM-DD or RFC 3339)"
+    ))
+}
+
+/// `YYYY-MM-DD HH:MM:SS +0000`, as ostree prints commit dates.
+pub fn format_date(ts: u64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S +0000").to_string())
+        .unwrap_or_else(|| format!("@{ts}"))
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn parse_bool(s: &str) -> Result<bool> {
+    match s {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(anyhow!("'{s}' is not a boolean")),
+    }
+}
