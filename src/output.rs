@@ -77,3 +77,22 @@ pub fn xattrs_text(x: &Xattrs) -> String {
         .collect();
     format!("[{}]", items.join(", "))
 }
+
+/// A byte count as GLib's `g_format_size` writes it (SI units): `1 byte`,
+/// `786 bytes`, `1.2 kB`, `3.4 MB`.
+pub fn format_size(n: u64) -> String {
+    if n == 1 {
+        return "1 byte".into();
+    }
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    let units = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64 / 1000.0;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.1} {}", units[i])
+}

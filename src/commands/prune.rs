@@ -1,14 +1,73 @@
-//! `oxtree prune` (being implemented).
+//! `oxtree prune [--refs-only] [--depth=N] [--keep-younger-than=DATE]
+//! [--no-prune] [--delete-commit=REV]`: delete unreachable objects.
 
+use crate::output::format_size;
+use crate::util::{open_repo, parse_timestamp, progress_bar};
 use anyhow::{bail, Result};
+use oxtree_repo::prune::PruneOptions;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Only display unreachable objects; don't delete
+    #[arg(long)]
+    no_prune: bool,
+    /// Only compute reachability via refs
+    #[arg(long)]
+    refs_only: bool,
+    /// Only traverse DEPTH parents for each commit (-1 = infinite)
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    depth: i64,
+    /// Specify a commit to delete
+    #[arg(long, value_name = "COMMIT")]
+    delete_commit: Option<String>,
+    /// Prune all commits older than the specified date
+    #[arg(long, value_name = "DATE")]
+    keep_younger_than: Option<String>,
 }
 
-pub fn run(_repo: Option<PathBuf>, _a: Args) -> Result<()> {
-    bail!("'prune' is not implemented yet")
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let repo = open_repo(repo)?;
+    if a.delete_commit.is_some() && a.keep_younger_than.is_some() {
+        bail!("Cannot specify both --delete-commit and --keep-younger-than");
+    }
+    let opts = PruneOptions {
+        refs_only: a.refs_only,
+        depth: a.depth,
+        keep_younger_than: a
+            .keep_younger_than
+            .as_deref()
+            .map(parse_timestamp)
+            .transpose()?,
+        delete_commit: a
+            .delete_commit
+            .as_deref()
+            .map(|r| repo.resolve_rev(r))
+            .transpose()?,
+        dry_run: a.no_prune,
+    };
+    let pb = progress_bar(0, "prune");
+    let progress = |done: u64, total: u64| {
+        pb.set_length(total);
+        pb.set_position(done);
+    };
+    let r = repo.prune(&opts, &progress)?;
+    pb.finish_and_clear();
+    println!("Total objects: {}", r.total);
+    if r.deleted == 0 {
+        println!("No unreachable objects");
+    } else if a.no_prune {
+        println!(
+            "Would delete: {} objects, freeing {}",
+            r.deleted,
+            format_size(r.freed)
+        );
+    } else {
+        println!(
+            "Deleted {} objects, {} freed",
+            r.deleted,
+            format_size(r.freed)
+        );
+    }
+    Ok(())
 }

@@ -242,7 +242,12 @@ pub fn decode_bare_user_meta(
         decode("user.ostreemeta", bytes)?;
     let m = from_be32(m);
     let symlink_target = if mode::is_lnk(m) {
-        String::from_utf8(symlink_content()?)
+        // ostree writes the target with its terminating NUL.
+        let mut t = symlink_content()?;
+        if t.last() == Some(&0) {
+            t.pop();
+        }
+        String::from_utf8(t)
             .map_err(|_| ObjectError::malformed("bare-user symlink", "target is not UTF-8"))?
     } else {
         String::new()

@@ -222,7 +222,10 @@ impl Ctx<'_> {
             return Ok(());
         }
         let stored = self.repo.open_file(csum)?;
-        if self.hardlink && stored.header.is_regular() {
+        // Bare and bare-user-only store symlinks as symlinks, which can be
+        // hardlinked too (as ostree does); bare-user stores them as files.
+        let linkable = stored.header.is_regular() || self.repo.mode() != RepoMode::BareUser;
+        if self.hardlink && linkable {
             let obj = loose_path(csum, ObjectType::File, self.repo.mode());
             match self.place(dir, name, |tmp| {
                 fs::linkat(self.repo.objects_dir(), &obj, dir, tmp, AtFlags::empty())

@@ -8,13 +8,16 @@ pub mod checkout;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod fsck;
 pub mod fsutil;
 pub mod lock;
 pub mod mode;
 pub mod mtree;
 pub mod objects;
+pub mod prune;
 pub mod refs;
 pub mod transaction;
+pub mod traverse;
 pub mod tree;
 
 pub use checkout::{CheckoutOptions, Overwrite};

@@ -30,9 +30,9 @@ pub struct Transaction<'r> {
     repo: &'r Repo,
     staging: OwnedFd,
     staging_name: String,
-    staged: Mutex<Vec<(ObjectType, Checksum)>>,
+    /// (temp name in staging, kind, checksum) of every object to publish.
+    staged: Mutex<Vec<(String, ObjectType, Checksum)>>,
     staged_set: Mutex<HashSet<(ObjectType, Checksum)>>,
-    staging_subdirs: Mutex<[bool; 256]>,
     sync: bool,
     done: bool,
     _lock: RepoLock,
@@ -62,7 +62,6 @@ impl Repo {
             staging_name,
             staged: Mutex::new(Vec::new()),
             staged_set: Mutex::new(HashSet::new()),
-            staging_subdirs: Mutex::new([false; 256]),
             sync: self.fsync_enabled()?,
             done: false,
             _lock: lock,
@@ -125,26 +124,20 @@ impl<'r> Transaction<'r> {
         self.repo.has_object(kind, csum)
     }
 
-    /// Move a finished temp file in staging to its object name.
+    /// Record a finished temp file in staging as object `csum`; it keeps
+    /// its temp name until `commit` renames it into `objects/` (one rename).
     fn stage(&self, tmp: &str, kind: ObjectType, csum: Checksum) -> Result<bool> {
-        if self.is_present(kind, &csum)? {
+        let mut set = self.staged_set.lock().unwrap();
+        if set.contains(&(kind, csum)) || self.repo.has_object(kind, &csum)? {
+            drop(set);
             let _ = fs::unlinkat(&self.staging, tmp, AtFlags::empty());
             return Ok(false);
         }
-        let sub = csum.0[0] as usize;
-        {
-            let mut made = self.staging_subdirs.lock().unwrap();
-            if !made[sub] {
-                fsutil::ensure_dir_at(&self.staging, &format!("{:02x}", csum.0[0]), 0o755)
-                    .ctx(|| "creating staging subdir")?;
-                made[sub] = true;
-            }
-        }
-        let name = loose_path(&csum, kind, self.repo.mode());
-        fs::renameat(&self.staging, tmp, &self.staging, &name).ctx(|| format!("staging {name}"))?;
-        if self.staged_set.lock().unwrap().insert((kind, csum)) {
-            self.staged.lock().unwrap().push((kind, csum));
-        }
+        set.insert((kind, csum));
+        self.staged
+            .lock()
+            .unwrap()
+            .push((tmp.to_string(), kind, csum));
         Ok(true)
     }
 
@@ -332,13 +325,18 @@ impl<'r> Transaction<'r> {
         let w = self.write_content(header, size, content)?;
         if w.checksum != *expected {
             if w.new {
-                let name = loose_path(&w.checksum, ObjectType::File, self.repo.mode());
-                let _ = fs::unlinkat(&self.staging, &name, AtFlags::empty());
                 self.staged_set
                     .lock()
                     .unwrap()
                     .remove(&(ObjectType::File, w.checksum));
-                self.staged.lock().unwrap().retain(|x| x.1 != w.checksum);
+                let mut staged = self.staged.lock().unwrap();
+                let found = staged
+                    .iter()
+                    .position(|x| x.1 == ObjectType::File && x.2 == w.checksum);
+                if let Some(i) = found {
+                    let (tmp, _, _) = staged.swap_remove(i);
+                    let _ = fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
+                }
             }
             return Err(RepoError::BadObject {
                 checksum: *expected,
@@ -404,7 +402,7 @@ impl<'r> Transaction<'r> {
         let mode = self.repo.mode();
         let objects = self.repo.objects_dir();
         let mut made = [false; 256];
-        for (kind, csum) in &staged {
+        for (tmp, kind, csum) in &staged {
             let name = loose_path(csum, *kind, mode);
             let sub = csum.0[0] as usize;
             if !made[sub] {
@@ -412,7 +410,7 @@ impl<'r> Transaction<'r> {
                     .ctx(|| "creating objects subdir")?;
                 made[sub] = true;
             }
-            fs::renameat(&self.staging, &name, objects, &name)
+            fs::renameat(&self.staging, tmp, objects, &name)
                 .ctx(|| format!("publishing object {name}"))?;
         }
         if self.sync && !staged.is_empty() {

@@ -1,0 +1,289 @@
+//! Prune: delete objects no root reaches, under the exclusive repository
+//! lock. Roots are every ref (with `depth` parents), plus, unless
+//! `refs_only`, every commit object, as in `ostree prune`. With
+//! `keep_younger_than`, only refs are roots and each ref keeps its tip and
+//! the unbroken run of ancestors at least that new.
+//!
+//! Unreachable commits are deleted first, so an interrupted prune never
+//! leaves a stored commit whose tree is gone.
+
+use crate::error::{IoContext, RepoError, Result};
+use crate::lock::LockKind;
+use crate::objects::loose_path;
+use crate::traverse::Reachable;
+use crate::Repo;
+use oxtree_object::{Checksum, ObjectType};
+use rayon::prelude::*;
+use rustix::fs::{self, AtFlags};
+use rustix::io::Errno;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Only refs are roots (not every stored commit).
+    pub refs_only: bool,
+    /// Parents kept below each root: 0 none, negative all.
+    pub depth: i64,
+    /// Keep ref tips and their ancestors with timestamps >= this (seconds
+    /// since the epoch); older history is deleted. Implies refs only.
+    pub keep_younger_than: Option<u64>,
+    /// Delete this commit first (refused if a ref points at it).
+    pub delete_commit: Option<Checksum>,
+    /// Count what would be deleted, delete nothing (`--no-prune`).
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            refs_only: false,
+            depth: -1,
+            keep_younger_than: None,
+            delete_commit: None,
+            dry_run: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Loose objects before pruning.
+    pub total: u64,
+    /// Objects deleted (or that would be, in a dry run).
+    pub deleted: u64,
+    /// Bytes they occupied.
+    pub freed: u64,
+}
+
+/// The object types prune manages; others (tombstones, links) are left alone.
+fn prunable(kind: ObjectType) -> bool {
+    matches!(
+        kind,
+        ObjectType::File
+            | ObjectType::DirTree
+            | ObjectType::DirMeta
+            | ObjectType::Commit
+            | ObjectType::CommitMeta
+    )
+}
+
+impl Repo {
+    /// Size of a loose object on disk (0 if it vanished).
+    pub fn object_storage_size(&self, kind: ObjectType, csum: &Checksum) -> Result<u64> {
+        let p = loose_path(csum, kind, self.mode());
+        match fs::statat(self.objects_dir(), &p, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(st.st_size as u64),
+            Err(Errno::NOENT) => Ok(0),
+            Err(e) => Err(e).ctx(|| format!("stat of object {p}")),
+        }
+    }
+
+    /// The objects prune keeps.
+    pub fn prune_reachable(&self, opts: &PruneOptions) -> Result<Reachable> {
+        let mut reachable = Reachable::new();
+        let refs = self.list_refs()?;
+        if let Some(ts) = opts.keep_younger_than {
+            for (_, tip) in &refs {
+                self.traverse_commit(tip, 0, &mut reachable)?;
+                let mut next = self.load_commit(tip)?.parent;
+                while let Some(c) = next {
+                    let commit = match self.load_commit(&c) {
+                        Ok(commit) => commit,
+                        Err(RepoError::MissingObject { .. }) => break,
+                        Err(e) => return Err(e),
+                    };
+                    if commit.timestamp < ts {
+                        break;
+                    }
+                    self.traverse_commit(&c, 0, &mut reachable)?;
+                    next = commit.parent;
+                }
+            }
+            return Ok(reachable);
+        }
+        for (_, tip) in &refs {
+            self.traverse_commit(tip, opts.depth, &mut reachable)?;
+        }
+        if !opts.refs_only {
+            for c in self.list_commits()? {
+                self.traverse_commit(&c, opts.depth, &mut reachable)?;
+            }
+        }
+        Ok(reachable)
+    }
+
+    /// Delete unreachable objects. Takes the exclusive lock for the whole
+    /// run; `progress` gets (objects deleted, to delete).
+    pub fn prune(
+        &self,
+        opts: &PruneOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PruneReport> {
+        let _lock = self.lock(LockKind::Exclusive)?;
+        if let Some(c) = &opts.delete_commit {
+            if let Some((name, _)) = self.list_refs()?.into_iter().find(|(_, r)| r == c) {
+                return Err(RepoError::Invalid(format!(
+                    "Commit '{c}' is referenced by '{name}'"
+                )));
+            }
+            if !self.has_object(ObjectType::Commit, c)? {
+                return Err(RepoError::MissingObject {
+                    checksum: *c,
+                    kind: ObjectType::Commit,
+                });
+            }
+            if !opts.dry_run {
+                self.delete_commit_object(c)?;
+            }
+        }
+
+        let mut reachable = self.prune_reachable(opts)?;
+        if opts.dry_run {
+            if let Some(c) = &opts.delete_commit {
+                // What the run would see had the commit been deleted first.
+                reachable.remove(&(ObjectType::Commit, *c));
+                reachable.remove(&(ObjectType::CommitMeta, *c));
+            }
+        }
+        let objects = self.list_objects()?;
+        // Like ostree, count neither detached metadata (it goes with its
+        // commit) nor object kinds prune leaves alone.
+        let counted = |k: ObjectType| prunable(k) && k != ObjectType::CommitMeta;
+        let mut report = PruneReport {
+            total: objects.iter().filter(|(_, k)| counted(*k)).count() as u64,
+            ..Default::default()
+        };
+        let mut doomed: Vec<(ObjectType, Checksum)> = objects
+            .into_iter()
+            .map(|(c, k)| (k, c))
+            .filter(|o| prunable(o.0) && !reachable.contains(o))
+            .collect();
+        // Commits (and their detached metadata) first, then the rest.
+        doomed.sort_by_key(|(k, c)| {
+            let rank = match k {
+                ObjectType::Commit => 0,
+                ObjectType::CommitMeta => 1,
+                _ => 2,
+            };
+            (rank, *c)
+        });
+        let n = doomed.len() as u64;
+        let done = AtomicU64::new(0);
+        let freed = AtomicU64::new(0);
+        progress(0, n);
+        let split = doomed
+            .iter()
+            .position(|(k, _)| *k != ObjectType::Commit && *k != ObjectType::CommitMeta)
+            .unwrap_or(doomed.len());
+        let (commits, rest) = doomed.split_at(split);
+        let delete = |(k, c): &(ObjectType, Checksum)| -> Result<()> {
+            if counted(*k) {
+                freed.fetch_add(self.object_storage_size(*k, c)?, Ordering::Relaxed);
+            }
+            if !opts.dry_run {
+                if *k == ObjectType::Commit {
+                    self.delete_commit_object(c)?;
+                } else {
+                    self.delete_object(*k, c)?;
+                }
+            }
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if d % 256 == 0 || d == n {
+                progress(d, n);
+            }
+            Ok(())
+        };
+        commits.iter().try_for_each(delete)?;
+        rest.par_iter().try_for_each(delete)?;
+        report.deleted = doomed.iter().filter(|(k, _)| counted(*k)).count() as u64;
+        report.freed = freed.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Delete a commit object and its partial marker (its detached metadata
+    /// is pruned with it when unreachable).
+    fn delete_commit_object(&self, c: &Checksum) -> Result<()> {
+        self.delete_object(ObjectType::Commit, c)?;
+        self.clear_commit_partial(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::RepoMode;
+    use crate::traverse::commit_dir_for_test;
+    use std::collections::HashSet;
+
+    fn all(repo: &Repo) -> HashSet<(Checksum, ObjectType)> {
+        repo.list_objects().unwrap().into_iter().collect()
+    }
+
+    #[test]
+    fn prune_keeps_reachable_and_deletes_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::write(src.join("a"), b"one").unwrap();
+        std::fs::write(src.join("d/b"), b"shared").unwrap();
+        let c1 = commit_dir_for_test(&repo, &src, None, 1000);
+        std::fs::write(src.join("a"), b"two").unwrap();
+        let c2 = commit_dir_for_test(&repo, &src, Some(c1), 2000);
+        repo.write_ref("main", Some(&c2), false).unwrap();
+        // An orphan commit nobody references.
+        std::fs::write(src.join("orphan"), b"orphan").unwrap();
+        let orphan = commit_dir_for_test(&repo, &src, None, 3000);
+
+        let before = all(&repo);
+        // Every commit is a root: nothing to delete.
+        let r = repo.prune(&PruneOptions::default(), &|_, _| {}).unwrap();
+        assert_eq!((r.total, r.deleted), (before.len() as u64, 0));
+
+        // Refs only, no history: c1's "one", c1 itself and the orphan go.
+        let opts = PruneOptions {
+            refs_only: true,
+            depth: 0,
+            ..Default::default()
+        };
+        let dry = repo
+            .prune(
+                &PruneOptions {
+                    dry_run: true,
+                    ..opts.clone()
+                },
+                &|_, _| {},
+            )
+            .unwrap();
+        assert_eq!(all(&repo), before);
+        let r = repo.prune(&opts, &|_, _| {}).unwrap();
+        assert_eq!(r, dry);
+        assert!(r.deleted >= 4);
+        let after = all(&repo);
+        let mut keep = Reachable::new();
+        repo.traverse_commit(&c2, 0, &mut keep).unwrap();
+        let keep: HashSet<_> = keep.into_iter().map(|(k, c)| (c, k)).collect();
+        assert_eq!(after, keep);
+        assert!(!after.contains(&(c1, ObjectType::Commit)));
+        assert!(!after.contains(&(orphan, ObjectType::Commit)));
+        let f = repo.fsck(&Default::default(), &|_| {}, &|_, _| {}).unwrap();
+        assert!(f.is_clean(), "{:?}", f.problems);
+    }
+
+    #[test]
+    fn delete_commit_refuses_ref_targets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a"), b"x").unwrap();
+        let c = commit_dir_for_test(&repo, &src, None, 1);
+        repo.write_ref("main", Some(&c), false).unwrap();
+        let opts = PruneOptions {
+            delete_commit: Some(c),
+            ..Default::default()
+        };
+        assert!(repo.prune(&opts, &|_, _| {}).is_err());
+        assert!(repo.has_object(ObjectType::Commit, &c).unwrap());
+    }
+}
