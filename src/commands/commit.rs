@@ -153,7 +153,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         if pb.length() != Some(total) {
             pb.set_length(total);
         }
-        if done % 64 == 0 || done == total {
+        if done.is_multiple_of(64) || done == total {
             pb.set_position(done);
         }
     };

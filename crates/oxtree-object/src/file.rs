@@ -32,6 +32,8 @@ pub struct FileHeader {
 }
 
 type Wire = (u32, u32, u32, u32, String, Vec<(Vec<u8>, Vec<u8>)>);
+/// `user.ostreemeta`: uid, gid, mode, xattrs.
+type BareUserWire = (u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>);
 type ArchiveWire = (u64, u32, u32, u32, u32, String, Vec<(Vec<u8>, Vec<u8>)>);
 
 impl FileHeader {
@@ -223,7 +225,7 @@ impl ArchiveHeader {
 /// The `user.ostreemeta` xattr of bare-user objects: `(uuua(ayay))`, the
 /// real owner, mode and xattrs of a file stored as a plain user file.
 pub fn encode_bare_user_meta(h: &FileHeader) -> Vec<u8> {
-    let w: (u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>) = (
+    let w: BareUserWire = (
         be32(h.uid),
         be32(h.gid),
         be32(h.mode),
@@ -238,7 +240,7 @@ pub fn decode_bare_user_meta(
     bytes: &[u8],
     symlink_content: impl FnOnce() -> Result<Vec<u8>>,
 ) -> Result<FileHeader> {
-    let (uid, gid, m, x): (u32, u32, u32, Vec<(Vec<u8>, Vec<u8>)>) =
+    let (uid, gid, m, x): BareUserWire =
         decode("user.ostreemeta", bytes)?;
     let m = from_be32(m);
     let symlink_target = if mode::is_lnk(m) {

@@ -213,7 +213,7 @@ impl Ctx<'_> {
 
     fn file(&self, dir: BorrowedFd<'_>, name: &str, csum: &Checksum) -> Result<()> {
         let n = self.files.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             (self.progress)(n);
         }
         if self.opts.overwrite == Overwrite::AddFiles
