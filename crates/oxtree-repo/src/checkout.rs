@@ -224,7 +224,11 @@ impl Ctx<'_> {
         let stored = self.repo.open_file(csum)?;
         // Bare and bare-user-only store symlinks as symlinks, which can be
         // hardlinked too (as ostree does); bare-user stores them as files.
-        let linkable = stored.header.is_regular() || self.repo.mode() != RepoMode::BareUser;
+        // Empty files are never shared: they are the ones written in place
+        // later (/etc/machine-id), which would change the object (ostree
+        // makes the same exception).
+        let linkable = (stored.header.is_regular() && stored.size > 0)
+            || (stored.header.is_symlink() && self.repo.mode() != RepoMode::BareUser);
         if self.hardlink && linkable {
             let obj = loose_path(csum, ObjectType::File, self.repo.mode());
             match self.place(dir, name, |tmp| {
