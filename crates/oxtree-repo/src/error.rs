@@ -34,6 +34,8 @@ pub enum RepoError {
     Invalid(String),
     #[error("timed out after {0} s waiting for the repository lock (another process holds it)")]
     LockTimeout(u64),
+    #[error("not enough free space: {0}")]
+    NoSpace(String),
     #[error("path '{0}' does not exist in the commit")]
     NoSuchPath(String),
 }

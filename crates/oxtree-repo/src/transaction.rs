@@ -21,6 +21,7 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
 use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A staging directory older than this, from a writer that died, is removed.
@@ -35,6 +36,10 @@ pub struct Transaction<'r> {
     staged_set: Mutex<HashSet<(ObjectType, Checksum)>>,
     sync: bool,
     done: bool,
+    /// Bytes this transaction may still write before the filesystem would
+    /// drop below `core.min-free-space-*` (ostree's rule, default 3%).
+    budget: u64,
+    used: AtomicU64,
     _lock: RepoLock,
 }
 
@@ -56,6 +61,13 @@ impl Repo {
         fs::mkdirat(&tmp, &staging_name, Mode::from_raw_mode(0o755))
             .ctx(|| format!("creating tmp/{staging_name}"))?;
         let staging = fsutil::open_dir_at(&tmp, &staging_name).ctx(|| "opening staging dir")?;
+        let budget = match self.free_space_budget() {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = fs::unlinkat(&tmp, &staging_name, AtFlags::REMOVEDIR);
+                return Err(e);
+            }
+        };
         Ok(Transaction {
             repo: self,
             staging,
@@ -64,9 +76,60 @@ impl Repo {
             staged_set: Mutex::new(HashSet::new()),
             sync: self.fsync_enabled()?,
             done: false,
+            budget,
+            used: AtomicU64::new(0),
             _lock: lock,
         })
     }
+}
+
+impl Repo {
+    /// Bytes that may be written before the repository's filesystem drops
+    /// below `core.min-free-space-size` (e.g. `500MB`) or, if unset,
+    /// `core.min-free-space-percent` (default 3) of its size.
+    pub fn free_space_budget(&self) -> Result<u64> {
+        let st = fs::fstatvfs(self.dir()).ctx(|| "statvfs of the repository")?;
+        let avail = st.f_bavail.saturating_mul(st.f_frsize);
+        let total = st.f_blocks.saturating_mul(st.f_frsize);
+        let reserve = match self.config().get("core", "min-free-space-size") {
+            Some(v) => parse_size(v).ok_or_else(|| {
+                RepoError::Config(format!("core.min-free-space-size: invalid size '{v}'"))
+            })?,
+            None => {
+                let pct: u64 = match self.config().get("core", "min-free-space-percent") {
+                    Some(v) => v.parse().ok().filter(|p| *p <= 99).ok_or_else(|| {
+                        RepoError::Config(format!(
+                            "core.min-free-space-percent: invalid value '{v}'"
+                        ))
+                    })?,
+                    None => 3,
+                };
+                total / 100 * pct
+            }
+        };
+        if avail <= reserve {
+            return Err(RepoError::NoSpace(format!(
+                "{} has {avail} bytes free, and min-free-space keeps {reserve} bytes free",
+                self.path().display()
+            )));
+        }
+        Ok(avail - reserve)
+    }
+}
+
+/// `500MB`, `2GB`, `100KB` or plain bytes (ostree's min-free-space-size).
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = [
+        ("KB", 1u64 << 10),
+        ("MB", 1 << 20),
+        ("GB", 1 << 30),
+        ("TB", 1 << 40),
+    ]
+    .iter()
+    .find_map(|(suf, m)| v.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((v, 1));
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 fn remove_stale_staging(tmp: &OwnedFd) {
@@ -147,6 +210,7 @@ impl<'r> Transaction<'r> {
         if self.is_present(kind, &csum)? {
             return Ok(csum);
         }
+        self.charge(bytes.len() as u64)?;
         let tmp = fsutil::temp_name("meta-");
         let fd = self.create_tmp(&tmp, 0o644)?;
         let mut f = std::fs::File::from(fd);
@@ -184,6 +248,22 @@ impl<'r> Transaction<'r> {
     }
     pub fn write_commit(&self, c: &Commit) -> Result<Checksum> {
         self.write_meta(ObjectType::Commit, &c.encode())
+    }
+
+    /// Account for `n` more bytes written; fails before the budget is exceeded.
+    fn charge(&self, n: u64) -> Result<()> {
+        let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        if used > self.budget {
+            return Err(RepoError::NoSpace(format!(
+                "writing {used} bytes would exceed the {} bytes allowed by min-free-space",
+                self.budget
+            )));
+        }
+        Ok(())
+    }
+
+    fn refund(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
     }
 
     fn create_tmp(&self, name: &str, mode: u32) -> Result<OwnedFd> {
@@ -260,6 +340,7 @@ impl<'r> Transaction<'r> {
                     if n == 0 {
                         break;
                     }
+                    self.charge(n as u64)?;
                     hasher.update(&buf[..n]);
                     enc.write_all(&buf[..n])
                         .ctx(|| "writing compressed object")?;
@@ -279,6 +360,7 @@ impl<'r> Transaction<'r> {
                     if n == 0 {
                         break;
                     }
+                    self.charge(n as u64)?;
                     hasher.update(&buf[..n]);
                     f.write_all(&buf[..n]).ctx(|| "writing object")?;
                     total += n as u64;
@@ -295,6 +377,9 @@ impl<'r> Transaction<'r> {
         match result {
             Ok(csum) => {
                 let new = self.stage(&tmp, ObjectType::File, csum)?;
+                if !new {
+                    self.refund(size);
+                }
                 Ok(Written {
                     checksum: csum,
                     new,
