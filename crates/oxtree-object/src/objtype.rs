@@ -35,7 +35,7 @@ impl ObjectType {
             ObjectType::DirTree => "dirtree",
             ObjectType::DirMeta => "dirmeta",
             ObjectType::Commit => "commit",
-            ObjectType::TombstoneCommit => "commit-tombstone",
+            ObjectType::TombstoneCommit => "tombstone-commit",
             ObjectType::CommitMeta => "commitmeta",
             ObjectType::PayloadLink => "payload-link",
             ObjectType::FileXattrs => "file-xattrs",
