@@ -79,7 +79,7 @@ pub fn xattrs_text(x: &Xattrs) -> String {
 }
 
 /// A byte count as GLib's `g_format_size` writes it (SI units): `1 byte`,
-/// `786 bytes`, `1.2 kB`, `3.4 MB`.
+/// `786 bytes`, then `1.2 kB`, `3.4 MB` with a no-break space (U+00A0).
 pub fn format_size(n: u64) -> String {
     if n == 1 {
         return "1 byte".into();
@@ -94,5 +94,5 @@ pub fn format_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    format!("{v:.1} {}", units[i])
+    format!("{v:.1}\u{a0}{}", units[i])
 }

@@ -27,7 +27,10 @@ pub struct Args {
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
-    let repo = open_repo(repo)?;
+    let mut repo = open_repo(repo)?;
+    if a.delete_commit.is_some() && a.no_prune {
+        bail!("Cannot specify both --delete-commit and --no-prune");
+    }
     if a.delete_commit.is_some() && a.keep_younger_than.is_some() {
         bail!("Cannot specify both --delete-commit and --keep-younger-than");
     }

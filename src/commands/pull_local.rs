@@ -1,14 +1,92 @@
-//! `oxtree pull-local` (being implemented).
+//! `oxtree pull-local [--depth=N] [--untrusted] [--remote=R] SRC_REPO
+//! [REF…]`: copy commits from another local repository of any mode.
 
-use anyhow::{bail, Result};
+use crate::output::format_size;
+use crate::util::{open_repo, progress_bar};
+use anyhow::{Context, Result};
+use oxtree_object::Checksum;
+use oxtree_repo::{refs, Repo, RepoError};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Traverse DEPTH parents (-1 = infinite)
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    depth: i64,
+    /// Verify checksums of local sources (oxtree always does)
+    #[arg(long)]
+    untrusted: bool,
+    /// Add REMOTE to the refspecs written here
+    #[arg(long, value_name = "REMOTE")]
+    remote: Option<String>,
+    /// Do not invoke fsync()
+    #[arg(long)]
+    disable_fsync: bool,
+    #[arg(value_name = "SRC_REPO")]
+    src: PathBuf,
+    /// Refs (or commit checksums) to copy; all refs when none are given
+    #[arg(value_name = "REF")]
+    refs: Vec<String>,
 }
 
-pub fn run(_repo: Option<PathBuf>, _a: Args) -> Result<()> {
-    bail!("'pull-local' is not implemented yet")
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let src = Repo::open(&a.src)
+        .with_context(|| format!("opening source repository {}", a.src.display()))?;
+    if let Some(r) = &a.remote {
+        refs::validate_ref_name(r)?;
+    }
+    // (ref to write here, commit); checksums copy without a ref.
+    let mut wanted: Vec<(Option<String>, Checksum)> = Vec::new();
+    if a.refs.is_empty() {
+        for (name, c) in src.list_refs()? {
+            wanted.push((Some(name), c));
+        }
+    } else {
+        for r in &a.refs {
+            if Checksum::is_hex(r) {
+                wanted.push((None, Checksum::from_hex(r)?));
+                continue;
+            }
+            let c = src
+                .read_ref(r)
+                .map_err(|_| RepoError::RefNotFound(r.clone()))?
+                .ok_or_else(|| RepoError::RefNotFound(r.clone()))?;
+            wanted.push((Some(r.clone()), c));
+        }
+    }
+    let dest_ref = |name: &str| match &a.remote {
+        Some(remote) => {
+            let bare = name.split_once(':').map_or(name, |(_, n)| n);
+            format!("{remote}:{bare}")
+        }
+        None => name.to_string(),
+    };
+    let commits: Vec<Checksum> = wanted.iter().map(|(_, c)| *c).collect();
+    let sync = if a.disable_fsync { Some(false) } else { None };
+    let pb = progress_bar(0, "pull-local");
+    let progress = |done: u64, total: u64| {
+        pb.set_length(total);
+        pb.set_position(done);
+    };
+    let stats = repo.pull_local(&src, &commits, a.depth, sync, &progress)?;
+    pb.finish_and_clear();
+    let sync = sync.unwrap_or(repo.fsync_enabled()?);
+    for (name, c) in &wanted {
+        if let Some(name) = name {
+            repo.write_ref(&dest_ref(name), Some(c), sync)?;
+        }
+    }
+    // ostree copies objects between repos of the same mode (or bare-user
+    // into bare-user-only) as they are, and counts only bytes it re-encoded.
+    use oxtree_repo::RepoMode::{BareUser, BareUserOnly};
+    let direct = src.mode() == repo.mode() || (src.mode(), repo.mode()) == (BareUser, BareUserOnly);
+    let bytes = if direct { 0 } else { stats.content_bytes };
+    println!(
+        "{} metadata, {} content objects imported; {} content written",
+        stats.metadata,
+        stats.content,
+        format_size(bytes)
+    );
+    Ok(())
 }

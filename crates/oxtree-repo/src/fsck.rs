@@ -125,7 +125,7 @@ impl Repo {
             .filter_map(|(c, k)| {
                 let r = self.verify_object(c, *k);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == total {
+                if n.is_multiple_of(64) || n == total {
                     progress(n, total);
                 }
                 r.err().map(|reason| FsckProblem {
@@ -184,15 +184,19 @@ impl Repo {
                     deleted: false,
                 }),
         );
-        problems.sort_by(|a, b| (a.checksum, a.kind).cmp(&(b.checksum, b.kind)));
+        problems.sort_by_key(|p| (p.checksum, p.kind));
 
         if opts.delete {
             for p in problems
                 .iter_mut()
                 .filter(|p| bad.contains(&(p.kind, p.checksum)))
             {
-                self.delete_object(p.kind, &p.checksum)?;
-                p.deleted = true;
+                // Something that cannot be unlinked (a directory in an
+                // object's place) is reported, not fatal.
+                match self.delete_object(p.kind, &p.checksum) {
+                    Ok(()) => p.deleted = true,
+                    Err(e) => p.reason.push_str(&format!(" (not deleted: {e})")),
+                }
             }
             for c in &damaged {
                 self.mark_commit_partial(c, b"f")?;

@@ -7,7 +7,9 @@
 pub mod checkout;
 pub mod commit;
 pub mod config;
+pub mod diff;
 pub mod error;
+pub mod export;
 pub mod fsck;
 pub mod fsutil;
 pub mod lock;
@@ -15,6 +17,7 @@ pub mod mode;
 pub mod mtree;
 pub mod objects;
 pub mod prune;
+pub mod pull_local;
 pub mod refs;
 pub mod transaction;
 pub mod traverse;

@@ -8,11 +8,12 @@
 //! leaves a stored commit whose tree is gone.
 
 use crate::error::{IoContext, RepoError, Result};
+use crate::fsutil;
 use crate::lock::LockKind;
 use crate::objects::loose_path;
 use crate::traverse::Reachable;
 use crate::Repo;
-use oxtree_object::{Checksum, ObjectType};
+use oxtree_object::{Checksum, Metadata, ObjectType};
 use rayon::prelude::*;
 use rustix::fs::{self, AtFlags};
 use rustix::io::Errno;
@@ -53,6 +54,16 @@ pub struct PruneReport {
     pub deleted: u64,
     /// Bytes they occupied.
     pub freed: u64,
+}
+
+/// A tombstone's bytes: `a{sv}` holding the commit's hex checksum as a
+/// NUL-terminated bytestring.
+fn tombstone_bytes(c: &Checksum) -> Vec<u8> {
+    let mut md = Metadata::new();
+    let mut hex = c.to_hex().into_bytes();
+    hex.push(0);
+    md.set("commit", hex.into());
+    md.encode()
 }
 
 /// The object types prune manages; others (tombstones, links) are left alone.
@@ -115,7 +126,7 @@ impl Repo {
     /// Delete unreachable objects. Takes the exclusive lock for the whole
     /// run; `progress` gets (objects deleted, to delete).
     pub fn prune(
-        &self,
+        &mut self,
         opts: &PruneOptions,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PruneReport> {
@@ -133,10 +144,19 @@ impl Repo {
                 });
             }
             if !opts.dry_run {
+                self.enable_tombstone_commits()?;
                 self.delete_commit_object(c)?;
             }
         }
+        let this: &Repo = self;
+        this.prune_unreachable(opts, progress)
+    }
 
+    fn prune_unreachable(
+        &self,
+        opts: &PruneOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PruneReport> {
         let mut reachable = self.prune_reachable(opts)?;
         if opts.dry_run {
             if let Some(c) = &opts.delete_commit {
@@ -188,7 +208,7 @@ impl Repo {
                 }
             }
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % 256 == 0 || d == n {
+            if d.is_multiple_of(256) || d == n {
                 progress(d, n);
             }
             Ok(())
@@ -201,10 +221,37 @@ impl Repo {
     }
 
     /// Delete a commit object and its partial marker (its detached metadata
-    /// is pruned with it when unreachable).
+    /// is pruned with it when unreachable). With `core.tombstone-commits`,
+    /// leave a tombstone saying the commit was deleted on purpose.
     fn delete_commit_object(&self, c: &Checksum) -> Result<()> {
         self.delete_object(ObjectType::Commit, c)?;
+        if self.config().get_bool("core", "tombstone-commits", false)? {
+            self.write_tombstone(c)?;
+        }
         self.clear_commit_partial(c)
+    }
+
+    /// Write the tombstone of a deleted commit: `{'commit': <b'CHECKSUM'>}`,
+    /// stored under the commit's checksum, as ostree does.
+    fn write_tombstone(&self, c: &Checksum) -> Result<()> {
+        let bytes = tombstone_bytes(c);
+        let p = loose_path(c, ObjectType::TombstoneCommit, self.mode());
+        let (dir, name) = p.split_once('/').expect("loose paths have a directory");
+        let d = fsutil::mkdir_p_at(self.objects_dir(), dir)
+            .ctx(|| format!("creating objects/{dir}"))?;
+        fsutil::write_atomic_at(&d, name, &bytes, self.fsync_enabled()?)
+            .ctx(|| format!("writing object {p}"))
+    }
+
+    /// `--delete-commit` turns tombstones on first (like ostree), once the
+    /// commit is known to be deletable.
+    pub fn enable_tombstone_commits(&mut self) -> Result<()> {
+        if self.config().get_bool("core", "tombstone-commits", false)? {
+            return Ok(());
+        }
+        let mut cfg = self.config().clone();
+        cfg.set("core", "tombstone-commits", "true");
+        self.write_config(cfg)
     }
 }
 
@@ -222,7 +269,7 @@ mod tests {
     #[test]
     fn prune_keeps_reachable_and_deletes_the_rest() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let mut repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(src.join("d")).unwrap();
         std::fs::write(src.join("a"), b"one").unwrap();
@@ -271,9 +318,20 @@ mod tests {
     }
 
     #[test]
+    fn tombstone_matches_ostree() {
+        let c =
+            Checksum::from_hex("7100c3c88496b87210118ecc2b497d27f180afead518819ca04d48175299aacb")
+                .unwrap();
+        let mut want = b"commit\0\0".to_vec();
+        want.extend_from_slice(c.to_hex().as_bytes());
+        want.extend_from_slice(b"\0\0ay\x07\x4d");
+        assert_eq!(tombstone_bytes(&c), want);
+    }
+
+    #[test]
     fn delete_commit_refuses_ref_targets() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let mut repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("a"), b"x").unwrap();
