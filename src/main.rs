@@ -58,6 +58,14 @@ enum Command {
     Export(commands::export::Args),
     /// Copy commits from a local repository
     PullLocal(commands::pull_local::Args),
+    /// Manage remote repositories
+    Remote(commands::remote::Args),
+    /// Download commits from a remote repository
+    Pull(commands::pull::Args),
+    /// Manage the repository summary file
+    Summary(commands::summary::Args),
+    /// Serve the repository read-only over HTTP
+    Serve(commands::serve::Args),
 }
 
 fn main() {
@@ -81,6 +89,10 @@ fn main() {
         Command::Config(a) => commands::config::run(repo, a),
         Command::Export(a) => commands::export::run(repo, a),
         Command::PullLocal(a) => commands::pull_local::run(repo, a),
+        Command::Remote(a) => commands::remote::run(repo, a),
+        Command::Pull(a) => commands::pull::run(repo, a),
+        Command::Summary(a) => commands::summary::run(repo, a),
+        Command::Serve(a) => commands::serve::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

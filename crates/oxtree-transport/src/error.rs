@@ -1,0 +1,54 @@
+//! Errors of transport operations: configuration, HTTP, verification.
+
+use oxtree_object::ObjectError;
+use oxtree_repo::RepoError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error("remote '{0}' not found")]
+    NoSuchRemote(String),
+    #[error("remote '{0}' already exists")]
+    RemoteExists(String),
+    #[error("invalid remote configuration: {0}")]
+    Config(String),
+    /// Verification the remote asks for and oxtree cannot do yet.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("fetching {url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("fetching {url}: not found (HTTP 404)")]
+    NotFound { url: String },
+    #[error("fetching {url}: body exceeds the limit of {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{what}: {reason}")]
+    Bad { what: String, reason: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TransportError {
+    pub fn bad(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        TransportError::Bad {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        TransportError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, TransportError>;

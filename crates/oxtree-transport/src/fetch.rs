@@ -1,0 +1,323 @@
+//! HTTP fetching for static ostree servers.
+//!
+//! Built on `reqwest` (hyper + tokio + rustls with the ring provider):
+//! a pooled async client keeps connections alive and negotiates HTTP/2 by
+//! ALPN where a TLS server offers it, so one connection can carry all the
+//! requests a pull keeps in flight. A blocking client such as `ureq` would
+//! need a thread per in-flight request and has no HTTP/2. Every request gets
+//! retries with exponential back-off for connection errors, timeouts, 5xx,
+//! 408 and 429 (never for 404), a connect timeout, a stall guard (no bytes
+//! for `stall_timeout` aborts the attempt) and a hard body-size limit that is
+//! checked before and while reading. Large bodies spill to an unnamed temp
+//! file instead of memory. `file://` URLs are read from the local disk.
+
+use crate::error::{Result, TransportError};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bodies larger than this go to a temp file when a spill dir is given.
+const SPILL_THRESHOLD: usize = 8 << 20;
+
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    /// Retries after the first attempt (ostree's n-network-retries is 5).
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    /// Abort an attempt when no bytes arrive for this long.
+    pub stall_timeout: Duration,
+    /// First back-off delay; doubles per retry, capped at 5 s.
+    pub backoff: Duration,
+    /// Accept any TLS certificate (`tls-permissive`).
+    pub tls_permissive: bool,
+    /// Extra PEM CA bundle (`tls-ca-path`).
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// Explicit proxy (`proxy`); environment proxies are not used.
+    pub proxy: Option<String>,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            retries: 5,
+            connect_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(30),
+            backoff: Duration::from_millis(200),
+            tls_permissive: false,
+            tls_ca_pem: None,
+            proxy: None,
+        }
+    }
+}
+
+/// A fetched body.
+pub enum Body {
+    Mem(Vec<u8>),
+    /// Spilled to an unnamed temp file, rewound to the start.
+    File(std::fs::File),
+}
+
+impl Body {
+    pub fn into_reader(self) -> Box<dyn Read + Send> {
+        match self {
+            Body::Mem(v) => Box::new(std::io::Cursor::new(v)),
+            Body::File(f) => Box::new(std::io::BufReader::with_capacity(128 << 10, f)),
+        }
+    }
+
+    pub fn into_vec(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Body::Mem(v) => Ok(v),
+            Body::File(mut f) => {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v)?;
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// A cheap-to-clone HTTP client plus a byte counter for progress.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    opts: FetchOptions,
+    bytes: Arc<AtomicU64>,
+}
+
+enum Attempt {
+    Retry(String),
+    Fatal(TransportError),
+}
+
+impl Fetcher {
+    pub fn new(opts: FetchOptions) -> Result<Fetcher> {
+        // reqwest is built without a bundled crypto provider; use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("oxtree/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.stall_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(32)
+            .no_proxy();
+        if let Some(p) = &opts.proxy {
+            let proxy = reqwest::Proxy::all(p)
+                .map_err(|e| TransportError::Config(format!("proxy '{p}': {e}")))?;
+            b = b.proxy(proxy);
+        }
+        if opts.tls_permissive {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(pem) = &opts.tls_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TransportError::Config(format!("tls-ca-path: {e}")))?;
+            b = b.tls_certs_merge(certs);
+        }
+        let client = b
+            .build()
+            .map_err(|e| TransportError::Config(format!("HTTP client: {e}")))?;
+        Ok(Fetcher {
+            client,
+            opts,
+            bytes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Bytes received so far (all requests, all attempts).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// GET `url` with retries. `Ok(None)` on 404/410. Bodies over `limit`
+    /// bytes are an error; with `spill` set, bodies over 8 MiB go to an
+    /// unnamed temp file in that directory.
+    pub async fn get(&self, url: &str, limit: u64, spill: Option<PathBuf>) -> Result<Option<Body>> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return self.get_file(url, path, limit);
+        }
+        let mut delay = self.opts.backoff;
+        let mut attempt = 0;
+        loop {
+            match self.get_once(url, limit, spill.as_ref()).await {
+                Ok(b) => return Ok(b),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(reason)) => {
+                    if attempt >= self.opts.retries {
+                        let tries = attempt + 1;
+                        return Err(TransportError::Http {
+                            url: url.to_string(),
+                            reason: format!("{reason} (gave up after {tries} attempts)"),
+                        });
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn get_file(&self, url: &str, path: &str, limit: u64) -> Result<Option<Body>> {
+        let f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TransportError::io(format!("reading {url}"), e)),
+        };
+        let mut v = Vec::new();
+        f.take(limit.saturating_add(1))
+            .read_to_end(&mut v)
+            .map_err(|e| TransportError::io(format!("reading {url}"), e))?;
+        if v.len() as u64 > limit {
+            return Err(TransportError::TooLarge {
+                url: url.to_string(),
+                limit,
+            });
+        }
+        self.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+        Ok(Some(Body::Mem(v)))
+    }
+
+    async fn get_once(
+        &self,
+        url: &str,
+        limit: u64,
+        spill: Option<&PathBuf>,
+    ) -> std::result::Result<Option<Body>, Attempt> {
+        let fatal = |reason: String| {
+            Attempt::Fatal(TransportError::Http {
+                url: url.to_string(),
+                reason,
+            })
+        };
+        let mut resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_builder() => return Err(fatal(error_chain(&e))),
+            Err(e) => return Err(Attempt::Retry(error_chain(&e))),
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+            return Ok(None);
+        }
+        if status.is_server_error()
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        {
+            return Err(Attempt::Retry(format!("server returned {status}")));
+        }
+        if !status.is_success() {
+            return Err(fatal(format!("server returned {status}")));
+        }
+        let announced = resp.content_length();
+        if announced.is_some_and(|n| n > limit) {
+            return Err(Attempt::Fatal(TransportError::TooLarge {
+                url: url.to_string(),
+                limit,
+            }));
+        }
+        let cap = announced.unwrap_or(0).min(SPILL_THRESHOLD as u64) as usize;
+        let mut mem: Vec<u8> = Vec::with_capacity(cap);
+        let mut file: Option<std::fs::File> = None;
+        let mut total: u64 = 0;
+        loop {
+            let chunk = match tokio::time::timeout(self.opts.stall_timeout, resp.chunk()).await {
+                Err(_) => {
+                    return Err(Attempt::Retry(format!(
+                        "no data for {} s",
+                        self.opts.stall_timeout.as_secs()
+                    )))
+                }
+                Ok(Err(e)) => return Err(Attempt::Retry(error_chain(&e))),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            total += chunk.len() as u64;
+            self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if total > limit {
+                return Err(Attempt::Fatal(TransportError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                }));
+            }
+            if let Some(f) = file.as_mut() {
+                f.write_all(&chunk)
+                    .map_err(|e| Attempt::Fatal(TransportError::io("writing a temp file", e)))?;
+                continue;
+            }
+            mem.extend_from_slice(&chunk);
+            if mem.len() > SPILL_THRESHOLD {
+                if let Some(dir) = spill {
+                    let mut f = tempfile::tempfile_in(dir).map_err(|e| {
+                        Attempt::Fatal(TransportError::io("creating a temp file", e))
+                    })?;
+                    f.write_all(&mem).map_err(|e| {
+                        Attempt::Fatal(TransportError::io("writing a temp file", e))
+                    })?;
+                    mem = Vec::new();
+                    file = Some(f);
+                }
+            }
+        }
+        if let Some(n) = announced {
+            if n != total {
+                return Err(Attempt::Retry(format!(
+                    "body truncated: {total} of {n} bytes"
+                )));
+            }
+        }
+        match file {
+            Some(mut f) => {
+                f.rewind()
+                    .map_err(|e| Attempt::Fatal(TransportError::io("rewinding a temp file", e)))?;
+                Ok(Some(Body::File(f)))
+            }
+            None => Ok(Some(Body::Mem(mem))),
+        }
+    }
+}
+
+/// A reqwest error with its sources ("error sending request: connection
+/// refused").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}
+
+/// Join a base URL and a repository-relative path.
+pub fn join_url(base: &str, rel: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        rel.trim_start_matches('/')
+    )
+}
+
+/// A multi-threaded runtime for the blocking entry points.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("oxtree-fetch")
+        .build()
+        .map_err(|e| TransportError::io("starting the async runtime", e))
+}
+
+/// Fetch one small file synchronously (config, summary, a ref).
+pub fn get_blocking(fetcher: &Fetcher, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let rt = runtime()?;
+    let body = rt.block_on(fetcher.get(url, limit, None))?;
+    body.map(|b| b.into_vec())
+        .transpose()
+        .map_err(|e| TransportError::io(format!("reading {url}"), e))
+}

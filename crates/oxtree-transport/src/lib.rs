@@ -1,0 +1,18 @@
+//! Transport: moving commits between repositories over the network.
+//! The summary file, remotes in the repo config, an HTTP fetcher, pull from
+//! an `archive` repo served over HTTP, and a read-only static server.
+//!
+//! Library code never prints: long operations report through callbacks.
+
+pub mod error;
+pub mod fetch;
+pub mod pull;
+pub mod remote;
+pub mod serve;
+pub mod summary;
+
+pub use error::{Result, TransportError};
+pub use fetch::{FetchOptions, Fetcher};
+pub use pull::{pull, PullOptions, PullProgress, PullResult};
+pub use remote::Remote;
+pub use summary::{Summary, SummaryRef};

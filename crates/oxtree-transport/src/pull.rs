@@ -1,0 +1,719 @@
+//! Pull: fetch commits and everything they reach from an `archive` repo
+//! served over HTTP into a local repo of any mode.
+//!
+//! Refs resolve through the remote `summary` when it has one, else through
+//! `refs/heads/REF`. Every object is verified before it enters the repo:
+//! metadata by the SHA-256 of its bytes (`write_meta_trusted_name`), content
+//! by decoding the `.filez` header, inflating and re-hashing
+//! (`write_content_expect`). A commit is marked `state/CSUM.commitpartial`
+//! before it is stored and unmarked only once its whole tree is present.
+//! All objects go into one transaction; refs move only after it commits.
+//! On failure the verified objects are still committed (a later pull
+//! resumes from them), the commit stays partial and no ref moves. Objects
+//! already present are skipped; present dirtrees are read locally so a
+//! resumed pull finds what is still missing below them.
+//!
+//! Fetches run concurrently (bounded by `max_in_flight`) on a tokio
+//! runtime; verification and writing happen on the calling thread.
+
+use crate::error::{Result, TransportError};
+use crate::fetch::{join_url, runtime, Body, FetchOptions, Fetcher};
+use crate::remote::Remote;
+use crate::summary::Summary;
+use oxtree_object::file::{inflate_reader, MAX_HEADER_SIZE};
+use oxtree_object::{ArchiveHeader, Checksum, Commit, DirMeta, DirTree, Metadata, ObjectType};
+use oxtree_repo::objects::loose_path;
+use oxtree_repo::traverse::MAX_TREE_DEPTH;
+use oxtree_repo::{Repo, RepoConfig, RepoError, RepoMode, Transaction};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read;
+use tokio::task::JoinSet;
+
+/// ostree's OSTREE_MAX_METADATA_SIZE.
+pub const MAX_METADATA_SIZE: u64 = 128 << 20;
+const MAX_CONFIG_SIZE: u64 = 1 << 20;
+const MAX_REF_SIZE: u64 = 4096;
+
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// Parents to follow (0: the commit only; negative: all).
+    pub depth: i64,
+    /// Fetch commit objects only (the commits stay partial).
+    pub commit_metadata_only: bool,
+    /// Write refs/heads/REF instead of refs/remotes/REMOTE/REF.
+    pub mirror: bool,
+    /// Accepted; static deltas are not implemented, objects are always used.
+    pub disable_static_deltas: bool,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    pub fetch: FetchOptions,
+    /// Overrides `core.fsync`.
+    pub sync: Option<bool>,
+    pub max_metadata_size: u64,
+    /// Largest compressed content object accepted.
+    pub max_content_size: u64,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            depth: 0,
+            commit_metadata_only: false,
+            mirror: false,
+            disable_static_deltas: false,
+            max_in_flight: 12,
+            fetch: FetchOptions::default(),
+            sync: None,
+            max_metadata_size: MAX_METADATA_SIZE,
+            max_content_size: 64 << 30,
+        }
+    }
+}
+
+/// Counters reported while pulling.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullProgress {
+    /// Objects requested from the server so far (grows as trees arrive).
+    pub requested: u64,
+    /// Objects fetched and verified.
+    pub fetched: u64,
+    pub fetched_metadata: u64,
+    pub fetched_content: u64,
+    /// Metadata objects read from the local repo instead.
+    pub scanned_local: u64,
+    /// Bytes received over the network.
+    pub bytes: u64,
+    /// Uncompressed size of the content objects written.
+    pub content_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PullResult {
+    /// Refs written, as refspecs (`REMOTE:REF`, or `REF` with mirror).
+    pub refs: Vec<(String, Checksum)>,
+    /// Commits pulled (requested ones, not parents).
+    pub commits: Vec<Checksum>,
+    pub progress: PullProgress,
+}
+
+/// One thing the pull still has to obtain.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    /// `depth`: parents still to follow; `parent`: a 404 ends the history.
+    Commit {
+        csum: Checksum,
+        depth: i64,
+        parent: bool,
+    },
+    CommitMeta(Checksum),
+    DirTree(Checksum, usize),
+    DirMeta(Checksum),
+    File(Checksum),
+}
+
+impl Job {
+    fn name(&self) -> (ObjectType, Checksum) {
+        match *self {
+            Job::Commit { csum, .. } => (ObjectType::Commit, csum),
+            Job::CommitMeta(c) => (ObjectType::CommitMeta, c),
+            Job::DirTree(c, _) => (ObjectType::DirTree, c),
+            Job::DirMeta(c) => (ObjectType::DirMeta, c),
+            Job::File(c) => (ObjectType::File, c),
+        }
+    }
+}
+
+fn object_err(kind: ObjectType, csum: &Checksum, reason: impl std::fmt::Display) -> TransportError {
+    TransportError::bad(format!("object {csum}.{kind}"), reason)
+}
+
+/// A requested ref: `REF`, `REF@COMMIT` or a bare commit checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefRequest {
+    pub name: Option<String>,
+    pub commit: Option<Checksum>,
+}
+
+pub fn parse_ref_request(s: &str) -> Result<RefRequest> {
+    if Checksum::is_hex(s) {
+        return Ok(RefRequest {
+            name: None,
+            commit: Some(Checksum::from_hex(s)?),
+        });
+    }
+    let (name, commit) = match s.rsplit_once('@') {
+        Some((n, c)) => (n, Some(Checksum::from_hex(c)?)),
+        None => (s, None),
+    };
+    oxtree_repo::refs::validate_ref_name(name)?;
+    Ok(RefRequest {
+        name: Some(name.to_string()),
+        commit,
+    })
+}
+
+/// Fetch and parse the remote's summary (`None` when it has none).
+pub fn fetch_summary(remote: &Remote, fetch: &FetchOptions) -> Result<Option<Summary>> {
+    let fetcher = Fetcher::new(fetch.clone())?;
+    let rt = runtime()?;
+    rt.block_on(fetch_summary_async(&fetcher, remote))
+}
+
+async fn fetch_summary_async(fetcher: &Fetcher, remote: &Remote) -> Result<Option<Summary>> {
+    check_url(remote)?;
+    let url = join_url(&remote.url, "summary");
+    match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
+        None => Ok(None),
+        Some(b) => {
+            let bytes = b
+                .into_vec()
+                .map_err(|e| TransportError::io("reading summary", e))?;
+            Ok(Some(Summary::decode(&bytes)?))
+        }
+    }
+}
+
+fn check_url(remote: &Remote) -> Result<()> {
+    for u in [Some(remote.url.as_str()), remote.content_url.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if u.starts_with("mirrorlist=") {
+            return Err(TransportError::Unsupported(format!(
+                "remote '{}': mirrorlist URLs are not supported yet",
+                remote.name
+            )));
+        }
+        if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")) {
+            return Err(TransportError::Config(format!(
+                "remote '{}': unsupported URL '{u}'",
+                remote.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Pull `refs` (or the remote's configured branches when empty) from
+/// `remote` into `repo`. Never prints; `progress` is called on the calling
+/// thread after each object.
+pub fn pull(
+    repo: &Repo,
+    remote: &Remote,
+    refs: &[String],
+    opts: &PullOptions,
+    progress: &dyn Fn(&PullProgress),
+) -> Result<PullResult> {
+    remote.check_verification()?;
+    check_url(remote)?;
+    let requests = refs
+        .iter()
+        .map(|r| parse_ref_request(r))
+        .collect::<Result<Vec<_>>>()?;
+    let fetcher = Fetcher::new(opts.fetch.clone())?;
+    let rt = runtime()?;
+    rt.block_on(pull_async(repo, remote, requests, opts, &fetcher, progress))
+}
+
+async fn pull_async(
+    repo: &Repo,
+    remote: &Remote,
+    mut requests: Vec<RefRequest>,
+    opts: &PullOptions,
+    fetcher: &Fetcher,
+    progress: &dyn Fn(&PullProgress),
+) -> Result<PullResult> {
+    // The remote must be an archive repository.
+    let config_url = join_url(&remote.url, "config");
+    let cfg = fetcher
+        .get(&config_url, MAX_CONFIG_SIZE, None)
+        .await?
+        .ok_or_else(|| {
+            TransportError::bad(
+                format!("remote '{}'", remote.name),
+                format!("no repository config at {config_url}"),
+            )
+        })?
+        .into_vec()
+        .map_err(|e| TransportError::io("reading remote config", e))?;
+    let cfg = String::from_utf8(cfg)
+        .map_err(|_| TransportError::bad("remote config", "not UTF-8"))
+        .and_then(|t| Ok(RepoConfig::parse(&t)?))?;
+    let mode = RepoMode::parse(cfg.get("core", "mode").unwrap_or("bare"))?;
+    if mode != RepoMode::Archive {
+        return Err(TransportError::Unsupported(format!(
+            "remote '{}' is a {} repository; only archive repositories can be pulled over HTTP",
+            remote.name,
+            mode.config_name()
+        )));
+    }
+
+    let summary = fetch_summary_async(fetcher, remote).await?;
+    if requests.is_empty() {
+        if opts.mirror && remote.branches.is_empty() {
+            let s = summary.as_ref().ok_or_else(|| {
+                TransportError::Config(format!(
+                    "no refs given, and remote '{}' has no summary to mirror",
+                    remote.name
+                ))
+            })?;
+            for r in &s.refs {
+                requests.push(RefRequest {
+                    name: Some(r.name.clone()),
+                    commit: None,
+                });
+            }
+        } else if remote.branches.is_empty() {
+            return Err(TransportError::Config(format!(
+                "no refs specified and no branches configured for remote '{}'",
+                remote.name
+            )));
+        } else {
+            for b in &remote.branches {
+                requests.push(parse_ref_request(b)?);
+            }
+        }
+    }
+
+    // Resolve every request to (ref name, commit).
+    let mut targets: Vec<(Option<String>, Checksum)> = Vec::new();
+    for rq in &requests {
+        let commit = match (&rq.name, rq.commit) {
+            (_, Some(c)) => c,
+            (Some(name), None) => match &summary {
+                Some(s) => {
+                    s.get(name)
+                        .ok_or_else(|| {
+                            TransportError::bad(
+                                format!("remote '{}'", remote.name),
+                                format!("no such branch '{name}' in the remote summary"),
+                            )
+                        })?
+                        .commit
+                }
+                None => {
+                    let url = join_url(&remote.url, &format!("refs/heads/{name}"));
+                    let b = fetcher
+                        .get(&url, MAX_REF_SIZE, None)
+                        .await?
+                        .ok_or_else(|| {
+                            TransportError::bad(
+                                format!("remote '{}'", remote.name),
+                                format!("no such branch '{name}'"),
+                            )
+                        })?;
+                    let b = b
+                        .into_vec()
+                        .map_err(|e| TransportError::io("reading a ref", e))?;
+                    oxtree_repo::refs::parse_ref_contents(&b).map_err(|_| {
+                        TransportError::bad(format!("ref {name} at {url}"), "not a checksum")
+                    })?
+                }
+            },
+            (None, None) => unreachable!("parse_ref_request sets one"),
+        };
+        targets.push((rq.name.clone(), commit));
+    }
+
+    let mut tx = repo.begin()?;
+    if let Some(s) = opts.sync {
+        tx.set_sync(s);
+    }
+    let mut st = State {
+        repo,
+        tx: &tx,
+        opts,
+        base: remote.objects_base().to_string(),
+        seen: HashSet::new(),
+        pending: VecDeque::new(),
+        partial: Vec::new(),
+        detached: Vec::new(),
+        bindings: HashMap::new(),
+        progress: PullProgress::default(),
+    };
+    for (name, c) in &targets {
+        if let Some(n) = name {
+            st.bindings.entry(*c).or_default().push(n.clone());
+        }
+        st.pending.push_back(Job::Commit {
+            csum: *c,
+            depth: opts.depth,
+            parent: false,
+        });
+    }
+    let outcome = st.run(fetcher, progress).await;
+    let partial = std::mem::take(&mut st.partial);
+    let detached = std::mem::take(&mut st.detached);
+    let mut prog = st.progress.clone();
+    prog.bytes = fetcher.bytes_received();
+    drop(st);
+    let sync = tx.sync_enabled();
+    if let Err(e) = outcome {
+        // Keep what was verified for the next pull; move no ref.
+        let _ = tx.commit();
+        return Err(e);
+    }
+    tx.commit()?;
+    for (c, b) in detached {
+        repo.write_detached_metadata_bytes(&c, &b, sync)?;
+    }
+    for c in partial {
+        repo.clear_commit_partial(&c)?;
+    }
+    let mut result = PullResult {
+        progress: prog,
+        ..Default::default()
+    };
+    for (name, c) in targets {
+        result.commits.push(c);
+        if let Some(n) = name {
+            let spec = if opts.mirror {
+                n.clone()
+            } else {
+                format!("{}:{n}", remote.name)
+            };
+            repo.write_ref(&spec, Some(&c), sync)?;
+            result.refs.push((spec, c));
+        }
+    }
+    Ok(result)
+}
+
+struct State<'a> {
+    repo: &'a Repo,
+    tx: &'a Transaction<'a>,
+    opts: &'a PullOptions,
+    base: String,
+    seen: HashSet<(ObjectType, Checksum)>,
+    pending: VecDeque<Job>,
+    /// Commits whose trees this pull completes (unmarked at the end).
+    partial: Vec<Checksum>,
+    detached: Vec<(Checksum, Vec<u8>)>,
+    /// Requested ref names per commit, checked against ref bindings.
+    bindings: HashMap<Checksum, Vec<String>>,
+    progress: PullProgress,
+}
+
+type Fetched = (Job, Result<Option<Body>>);
+
+impl State<'_> {
+    async fn run(&mut self, fetcher: &Fetcher, progress: &dyn Fn(&PullProgress)) -> Result<()> {
+        let mut inflight: JoinSet<Fetched> = JoinSet::new();
+        let spill = self.repo.path().join("tmp");
+        let max = self.opts.max_in_flight.max(1);
+        loop {
+            while inflight.len() < max {
+                let Some(job) = self.pending.pop_front() else {
+                    break;
+                };
+                if !self.seen.insert(job.name()) {
+                    continue;
+                }
+                if self.resolve_locally(job)? {
+                    progress(&self.snapshot(fetcher));
+                    continue;
+                }
+                let (kind, csum) = job.name();
+                let rel = loose_path(&csum, kind, RepoMode::Archive);
+                let url = join_url(&self.base, &format!("objects/{rel}"));
+                let limit = if kind == ObjectType::File {
+                    self.opts.max_content_size
+                } else {
+                    self.opts.max_metadata_size
+                };
+                let f = fetcher.clone();
+                let spill = Some(spill.clone());
+                self.progress.requested += 1;
+                inflight.spawn(async move { (job, f.get(&url, limit, spill).await) });
+            }
+            let Some(done) = inflight.join_next().await else {
+                if self.pending.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            };
+            let (job, body) = done.map_err(|e| TransportError::bad("fetch task", e))?;
+            let (kind, csum) = job.name();
+            let body = body.map_err(|e| object_err(kind, &csum, e))?;
+            self.process(job, body)?;
+            progress(&self.snapshot(fetcher));
+        }
+    }
+
+    fn snapshot(&self, fetcher: &Fetcher) -> PullProgress {
+        let mut p = self.progress.clone();
+        p.bytes = fetcher.bytes_received();
+        p
+    }
+
+    /// Handle a job from the local repo when possible; false: fetch it.
+    fn resolve_locally(&mut self, job: Job) -> Result<bool> {
+        let (kind, csum) = job.name();
+        if !self.repo.has_object(kind, &csum)? {
+            return Ok(false);
+        }
+        match job {
+            Job::Commit { depth, .. } => {
+                let bytes = self.repo.load_meta_bytes(ObjectType::Commit, &csum)?;
+                let partial = self.repo.is_commit_partial(&csum)?;
+                self.progress.scanned_local += 1;
+                self.handle_commit(csum, &bytes, depth, partial, false)?;
+            }
+            Job::DirTree(_, level) => {
+                let t = self.repo.load_dirtree(&csum)?;
+                self.progress.scanned_local += 1;
+                self.queue_tree_children(&t, level)?;
+            }
+            Job::CommitMeta(_) | Job::DirMeta(_) | Job::File(_) => {}
+        }
+        Ok(true)
+    }
+
+    fn process(&mut self, job: Job, body: Option<Body>) -> Result<()> {
+        let (kind, csum) = job.name();
+        let Some(body) = body else {
+            return match job {
+                // Detached metadata is optional; a missing parent ends history.
+                Job::CommitMeta(_) | Job::Commit { parent: true, .. } => Ok(()),
+                _ => Err(object_err(
+                    kind,
+                    &csum,
+                    "not found on the remote (HTTP 404)",
+                )),
+            };
+        };
+        self.progress.fetched += 1;
+        if kind == ObjectType::File {
+            let size = import_filez(self.tx, &csum, body)?;
+            self.progress.fetched_content += 1;
+            self.progress.content_bytes += size;
+            return Ok(());
+        }
+        self.progress.fetched_metadata += 1;
+        let bytes = body
+            .into_vec()
+            .map_err(|e| object_err(kind, &csum, format!("reading body: {e}")))?;
+        match job {
+            Job::CommitMeta(_) => {
+                Metadata::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                self.detached.push((csum, bytes));
+            }
+            Job::Commit { depth, .. } => {
+                verify_meta(kind, &csum, &bytes)?;
+                self.handle_commit(csum, &bytes, depth, true, true)?;
+            }
+            Job::DirTree(_, level) => {
+                verify_meta(kind, &csum, &bytes)?;
+                let t = DirTree::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                self.tx.write_meta_trusted_name(kind, &csum, &bytes)?;
+                self.queue_tree_children(&t, level)?;
+            }
+            Job::DirMeta(_) => {
+                verify_meta(kind, &csum, &bytes)?;
+                DirMeta::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                self.tx.write_meta_trusted_name(kind, &csum, &bytes)?;
+            }
+            Job::File(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// A commit (verified): store it if new, then queue its tree unless it
+    /// is known complete, and its parent while depth remains.
+    fn handle_commit(
+        &mut self,
+        csum: Checksum,
+        bytes: &[u8],
+        depth: i64,
+        incomplete: bool,
+        new: bool,
+    ) -> Result<()> {
+        let kind = ObjectType::Commit;
+        let commit = Commit::decode(bytes).map_err(|e| object_err(kind, &csum, e))?;
+        if let Some(names) = self.bindings.get(&csum) {
+            check_ref_binding(&csum, &commit, names)?;
+        }
+        if new {
+            // Partial before it can become visible; cleared at the end.
+            self.repo.mark_commit_partial(&csum, b"")?;
+            self.tx.write_meta_trusted_name(kind, &csum, bytes)?;
+            self.pending.push_back(Job::CommitMeta(csum));
+        }
+        if incomplete && !self.opts.commit_metadata_only {
+            self.partial.push(csum);
+            self.pending.push_back(Job::DirMeta(commit.root_meta));
+            self.pending.push_back(Job::DirTree(commit.root_tree, 0));
+        }
+        if depth != 0 {
+            if let Some(p) = commit.parent {
+                self.pending.push_back(Job::Commit {
+                    csum: p,
+                    depth: depth - 1,
+                    parent: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_tree_children(&mut self, t: &DirTree, level: usize) -> Result<()> {
+        if level >= MAX_TREE_DEPTH && !t.dirs.is_empty() {
+            return Err(TransportError::bad(
+                "tree",
+                format!("directories nested deeper than {MAX_TREE_DEPTH}"),
+            ));
+        }
+        for f in &t.files {
+            self.pending.push_back(Job::File(f.checksum));
+        }
+        for d in &t.dirs {
+            self.pending.push_back(Job::DirMeta(d.meta));
+            self.pending.push_back(Job::DirTree(d.tree, level + 1));
+        }
+        Ok(())
+    }
+}
+
+fn verify_meta(kind: ObjectType, csum: &Checksum, bytes: &[u8]) -> Result<()> {
+    let actual = Checksum::of(bytes);
+    if actual != *csum {
+        return Err(object_err(
+            kind,
+            csum,
+            format!("content hashes to {actual}"),
+        ));
+    }
+    Ok(())
+}
+
+/// ostree refuses a commit whose `ostree.ref-binding` does not list the
+/// ref it was pulled as.
+fn check_ref_binding(csum: &Checksum, commit: &Commit, names: &[String]) -> Result<()> {
+    let Some(v) = commit.metadata.get("ostree.ref-binding") else {
+        return Ok(());
+    };
+    let bound: Vec<String> = match v
+        .try_clone()
+        .ok()
+        .and_then(|v| Vec::<String>::try_from(v).ok())
+    {
+        Some(b) => b,
+        None => return Ok(()),
+    };
+    for n in names {
+        if !bound.iter().any(|b| b == n) {
+            return Err(object_err(
+                ObjectType::Commit,
+                csum,
+                format!("commit is bound to refs {bound:?}, not to '{n}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Content that must be exactly `remaining` bytes long.
+struct Exact<R> {
+    inner: R,
+    remaining: u64,
+    total: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "content ends after {} of {} bytes",
+                    self.total - self.remaining,
+                    self.total
+                ),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A repo error that already names the object passes through as is.
+fn keep_bad(
+    e: RepoError,
+    bad: &dyn Fn(&dyn std::fmt::Display) -> TransportError,
+) -> TransportError {
+    match e {
+        RepoError::BadObject { .. } => TransportError::Repo(e),
+        other => bad(&other),
+    }
+}
+
+/// Verify and store one `.filez` object; returns its uncompressed size.
+fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64> {
+    let bad = |r: &dyn std::fmt::Display| object_err(ObjectType::File, csum, r);
+    let mut r = body.into_reader();
+    let mut prefix = [0u8; 8];
+    r.read_exact(&mut prefix)
+        .map_err(|e| bad(&format!("truncated header: {e}")))?;
+    let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    if len > MAX_HEADER_SIZE {
+        return Err(bad(&format!("header size {len} is too large")));
+    }
+    let mut head = prefix.to_vec();
+    head.resize(8 + len, 0);
+    r.read_exact(&mut head[8..])
+        .map_err(|e| bad(&format!("truncated header: {e}")))?;
+    let (ah, _) = ArchiveHeader::decode(&head).map_err(|e| bad(&e))?;
+    if ah.file.is_symlink() {
+        tx.write_content_expect(csum, &ah.file, 0, std::io::empty())
+            .map_err(|e| keep_bad(e, &bad))?;
+        return Ok(0);
+    }
+    let mut inflater = inflate_reader(r);
+    let mut exact = Exact {
+        inner: &mut inflater,
+        remaining: ah.size,
+        total: ah.size,
+    };
+    tx.write_content_expect(csum, &ah.file, ah.size, &mut exact)
+        .map_err(|e| keep_bad(e, &bad))?;
+    let mut extra = [0u8; 1];
+    match inflater.read(&mut extra) {
+        Ok(0) => Ok(ah.size),
+        Ok(_) => Err(bad(&"content is longer than its header says")),
+        Err(e) => Err(bad(&format!("corrupt compressed content: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_requests() {
+        let c = Checksum::of(b"x");
+        assert_eq!(
+            parse_ref_request("main").unwrap(),
+            RefRequest {
+                name: Some("main".into()),
+                commit: None
+            }
+        );
+        assert_eq!(
+            parse_ref_request(&format!("a/b@{c}")).unwrap(),
+            RefRequest {
+                name: Some("a/b".into()),
+                commit: Some(c)
+            }
+        );
+        assert_eq!(parse_ref_request(&c.to_hex()).unwrap().name, None);
+        assert!(parse_ref_request("../x").is_err());
+        assert!(parse_ref_request("a@zz").is_err());
+    }
+}

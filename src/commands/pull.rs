@@ -1,0 +1,99 @@
+//! `oxtree pull REMOTE [REF[@COMMIT]…]`: fetch commits from a remote
+//! archive repository over HTTP, with a progress bar on a terminal.
+
+use crate::output::format_size;
+use crate::util::open_repo;
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use oxtree_transport::{PullOptions, PullProgress, Remote};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Traverse DEPTH parents (-1 = infinite)
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    depth: i64,
+    /// Fetch only the commit metadata
+    #[arg(long)]
+    commit_metadata_only: bool,
+    /// Write refs suitable for a mirror (refs/heads instead of refs/remotes)
+    #[arg(long)]
+    mirror: bool,
+    /// Do not use static deltas (oxtree does not implement them yet)
+    #[arg(long)]
+    disable_static_deltas: bool,
+    /// Do not invoke fsync()
+    #[arg(long)]
+    disable_fsync: bool,
+    /// Network retries per request
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    network_retries: u32,
+    /// Remote name
+    remote: String,
+    /// Refs to pull (REF, REF@COMMIT or a commit checksum); default: the
+    /// remote's configured branches
+    #[arg(value_name = "REF")]
+    refs: Vec<String>,
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let remote = Remote::open(&repo, &a.remote)?;
+    let mut opts = PullOptions {
+        depth: a.depth,
+        commit_metadata_only: a.commit_metadata_only,
+        mirror: a.mirror,
+        disable_static_deltas: a.disable_static_deltas,
+        sync: a.disable_fsync.then_some(false),
+        ..Default::default()
+    };
+    opts.fetch.retries = a.network_retries;
+    let sec = oxtree_transport::remote::section(&remote.name);
+    opts.fetch.tls_permissive = repo.config().get_bool(&sec, "tls-permissive", false)?;
+    opts.fetch.proxy = repo.config().get(&sec, "proxy").map(str::to_string);
+    if let Some(p) = repo.config().get(&sec, "tls-ca-path") {
+        opts.fetch.tls_ca_pem = Some(std::fs::read(p)?);
+    }
+
+    let pb = if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} pull {msg} [{bar:30}] {pos}/{len} objects ({elapsed})",
+            )
+            .unwrap()
+            .progress_chars("=> "),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let start = Instant::now();
+    let report = |p: &PullProgress| {
+        pb.set_length(p.requested);
+        pb.set_position(p.fetched);
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        pb.set_message(format!(
+            "{} ({}/s)",
+            format_size(p.bytes),
+            format_size((p.bytes as f64 / secs) as u64)
+        ));
+    };
+    let res = oxtree_transport::pull(&repo, &remote, &a.refs, &opts, &report);
+    pb.finish_and_clear();
+    let res = res?;
+    let p = &res.progress;
+    if p.fetched > 0 {
+        println!(
+            "{} metadata, {} content objects fetched; {} transferred in {} seconds; {} content written",
+            p.fetched_metadata,
+            p.fetched_content,
+            format_size(p.bytes),
+            start.elapsed().as_secs(),
+            format_size(p.content_bytes)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `oxtree summary -u | --view [--raw]`: regenerate or show the repository
+//! summary (the ref index HTTP clients read).
+
+use crate::util::{now, open_repo};
+use anyhow::{bail, Context, Result};
+use oxtree_object::gvariant::from_be64;
+use oxtree_object::Metadata;
+use oxtree_transport::Summary;
+use std::path::PathBuf;
+use zvariant::Value;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Update the summary
+    #[arg(short = 'u', long)]
+    update: bool,
+    /// View the local summary file
+    #[arg(short = 'v', long)]
+    view: bool,
+    /// With --view: print the raw variant
+    #[arg(long)]
+    raw: bool,
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    let mut repo = open_repo(repo)?;
+    if a.update {
+        oxtree_transport::summary::update_summary(&mut repo, now())?;
+        return Ok(());
+    }
+    if a.view {
+        let bytes = std::fs::read(repo.path().join("summary"))
+            .with_context(|| "reading summary (run `summary -u` first)")?;
+        let s = Summary::decode(&bytes)?;
+        if a.raw {
+            println!("{s:?}");
+        } else {
+            print!("{}", render(&s));
+        }
+        return Ok(());
+    }
+    bail!("no action given: use -u (update) or --view")
+}
+
+fn iso_date(ts: u64) -> String {
+    chrono::DateTime::from_timestamp(ts as i64, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00").to_string())
+        .unwrap_or_else(|| format!("@{ts}"))
+}
+
+fn value_text(v: &Value<'_>) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        Value::Str(s) => format!("'{}'", s.as_str()),
+        Value::U64(x) => format!("uint64 {}", from_be64(*x)),
+        other => format!("{other:?}"),
+    }
+}
+
+fn render_meta(md: &Metadata, indent: &str, out: &mut String) {
+    for (k, v) in &md.0 {
+        let line = match (k.as_str(), &**v) {
+            ("ostree.commit.timestamp", Value::U64(t)) => {
+                format!("Timestamp ({k}): {}", iso_date(from_be64(*t)))
+            }
+            ("ostree.commit.version", Value::Str(s)) => format!("Version ({k}): {}", s.as_str()),
+            ("ostree.summary.mode", Value::Str(s)) => {
+                format!("Repository Mode ({k}): {}", s.as_str())
+            }
+            ("ostree.summary.last-modified", Value::U64(t)) => {
+                format!("Last-Modified ({k}): {}", iso_date(from_be64(*t)))
+            }
+            ("ostree.summary.expires", Value::U64(t)) => {
+                format!("Expires ({k}): {}", iso_date(from_be64(*t)))
+            }
+            ("ostree.summary.tombstone-commits", Value::Bool(b)) => format!(
+                "Has Tombstone Commits ({k}): {}",
+                if *b { "Yes" } else { "No" }
+            ),
+            ("ostree.summary.collection-id", Value::Str(s)) => {
+                format!("Collection ID ({k}): {}", s.as_str())
+            }
+            (_, v) => format!("{k}: {}", value_text(v)),
+        };
+        out.push_str(indent);
+        out.push_str(&line);
+        out.push('\n');
+    }
+}
+
+/// The `ostree summary --view` layout.
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    for r in &s.refs {
+        out.push_str(&format!("* {}\n", r.name));
+        out.push_str(&format!("    Latest Commit ({} bytes):\n", r.commit_size));
+        out.push_str(&format!("      {}\n", r.commit));
+        render_meta(&r.metadata, "    ", &mut out);
+        out.push('\n');
+    }
+    render_meta(&s.metadata, "", &mut out);
+    out
+}

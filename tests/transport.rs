@@ -1,0 +1,625 @@
+//! Transport interop: oxtree pulls over HTTP from repositories ostree wrote
+//! (served by a real static server, python3 -m http.server), ostree pulls
+//! from `oxtree serve`, lying servers are caught, and remotes that ask for
+//! GPG verification are refused. ostree and python3 are required: a missing
+//! one fails the test. Every child process started here is killed by its
+//! own handle when the test ends.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn oxtree() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
+}
+
+fn require(bin: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = Path::new(dir).join(bin);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{bin}` is required by the transport tests but was not found; install it (apt-get install -y ostree python3)");
+}
+
+fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
+}
+
+#[track_caller]
+fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
+    let o = run(bin, repo, args);
+    assert!(
+        o.status.success(),
+        "{} {:?} failed:\nstdout: {}\nstderr: {}",
+        bin.display(),
+        args,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A child process killed (by its own pid) when dropped.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "server on {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// python3 -m http.server serving `dir` on a free loopback port.
+fn python_server(dir: &Path) -> (Guard, String) {
+    let py = require("python3");
+    let port = free_port();
+    let child = Command::new(py)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting python3 -m http.server");
+    let g = Guard(child);
+    wait_for_port(port);
+    (g, format!("http://127.0.0.1:{port}/"))
+}
+
+/// A tree with a subdirectory, a symlink, an empty file and a larger file.
+fn make_tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("d/e")).unwrap();
+    std::fs::write(dir.join("a"), "one\n").unwrap();
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(dir.join("d/big"), big).unwrap();
+    std::fs::write(dir.join("d/e/empty"), "").unwrap();
+    std::os::unix::fs::symlink("a", dir.join("l")).unwrap();
+}
+
+fn count_objects(repo: &Path) -> usize {
+    let mut n = 0;
+    for d in std::fs::read_dir(repo.join("objects")).unwrap() {
+        let d = d.unwrap();
+        if d.file_type().unwrap().is_dir() {
+            n += std::fs::read_dir(d.path()).unwrap().count();
+        }
+    }
+    n
+}
+
+fn fsck_both(repo: &Path) {
+    ok(&oxtree(), repo, &["fsck"]);
+    ok(&require("ostree"), repo, &["fsck"]);
+}
+
+fn ref_file(repo: &Path, remote: &str, name: &str) -> PathBuf {
+    repo.join("refs/remotes").join(remote).join(name)
+}
+
+#[test]
+fn pull_from_ostree_archive_over_static_http() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ost, &src, &["init", "--mode=archive"]);
+    let tree_s = tree.to_str().unwrap();
+    ok(
+        &ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-01",
+            "-s",
+            "one",
+            tree_s,
+        ],
+    );
+    std::fs::write(tree.join("d/e/empty"), "now full\n").unwrap();
+    ok(
+        &ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-02",
+            "-s",
+            "two",
+            tree_s,
+        ],
+    );
+    ok(&ost, &src, &["summary", "-u"]);
+    let (_server, url) = python_server(&src);
+
+    for mode in ["bare-user", "archive"] {
+        let dst = tmp.path().join(format!("dst-{mode}"));
+        ok(&ox, &dst, &["init", &format!("--mode={mode}")]);
+        ok(
+            &ox,
+            &dst,
+            &["remote", "add", "--no-gpg-verify", "origin", &url],
+        );
+        ok(&ox, &dst, &["pull", "--depth=1", "origin", "main"]);
+        fsck_both(&dst);
+        assert_eq!(
+            ok(&ox, &dst, &["ls", "-R", "-C", "origin:main"]),
+            ok(&ost, &src, &["ls", "-R", "-C", "main"]),
+            "{mode}"
+        );
+        assert_eq!(
+            ok(&ox, &dst, &["rev-parse", "origin:main"]),
+            ok(&ost, &src, &["rev-parse", "main"])
+        );
+        assert_eq!(
+            ok(&ox, &dst, &["ls", "-R", "-C", "origin:main^"]),
+            ok(&ost, &src, &["ls", "-R", "-C", "main^"])
+        );
+        assert!(!dst.join("state").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".commitpartial")));
+    }
+
+    // Incremental: a third commit changing one top-level file fetches only
+    // the commit, the root dirtree and that file.
+    let dst = tmp.path().join("dst-bare-user");
+    let before = count_objects(&dst);
+    std::fs::write(tree.join("a"), "three\n").unwrap();
+    ok(
+        &ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-03",
+            "-s",
+            "three",
+            tree_s,
+        ],
+    );
+    ok(&ost, &src, &["summary", "-u"]);
+    let out = ok(&ox, &dst, &["pull", "origin", "main"]);
+    assert!(
+        out.starts_with("2 metadata, 1 content objects fetched"),
+        "{out}"
+    );
+    assert_eq!(count_objects(&dst), before + 3);
+    fsck_both(&dst);
+    assert_eq!(
+        ok(&ox, &dst, &["ls", "-R", "-C", "origin:main"]),
+        ok(&ost, &src, &["ls", "-R", "-C", "main"])
+    );
+    // Nothing new: nothing fetched.
+    assert_eq!(ok(&ox, &dst, &["pull", "origin", "main"]), "");
+
+    // Without a summary, refs resolve through refs/heads/.
+    std::fs::remove_file(src.join("summary")).unwrap();
+    let d2 = tmp.path().join("dst-nosummary");
+    ok(&ox, &d2, &["init", "--mode=bare-user"]);
+    ok(
+        &ox,
+        &d2,
+        &["remote", "add", "--no-gpg-verify", "origin", &url, "main"],
+    );
+    ok(&ox, &d2, &["pull", "origin"]);
+    fsck_both(&d2);
+
+    // remote refs / summary read the remote's summary.
+    ok(&ost, &src, &["summary", "-u"]);
+    assert_eq!(
+        ok(&ox, &dst, &["remote", "refs", "origin"]),
+        "origin:main\n"
+    );
+    assert!(ok(&ox, &dst, &["remote", "summary", "origin"]).contains("* main"));
+}
+
+#[test]
+fn summary_matches_ostree_bytes() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ost, &a, &["init", "--mode=archive"]);
+    let t = tree.to_str().unwrap();
+    ok(
+        &ost,
+        &a,
+        &["commit", "-b", "main", "--timestamp=2020-01-01", t],
+    );
+    ok(
+        &ost,
+        &a,
+        &[
+            "commit",
+            "-b",
+            "x/y",
+            "--timestamp=2020-01-02",
+            "--add-metadata-string=version=4.2",
+            t,
+        ],
+    );
+    let b = tmp.path().join("b");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    ok(&ost, &a, &["summary", "-u"]);
+    ok(&ox, &b, &["summary", "-u"]);
+    let sa = std::fs::read(a.join("summary")).unwrap();
+    let sb = std::fs::read(b.join("summary")).unwrap();
+    assert_eq!(sa.len(), sb.len());
+    // Only ostree.summary.last-modified (one 8-byte value) may differ.
+    let diff: Vec<usize> = (0..sa.len()).filter(|&i| sa[i] != sb[i]).collect();
+    if let (Some(f), Some(l)) = (diff.first(), diff.last()) {
+        assert!(l - f < 8, "summaries differ beyond the timestamp: {diff:?}");
+    }
+    // Each tool reads the other's.
+    let view_a = ok(&ox, &a, &["summary", "--view"]);
+    let view_b = ok(&ost, &b, &["summary", "--view"]);
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("Last-Modified"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&view_a), strip(&view_b));
+}
+
+#[test]
+fn ostree_pulls_from_oxtree_serve() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ox, &src, &["init", "--mode=archive"]);
+    ok(
+        &ox,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-01",
+            tree.to_str().unwrap(),
+        ],
+    );
+    ok(&ox, &src, &["summary", "-u"]);
+    let mut child = Command::new(&ox)
+        .arg(format!("--repo={}", src.display()))
+        .args(["serve", "--port=0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _g = Guard(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    for mode in ["bare-user", "archive"] {
+        let dst = tmp.path().join(format!("dst-{mode}"));
+        ok(&ost, &dst, &["init", &format!("--mode={mode}")]);
+        ok(&ost, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+        ok(&ost, &dst, &["pull", "o", "main"]);
+        fsck_both(&dst);
+        assert_eq!(
+            ok(&ost, &dst, &["ls", "-R", "-C", "o:main"]),
+            ok(&ox, &src, &["ls", "-R", "-C", "main"])
+        );
+    }
+    // The server stays inside the repository.
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap();
+    let mut s = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    s.write_all(b"GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+}
+
+// ------------------------------------------------------------ lying server
+
+#[derive(Clone)]
+enum Lie {
+    Honest,
+    /// Flip one byte of this file.
+    Flip(String),
+    /// Announce the full length, send half, close.
+    Truncate(String),
+    /// Answer 500 this many times (usize::MAX: always).
+    Error500(String, Arc<AtomicUsize>),
+}
+
+/// A minimal HTTP/1.1 static server for `root` that lies as told.
+fn lying_server(root: PathBuf, lie: Lie) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let (root, lie) = (root.clone(), lie.clone());
+            std::thread::spawn(move || serve_conn(conn, &root, &lie));
+        }
+    });
+    format!("http://127.0.0.1:{port}/")
+}
+
+fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut first = String::new();
+    if r.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+    }
+    let path = first
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .trim_start_matches('/');
+    let send = |conn: &mut TcpStream, status: &str, len: usize, body: &[u8]| {
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        );
+        let _ = conn.write_all(body);
+    };
+    if path.contains("..") {
+        return send(&mut conn, "404 Not Found", 0, b"");
+    }
+    let mut body = match std::fs::read(root.join(path)) {
+        Ok(b) => b,
+        Err(_) => return send(&mut conn, "404 Not Found", 0, b""),
+    };
+    match lie {
+        Lie::Flip(p) if p == path => {
+            let i = body.len() - 3;
+            body[i] ^= 0x55;
+        }
+        Lie::Truncate(p) if p == path => {
+            let len = body.len();
+            return send(&mut conn, "200 OK", len, &body[..len / 2]);
+        }
+        Lie::Error500(p, n) if p == path => {
+            let left = n.load(Ordering::SeqCst);
+            if left > 0 {
+                n.store(left.saturating_sub(1), Ordering::SeqCst);
+                return send(&mut conn, "500 Internal Server Error", 0, b"");
+            }
+        }
+        _ => {}
+    }
+    send(&mut conn, "200 OK", body.len(), &body);
+}
+
+/// The `.filez` path and checksum of `d/big` in `src`'s main.
+fn big_object(src: &Path) -> (String, String) {
+    let ls = ok(&require("ostree"), src, &["ls", "-C", "main", "/d/big"]);
+    let csum = ls
+        .split_whitespace()
+        .find(|w| w.len() == 64)
+        .expect("checksum in ls -C")
+        .to_string();
+    (format!("objects/{}/{}.filez", &csum[..2], &csum[2..]), csum)
+}
+
+#[test]
+fn lying_servers_are_caught_and_pull_resumes() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ost, &src, &["init", "--mode=archive"]);
+    ok(
+        &ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-01",
+            tree.to_str().unwrap(),
+        ],
+    );
+    let (big_path, big_csum) = big_object(&src);
+
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=bare-user"]);
+    let lies = [
+        ("flip", Lie::Flip(big_path.clone())),
+        ("truncate", Lie::Truncate(big_path.clone())),
+        (
+            "500",
+            Lie::Error500(big_path.clone(), Arc::new(AtomicUsize::new(usize::MAX))),
+        ),
+    ];
+    for (what, lie) in lies {
+        let url = lying_server(src.clone(), lie);
+        let name = format!("liar-{what}");
+        ok(
+            &ox,
+            &dst,
+            &["remote", "add", "--no-gpg-verify", &name, &url],
+        );
+        let o = run(&ox, &dst, &["pull", "--network-retries=1", &name, "main"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{what}: pull from a lying server succeeded"
+        );
+        assert!(
+            err.contains(&big_csum),
+            "{what}: error does not name the object: {err}"
+        );
+        assert!(
+            !ref_file(&dst, &name, "main").exists(),
+            "{what}: ref written"
+        );
+        // The commit is recorded as partial; good objects stayed.
+        assert!(count_objects(&dst) > 0, "{what}");
+    }
+    assert!(dst.join("state").read_dir().unwrap().count() > 0);
+
+    // A transient 500 is retried and the pull succeeds.
+    let url = lying_server(
+        src.clone(),
+        Lie::Error500(big_path.clone(), Arc::new(AtomicUsize::new(2))),
+    );
+    let d2 = tmp.path().join("dst2");
+    ok(&ox, &d2, &["init", "--mode=archive"]);
+    ok(
+        &ox,
+        &d2,
+        &["remote", "add", "--no-gpg-verify", "flaky", &url],
+    );
+    ok(&ox, &d2, &["pull", "flaky", "main"]);
+    fsck_both(&d2);
+
+    // An honest server completes the interrupted pull: only the missing
+    // object is fetched.
+    let url = lying_server(src.clone(), Lie::Honest);
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--no-gpg-verify", "honest", &url],
+    );
+    let out = ok(&ox, &dst, &["pull", "honest", "main"]);
+    assert!(
+        out.starts_with("0 metadata, 1 content objects fetched"),
+        "{out}"
+    );
+    assert!(ref_file(&dst, "honest", "main").exists());
+    fsck_both(&dst);
+    assert!(!dst.join("state").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".commitpartial")));
+    assert_eq!(
+        ok(&ox, &dst, &["ls", "-R", "-C", "honest:main"]),
+        ok(&ost, &src, &["ls", "-R", "-C", "main"])
+    );
+}
+
+#[test]
+fn gpg_verifying_remotes_are_refused() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ost, &src, &["init", "--mode=archive"]);
+    ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let url = lying_server(src.clone(), Lie::Honest);
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=bare-user"]);
+    ok(&ox, &dst, &["remote", "add", "unset", &url]);
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--set=gpg-verify=true", "on", &url],
+    );
+    ok(
+        &ox,
+        &dst,
+        &[
+            "remote",
+            "add",
+            "--no-gpg-verify",
+            "--set=sign-verify=true",
+            "sign",
+            &url,
+        ],
+    );
+    for name in ["unset", "on", "sign"] {
+        let o = run(&ox, &dst, &["pull", name, "main"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name}");
+        assert!(
+            err.contains(&format!("remote '{name}' requires"))
+                && err.contains("oxtree does not implement"),
+            "{name}: {err}"
+        );
+        assert!(!ref_file(&dst, name, "main").exists());
+    }
+    assert_eq!(count_objects(&dst), 0);
+    // remote list / show-url / delete behave like ostree's.
+    assert_eq!(ok(&ox, &dst, &["remote", "list"]), "on\nsign\nunset\n");
+    assert_eq!(
+        ok(&ox, &dst, &["remote", "show-url", "on"]),
+        format!("{url}\n")
+    );
+    assert!(!run(&ox, &dst, &["remote", "add", "on", &url])
+        .status
+        .success());
+    ok(&ox, &dst, &["remote", "add", "--if-not-exists", "on", &url]);
+    ok(&ox, &dst, &["remote", "delete", "on"]);
+    assert!(!run(&ox, &dst, &["remote", "delete", "on"]).status.success());
+    ok(&ox, &dst, &["remote", "delete", "--if-exists", "on"]);
+    assert_eq!(ok(&ox, &dst, &["remote", "list"]), "sign\nunset\n");
+    // ostree reads the config oxtree wrote.
+    assert_eq!(ok(&ost, &dst, &["remote", "list"]), "sign\nunset\n");
+}
