@@ -128,9 +128,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         binds.sort();
         binds.dedup();
-        if !binds.is_empty() {
-            metadata.set_strv("ostree.ref-binding", &binds);
-        }
+        // Written even when empty (an --orphan commit), as ostree does.
+        metadata.set_strv("ostree.ref-binding", &binds);
     }
     let body = match &a.body_file {
         Some(f) => {

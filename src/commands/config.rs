@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Group (section) of the key; then KEY has no SECTION. prefix
+    #[arg(long)]
+    group: Option<String>,
     #[command(subcommand)]
     action: Action,
 }
@@ -23,9 +26,19 @@ enum Action {
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let mut repo = open_repo(repo)?;
+    let group = a.group.clone();
+    let split = |key: &str| -> Result<(String, String)> {
+        match &group {
+            Some(g) => Ok((g.clone(), key.to_string())),
+            None => split_key(key)
+                .map(|(s, k)| (s.to_string(), k.to_string()))
+                .map_err(Into::into),
+        }
+    };
     match a.action {
         Action::Get { key } => {
-            let (s, k) = split_key(&key)?;
+            let (s, k) = split(&key)?;
+            let (s, k) = (s.as_str(), k.as_str());
             let v = repo
                 .config()
                 .get(s, k)
@@ -33,13 +46,15 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             println!("{v}");
         }
         Action::Set { key, value } => {
-            let (s, k) = split_key(&key)?;
+            let (s, k) = split(&key)?;
+            let (s, k) = (s.as_str(), k.as_str());
             let mut c = repo.config().clone();
             c.set(s, k, &value);
             repo.write_config(c)?;
         }
         Action::Unset { key } => {
-            let (s, k) = split_key(&key)?;
+            let (s, k) = split(&key)?;
+            let (s, k) = (s.as_str(), k.as_str());
             let mut c = repo.config().clone();
             c.remove_key(s, k);
             repo.write_config(c)?;

@@ -15,6 +15,9 @@ pub struct Args {
     /// Delete the given refs
     #[arg(long)]
     delete: bool,
+    /// With --create, replace an existing ref
+    #[arg(long)]
+    force: bool,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
@@ -29,7 +32,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         let [rev] = a.args.as_slice() else {
             bail!("--create requires exactly one existing revision argument");
         };
-        if repo.read_ref(new)?.is_some() {
+        if !a.force && repo.read_ref(new)?.is_some() {
             bail!("--create specified but ref {new} already exists");
         }
         let c = repo.resolve_rev(rev)?;
@@ -41,20 +44,28 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         if a.args.is_empty() {
             bail!("--delete requires at least one ref");
         }
+        // Like ostree, each argument is a ref or a prefix of refs.
+        let all = repo.list_refs()?;
         for r in &a.args {
-            match repo.write_ref(r, None, sync) {
-                Ok(()) | Err(oxtree_repo::RepoError::RefNotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+            for (name, _) in under_prefix(&all, r) {
+                let full = if name == *r {
+                    name
+                } else {
+                    format!("{r}/{name}")
+                };
+                match repo.write_ref(&full, None, sync) {
+                    Ok(()) | Err(oxtree_repo::RepoError::RefNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         return Ok(());
     }
-    let prefix = a.args.first().map(|s| s.as_str()).unwrap_or("");
-    let refs: Vec<_> = repo
-        .list_refs()?
-        .into_iter()
-        .filter(|(n, _)| n.starts_with(prefix))
-        .collect();
+    let all = repo.list_refs()?;
+    let refs = match a.args.first() {
+        Some(prefix) => under_prefix(&all, prefix),
+        None => all,
+    };
     if a.json {
         let v: Vec<_> = refs
             .iter()
@@ -67,4 +78,19 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refs selected by a prefix argument, as ostree lists them: the ref itself
+/// if it exists, else every ref below `prefix/`, named relative to it.
+fn under_prefix(
+    all: &[(String, oxtree_object::Checksum)],
+    prefix: &str,
+) -> Vec<(String, oxtree_object::Checksum)> {
+    if let Some(exact) = all.iter().find(|(n, _)| n == prefix) {
+        return vec![exact.clone()];
+    }
+    let dir = format!("{}/", prefix.trim_end_matches('/'));
+    all.iter()
+        .filter_map(|(n, c)| n.strip_prefix(&dir).map(|rest| (rest.to_string(), *c)))
+        .collect()
 }

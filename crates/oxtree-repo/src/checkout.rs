@@ -59,6 +59,8 @@ struct Ctx<'a> {
     opts: &'a CheckoutOptions,
     hardlink: bool,
     metas: Mutex<HashMap<Checksum, DirMeta>>,
+    /// `uncompressed-objects-cache/` of an archive repo, opened on first use.
+    cache: std::sync::OnceLock<std::result::Result<OwnedFd, String>>,
     files: AtomicU64,
     linked: AtomicU64,
     dirs: AtomicU64,
@@ -79,17 +81,19 @@ impl Repo {
         if self.mode() == RepoMode::BareUserOnly {
             opts.user_mode = true;
         }
+        // Archive repos hardlink user-mode checkouts from the uncompressed
+        // objects cache, as ostree does.
         let hardlink = !opts.force_copy
             && match self.mode() {
                 RepoMode::Bare => !opts.user_mode,
-                RepoMode::BareUser | RepoMode::BareUserOnly => opts.user_mode,
-                RepoMode::Archive => false,
+                RepoMode::BareUser | RepoMode::BareUserOnly | RepoMode::Archive => opts.user_mode,
             };
         let ctx = Ctx {
             repo: self,
             opts: &opts,
             hardlink,
             metas: Mutex::new(HashMap::new()),
+            cache: std::sync::OnceLock::new(),
             files: AtomicU64::new(0),
             linked: AtomicU64::new(0),
             dirs: AtomicU64::new(0),
@@ -166,11 +170,11 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let t = self.repo.load_dirtree(tree)?;
         let m = self.dirmeta(meta)?;
-        match fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) => {}
-            Err(Errno::EXIST) if self.opts.overwrite != Overwrite::None => {}
+        let created = match fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) if self.opts.overwrite != Overwrite::None => false,
             Err(e) => return Err(e).ctx(|| format!("creating directory {name}")),
-        }
+        };
         // O_NOFOLLOW|O_DIRECTORY: a symlink or file in the way is an error.
         let fd = fsutil::open_dir_at(parent, name).map_err(|e| RepoError::Invalid(format!(
             "cannot check out directory '{name}': {e} (is something other than a directory in the way?)"
@@ -196,7 +200,12 @@ impl Ctx<'_> {
             fsutil::set_fd_xattrs(&fd, &m.xattrs).ctx(|| format!("setting xattrs on {name}"))?;
         }
         fs::fchmod(&fd, Mode::from_raw_mode(m.mode & 0o7777)).ctx(|| format!("chmod {name}"))?;
-        // Like ostree: directories get mtime 0, so checkouts are reproducible.
+        // Like ostree: directories the checkout created get mtime 0, so
+        // checkouts are reproducible; directories that were already there
+        // and force-copy checkouts keep the time they were written.
+        if !created || self.opts.force_copy {
+            return Ok(());
+        }
         let ts = Timestamps {
             last_access: Timespec {
                 tv_sec: 0,
@@ -222,28 +231,44 @@ impl Ctx<'_> {
             return Ok(());
         }
         let stored = self.repo.open_file(csum)?;
-        // Bare and bare-user-only store symlinks as symlinks, which can be
-        // hardlinked too (as ostree does); bare-user stores them as files.
-        // Empty files are never shared: they are the ones written in place
-        // later (/etc/machine-id), which would change the object (ostree
-        // makes the same exception).
-        let linkable = (stored.header.is_regular() && stored.size > 0)
-            || (stored.header.is_symlink() && self.repo.mode() != RepoMode::BareUser);
+        let h = stored.header.clone();
+        // What may share an inode with the repository (ostree's rules):
+        // - never empty files: they are the ones written in place later
+        //   (/etc/machine-id), which would change the object;
+        // - in user mode, never a file without owner read permission (it is
+        //   checked out 0400 instead);
+        // - symlinks only where the repo stores them as symlinks.
+        let linkable = match (h.is_regular(), self.repo.mode()) {
+            (true, _) => stored.size > 0 && (!self.opts.user_mode || h.mode & 0o400 != 0),
+            (false, RepoMode::Bare | RepoMode::BareUserOnly) => true,
+            (false, _) => false,
+        };
         if self.hardlink && linkable {
-            let obj = loose_path(csum, ObjectType::File, self.repo.mode());
+            let (src_dir, src_name, stored) = if self.repo.mode() == RepoMode::Archive {
+                let (cache, name) = self.cached(csum, stored)?;
+                (cache, name, None)
+            } else {
+                let obj = loose_path(csum, ObjectType::File, self.repo.mode());
+                (self.repo.objects_dir(), obj, Some(stored))
+            };
             match self.place(dir, name, |tmp| {
-                fs::linkat(self.repo.objects_dir(), &obj, dir, tmp, AtFlags::empty())
+                fs::linkat(src_dir, &src_name, dir, tmp, AtFlags::empty())
             }) {
                 Ok(()) => {
                     self.linked.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 // Too many links or another filesystem: fall back to a copy.
-                Err(Errno::MLINK) | Err(Errno::XDEV) => {}
+                Err(Errno::MLINK) | Err(Errno::XDEV) => {
+                    let stored = match stored {
+                        Some(s) => s,
+                        None => self.repo.open_file(csum)?,
+                    };
+                    return self.copy_file(dir, name, csum, stored);
+                }
                 Err(e) => return Err(e).ctx(|| format!("hardlinking {name}")),
             }
         }
-        let h = stored.header.clone();
         if h.is_symlink() {
             self.place(dir, name, |tmp| {
                 fs::symlinkat(h.symlink_target.as_str(), dir, tmp)
@@ -264,6 +289,51 @@ impl Ctx<'_> {
             return Ok(());
         }
         self.copy_file(dir, name, csum, stored)
+    }
+
+    /// Permission bits a checked-out file gets: in user mode setuid and
+    /// setgid are dropped and the owner can always read it.
+    fn perms(&self, h: &FileHeader) -> u32 {
+        if self.opts.user_mode {
+            (h.mode & 0o7777 & !0o6000) | 0o400
+        } else {
+            h.mode & 0o7777
+        }
+    }
+
+    /// The uncompressed copy of an archive object in
+    /// `uncompressed-objects-cache/XX/REST.file`, written (verified) on first
+    /// use; returns the cache directory and the entry's name in it.
+    fn cached(
+        &self,
+        csum: &Checksum,
+        stored: crate::objects::StoredFile,
+    ) -> Result<(BorrowedFd<'_>, String)> {
+        let cache = self
+            .cache
+            .get_or_init(|| {
+                fsutil::ensure_dir_at(self.repo.dir(), "uncompressed-objects-cache", 0o755)
+                    .and_then(|_| {
+                        fsutil::open_dir_at(self.repo.dir(), "uncompressed-objects-cache")
+                    })
+                    .map_err(|e| format!("opening uncompressed-objects-cache: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| RepoError::Invalid(e.clone()))?;
+        let hex = csum.to_hex();
+        let name = format!("{}/{}.file", &hex[..2], &hex[2..]);
+        if fs::statat(cache, &name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            return Ok((cache.as_fd(), name));
+        }
+        fsutil::ensure_dir_at(cache, &hex[..2], 0o755).ctx(|| "creating cache subdir")?;
+        let sub = fsutil::open_dir_at(cache, &hex[..2]).ctx(|| "opening cache subdir")?;
+        let tmp = self.write_verified(sub.as_fd(), &name, csum, stored)?;
+        // Identical content from a concurrent writer is fine to replace.
+        if let Err(e) = fs::renameat(&sub, &tmp, &sub, &name[3..]) {
+            let _ = fs::unlinkat(&sub, &tmp, AtFlags::empty());
+            return Err(e).ctx(|| format!("caching {name}"));
+        }
+        Ok((cache.as_fd(), name))
     }
 
     /// Create an entry via `make(temp name)`, then move it into place:
@@ -291,8 +361,32 @@ impl Ctx<'_> {
         dir: BorrowedFd<'_>,
         name: &str,
         csum: &Checksum,
-        mut stored: crate::objects::StoredFile,
+        stored: crate::objects::StoredFile,
     ) -> Result<()> {
+        let tmp = self.write_verified(dir, name, csum, stored)?;
+        let r = if self.opts.overwrite == Overwrite::UnionFiles {
+            fs::renameat(dir, &tmp, dir, name)
+        } else {
+            // No-replace rename: an existing entry is an error.
+            fs::renameat_with(dir, &tmp, dir, name, fs::RenameFlags::NOREPLACE)
+        };
+        if let Err(e) = r {
+            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
+            return Err(e).ctx(|| format!("creating {name}"));
+        }
+        Ok(())
+    }
+
+    /// Write a file object's content to a new temp file in `dir`, checking
+    /// size and checksum on the way, then set owner, xattrs and mode.
+    /// Returns the temp name; on error nothing is left behind.
+    fn write_verified(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        csum: &Checksum,
+        mut stored: crate::objects::StoredFile,
+    ) -> Result<String> {
         let h: FileHeader = stored.header.clone();
         let tmp = fsutil::temp_name(".oxtree-co-");
         let fd: OwnedFd = fs::openat(
@@ -340,35 +434,22 @@ impl Ctx<'_> {
                     ),
                 });
             }
-            let perms = if self.opts.user_mode {
-                h.mode & 0o777 & !0o6000 | (h.mode & 0o1000)
-            } else {
-                h.mode & 0o7777
-            };
             if !self.opts.user_mode {
                 fs::fchown(&fd, Some(uid(h.uid)), Some(gid(h.gid)))
                     .ctx(|| format!("chown {name}"))?;
                 fsutil::set_fd_xattrs(&fd, &h.xattrs)
                     .ctx(|| format!("setting xattrs on {name}"))?;
             }
-            fs::fchmod(&fd, Mode::from_raw_mode(perms)).ctx(|| format!("chmod {name}"))?;
+            fs::fchmod(&fd, Mode::from_raw_mode(self.perms(&h))).ctx(|| format!("chmod {name}"))?;
             Ok(())
         })();
-        if let Err(e) = result {
-            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
-            return Err(e);
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
+                Err(e)
+            }
         }
-        let r = if self.opts.overwrite == Overwrite::UnionFiles {
-            fs::renameat(dir, &tmp, dir, name)
-        } else {
-            // No-replace rename: an existing entry is an error.
-            fs::renameat_with(dir, &tmp, dir, name, fs::RenameFlags::NOREPLACE)
-        };
-        if let Err(e) = r {
-            let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
-            return Err(e).ctx(|| format!("creating {name}"));
-        }
-        Ok(())
     }
 }
 

@@ -5,21 +5,20 @@
 use crate::error::{IoContext, RepoError, Result};
 use crate::fsutil;
 use crate::mode::RepoMode;
-use crate::mtree::{default_dirmeta, MutableTree};
+use crate::mtree::MutableTree;
 use crate::transaction::Transaction;
 use oxtree_object::{mode, Checksum, Commit, DirMeta, FileHeader, Metadata, Xattrs};
 use rayon::prelude::*;
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How file metadata is rewritten on the way in (ostree's commit modifier).
 #[derive(Clone, Debug, Default)]
 pub struct CommitModifier {
-    /// `--canonical-permissions`: owner 0:0, no xattrs, files `& 0755`,
-    /// directories 0755. Always on for bare-user-only repos.
+    /// `--canonical-permissions`: owner 0:0, no xattrs, modes `& 0755`. Always on for bare-user-only repos.
     pub canonical_permissions: bool,
     pub owner_uid: Option<u32>,
     pub owner_gid: Option<u32>,
@@ -61,7 +60,10 @@ impl CommitModifier {
             m.gid = g;
         }
         if self.canonical(repo) {
-            m = default_dirmeta();
+            m.uid = 0;
+            m.gid = 0;
+            m.xattrs = Xattrs::new();
+            m.mode = mode::S_IFDIR | (m.mode & 0o755);
         }
         if self.skip_xattrs {
             m.xattrs = Xattrs::new();
@@ -199,17 +201,20 @@ impl<'r> Transaction<'r> {
     }
 
     /// Commit a tar stream into `mt` (overlaying).
-    pub fn write_tar_into(
+    pub fn write_tar_into<R: Read + Seek>(
         &self,
-        reader: impl Read,
+        mut reader: R,
         mt: &mut MutableTree,
         m: &CommitModifier,
     ) -> Result<()> {
         let repo_mode = self.repo().mode();
+        // First pass: xattrs from the raw PAX records (see `pax_xattrs`).
+        let xattrs_by_entry = pax_xattrs(&mut reader)?;
+        reader.rewind().ctx(|| "rewinding tar archive")?;
         let mut ar = tar::Archive::new(reader);
         let mut built = MutableTree::new();
         let entries = ar.entries().ctx(|| "reading tar archive")?;
-        for entry in entries {
+        for (index, entry) in entries.enumerate() {
             let mut e = entry.ctx(|| "reading tar entry")?;
             let raw_path = e.path().ctx(|| "reading tar entry path")?.into_owned();
             let comps = tar_components(&raw_path)?;
@@ -222,17 +227,7 @@ impl<'r> Transaction<'r> {
                 .link_name()
                 .ctx(|| "reading tar link name")?
                 .map(|p| p.into_owned());
-            let mut xattr_pairs = Vec::new();
-            if let Ok(Some(exts)) = e.pax_extensions() {
-                for ext in exts.flatten() {
-                    if let Ok(k) = ext.key() {
-                        if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                            xattr_pairs
-                                .push((name.as_bytes().to_vec(), ext.value_bytes().to_vec()));
-                        }
-                    }
-                }
-            }
+            let xattr_pairs = xattrs_by_entry.get(&index).cloned().unwrap_or_default();
             let xattrs = Xattrs::from_pairs(xattr_pairs);
             let strs: Vec<&str> = comps.iter().map(|s| s.as_str()).collect();
             if etype.is_dir() {
@@ -309,6 +304,69 @@ impl<'r> Transaction<'r> {
         };
         self.write_commit(&c)
     }
+}
+
+/// The `SCHILY.xattr.*` PAX records of each member, by member index.
+///
+/// Read in a raw pass because the `tar` crate splits PAX records at
+/// newlines, which loses binary xattr values that contain one; records are
+/// length-prefixed (`LEN KEY=VALUE\n`), so this parses them by length.
+fn pax_xattrs<R: Read>(reader: R) -> Result<std::collections::HashMap<usize, XattrPairs>> {
+    let mut out = std::collections::HashMap::new();
+    let mut ar = tar::Archive::new(reader);
+    let mut entries = ar.entries().ctx(|| "reading tar archive")?.raw(true);
+    let mut pending: XattrPairs = Vec::new();
+    let mut index = 0usize;
+    for entry in &mut entries {
+        let mut e = entry.ctx(|| "reading tar entry")?;
+        match e.header().entry_type() {
+            tar::EntryType::XHeader => {
+                let mut data = Vec::new();
+                (&mut e)
+                    .take(16 << 20)
+                    .read_to_end(&mut data)
+                    .ctx(|| "reading PAX header")?;
+                for (k, v) in parse_pax_records(&data)? {
+                    if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
+                        pending.push((name.to_vec(), v));
+                    }
+                }
+            }
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
+            _ => {
+                if !pending.is_empty() {
+                    out.insert(index, std::mem::take(&mut pending));
+                }
+                index += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+type XattrPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Parse `LEN KEY=VALUE\n` records; LEN counts the whole record.
+fn parse_pax_records(mut data: &[u8]) -> Result<XattrPairs> {
+    let bad = || RepoError::Invalid("malformed PAX extended header in tar".into());
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let sp = data.iter().position(|b| *b == b' ').ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(bad());
+        }
+        let kv = &data[sp + 1..len - 1];
+        let eq = kv.iter().position(|b| *b == b'=').ok_or_else(bad)?;
+        out.push((kv[..eq].to_vec(), kv[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
 }
 
 /// Path components of a tar member, refusing `..` and absolute escapes.
@@ -398,4 +456,23 @@ fn scan_dir(
     }
     let _ = root;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pax_records;
+
+    #[test]
+    fn pax_records_keep_binary_values() {
+        let rec = b"27 SCHILY.xattr.user.b=\x00\n\xff\n12 path=abc\n";
+        let r = parse_pax_records(rec).unwrap();
+        assert_eq!(
+            r[0],
+            (b"SCHILY.xattr.user.b".to_vec(), b"\x00\n\xff".to_vec())
+        );
+        assert_eq!(r[1], (b"path".to_vec(), b"abc".to_vec()));
+        assert!(parse_pax_records(b"99 a=b\n").is_err());
+        assert!(parse_pax_records(b"x a=b\n").is_err());
+        assert!(parse_pax_records(b"3 a").is_err());
+    }
 }

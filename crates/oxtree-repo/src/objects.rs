@@ -83,18 +83,33 @@ impl Repo {
         }
     }
 
+    /// Bytes of a metadata object named by its own checksum, verified: a
+    /// corrupt commit, dirtree or dirmeta is never used as if it were good.
+    fn load_verified(&self, kind: ObjectType, csum: &Checksum) -> Result<Vec<u8>> {
+        let b = self.load_meta_bytes(kind, csum)?;
+        let actual = Checksum::of(&b);
+        if actual != *csum {
+            return Err(Self::bad(
+                csum,
+                kind,
+                format!("corrupt object: content hashes to {actual}"),
+            ));
+        }
+        Ok(b)
+    }
+
     pub fn load_commit(&self, csum: &Checksum) -> Result<Commit> {
-        let b = self.load_meta_bytes(ObjectType::Commit, csum)?;
+        let b = self.load_verified(ObjectType::Commit, csum)?;
         Commit::decode(&b).map_err(|e| Self::bad(csum, ObjectType::Commit, e))
     }
 
     pub fn load_dirtree(&self, csum: &Checksum) -> Result<DirTree> {
-        let b = self.load_meta_bytes(ObjectType::DirTree, csum)?;
+        let b = self.load_verified(ObjectType::DirTree, csum)?;
         DirTree::decode(&b).map_err(|e| Self::bad(csum, ObjectType::DirTree, e))
     }
 
     pub fn load_dirmeta(&self, csum: &Checksum) -> Result<DirMeta> {
-        let b = self.load_meta_bytes(ObjectType::DirMeta, csum)?;
+        let b = self.load_verified(ObjectType::DirMeta, csum)?;
         DirMeta::decode(&b).map_err(|e| Self::bad(csum, ObjectType::DirMeta, e))
     }
 

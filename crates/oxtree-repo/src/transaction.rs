@@ -351,9 +351,11 @@ impl<'r> Transaction<'r> {
                     .flush()
                     .ctx(|| "flush")?;
             } else if header.is_symlink() {
-                // bare-user: a symlink is a regular file holding its target.
-                let t = header.symlink_target.as_bytes();
-                f.write_all(t).ctx(|| "writing bare-user symlink object")?;
+                // bare-user: a symlink is a regular file holding its target
+                // and a trailing NUL, as libostree writes it.
+                let mut t = header.symlink_target.as_bytes().to_vec();
+                t.push(0);
+                f.write_all(&t).ctx(|| "writing bare-user symlink object")?;
             } else {
                 loop {
                     let n = read_some(&mut content, &mut buf)?;
