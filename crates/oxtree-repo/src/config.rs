@@ -52,6 +52,29 @@ impl RepoConfig {
         self.ini.sections().flatten()
     }
 
+    /// The text to write, checked to read back to exactly these values.
+    /// Some keys and values (a key ending in `\\`, a value with a newline)
+    /// have no faithful keyfile form; writing them would leave a config that
+    /// no longer parses, so they are refused instead.
+    pub fn to_checked_text(&self) -> Result<String> {
+        let text = self.to_text();
+        let back = RepoConfig::parse(&text).map_err(|e| {
+            RepoError::Config(format!(
+                "refusing to write a config that would not read back: {e}"
+            ))
+        })?;
+        for (section, props) in self.ini.iter() {
+            for (k, v) in props.iter() {
+                if back.ini.get_from(section, k) != Some(v) {
+                    return Err(RepoError::Config(format!(
+                        "refusing to write key {k:?} = {v:?}: it has no faithful keyfile form"
+                    )));
+                }
+            }
+        }
+        Ok(text)
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = Vec::new();
         let opt = WriteOption {
@@ -93,7 +116,13 @@ mod tests {
         assert_eq!(c.get("core", "mode"), Some("archive-z2"));
         assert_eq!(c.get("remote \"origin\"", "url"), Some("http://x/"));
         assert!(!c.get_bool("remote \"origin\"", "gpg-verify", true).unwrap());
-        let again = RepoConfig::parse(&c.to_text()).unwrap();
+        let again = RepoConfig::parse(&c.to_checked_text().unwrap()).unwrap();
+        let mut odd = c.clone();
+        odd.set("core", "key\\", "v");
+        assert!(odd.to_checked_text().is_err());
+        let mut nl = c.clone();
+        nl.set("core", "k", "a\nb");
+        assert!(nl.to_checked_text().is_err());
         assert_eq!(again.get("core", "repo_version"), Some("1"));
         assert_eq!(
             split_key("remote \"a.b\".url").unwrap(),

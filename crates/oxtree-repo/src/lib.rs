@@ -85,7 +85,7 @@ impl Repo {
         let mut config = RepoConfig::new();
         config.set("core", "repo_version", "1");
         config.set("core", "mode", mode.config_name());
-        fsutil::write_atomic_at(&dir, "config", config.to_text().as_bytes(), true)
+        fsutil::write_atomic_at(&dir, "config", config.to_checked_text()?.as_bytes(), true)
             .ctx(|| "writing config")?;
         Repo::open(path)
     }
@@ -143,8 +143,13 @@ impl Repo {
 
     /// Replace the config file atomically.
     pub fn write_config(&mut self, config: RepoConfig) -> Result<()> {
-        fsutil::write_atomic_at(&self.dir, "config", config.to_text().as_bytes(), true)
-            .ctx(|| "writing config")?;
+        fsutil::write_atomic_at(
+            &self.dir,
+            "config",
+            config.to_checked_text()?.as_bytes(),
+            true,
+        )
+        .ctx(|| "writing config")?;
         self.config = config;
         Ok(())
     }
