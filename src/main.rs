@@ -66,6 +66,8 @@ enum Command {
     Summary(commands::summary::Args),
     /// Serve the repository read-only over HTTP
     Serve(commands::serve::Args),
+    /// Manage a sysroot: deployments, stateroots, boot entries
+    Admin(commands::admin::Args),
 }
 
 fn main() {
@@ -93,6 +95,7 @@ fn main() {
         Command::Pull(a) => commands::pull::run(repo, a),
         Command::Summary(a) => commands::summary::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
+        Command::Admin(a) => commands::admin::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

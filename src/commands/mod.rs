@@ -1,5 +1,6 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
+pub mod admin;
 pub mod cat;
 pub mod checkout;
 pub mod checksum;

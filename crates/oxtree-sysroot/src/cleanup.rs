@@ -1,0 +1,120 @@
+//! Cleanup: remove what no boot entry references any more — deployment
+//! directories and origins, `boot/ostree/OS-BOOTCSUM` directories, stale
+//! `loader.N` / `ostree/boot.N.M` — then prune the repository. As ostree
+//! 2022.7 does, the prune is refs-only with depth 0: deployed commits stay
+//! because each deployment has a `ostree/BOOTVERSION/SUBBOOTVERSION/INDEX`
+//! ref.
+
+use crate::error::{IoContext, Result};
+use crate::util;
+use crate::Sysroot;
+use oxtree_repo::fsutil;
+use oxtree_repo::prune::{PruneOptions, PruneReport};
+use rustix::fd::AsFd;
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, Default)]
+pub struct CleanupReport {
+    pub deployments_removed: Vec<String>,
+    pub boot_dirs_removed: Vec<String>,
+    pub prune: PruneReport,
+}
+
+impl Sysroot {
+    pub fn cleanup(&mut self) -> Result<CleanupReport> {
+        let mut r = CleanupReport::default();
+        let live: HashSet<String> = self.deployments().iter().map(|d| d.relpath()).collect();
+        for os in self.stateroots()? {
+            let rel = format!("ostree/deploy/{os}/deploy");
+            let Some(dir) = util::open_path(self.dir(), &rel) else {
+                continue;
+            };
+            for (n, _) in fsutil::list_dir(&dir).ctx(|| format!("listing {rel}"))? {
+                let base = n.strip_suffix(".origin").unwrap_or(&n);
+                let is_deploy = base
+                    .rsplit_once('.')
+                    .is_some_and(|(c, s)| c.len() == 64 && s.parse::<u32>().is_ok());
+                if is_deploy && !live.contains(&format!("{rel}/{base}")) {
+                    util::remove_all(dir.as_fd(), &n)?;
+                    if n == base {
+                        r.deployments_removed.push(format!("{os} {n}"));
+                    }
+                }
+            }
+        }
+        let boot_live: HashSet<String> = self
+            .deployments()
+            .iter()
+            .map(|d| format!("{}-{}", d.osname, d.bootcsum))
+            .collect();
+        if let Some(bo) = util::open_path(self.dir(), "boot/ostree") {
+            for (n, _) in fsutil::list_dir(&bo).ctx(|| "listing boot/ostree")? {
+                let bootdir = n.rsplit_once('-').is_some_and(|(_, c)| c.len() == 64);
+                if (bootdir && !boot_live.contains(&n)) || n.ends_with(".tmp") {
+                    util::remove_all(bo.as_fd(), &n)?;
+                    r.boot_dirs_removed.push(n);
+                }
+            }
+        }
+        let (bv, sub) = (self.bootversion(), self.subbootversion());
+        if util::exists(self.dir(), "boot/loader") {
+            let other = 1 - bv.min(1);
+            if let Some(boot) = util::open_path(self.dir(), "boot") {
+                util::remove_all(boot.as_fd(), &format!("loader.{other}"))?;
+            }
+            if let Some(od) = util::open_path(self.dir(), "ostree") {
+                for (n, _) in fsutil::list_dir(&od).ctx(|| "listing ostree/")? {
+                    let keep = n == format!("boot.{bv}") || n == format!("boot.{bv}.{sub}");
+                    if n.starts_with("boot.") && !keep {
+                        util::remove_all(od.as_fd(), &n)?;
+                    }
+                }
+            }
+            self.remove_stale_refs(bv, sub, self.deployments().len())?;
+        }
+        let opts = PruneOptions {
+            refs_only: true,
+            depth: 0,
+            ..PruneOptions::default()
+        };
+        r.prune = self.repo_mut().prune(&opts, &|_, _| {})?;
+        Ok(r)
+    }
+
+    /// Remove deployment `index` from the list (then clean up).
+    pub fn undeploy(
+        &mut self,
+        index: usize,
+    ) -> Result<(crate::deployment::Deployment, crate::write::WriteReport)> {
+        let d = self.deployment(index)?.clone();
+        if Some(index) == self.booted_index() {
+            return Err(crate::SysrootError::Invalid(format!(
+                "cannot undeploy the booted deployment {index}"
+            )));
+        }
+        let mut list = self.deployments().to_vec();
+        list.remove(index);
+        let w = self.write_deployments(list)?;
+        Ok((d, w))
+    }
+
+    /// Make deployment `index` the default; the others keep their order.
+    pub fn set_default(&mut self, index: usize) -> Result<crate::write::WriteReport> {
+        self.deployment(index)?;
+        let mut list = self.deployments().to_vec();
+        let d = list.remove(index);
+        list.insert(0, d);
+        self.write_deployments(list)
+    }
+
+    /// rpm-ostree's rollback: the previous deployment (index 1) becomes the
+    /// default and the current default becomes the rollback.
+    pub fn rollback(&mut self) -> Result<crate::write::WriteReport> {
+        if self.deployments().len() < 2 {
+            return Err(crate::SysrootError::Invalid(
+                "no rollback deployment available".into(),
+            ));
+        }
+        self.set_default(1)
+    }
+}

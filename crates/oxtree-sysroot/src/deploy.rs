@@ -1,0 +1,246 @@
+//! `admin deploy`: check out a commit from the sysroot repository as a new
+//! deployment, build its /etc, and write the new deployment list with
+//! ostree's retention policy.
+
+use crate::deployment::Deployment;
+use crate::error::{IoContext, Result, SysrootError};
+use crate::etc_merge::{self, EtcDiff};
+use crate::kargs::KernelArgs;
+use crate::keyfile::KeyFile;
+use crate::util;
+use crate::write::WriteReport;
+use crate::Sysroot;
+use oxtree_repo::{fsutil, CheckoutOptions};
+use rustix::fd::AsFd;
+
+#[derive(Clone, Debug, Default)]
+pub struct DeployOptions {
+    /// Stateroot; default: the only one there is.
+    pub osname: Option<String>,
+    /// `--karg=K=V`: replace (or add) an argument.
+    pub karg_replace: Vec<String>,
+    /// `--karg-append=K=V`.
+    pub karg_append: Vec<String>,
+    /// `--origin-file`: use this origin instead of `[origin] refspec=REV`.
+    pub origin: Option<KeyFile>,
+    /// `--retain`: keep every existing deployment.
+    pub retain: bool,
+    /// `--not-as-default`: place the new deployment after the default.
+    pub not_as_default: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeployReport {
+    pub deployment: Deployment,
+    /// The /etc changes carried over from the merge deployment, if any.
+    pub etc: Option<EtcDiff>,
+    pub write: WriteReport,
+}
+
+impl Sysroot {
+    /// Resolve which stateroot an operation is about.
+    pub fn resolve_osname(&self, os: Option<&str>) -> Result<String> {
+        if let Some(os) = os {
+            crate::validate_osname(os)?;
+            if !self.stateroots()?.iter().any(|s| s == os) {
+                return Err(SysrootError::NoStateroot(os.to_string()));
+            }
+            return Ok(os.to_string());
+        }
+        if let Some(b) = self.booted_index() {
+            return Ok(self.deployments()[b].osname.clone());
+        }
+        match &self.stateroots()?[..] {
+            [one] => Ok(one.clone()),
+            [] => Err(SysrootError::Invalid(
+                "no stateroot exists; run `admin os-init OS` first".into(),
+            )),
+            _ => Err(SysrootError::Invalid(
+                "not booted into a deployment and several stateroots exist; pass --os".into(),
+            )),
+        }
+    }
+
+    fn allocate_serial(&self, osname: &str, csum: &str) -> Result<u32> {
+        let mut next = 0;
+        if let Some(d) = util::open_path(self.dir(), &format!("ostree/deploy/{osname}/deploy")) {
+            for (n, _) in fsutil::list_dir(&d).ctx(|| "listing deployments")? {
+                let n = n.strip_suffix(".origin").unwrap_or(&n);
+                if let Some((c, s)) = n.rsplit_once('.') {
+                    if c == csum {
+                        if let Ok(s) = s.parse::<u32>() {
+                            next = next.max(s + 1);
+                        }
+                    }
+                }
+            }
+        }
+        for d in self.deployments() {
+            if d.osname == osname && d.csum == csum {
+                next = next.max(d.deployserial + 1);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Deploy `rev` (a refspec or checksum present in the sysroot repo).
+    pub fn deploy(&mut self, rev: &str, opts: &DeployOptions) -> Result<DeployReport> {
+        let osname = self.resolve_osname(opts.osname.as_deref())?;
+        let csum = self.repo().resolve_rev(rev)?;
+        self.repo().load_commit(&csum)?;
+        let merge = self.merge_deployment(&osname).cloned();
+        let serial = self.allocate_serial(&osname, &csum.to_hex())?;
+        let origin = match &opts.origin {
+            Some(o) => o.clone(),
+            None => {
+                let mut o = KeyFile::new();
+                o.set("origin", "refspec", rev);
+                o
+            }
+        };
+        let mut kargs = KernelArgs::parse(merge.as_ref().map(|m| m.kargs.as_str()).unwrap_or(""));
+        for k in &opts.karg_replace {
+            kargs.replace(k);
+        }
+        for k in &opts.karg_append {
+            kargs.append(k);
+        }
+        let new = Deployment {
+            osname: osname.clone(),
+            csum: csum.to_hex(),
+            deployserial: serial,
+            bootcsum: String::new(),
+            bootserial: 0,
+            kargs: kargs.to_cmdline(),
+            origin: Some(origin.clone()),
+        };
+        let parent_rel = format!("ostree/deploy/{osname}/deploy");
+        let parent =
+            fsutil::mkdir_p_at(self.dir(), &parent_rel).ctx(|| format!("creating {parent_rel}"))?;
+        let name = new.name();
+        let dest = self.path().join(&parent_rel).join(&name);
+        let built = (|| -> Result<Option<EtcDiff>> {
+            self.repo()
+                .checkout(&csum, &dest, &CheckoutOptions::default(), &|_| {})?;
+            let root = fsutil::open_dir_at(&parent, &name).ctx(|| format!("opening {name}"))?;
+            // Fail early (before /boot is touched) on a tree without a kernel.
+            crate::kernel::find_kernel(root.as_fd(), &new.relpath())?;
+            let etc = self.build_etc(root.as_fd(), merge.as_ref())?;
+            util::write_file(
+                parent.as_fd(),
+                &format!("{name}.origin"),
+                origin.to_text().as_bytes(),
+            )?;
+            rustix::fs::syncfs(&root).ctx(|| "syncfs of the deployment")?;
+            util::set_immutable(root.as_fd(), true)?;
+            Ok(etc)
+        })();
+        let etc = match built {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = util::remove_all(parent.as_fd(), &name);
+                let _ = util::remove_all(parent.as_fd(), &format!("{name}.origin"));
+                return Err(e);
+            }
+        };
+
+        // ostree's simple write policy (not booted: keep the merge one).
+        let mut list = Vec::new();
+        let booted = self.booted_index();
+        let mut added = false;
+        if !opts.not_as_default {
+            list.push(new.clone());
+            added = true;
+        }
+        for (i, d) in self.deployments().iter().enumerate() {
+            let keep = d.osname != osname
+                || opts.retain
+                || d.is_pinned()
+                || Some(i) == booted
+                || merge.as_ref().is_some_and(|m| m.same(d));
+            if keep {
+                list.push(d.clone());
+            }
+            if !added {
+                list.push(new.clone());
+                added = true;
+            }
+        }
+        if !added {
+            list.push(new.clone());
+        }
+        let write = match self.write_deployments(list) {
+            Ok(w) => w,
+            Err(e) => {
+                // Not referenced by any entry yet: take it away again.
+                if !self.deployments().iter().any(|d| d.same(&new)) {
+                    let _ = util::remove_all(parent.as_fd(), &name);
+                    let _ = util::remove_all(parent.as_fd(), &format!("{name}.origin"));
+                }
+                return Err(e);
+            }
+        };
+        let deployment = self
+            .deployments()
+            .iter()
+            .find(|d| d.same(&new))
+            .cloned()
+            .unwrap_or(new);
+        Ok(DeployReport {
+            deployment,
+            etc,
+            write,
+        })
+    }
+
+    /// `etc` = copy of `usr/etc`, plus the merge deployment's local changes.
+    fn build_etc(
+        &self,
+        root: rustix::fd::BorrowedFd<'_>,
+        merge: Option<&Deployment>,
+    ) -> Result<Option<EtcDiff>> {
+        let Some(usr) = fsutil::open_dir_at(root, "usr").ok() else {
+            return Err(SysrootError::Invalid("the commit has no /usr".into()));
+        };
+        if util::exists(root, "etc") {
+            return Err(SysrootError::Invalid(
+                "the commit has /etc; ostree trees carry their defaults in /usr/etc".into(),
+            ));
+        }
+        if !util::exists(usr.as_fd(), "etc") {
+            return Err(SysrootError::Invalid("the commit has no /usr/etc".into()));
+        }
+        let Some(m) = merge else {
+            etc_merge::copy_entry(usr.as_fd(), "etc", root, "etc")?;
+            return Ok(None);
+        };
+        let mroot = util::open_path(self.dir(), &m.relpath())
+            .ok_or_else(|| SysrootError::Invalid(format!("{} is missing", m.relpath())))?;
+        let morig = util::open_path(mroot.as_fd(), "usr/etc")
+            .ok_or_else(|| SysrootError::Invalid(format!("{}/usr/etc is missing", m.relpath())))?;
+        let mmod = util::open_path(mroot.as_fd(), "etc")
+            .ok_or_else(|| SysrootError::Invalid(format!("{}/etc is missing", m.relpath())))?;
+        let diff = etc_merge::diff(morig.as_fd(), mmod.as_fd())?;
+        // Build in a temp name so a conflict leaves no half-merged etc.
+        let tmp = ".etc.oxtree-tmp";
+        etc_merge::copy_entry(usr.as_fd(), "etc", root, tmp)?;
+        let new = fsutil::open_dir_at(root, tmp).ctx(|| "opening new etc")?;
+        etc_merge::apply(&diff, mmod.as_fd(), new.as_fd())?;
+        rustix::fs::renameat(root, tmp, root, "etc").ctx(|| "placing etc")?;
+        Ok(Some(diff))
+    }
+
+    /// `admin config-diff`: local /etc changes of the merge deployment.
+    pub fn config_diff(&self, osname: &str) -> Result<EtcDiff> {
+        let m = self
+            .merge_deployment(osname)
+            .ok_or_else(|| SysrootError::Invalid(format!("no deployment of stateroot {osname}")))?;
+        let root = util::open_path(self.dir(), &m.relpath())
+            .ok_or_else(|| SysrootError::Invalid(format!("{} is missing", m.relpath())))?;
+        let orig = util::open_path(root.as_fd(), "usr/etc")
+            .ok_or_else(|| SysrootError::Invalid("usr/etc is missing".into()))?;
+        let modi = util::open_path(root.as_fd(), "etc")
+            .ok_or_else(|| SysrootError::Invalid("etc is missing".into()))?;
+        etc_merge::diff(orig.as_fd(), modi.as_fd())
+    }
+}

@@ -1,0 +1,62 @@
+//! Errors of sysroot operations, each carrying what was being done.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SysrootError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Repo(#[from] oxtree_repo::RepoError),
+    #[error("{0} is not an ostree sysroot (no ostree/repo)")]
+    NotASysroot(String),
+    #[error("stateroot '{0}' does not exist (run `admin os-init {0}`)")]
+    NoStateroot(String),
+    #[error("invalid stateroot name '{0}'")]
+    InvalidStateroot(String),
+    #[error("no deployment at index {index} (there are {count})")]
+    NoSuchIndex { index: usize, count: usize },
+    #[error("Failed to find kernel in /usr/lib/modules, /usr/lib/ostree-boot or /boot of {0}")]
+    NoKernel(String),
+    #[error("not enough free space in /boot: {needed} bytes needed for the kernel and initramfs, {available} available; nothing was changed")]
+    BootSpace { needed: u64, available: u64 },
+    #[error("/etc merge conflict at '{path}': {reason}; nothing was changed")]
+    EtcConflict { path: String, reason: String },
+    #[error("invalid boot loader entry {file}: {reason}")]
+    BadEntry { file: String, reason: String },
+    #[error("invalid origin file {file}: {reason}")]
+    BadOrigin { file: String, reason: String },
+    #[error("bootloader '{0}' is not supported (supported: auto, none, bls)")]
+    UnsupportedBootloader(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, SysrootError>;
+
+/// Attach context to io errors: `.ctx(|| format!("opening {x}"))`.
+pub trait IoContext<T> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::result::Result<T, std::io::Error> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|source| SysrootError::Io {
+            context: f().into(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| SysrootError::Io {
+            context: f().into(),
+            source: e.into(),
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! The /etc three-way merge. A deployment's `/etc` starts as a copy of its
+//! `usr/etc`; the local changes of the merge deployment (its `etc` against
+//! its own `usr/etc`: added, modified in content, mode, owner or symlink
+//! target, and deleted entries) are then applied on top. Whole files win:
+//! a locally modified file replaces the new default. A file where the new
+//! default has a directory (or the reverse) is an error.
+
+use crate::error::{IoContext, Result, SysrootError};
+use crate::util;
+use oxtree_repo::fsutil;
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, Stat};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Removed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// Path relative to /etc.
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EtcDiff {
+    pub modified: Vec<String>,
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+}
+
+fn lstat(dir: BorrowedFd<'_>, name: &str) -> Option<Stat> {
+    fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()
+}
+
+fn ftype(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+fn join(rel: &str, name: &str) -> String {
+    if rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
+fn same_content(a: BorrowedFd<'_>, b: BorrowedFd<'_>, name: &str, ta: FileType) -> Result<bool> {
+    match ta {
+        FileType::Symlink => Ok(util::read_link(a, name) == util::read_link(b, name)),
+        FileType::RegularFile => {
+            let ra = fsutil::read_at(a, name).ctx(|| format!("reading {name}"))?;
+            let rb = fsutil::read_at(b, name).ctx(|| format!("reading {name}"))?;
+            Ok(ra == rb)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// Local changes: `modified` (the deployment's etc) against `orig` (its
+/// usr/etc). Directories that only exist locally count as one addition.
+pub fn diff(orig: BorrowedFd<'_>, modified: BorrowedFd<'_>) -> Result<EtcDiff> {
+    let mut d = EtcDiff::default();
+    diff_dir(orig, modified, "", &mut d)?;
+    Ok(d)
+}
+
+fn diff_dir(
+    orig: BorrowedFd<'_>,
+    modi: BorrowedFd<'_>,
+    rel: &str,
+    out: &mut EtcDiff,
+) -> Result<()> {
+    let mut names: Vec<String> = fsutil::list_dir(modi)
+        .ctx(|| format!("listing etc/{rel}"))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    for n in &names {
+        let path = join(rel, n);
+        let m =
+            lstat(modi, n).ok_or_else(|| SysrootError::Invalid(format!("etc/{path} vanished")))?;
+        let Some(o) = lstat(orig, n) else {
+            out.added.push(path.clone());
+            if ftype(&m) == FileType::Directory {
+                // Like ostree, everything below a new directory is listed.
+                let md = fsutil::open_dir_at(modi, n).ctx(|| format!("opening etc/{path}"))?;
+                list_all(md.as_fd(), &path, &mut out.added)?;
+            }
+            continue;
+        };
+        let (tm, to) = (ftype(&m), ftype(&o));
+        if tm != to {
+            out.modified.push(path);
+            continue;
+        }
+        let meta_differs = (m.st_mode & 0o7777) != (o.st_mode & 0o7777)
+            || m.st_uid != o.st_uid
+            || m.st_gid != o.st_gid;
+        if tm == FileType::Directory {
+            if meta_differs {
+                out.modified.push(path.clone());
+            }
+            let od = fsutil::open_dir_at(orig, n).ctx(|| format!("opening usr/etc/{path}"))?;
+            let md = fsutil::open_dir_at(modi, n).ctx(|| format!("opening etc/{path}"))?;
+            diff_dir(od.as_fd(), md.as_fd(), &path, out)?;
+        } else if (meta_differs && tm != FileType::Symlink)
+            || (tm == FileType::Symlink && (m.st_uid != o.st_uid || m.st_gid != o.st_gid))
+            || !same_content(orig, modi, n, tm)?
+        {
+            out.modified.push(path);
+        }
+    }
+    let mut onames: Vec<String> = fsutil::list_dir(orig)
+        .ctx(|| format!("listing usr/etc/{rel}"))?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    onames.sort();
+    for n in onames {
+        if !names.contains(&n) {
+            out.removed.push(join(rel, &n));
+        }
+    }
+    Ok(())
+}
+
+fn list_all(dir: BorrowedFd<'_>, rel: &str, out: &mut Vec<String>) -> Result<()> {
+    let mut names: Vec<(String, FileType)> =
+        fsutil::list_dir(dir).ctx(|| format!("listing etc/{rel}"))?;
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (n, t) in names {
+        let path = join(rel, &n);
+        out.push(path.clone());
+        if t == FileType::Directory {
+            let d = fsutil::open_dir_at(dir, &n).ctx(|| format!("opening etc/{path}"))?;
+            list_all(d.as_fd(), &path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy one entry (recursively for directories) from `src/name` to
+/// `dst/dname`, replacing a non-directory in the way; owner, mode and
+/// xattrs are kept. Never follows symlinks.
+pub fn copy_entry(src: BorrowedFd<'_>, name: &str, dst: BorrowedFd<'_>, dname: &str) -> Result<()> {
+    let st = lstat(src, name).ok_or_else(|| SysrootError::Invalid(format!("{name} vanished")))?;
+    let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+    match ftype(&st) {
+        FileType::Directory => {
+            match lstat(dst, dname) {
+                Some(d) if ftype(&d) == FileType::Directory => {}
+                Some(_) => util::remove_all(dst, dname)?,
+                None => {}
+            }
+            fsutil::ensure_dir_at(dst, dname, 0o700).ctx(|| format!("creating {dname}"))?;
+            let sd = fsutil::open_dir_at(src, name).ctx(|| format!("opening {name}"))?;
+            let dd = fsutil::open_dir_at(dst, dname).ctx(|| format!("opening {dname}"))?;
+            for (n, _) in fsutil::list_dir(&sd).ctx(|| format!("listing {name}"))? {
+                copy_entry(sd.as_fd(), &n, dd.as_fd(), &n)?;
+            }
+            fs::fchown(&dd, Some(uid(st.st_uid)), Some(gid(st.st_gid)))
+                .ctx(|| format!("chown {dname}"))?;
+            if let Ok(x) = fsutil::fd_xattrs(&sd) {
+                let _ = fsutil::set_fd_xattrs(&dd, &x);
+            }
+            fs::fchmod(&dd, mode).ctx(|| format!("chmod {dname}"))?;
+        }
+        FileType::RegularFile => {
+            let tmp = fsutil::temp_name(".oxtree-etc-");
+            let sfd = fs::openat(
+                src,
+                name,
+                OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+            )
+            .ctx(|| format!("opening {name}"))?;
+            let dfd = fs::openat(
+                dst,
+                tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .ctx(|| format!("creating {dname}"))?;
+            let r = (|| -> std::io::Result<()> {
+                let mut s = std::fs::File::from(sfd.try_clone()?);
+                let mut d = std::fs::File::from(dfd.try_clone()?);
+                std::io::copy(&mut s, &mut d)?;
+                fs::fchown(&dfd, Some(uid(st.st_uid)), Some(gid(st.st_gid)))?;
+                if let Ok(x) = fsutil::fd_xattrs(&sfd) {
+                    let _ = fsutil::set_fd_xattrs(&dfd, &x);
+                }
+                fs::fchmod(&dfd, mode)?;
+                fs::renameat(dst, tmp.as_str(), dst, dname)?;
+                Ok(())
+            })();
+            if let Err(e) = r {
+                let _ = fs::unlinkat(dst, tmp.as_str(), AtFlags::empty());
+                return Err(e).ctx(|| format!("copying {name}"));
+            }
+        }
+        FileType::Symlink => {
+            let target = util::read_link(src, name)
+                .ok_or_else(|| SysrootError::Invalid(format!("reading symlink {name}")))?;
+            let tmp = fsutil::temp_name(".oxtree-etc-");
+            fs::symlinkat(target.as_str(), dst, tmp.as_str())
+                .ctx(|| format!("creating symlink {dname}"))?;
+            let _ = fs::chownat(
+                dst,
+                tmp.as_str(),
+                Some(uid(st.st_uid)),
+                Some(gid(st.st_gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+            if let Err(e) = fs::renameat(dst, tmp.as_str(), dst, dname) {
+                let _ = fs::unlinkat(dst, tmp.as_str(), AtFlags::empty());
+                return Err(e).ctx(|| format!("placing symlink {dname}"));
+            }
+        }
+        other => {
+            return Err(SysrootError::Invalid(format!(
+                "cannot copy {name}: unsupported file type {other:?} in /etc"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn uid(u: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(u)
+}
+fn gid(g: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(g)
+}
+
+/// Open (creating like the source) the parent directories of `path` in
+/// `new`, copying each missing directory's metadata from `modified`.
+fn open_parent(
+    modified: BorrowedFd<'_>,
+    new: BorrowedFd<'_>,
+    path: &str,
+) -> Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd, String)> {
+    let mut comps: Vec<&str> = path.split('/').collect();
+    let leaf = comps.pop().unwrap_or_default().to_string();
+    let mut m = modified.try_clone_to_owned().ctx(|| "dup")?;
+    let mut n = new.try_clone_to_owned().ctx(|| "dup")?;
+    let mut sofar = String::new();
+    for c in comps {
+        sofar = join(&sofar, c);
+        match lstat(n.as_fd(), c) {
+            Some(st) if ftype(&st) == FileType::Directory => {}
+            Some(_) => {
+                return Err(SysrootError::EtcConflict {
+                    path: sofar,
+                    reason: "a local change lies below it, but the new default is not a directory"
+                        .into(),
+                })
+            }
+            None => {
+                let st = lstat(m.as_fd(), c)
+                    .ok_or_else(|| SysrootError::Invalid(format!("etc/{sofar} vanished")))?;
+                fs::mkdirat(&n, c, Mode::from_raw_mode(st.st_mode & 0o7777))
+                    .ctx(|| format!("creating etc/{sofar}"))?;
+                fs::chownat(
+                    &n,
+                    c,
+                    Some(uid(st.st_uid)),
+                    Some(gid(st.st_gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .ctx(|| format!("chown etc/{sofar}"))?;
+                fs::chmodat(
+                    &n,
+                    c,
+                    Mode::from_raw_mode(st.st_mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .ctx(|| format!("chmod etc/{sofar}"))?;
+            }
+        }
+        m = fsutil::open_dir_at(&m, c).ctx(|| format!("opening etc/{sofar}"))?;
+        n = fsutil::open_dir_at(&n, c).ctx(|| format!("opening new etc/{sofar}"))?;
+    }
+    Ok((m, n, leaf))
+}
+
+/// Apply the local changes `d` (from `modified`, the merge deployment's
+/// etc) onto `new` (the new deployment's etc, a copy of its usr/etc).
+pub fn apply(d: &EtcDiff, modified: BorrowedFd<'_>, new: BorrowedFd<'_>) -> Result<()> {
+    // Check every conflict first, so an error changes nothing here either.
+    for p in d.modified.iter().chain(d.added.iter()) {
+        let (m, n, leaf) = match open_parent_readonly(modified, new, p) {
+            Some(x) => x,
+            None => continue,
+        };
+        let (Some(ms), Some(ns)) = (lstat(m.as_fd(), &leaf), lstat(n.as_fd(), &leaf)) else {
+            continue;
+        };
+        let (md, nd) = (
+            ftype(&ms) == FileType::Directory,
+            ftype(&ns) == FileType::Directory,
+        );
+        if !md && nd {
+            return Err(SysrootError::EtcConflict {
+                path: p.clone(),
+                reason: "modified config file newly defaults to directory, cannot merge".into(),
+            });
+        }
+        if md && !nd {
+            return Err(SysrootError::EtcConflict {
+                path: p.clone(),
+                reason: "locally a directory, but the new default is not a directory, cannot merge"
+                    .into(),
+            });
+        }
+    }
+    for p in &d.removed {
+        if let Some(n) = p.rsplit_once('/').map_or_else(
+            || new.try_clone_to_owned().ok(),
+            |(parent, _)| util::open_path(new, parent),
+        ) {
+            let leaf = p.rsplit('/').next().unwrap_or(p);
+            util::remove_all(n.as_fd(), leaf)?;
+        }
+    }
+    for p in d.modified.iter().chain(d.added.iter()) {
+        let (m, n, leaf) = open_parent(modified, new, p)?;
+        let st = lstat(m.as_fd(), &leaf)
+            .ok_or_else(|| SysrootError::Invalid(format!("etc/{p} vanished")))?;
+        if ftype(&st) == FileType::Directory && lstat(n.as_fd(), &leaf).is_some() {
+            // A directory whose metadata changed: only the metadata (its
+            // entries are listed separately).
+            let nd = fsutil::open_dir_at(&n, &leaf).ctx(|| format!("opening etc/{p}"))?;
+            fs::fchown(&nd, Some(uid(st.st_uid)), Some(gid(st.st_gid)))
+                .ctx(|| format!("chown etc/{p}"))?;
+            fs::fchmod(&nd, Mode::from_raw_mode(st.st_mode & 0o7777))
+                .ctx(|| format!("chmod etc/{p}"))?;
+            continue;
+        }
+        copy_entry(m.as_fd(), &leaf, n.as_fd(), &leaf)?;
+    }
+    Ok(())
+}
+
+fn open_parent_readonly(
+    modified: BorrowedFd<'_>,
+    new: BorrowedFd<'_>,
+    path: &str,
+) -> Option<(rustix::fd::OwnedFd, rustix::fd::OwnedFd, String)> {
+    let (parent, leaf) = match path.rsplit_once('/') {
+        Some((p, l)) => (p, l),
+        None => ("", path),
+    };
+    Some((
+        util::open_path(modified, parent)?,
+        util::open_path(new, parent)?,
+        leaf.to_string(),
+    ))
+}

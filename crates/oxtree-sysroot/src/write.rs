@@ -1,0 +1,459 @@
+//! Writing a new deployment list: kernels into `boot/ostree/OS-BOOTCSUM/`,
+//! the `ostree/boot.N.M` symlink farm, BLS entries in `boot/loader.N`, the
+//! `ostree/N/M/I` refs that keep deployed commits from being pruned, then
+//! one atomic swap.
+//!
+//! Order (so that every boot entry, at every moment, names files that
+//! exist): kernels, farm and entries of the new bootversion are written and
+//! synced (fsync + syncfs of both filesystems) before the single
+//! `rename(boot/loader.tmp, boot/loader)`; what only the old bootversion
+//! referenced is removed after it. When the entries would be byte-identical,
+//! only the symlink farm is swapped (`ostree/boot.N` to the other
+//! subbootversion), as ostree does ("bootconfig swap: no").
+//!
+//! No FIFREEZE by default: ostree freezes and thaws /boot after its sync to
+//! flush journaled metadata for bootloaders that read the raw disk, but a
+//! process killed inside that window leaves the filesystem frozen and the
+//! machine hung. syncfs already makes the data durable for the kernel's
+//! filesystem drivers; set `[sysroot] oxtree-freeze-boot=true` in the repo
+//! config to opt in to the freeze for bootloaders that need it.
+
+use crate::bls::BlsEntry;
+use crate::deployment::Deployment;
+use crate::error::{IoContext, Result, SysrootError};
+use crate::kargs::KernelArgs;
+use crate::kernel::{find_kernel, KernelLayout};
+use crate::util;
+use crate::Sysroot;
+use oxtree_object::Checksum;
+use oxtree_repo::fsutil;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self, Mode, OFlags};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// A new bootversion was written (false: only the subbootversion).
+    pub bootconfig_swap: bool,
+    pub bootversion: u32,
+    pub subbootversion: u32,
+    pub count_change: i64,
+}
+
+/// What goes into a deployment's boot entry.
+struct Prepared {
+    layout: KernelLayout,
+    title_name: String,
+    version: Option<String>,
+}
+
+fn os_release(root: BorrowedFd<'_>) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    for p in ["usr/lib/os-release", "etc/os-release"] {
+        let (dir, leaf) = p.rsplit_once('/').unwrap();
+        let Some(d) = util::open_path(root, dir) else {
+            continue;
+        };
+        let Ok(b) = fsutil::read_at(&d, leaf) else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&b).lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                    .unwrap_or(v);
+                m.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+        break;
+    }
+    m
+}
+
+impl Sysroot {
+    fn open_boot(&self) -> Result<OwnedFd> {
+        fsutil::ensure_dir_at(self.dir(), "boot", 0o755).ctx(|| "creating boot")?;
+        // /boot may be a mount point: follow it (it is ours), O_DIRECTORY.
+        fs::openat(self.dir(), "boot", fsutil::DIR_FLAGS, Mode::empty()).ctx(|| "opening boot")
+    }
+
+    fn prepare(&self, d: &Deployment) -> Result<Prepared> {
+        let root = util::open_path(self.dir(), &d.relpath()).ok_or_else(|| {
+            SysrootError::Invalid(format!("deployment directory {} is missing", d.relpath()))
+        })?;
+        let layout = find_kernel(root.as_fd(), &d.relpath())?;
+        let osr = os_release(root.as_fd());
+        let title_name = osr
+            .get("PRETTY_NAME")
+            .or_else(|| osr.get("ID"))
+            .cloned()
+            .unwrap_or_else(|| "ostree".into());
+        let version = Checksum::from_hex(&d.csum)
+            .ok()
+            .and_then(|c| self.repo().load_commit(&c).ok())
+            .and_then(|c| c.metadata.get_str("version").map(str::to_string));
+        Ok(Prepared {
+            layout,
+            title_name,
+            version,
+        })
+    }
+
+    /// Copy missing kernel files into `boot/ostree/OS-BOOTCSUM/`, after
+    /// checking that they fit; a new directory appears by one rename.
+    fn install_kernels(&self, boot: BorrowedFd<'_>, list: &[(Deployment, Prepared)]) -> Result<()> {
+        let ostree = fsutil::mkdir_p_at(boot, "ostree").ctx(|| "creating boot/ostree")?;
+        let mut todo: BTreeMap<String, (&Deployment, &KernelLayout)> = BTreeMap::new();
+        for (d, p) in list {
+            todo.entry(format!("{}-{}", d.osname, p.layout.bootcsum))
+                .or_insert((d, &p.layout));
+        }
+        let mut needed = 0u64;
+        let mut copies = Vec::new();
+        for (dirname, (d, layout)) in &todo {
+            let existing = fsutil::open_dir_at(&ostree, dirname).ok();
+            for f in layout.files() {
+                if let Some(e) = &existing {
+                    if util::exists(e.as_fd(), &f.dest) {
+                        continue;
+                    }
+                }
+                needed += f.size + 4096;
+                copies.push((dirname.clone(), *d, f.clone()));
+            }
+        }
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let st = fs::fstatvfs(&ostree).ctx(|| "statvfs of /boot")?;
+        let available = st.f_bavail.saturating_mul(st.f_frsize);
+        if needed > available {
+            return Err(SysrootError::BootSpace { needed, available });
+        }
+        for (dirname, (d, _)) in &todo {
+            if !copies.iter().any(|(n, _, _)| n == dirname) {
+                continue;
+            }
+            let root = util::open_path(self.dir(), &d.relpath())
+                .ok_or_else(|| SysrootError::Invalid(format!("{} is missing", d.relpath())))?;
+            let exists = util::exists(ostree.as_fd(), dirname);
+            let work = if exists {
+                dirname.clone()
+            } else {
+                let tmp = format!(".{dirname}.tmp");
+                util::remove_all(ostree.as_fd(), &tmp)?;
+                fs::mkdirat(&ostree, tmp.as_str(), Mode::from_raw_mode(0o755))
+                    .ctx(|| format!("creating boot/ostree/{tmp}"))?;
+                tmp
+            };
+            let wd = fsutil::open_dir_at(&ostree, &work).ctx(|| format!("opening {work}"))?;
+            for (_, _, f) in copies.iter().filter(|(n, _, _)| n == dirname) {
+                copy_file(root.as_fd(), &f.src, wd.as_fd(), &f.dest)?;
+            }
+            fs::fsync(&wd).ctx(|| "syncing boot dir")?;
+            if !exists {
+                fs::renameat(&ostree, work.as_str(), &ostree, dirname.as_str())
+                    .ctx(|| format!("renaming boot/ostree/{dirname}"))?;
+            }
+        }
+        fs::fsync(&ostree).ctx(|| "syncing boot/ostree")?;
+        Ok(())
+    }
+
+    /// Make `new` the deployment list (index 0 is the default).
+    pub fn write_deployments(&mut self, new: Vec<Deployment>) -> Result<WriteReport> {
+        let bootloader = crate::bootloader::from_config(self.config("bootloader"))?;
+        let boot = self.open_boot()?;
+        let mut list = Vec::with_capacity(new.len());
+        for d in new {
+            let p = self.prepare(&d)?;
+            list.push((d, p));
+        }
+        // Boot serials count deployments sharing (osname, bootcsum).
+        let mut serials: HashMap<(String, String), u32> = HashMap::new();
+        for (d, p) in &mut list {
+            d.bootcsum = p.layout.bootcsum.clone();
+            let s = serials
+                .entry((d.osname.clone(), d.bootcsum.clone()))
+                .or_insert(0);
+            d.bootserial = *s;
+            *s += 1;
+        }
+        self.install_kernels(boot.as_fd(), &list)?;
+
+        let old_bv = self.bootversion;
+        let entries_for = |bv: u32| -> Vec<(String, String)> {
+            let n = list.len();
+            list.iter()
+                .enumerate()
+                .map(|(i, (d, p))| {
+                    let mut e = BlsEntry::new();
+                    let mut title = p.title_name.clone();
+                    if let Some(v) = p.version.as_deref().filter(|v| !v.is_empty()) {
+                        if !title.contains(v) {
+                            title.push(' ');
+                            title.push_str(v);
+                        }
+                    }
+                    title.push_str(&format!(" (ostree:{i})"));
+                    e.set("title", &title);
+                    e.set("version", &(n - i).to_string());
+                    let mut k = KernelArgs::parse(&d.kargs);
+                    k.replace(&format!(
+                        "ostree=/ostree/boot.{bv}/{}/{}/{}",
+                        d.osname, d.bootcsum, d.bootserial
+                    ));
+                    e.set("options", &k.to_cmdline());
+                    let dir = format!("/ostree/{}-{}", d.osname, d.bootcsum);
+                    e.set("linux", &format!("{dir}/{}", p.layout.kernel.dest));
+                    if let Some(f) = &p.layout.initramfs {
+                        e.set("initrd", &format!("{dir}/{}", f.dest));
+                    }
+                    if let Some(f) = &p.layout.devicetree {
+                        e.set("devicetree", &format!("{dir}/{}", f.dest));
+                    }
+                    (format!("ostree-{}-{}.conf", n - i, d.osname), e.to_text())
+                })
+                .collect()
+        };
+        let deployments: Vec<Deployment> = list.iter().map(|(d, _)| d.clone()).collect();
+        let count_change = deployments.len() as i64 - self.deployments.len() as i64;
+
+        // Same entries as now: flip only the subbootversion.
+        let same = util::exists(self.dir(), "boot/loader") && {
+            let mut cur = self.current_entry_files(old_bv)?;
+            cur.sort();
+            let mut want = entries_for(old_bv);
+            want.sort();
+            cur == want
+        };
+        let freeze = self
+            .repo()
+            .config()
+            .get_bool("sysroot", "oxtree-freeze-boot", false)?;
+        let ostree_dir = fsutil::open_dir_at(self.dir(), "ostree").ctx(|| "opening ostree/")?;
+        if same {
+            let new_sub = 1 - self.subbootversion.min(1);
+            self.write_farm(ostree_dir.as_fd(), old_bv, new_sub, &deployments)?;
+            self.write_refs(old_bv, new_sub, &deployments)?;
+            self.sync_all(boot.as_fd(), freeze)?;
+            util::symlink_replace(
+                ostree_dir.as_fd(),
+                &format!("boot.{old_bv}.{new_sub}"),
+                &format!("boot.{old_bv}"),
+            )?;
+            fs::fsync(&ostree_dir).ctx(|| "syncing ostree/")?;
+            util::remove_all(
+                ostree_dir.as_fd(),
+                &format!("boot.{old_bv}.{}", 1 - new_sub),
+            )?;
+            self.remove_stale_refs(old_bv, new_sub, deployments.len())?;
+            self.load()?;
+            return Ok(WriteReport {
+                bootconfig_swap: false,
+                bootversion: old_bv,
+                subbootversion: new_sub,
+                count_change,
+            });
+        }
+
+        let new_bv = 1 - old_bv.min(1);
+        let cur_sub = util::read_link(ostree_dir.as_fd(), &format!("boot.{new_bv}"))
+            .and_then(|l| {
+                l.strip_prefix(&format!("boot.{new_bv}."))?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let new_sub = if cur_sub == 0 { 1 } else { 0 };
+        // Nothing references the other bootversion: rebuild it from scratch.
+        util::remove_all(ostree_dir.as_fd(), &format!("boot.{new_bv}"))?;
+        util::remove_all(ostree_dir.as_fd(), &format!("boot.{new_bv}.{new_sub}"))?;
+        self.write_farm(ostree_dir.as_fd(), new_bv, new_sub, &deployments)?;
+        util::symlink_replace(
+            ostree_dir.as_fd(),
+            &format!("boot.{new_bv}.{new_sub}"),
+            &format!("boot.{new_bv}"),
+        )?;
+        let loader = format!("loader.{new_bv}");
+        util::remove_all(boot.as_fd(), &loader)?;
+        let entries = fsutil::mkdir_p_at(&boot, &format!("{loader}/entries"))
+            .ctx(|| format!("creating boot/{loader}/entries"))?;
+        for (name, text) in entries_for(new_bv) {
+            util::write_file(entries.as_fd(), &name, text.as_bytes())?;
+        }
+        fs::fsync(&entries).ctx(|| "syncing entries")?;
+        bootloader.write_config(boot.as_fd(), new_bv)?;
+        self.write_refs(new_bv, new_sub, &deployments)?;
+        if !util::exists(boot.as_fd(), "boot") {
+            // Lets `/boot/ostree/...` resolve when /boot is its own filesystem.
+            fs::symlinkat(".", &boot, "boot").ctx(|| "creating boot/boot")?;
+        }
+        self.sync_all(boot.as_fd(), freeze)?;
+
+        // The switch: one atomic rename.
+        util::symlink_replace(boot.as_fd(), &loader, "loader")?;
+        fs::fsync(&boot).ctx(|| "syncing boot")?;
+
+        // Only the old bootversion referenced these.
+        util::remove_all(boot.as_fd(), &format!("loader.{old_bv}"))?;
+        util::remove_all(ostree_dir.as_fd(), &format!("boot.{old_bv}"))?;
+        for (n, _) in fsutil::list_dir(&ostree_dir).ctx(|| "listing ostree/")? {
+            let stale_other = n.starts_with(&format!("boot.{old_bv}."));
+            let stale_same = n.starts_with(&format!("boot.{new_bv}."))
+                && n != format!("boot.{new_bv}.{new_sub}");
+            if stale_other || stale_same {
+                util::remove_all(ostree_dir.as_fd(), &n)?;
+            }
+        }
+        self.remove_stale_refs(new_bv, new_sub, deployments.len())?;
+        self.load()?;
+        Ok(WriteReport {
+            bootconfig_swap: true,
+            bootversion: new_bv,
+            subbootversion: new_sub,
+            count_change,
+        })
+    }
+
+    fn current_entry_files(&self, bv: u32) -> Result<Vec<(String, String)>> {
+        let Some(entries) = util::open_path(self.dir(), &format!("boot/loader.{bv}/entries"))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut v = Vec::new();
+        for (n, _) in fsutil::list_dir(&entries).ctx(|| "listing entries")? {
+            let b = fsutil::read_at(&entries, &n).ctx(|| format!("reading {n}"))?;
+            v.push((n, String::from_utf8_lossy(&b).into_owned()));
+        }
+        Ok(v)
+    }
+
+    fn write_farm(
+        &self,
+        ostree_dir: BorrowedFd<'_>,
+        bv: u32,
+        sub: u32,
+        list: &[Deployment],
+    ) -> Result<()> {
+        let top = format!("boot.{bv}.{sub}");
+        util::remove_all(ostree_dir, &top)?;
+        for d in list {
+            let rel = format!("{top}/{}/{}", d.osname, d.bootcsum);
+            let dir = fsutil::mkdir_p_at(ostree_dir, &rel).ctx(|| format!("creating {rel}"))?;
+            fs::symlinkat(
+                format!("../../../deploy/{}/deploy/{}", d.osname, d.name()),
+                &dir,
+                d.bootserial.to_string(),
+            )
+            .ctx(|| format!("creating {rel}/{}", d.bootserial))?;
+            fs::fsync(&dir).ctx(|| "syncing boot farm")?;
+        }
+        Ok(())
+    }
+
+    fn write_refs(&self, bv: u32, sub: u32, list: &[Deployment]) -> Result<()> {
+        for (i, d) in list.iter().enumerate() {
+            let c = Checksum::from_hex(&d.csum).map_err(|e| {
+                SysrootError::Invalid(format!("deployment {}: bad checksum: {e}", d.name()))
+            })?;
+            self.repo()
+                .write_ref(&format!("ostree/{bv}/{sub}/{i}"), Some(&c), true)?;
+        }
+        Ok(())
+    }
+
+    /// Drop `ostree/B/S/I` refs of other boot versions (and extra indexes).
+    pub(crate) fn remove_stale_refs(&self, bv: u32, sub: u32, n: usize) -> Result<()> {
+        let keep = format!("ostree/{bv}/{sub}/");
+        for (name, _) in self.repo().list_refs()? {
+            let Some(rest) = name.strip_prefix("ostree/") else {
+                continue;
+            };
+            let ours =
+                rest.split('/').count() == 3 && rest.split('/').all(|p| p.parse::<u32>().is_ok());
+            if !ours {
+                continue;
+            }
+            let stale = match name.strip_prefix(&keep) {
+                Some(i) => i.parse::<usize>().map(|i| i >= n).unwrap_or(true),
+                None => true,
+            };
+            if stale {
+                self.repo().write_ref(&name, None, false)?;
+            }
+        }
+        // Empty ref directories of other versions.
+        if let Some(heads) = util::open_path(self.repo().dir(), "refs/heads/ostree") {
+            for (b, _) in fsutil::list_dir(&heads).ctx(|| "listing refs")? {
+                if b != bv.to_string() && b.parse::<u32>().is_ok() {
+                    util::remove_all(heads.as_fd(), &b)?;
+                } else if let Some(bd) = util::open_path(heads.as_fd(), &b) {
+                    for (s, _) in fsutil::list_dir(&bd).ctx(|| "listing refs")? {
+                        if s != sub.to_string() && s.parse::<u32>().is_ok() {
+                            util::remove_all(bd.as_fd(), &s)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_all(&self, boot: BorrowedFd<'_>, freeze: bool) -> Result<()> {
+        fs::syncfs(self.dir()).ctx(|| "syncfs of the sysroot")?;
+        fs::syncfs(boot).ctx(|| "syncfs of /boot")?;
+        if freeze {
+            freeze_thaw(boot)?;
+        }
+        Ok(())
+    }
+}
+
+/// FIFREEZE then FITHAW (opt-in, see the module docs).
+fn freeze_thaw(boot: BorrowedFd<'_>) -> Result<()> {
+    use rustix::ioctl::{ioctl, opcode, Updater};
+    const FIFREEZE: rustix::ioctl::Opcode = opcode::read_write::<i32>(b'X', 119);
+    const FITHAW: rustix::ioctl::Opcode = opcode::read_write::<i32>(b'X', 120);
+    let mut v = 0i32;
+    // SAFETY: both ioctls take an int, which is what is passed.
+    unsafe { ioctl(boot, Updater::<FIFREEZE, i32>::new(&mut v)) }.ctx(|| "FIFREEZE of /boot")?;
+    let mut v = 0i32;
+    unsafe { ioctl(boot, Updater::<FITHAW, i32>::new(&mut v)) }.ctx(|| "FITHAW of /boot")?;
+    Ok(())
+}
+
+fn copy_file(
+    src_dir: BorrowedFd<'_>,
+    src: &str,
+    dst_dir: BorrowedFd<'_>,
+    name: &str,
+) -> Result<()> {
+    let sfd = fs::openat(
+        src_dir,
+        src,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {src}"))?;
+    let tmp = fsutil::temp_name(".oxtree-k-");
+    let dfd = fs::openat(
+        dst_dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .ctx(|| format!("creating {name}"))?;
+    let mut s = std::fs::File::from(sfd);
+    let mut d = std::fs::File::from(dfd);
+    let r = std::io::copy(&mut s, &mut d).and_then(|_| d.sync_all());
+    let r = r.and_then(|_| Ok(fs::renameat(dst_dir, tmp.as_str(), dst_dir, name)?));
+    if let Err(e) = r {
+        let _ = fs::unlinkat(dst_dir, tmp.as_str(), fs::AtFlags::empty());
+        return Err(e).ctx(|| format!("copying {src} to /boot ({name})"));
+    }
+    Ok(())
+}
