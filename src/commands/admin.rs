@@ -12,6 +12,9 @@ pub struct Args {
     /// Use the system root at PATH
     #[arg(long, global = true, value_name = "PATH", default_value = "/")]
     sysroot: PathBuf,
+    /// Runtime state directory (staged deployment, unlock state)
+    #[arg(long, global = true, value_name = "PATH", default_value = "/run")]
+    run_dir: PathBuf,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -65,6 +68,31 @@ enum Cmd {
         #[arg(long)]
         os: Option<String>,
     },
+    /// Fetch and deploy the latest commit of the merge deployment's origin
+    Upgrade(UpgradeArgs),
+    /// Deploy another refspec (remote:ref or ref), recording it in the origin
+    Switch(SwitchArgs),
+    /// Change kernel arguments
+    Kargs {
+        #[command(subcommand)]
+        cmd: KargsCmd,
+    },
+    /// Merge /etc and write the boot entries of the staged deployment
+    FinalizeStaged,
+    /// Make /usr of a deployment writable with an overlayfs
+    Unlock {
+        /// Retain changes across reboots (and keep a pristine rollback)
+        #[arg(long)]
+        hotfix: bool,
+        /// Unlock only until reboot (the default)
+        #[arg(long)]
+        transient: bool,
+        /// Deployment index (default: the booted one, else the default one)
+        #[arg(long)]
+        deployment: Option<usize>,
+    },
+    /// Early boot: set up the deployment named by ostree= as the new root
+    PrepareRoot(PrepareRootArgs),
     /// Not implemented yet
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -90,8 +118,119 @@ struct DeployArgs {
     /// Do not make the new deployment the default
     #[arg(long)]
     not_as_default: bool,
+    /// Prepare the deployment now; finalize it at shutdown (finalize-staged)
+    #[arg(long)]
+    stage: bool,
+    /// With --stage: hold finalization back until the lock file is removed
+    #[arg(long)]
+    lock_finalization: bool,
     /// Refspec or checksum
     rev: String,
+}
+
+#[derive(clap::Args)]
+struct UpgradeArgs {
+    /// Use a different operating system root than the current one
+    #[arg(long)]
+    os: Option<String>,
+    /// Do not create a deployment, just download
+    #[arg(long)]
+    pull_only: bool,
+    /// Do not pull, only deploy
+    #[arg(long)]
+    deploy_only: bool,
+    /// Permit deployment of chronologically older trees
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Deploy CHECKSUM instead of the latest tree
+    #[arg(long, value_name = "CHECKSUM")]
+    override_commit: Option<String>,
+    /// Enable staging (finalization at shutdown)
+    #[arg(long)]
+    stage: bool,
+    /// Reboot after a successful upgrade
+    #[arg(short = 'r', long)]
+    reboot: bool,
+}
+
+#[derive(clap::Args)]
+struct SwitchArgs {
+    /// Use a different operating system root than the current one
+    #[arg(long)]
+    os: Option<String>,
+    /// Enable staging (finalization at shutdown)
+    #[arg(long)]
+    stage: bool,
+    /// Reboot after a successful switch
+    #[arg(short = 'r', long)]
+    reboot: bool,
+    /// REMOTE:REF, or REF (keeps the current remote)
+    refspec: String,
+}
+
+#[derive(clap::Subcommand)]
+enum KargsCmd {
+    /// Rewrite the kernel arguments of the default deployment
+    EditInPlace {
+        /// Append a kernel argument
+        #[arg(long, value_name = "NAME=VALUE")]
+        append: Vec<String>,
+        /// Append kernel arguments if they do not exist
+        #[arg(long, value_name = "NAME=VALUE")]
+        append_if_missing: Vec<String>,
+        /// Delete a kernel argument (NAME, or exactly NAME=VALUE)
+        #[arg(long, value_name = "NAME[=VALUE]")]
+        delete: Vec<String>,
+        /// Delete a kernel argument if it is present
+        #[arg(long, value_name = "NAME[=VALUE]")]
+        delete_if_present: Vec<String>,
+        /// Replace an existing argument: NAME=VALUE or NAME=OLD=NEW
+        #[arg(long, value_name = "NAME=VALUE")]
+        replace: Vec<String>,
+        /// Deployment index (default: 0, the default deployment)
+        #[arg(long, default_value_t = 0)]
+        deployment: usize,
+    },
+}
+
+/// `prepare-root`: see `oxtree_sysroot::prepare_root`.
+#[derive(clap::Args)]
+pub struct PrepareRootArgs {
+    /// Kernel command line to use instead of /proc/cmdline
+    #[arg(long, value_name = "STRING", conflicts_with = "cmdline_file")]
+    cmdline: Option<String>,
+    /// Read the kernel command line from FILE
+    #[arg(long, value_name = "FILE")]
+    cmdline_file: Option<PathBuf>,
+    /// Move the prepared deployment onto the sysroot mount point
+    #[arg(long)]
+    switch_root: bool,
+}
+
+/// Run `prepare-root` against the physical root mounted at `root` (also
+/// meant for a top-level `oxtree prepare-root`).
+pub fn prepare_root(a: PrepareRootArgs, root: &Path) -> Result<()> {
+    let cmdline = match (&a.cmdline, &a.cmdline_file) {
+        (Some(c), _) => c.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
+        (None, None) => {
+            std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?
+        }
+    };
+    let r = oxtree_sysroot::prepare_root::prepare_root(root, &cmdline, a.switch_root)?;
+    println!(
+        "Resolved {} to deployment {}{}",
+        oxtree_sysroot::prepare_root::ostree_arg(&cmdline)?,
+        r.deployment.display(),
+        if r.hotfix {
+            " (hotfix overlay on /usr)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 fn write_line(w: &WriteReport) {
@@ -117,20 +256,121 @@ fn cleanup(s: &mut Sysroot) -> Result<()> {
     Ok(())
 }
 
-fn open(path: &Path) -> Result<Sysroot> {
-    Sysroot::open_locked(path).with_context(|| format!("opening sysroot {}", path.display()))
+fn open(path: &Path, run: &Path) -> Result<Sysroot> {
+    let mut s = Sysroot::open_locked(path)
+        .with_context(|| format!("opening sysroot {}", path.display()))?;
+    s.set_run_dir(run)?;
+    Ok(s)
+}
+
+fn open_unlocked(path: &Path, run: &Path) -> Result<Sysroot> {
+    let mut s = Sysroot::open(path)?;
+    s.set_run_dir(run)?;
+    Ok(s)
+}
+
+fn print_deploy(r: &oxtree_sysroot::DeployReport) {
+    if let Some(e) = &r.etc {
+        println!(
+            "Copying /etc changes: {} modified, {} removed, {} added",
+            e.modified.len(),
+            e.removed.len(),
+            e.added.len()
+        );
+    }
+    write_line(&r.write);
+}
+
+/// Fetch `branch` (at `commit`, if given) from `remote` into the sysroot
+/// repository, with the remote's TLS and proxy settings.
+fn pull_into(s: &Sysroot, remote: &str, branch: &str, commit: Option<&str>) -> Result<()> {
+    use oxtree_transport::{PullOptions, Remote};
+    let repo = s.repo();
+    let r = Remote::open(repo, remote)?;
+    let mut opts = PullOptions::default();
+    let sec = oxtree_transport::remote::section(&r.name);
+    opts.fetch.tls_permissive = repo.config().get_bool(&sec, "tls-permissive", false)?;
+    opts.fetch.proxy = repo.config().get(&sec, "proxy").map(str::to_string);
+    if let Some(p) = repo.config().get(&sec, "tls-ca-path") {
+        opts.fetch.tls_ca_pem = Some(std::fs::read(p)?);
+    }
+    let req = match commit {
+        Some(c) => format!("{branch}@{c}"),
+        None => branch.to_string(),
+    };
+    oxtree_transport::pull(repo, &r, &[req], &opts, &|_| {})
+        .with_context(|| format!("pulling {branch} from {remote}"))?;
+    Ok(())
+}
+
+/// Shared tail of upgrade and switch: fetch, check, deploy or stage.
+struct Target<'a> {
+    os: Option<String>,
+    remote: Option<&'a str>,
+    branch: &'a str,
+    commit: Option<&'a str>,
+    origin: KeyFile,
+    pull: bool,
+    deploy: bool,
+    allow_downgrade: bool,
+    /// switch: deploy even when the commit is the same (the origin changes)
+    always: bool,
+    stage: bool,
+}
+
+fn upgrade_to(s: &mut Sysroot, t: Target<'_>) -> Result<()> {
+    use oxtree_sysroot::upgrade::UpgradeCheck;
+    let src = s.upgrade_source(t.os.as_deref())?;
+    if t.pull {
+        if let Some(remote) = t.remote {
+            pull_into(s, remote, t.branch, t.commit)?;
+        }
+    }
+    if !t.deploy {
+        return Ok(());
+    }
+    let rev = match (t.commit, t.remote) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(r)) => format!("{r}:{}", t.branch),
+        (None, None) => t.branch.to_string(),
+    };
+    let csum = match s.check_upgrade(&src.merge, &rev, t.allow_downgrade)? {
+        UpgradeCheck::NoChange if !t.always => {
+            println!("No update available.");
+            return Ok(());
+        }
+        UpgradeCheck::NoChange => s.repo().resolve_rev(&rev)?,
+        UpgradeCheck::Deploy(c) => c,
+    };
+    let opts = DeployOptions {
+        osname: Some(src.osname.clone()),
+        origin: Some(t.origin),
+        ..DeployOptions::default()
+    };
+    if t.stage {
+        let d = s.stage(&csum.to_hex(), &opts, false)?;
+        println!(
+            "Staged deployment {}; it is finalized at shutdown",
+            d.name()
+        );
+    } else {
+        let r = s.deploy(&csum.to_hex(), &opts)?;
+        print_deploy(&r);
+    }
+    cleanup(s)
 }
 
 pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
     let sr = a.sysroot.as_path();
+    let rn = a.run_dir.as_path();
     match a.command {
         Cmd::InitFs { path } => oxtree_sysroot::init_fs(&path)?,
         Cmd::OsInit { osname } => {
-            open(sr)?.init_stateroot(&osname)?;
+            open(sr, rn)?.init_stateroot(&osname)?;
             println!("ostree/deploy/{osname} initialized as OSTree root");
         }
         Cmd::Deploy(d) => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             let origin = match &d.origin_file {
                 Some(p) => {
                     let t = std::fs::read_to_string(p)
@@ -147,42 +387,48 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 retain: d.retain,
                 not_as_default: d.not_as_default,
             };
-            let r = s.deploy(&d.rev, &opts)?;
-            if let Some(e) = &r.etc {
-                println!(
-                    "Copying /etc changes: {} modified, {} removed, {} added",
-                    e.modified.len(),
-                    e.removed.len(),
-                    e.added.len()
-                );
+            if d.lock_finalization && !d.stage {
+                bail!("--lock-finalization requires --stage");
             }
-            write_line(&r.write);
+            if d.stage {
+                if d.retain || d.not_as_default {
+                    bail!("--stage cannot be combined with --retain or --not-as-default");
+                }
+                let st = s.stage(&d.rev, &opts, d.lock_finalization)?;
+                println!(
+                    "Staged deployment {}; it is finalized at shutdown",
+                    st.name()
+                );
+            } else {
+                let r = s.deploy(&d.rev, &opts)?;
+                print_deploy(&r);
+            }
             cleanup(&mut s)?;
         }
-        Cmd::Status { json } => status(&Sysroot::open(sr)?, json)?,
+        Cmd::Status { json } => status(&open_unlocked(sr, rn)?, json)?,
         Cmd::Undeploy { index } => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             let (d, w) = s.undeploy(index)?;
             write_line(&w);
             cleanup(&mut s)?;
             println!("Deleted deployment {}", d.name());
         }
         Cmd::SetDefault { index } => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             let name = s.deployment(index)?.name();
             let w = s.set_default(index)?;
             write_line(&w);
             println!("Deployment {name} is now the default");
         }
         Cmd::Rollback => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             let name = s.deployment(1).map(|d| d.name()).unwrap_or_default();
             let w = s.rollback()?;
             write_line(&w);
             println!("Deployment {name} is now the default");
         }
         Cmd::Pin { unpin, index } => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             for i in index {
                 let was = s.deployment(i)?.is_pinned();
                 if was != unpin {
@@ -206,7 +452,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             url,
             branch,
         } => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             let i = match index {
                 Some(i) => i,
                 None => {
@@ -243,11 +489,11 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             s.write_origin(i, &o)?;
         }
         Cmd::Cleanup => {
-            let mut s = open(sr)?;
+            let mut s = open(sr, rn)?;
             cleanup(&mut s)?;
         }
         Cmd::ConfigDiff { os } => {
-            let s = Sysroot::open(sr)?;
+            let s = open_unlocked(sr, rn)?;
             let os = s.resolve_osname(os.as_deref())?;
             let d = s.config_diff(&os)?;
             for p in &d.modified {
@@ -259,6 +505,146 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             for p in &d.added {
                 println!("A    {p}");
             }
+        }
+        Cmd::Upgrade(u) => {
+            if u.reboot {
+                bail!("admin upgrade --reboot: not implemented yet");
+            }
+            if u.pull_only && u.deploy_only {
+                bail!("Cannot simultaneously specify --pull-only and --deploy-only");
+            }
+            let mut s = open(sr, rn)?;
+            let src = s.upgrade_source(u.os.as_deref())?;
+            let commit = u.override_commit.clone().or(src.override_commit.clone());
+            let mut origin = oxtree_sysroot::upgrade::new_origin(src.merge.origin.as_ref(), None);
+            if let Some(c) = &u.override_commit {
+                origin.set("origin", "override-commit", c);
+            }
+            upgrade_to(
+                &mut s,
+                Target {
+                    os: Some(src.osname.clone()),
+                    remote: src.remote.as_deref(),
+                    branch: &src.branch,
+                    commit: commit.as_deref(),
+                    origin,
+                    pull: !u.deploy_only,
+                    deploy: !u.pull_only,
+                    allow_downgrade: u.allow_downgrade,
+                    always: false,
+                    stage: u.stage,
+                },
+            )?;
+        }
+        Cmd::Switch(w) => {
+            if w.reboot {
+                bail!("admin switch --reboot: not implemented yet");
+            }
+            let mut s = open(sr, rn)?;
+            let src = s.upgrade_source(w.os.as_deref())?;
+            let (remote, branch) = oxtree_sysroot::upgrade::split_refspec(&w.refspec);
+            // A bare REF keeps the current remote, as ostree does.
+            let remote = remote.map(str::to_string).or(src.remote.clone());
+            let refspec = match &remote {
+                Some(r) => format!("{r}:{branch}"),
+                None => branch.to_string(),
+            };
+            if refspec == src.refspec {
+                bail!("Old and new refs are equal: {refspec}");
+            }
+            let origin =
+                oxtree_sysroot::upgrade::new_origin(src.merge.origin.as_ref(), Some(&refspec));
+            upgrade_to(
+                &mut s,
+                Target {
+                    os: Some(src.osname.clone()),
+                    remote: remote.as_deref(),
+                    branch,
+                    commit: None,
+                    origin,
+                    pull: true,
+                    deploy: true,
+                    allow_downgrade: true,
+                    always: true,
+                    stage: w.stage,
+                },
+            )?;
+        }
+        Cmd::Kargs {
+            cmd:
+                KargsCmd::EditInPlace {
+                    append,
+                    append_if_missing,
+                    delete,
+                    delete_if_present,
+                    replace,
+                    deployment,
+                },
+        } => {
+            use oxtree_sysroot::upgrade::KargEdit;
+            let mut edits = Vec::new();
+            edits.extend(delete.into_iter().map(KargEdit::Delete));
+            edits.extend(delete_if_present.into_iter().map(KargEdit::DeleteIfPresent));
+            edits.extend(replace.into_iter().map(KargEdit::Replace));
+            edits.extend(append.into_iter().map(KargEdit::Append));
+            edits.extend(append_if_missing.into_iter().map(KargEdit::AppendIfMissing));
+            if edits.is_empty() {
+                bail!("no edit given (--append, --append-if-missing, --delete, --delete-if-present, --replace)");
+            }
+            let mut s = open(sr, rn)?;
+            let w = s.edit_kargs(deployment, &edits)?;
+            write_line(&w);
+        }
+        Cmd::FinalizeStaged => {
+            use oxtree_sysroot::staged::FinalizeOutcome;
+            let mut s = open(sr, rn)?;
+            match s.finalize_staged()? {
+                FinalizeOutcome::NothingStaged => println!("No staged deployment."),
+                FinalizeOutcome::Locked => println!(
+                    "Not finalizing; found {}",
+                    rn.join(oxtree_sysroot::staged::STAGED_LOCK).display()
+                ),
+                FinalizeOutcome::Done(r) => {
+                    print_deploy(&r);
+                    cleanup(&mut s)?;
+                }
+            }
+        }
+        Cmd::Unlock {
+            hotfix,
+            transient,
+            deployment,
+        } => {
+            use oxtree_sysroot::unlock::UnlockMode;
+            if hotfix && transient {
+                bail!("--hotfix and --transient are exclusive");
+            }
+            let mut s = open(sr, rn)?;
+            let index = deployment.or(s.booted_index()).unwrap_or(0);
+            let mode = if hotfix {
+                UnlockMode::Hotfix
+            } else {
+                UnlockMode::Transient
+            };
+            let r = s.unlock(index, mode)?;
+            if hotfix {
+                println!("Hotfix mode enabled.  A writable overlayfs is now mounted on /usr");
+                println!("for this booted deployment.  A non-hotfixed clone has been created");
+                println!("as the non-default rollback target.");
+            } else {
+                println!("Development mode enabled.  A writable overlayfs is now mounted on /usr.");
+                println!("All changes there will be discarded on reboot.");
+            }
+            let _ = r;
+        }
+        Cmd::PrepareRoot(p) => {
+            // The admin default `/` is never a physical root to prepare.
+            let root = if sr == Path::new("/") {
+                Path::new("/sysroot")
+            } else {
+                sr
+            };
+            prepare_root(p, root)?
         }
         Cmd::Other(args) => bail!(
             "admin {}: not implemented yet",
@@ -276,21 +662,35 @@ fn status(s: &Sysroot, json: bool) -> Result<()> {
             .and_then(|c| s.repo().load_commit(&c).ok())
             .and_then(|c| c.metadata.get_str("version").map(str::to_string))
     };
+    // The staged deployment comes first, as in ostree.
+    let rows: Vec<(Option<usize>, &oxtree_sysroot::Deployment)> = s
+        .staged()
+        .map(|d| (None, d))
+        .into_iter()
+        .chain(
+            s.deployments()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (Some(i), d)),
+        )
+        .collect();
     if json {
-        let list: Vec<_> = s
-            .deployments()
+        let list: Vec<_> = rows
             .iter()
-            .enumerate()
             .map(|(i, d)| {
+                let origin = d.origin.as_ref().map(|o| o.to_text());
                 serde_json::json!({
                     "index": i,
                     "osname": d.osname,
                     "checksum": d.csum,
                     "serial": d.deployserial,
-                    "booted": Some(i) == booted,
+                    "booted": i.is_some() && *i == booted,
+                    "staged": i.is_none(),
                     "pinned": d.is_pinned(),
+                    "unlocked": s.unlocked_state(d),
                     "version": version(&d.csum),
                     "origin-refspec": d.refspec(),
+                    "origin": origin,
                     "bootcsum": d.bootcsum,
                     "kargs": d.kargs,
                 })
@@ -300,20 +700,24 @@ fn status(s: &Sysroot, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    if s.deployments().is_empty() {
+    if rows.is_empty() {
         println!("No deployments.");
         return Ok(());
     }
-    for (i, d) in s.deployments().iter().enumerate() {
-        let tag = match booted {
-            Some(b) if i < b && d.osname == s.deployments()[b].osname => " (pending)",
-            Some(b) if i > b && d.osname == s.deployments()[b].osname => " (rollback)",
+    for (i, d) in rows {
+        let tag = match (i, booted) {
+            (None, _) => " (staged)",
+            (Some(i), Some(b)) if i < b && d.osname == s.deployments()[b].osname => " (pending)",
+            (Some(i), Some(b)) if i > b && d.osname == s.deployments()[b].osname => " (rollback)",
             _ => "",
         };
-        let mark = if Some(i) == booted { '*' } else { ' ' };
+        let mark = if i.is_some() && i == booted { '*' } else { ' ' };
         println!("{mark} {} {}{tag}", d.osname, d.name());
         if let Some(v) = version(&d.csum) {
             println!("    Version: {v}");
+        }
+        if let Some(u) = s.unlocked_state(d) {
+            println!("    Unlocked: {u}");
         }
         if d.is_pinned() {
             println!("    Pinned: yes");

@@ -23,7 +23,12 @@ pub struct CleanupReport {
 impl Sysroot {
     pub fn cleanup(&mut self) -> Result<CleanupReport> {
         let mut r = CleanupReport::default();
-        let live: HashSet<String> = self.deployments().iter().map(|d| d.relpath()).collect();
+        let live: HashSet<String> = self
+            .deployments()
+            .iter()
+            .chain(self.staged())
+            .map(|d| d.relpath())
+            .collect();
         for os in self.stateroots()? {
             let rel = format!("ostree/deploy/{os}/deploy");
             let Some(dir) = util::open_path(self.dir(), &rel) else {
@@ -45,6 +50,7 @@ impl Sysroot {
         let boot_live: HashSet<String> = self
             .deployments()
             .iter()
+            .chain(self.staged())
             .map(|d| format!("{}-{}", d.osname, d.bootcsum))
             .collect();
         if let Some(bo) = util::open_path(self.dir(), "boot/ostree") {

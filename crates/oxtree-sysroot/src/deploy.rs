@@ -84,7 +84,34 @@ impl Sysroot {
     }
 
     /// Deploy `rev` (a refspec or checksum present in the sysroot repo).
+    /// A staged deployment, if any, is dropped (as ostree does).
     pub fn deploy(&mut self, rev: &str, opts: &DeployOptions) -> Result<DeployReport> {
+        let (new, etc, merge) = self.create_deployment(rev, opts, true)?;
+        self.drop_staged()?;
+        let write = self.install_new_deployment(&new, merge.as_ref(), opts)?;
+        let deployment = self
+            .deployments()
+            .iter()
+            .find(|d| d.same(&new))
+            .cloned()
+            .unwrap_or(new);
+        Ok(DeployReport {
+            deployment,
+            etc,
+            write,
+        })
+    }
+
+    /// Check out `rev` as a new deployment directory with its origin (and,
+    /// with `with_etc`, its merged /etc); nothing refers to it yet. Returns
+    /// the deployment, the /etc changes carried over, and the merge
+    /// deployment.
+    pub(crate) fn create_deployment(
+        &self,
+        rev: &str,
+        opts: &DeployOptions,
+        with_etc: bool,
+    ) -> Result<(Deployment, Option<EtcDiff>, Option<Deployment>)> {
         let osname = self.resolve_osname(opts.osname.as_deref())?;
         let csum = self.repo().resolve_rev(rev)?;
         self.repo().load_commit(&csum)?;
@@ -105,7 +132,7 @@ impl Sysroot {
         for k in &opts.karg_append {
             kargs.append(k);
         }
-        let new = Deployment {
+        let mut new = Deployment {
             osname: osname.clone(),
             csum: csum.to_hex(),
             deployserial: serial,
@@ -119,13 +146,17 @@ impl Sysroot {
             fsutil::mkdir_p_at(self.dir(), &parent_rel).ctx(|| format!("creating {parent_rel}"))?;
         let name = new.name();
         let dest = self.path().join(&parent_rel).join(&name);
-        let built = (|| -> Result<Option<EtcDiff>> {
+        let built = (|| -> Result<(Option<EtcDiff>, String)> {
             self.repo()
                 .checkout(&csum, &dest, &CheckoutOptions::default(), &|_| {})?;
             let root = fsutil::open_dir_at(&parent, &name).ctx(|| format!("opening {name}"))?;
             // Fail early (before /boot is touched) on a tree without a kernel.
-            crate::kernel::find_kernel(root.as_fd(), &new.relpath())?;
-            let etc = self.build_etc(root.as_fd(), merge.as_ref())?;
+            let layout = crate::kernel::find_kernel(root.as_fd(), &new.relpath())?;
+            let etc = if with_etc {
+                self.build_etc(root.as_fd(), merge.as_ref())?
+            } else {
+                None
+            };
             util::write_file(
                 parent.as_fd(),
                 &format!("{name}.origin"),
@@ -133,18 +164,31 @@ impl Sysroot {
             )?;
             rustix::fs::syncfs(&root).ctx(|| "syncfs of the deployment")?;
             util::set_immutable(root.as_fd(), true)?;
-            Ok(etc)
+            Ok((etc, layout.bootcsum))
         })();
-        let etc = match built {
-            Ok(e) => e,
+        match built {
+            Ok((etc, bootcsum)) => {
+                new.bootcsum = bootcsum;
+                Ok((new, etc, merge))
+            }
             Err(e) => {
                 let _ = util::remove_all(parent.as_fd(), &name);
                 let _ = util::remove_all(parent.as_fd(), &format!("{name}.origin"));
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
 
-        // ostree's simple write policy (not booted: keep the merge one).
+    /// Put a created deployment into the boot list with ostree's simple
+    /// write policy (not booted: keep the merge one) and write it. If the
+    /// write fails, the unreferenced deployment directory is removed.
+    pub(crate) fn install_new_deployment(
+        &mut self,
+        new: &Deployment,
+        merge: Option<&Deployment>,
+        opts: &DeployOptions,
+    ) -> Result<WriteReport> {
+        let osname = new.osname.clone();
         let mut list = Vec::new();
         let booted = self.booted_index();
         let mut added = false;
@@ -157,7 +201,7 @@ impl Sysroot {
                 || opts.retain
                 || d.is_pinned()
                 || Some(i) == booted
-                || merge.as_ref().is_some_and(|m| m.same(d));
+                || merge.is_some_and(|m| m.same(d));
             if keep {
                 list.push(d.clone());
             }
@@ -169,32 +213,25 @@ impl Sysroot {
         if !added {
             list.push(new.clone());
         }
-        let write = match self.write_deployments(list) {
-            Ok(w) => w,
+        match self.write_deployments(list) {
+            Ok(w) => Ok(w),
             Err(e) => {
                 // Not referenced by any entry yet: take it away again.
-                if !self.deployments().iter().any(|d| d.same(&new)) {
-                    let _ = util::remove_all(parent.as_fd(), &name);
-                    let _ = util::remove_all(parent.as_fd(), &format!("{name}.origin"));
+                if !self.deployments().iter().any(|d| d.same(new)) {
+                    let parent_rel = format!("ostree/deploy/{osname}/deploy");
+                    if let Some(parent) = util::open_path(self.dir(), &parent_rel) {
+                        let name = new.name();
+                        let _ = util::remove_all(parent.as_fd(), &name);
+                        let _ = util::remove_all(parent.as_fd(), &format!("{name}.origin"));
+                    }
                 }
-                return Err(e);
+                Err(e)
             }
-        };
-        let deployment = self
-            .deployments()
-            .iter()
-            .find(|d| d.same(&new))
-            .cloned()
-            .unwrap_or(new);
-        Ok(DeployReport {
-            deployment,
-            etc,
-            write,
-        })
+        }
     }
 
     /// `etc` = copy of `usr/etc`, plus the merge deployment's local changes.
-    fn build_etc(
+    pub(crate) fn build_etc(
         &self,
         root: rustix::fd::BorrowedFd<'_>,
         merge: Option<&Deployment>,

@@ -37,6 +37,54 @@ impl KernelArgs {
         self.args.push(arg.to_string());
     }
 
+    pub fn contains(&self, arg: &str) -> bool {
+        if arg.contains('=') {
+            self.args.iter().any(|a| a == arg)
+        } else {
+            self.args.iter().any(|a| key(a) == arg)
+        }
+    }
+
+    /// `--delete=K` drops every `K`/`K=…`; `--delete=K=V` that exact one.
+    /// False if nothing matched.
+    pub fn delete(&mut self, arg: &str) -> bool {
+        let before = self.args.len();
+        if arg.contains('=') {
+            self.args.retain(|a| a != arg);
+        } else {
+            self.args.retain(|a| key(a) != arg);
+        }
+        self.args.len() != before
+    }
+
+    /// `--replace=K=V`: set an argument that must already be present;
+    /// `--replace=K=OLD=NEW` changes only the `K=OLD` copy. False if the
+    /// key (or `K=OLD`) is not there.
+    pub fn replace_existing(&mut self, arg: &str) -> bool {
+        let k = key(arg);
+        let rest = arg.split_once('=').map(|(_, v)| v).unwrap_or("");
+        if let Some((old, new)) = rest.split_once('=') {
+            let from = format!("{k}={old}");
+            return match self.args.iter().position(|a| *a == from) {
+                Some(i) => {
+                    self.args[i] = format!("{k}={new}");
+                    true
+                }
+                None => false,
+            };
+        }
+        if !self.args.iter().any(|a| key(a) == k) {
+            return false;
+        }
+        self.replace(arg);
+        true
+    }
+
+    /// The key of an argument (`K` of `K=V`).
+    pub fn key_of(arg: &str) -> &str {
+        key(arg)
+    }
+
     pub fn remove_key(&mut self, k: &str) {
         self.args.retain(|a| key(a) != k);
     }
@@ -61,5 +109,12 @@ mod tests {
         );
         k.replace("quiet");
         assert_eq!(k.to_cmdline(), "root=/dev/sda quiet ostree=/b foo=bar");
+        assert!(k.replace_existing("foo=baz"));
+        assert!(!k.replace_existing("nope=1"));
+        assert!(k.replace_existing("root=/dev/sda=/dev/vda"));
+        assert!(!k.replace_existing("root=/dev/sda=/dev/xda"));
+        assert!(k.delete("quiet"));
+        assert!(!k.delete("quiet"));
+        assert_eq!(k.to_cmdline(), "root=/dev/vda ostree=/b foo=baz");
     }
 }

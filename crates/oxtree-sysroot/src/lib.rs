@@ -20,6 +20,10 @@ pub mod etc_merge;
 pub mod kargs;
 pub mod kernel;
 pub mod keyfile;
+pub mod prepare_root;
+pub mod staged;
+pub mod unlock;
+pub mod upgrade;
 mod util;
 pub mod write;
 
@@ -42,6 +46,9 @@ pub struct Sysroot {
     subbootversion: u32,
     deployments: Vec<Deployment>,
     booted: Option<usize>,
+    /// Where runtime state lives (`/run`): the staged deployment.
+    run_dir: PathBuf,
+    staged: Option<Deployment>,
     _lock: Option<OwnedFd>,
 }
 
@@ -107,6 +114,8 @@ impl Sysroot {
             subbootversion: 0,
             deployments: Vec::new(),
             booted: None,
+            run_dir: PathBuf::from("/run"),
+            staged: None,
             _lock: None,
         };
         s.load()?;
@@ -148,7 +157,25 @@ impl Sysroot {
         self.subbootversion = sub;
         self.deployments = self.read_entries(bv)?;
         self.booted = self.find_booted();
+        self.staged = self.read_staged()?;
         Ok(())
+    }
+
+    /// Use `run` instead of `/run` for runtime state (the staged
+    /// deployment), and re-read it.
+    pub fn set_run_dir(&mut self, run: &Path) -> Result<()> {
+        self.run_dir = run.to_path_buf();
+        self.staged = self.read_staged()?;
+        Ok(())
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The staged deployment (`deploy --stage`), not yet in the boot list.
+    pub fn staged(&self) -> Option<&Deployment> {
+        self.staged.as_ref()
     }
 
     fn read_entries(&self, bv: u32) -> Result<Vec<Deployment>> {
@@ -198,7 +225,7 @@ impl Sysroot {
         Ok(list.into_iter().map(|(_, d)| d).collect())
     }
 
-    fn read_origin(&self, d: &Deployment) -> Result<Option<KeyFile>> {
+    pub(crate) fn read_origin(&self, d: &Deployment) -> Result<Option<KeyFile>> {
         let rel = d.origin_relpath();
         match fsutil::read_at(self.dir(), &rel) {
             Ok(b) => KeyFile::parse(&String::from_utf8_lossy(&b))

@@ -163,6 +163,13 @@ impl Sysroot {
         Ok(())
     }
 
+    /// Copy one deployment's kernel files to /boot (for staging).
+    pub(crate) fn install_kernels_for(&self, d: &Deployment) -> Result<()> {
+        let boot = self.open_boot()?;
+        let p = self.prepare(d)?;
+        self.install_kernels(boot.as_fd(), &[(d.clone(), p)])
+    }
+
     /// Make `new` the deployment list (index 0 is the default).
     pub fn write_deployments(&mut self, new: Vec<Deployment>) -> Result<WriteReport> {
         let bootloader = crate::bootloader::from_config(self.config("bootloader"))?;
