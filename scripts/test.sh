@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests drive
-# (the real ostree CLI, attr tools), then runs format, lint and all tests.
+# (the real ostree CLI, attr tools, gpg, python3's http.server, mkfs for
+# loop-mounted sysroots), then runs format, lint and all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,11 @@ need=()
 command -v ostree >/dev/null || need+=(ostree)
 command -v getfattr >/dev/null || need+=(attr)
 command -v tar >/dev/null || need+=(tar)
+command -v gpg >/dev/null || need+=(gnupg)
+command -v gpgconf >/dev/null || need+=(gpgconf)
+command -v python3 >/dev/null || need+=(python3)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root or install them)" >&2

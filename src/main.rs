@@ -64,6 +64,10 @@ enum Command {
     Pull(commands::pull::Args),
     /// Manage the repository summary file
     Summary(commands::summary::Args),
+    /// Sign a commit (ed25519), or verify or delete its signatures
+    Sign(commands::sign::Args),
+    /// Sign a commit with GPG (OpenPGP), or delete GPG signatures
+    GpgSign(commands::gpg_sign::Args),
     /// Serve the repository read-only over HTTP
     Serve(commands::serve::Args),
     /// Manage a sysroot: deployments, stateroots, boot entries
@@ -94,6 +98,8 @@ fn main() {
         Command::Remote(a) => commands::remote::run(repo, a),
         Command::Pull(a) => commands::pull::run(repo, a),
         Command::Summary(a) => commands::summary::run(repo, a),
+        Command::Sign(a) => commands::sign::run(repo, a),
+        Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
         Command::Admin(a) => commands::admin::run(repo, a),
     };

@@ -1,8 +1,12 @@
-//! `oxtree remote add|delete|list|show-url|refs|summary`: manage remotes in
-//! the repository config and look at what they publish.
+//! `oxtree remote add|delete|list|show-url|refs|summary|gpg-import|
+//! gpg-list-keys`: manage remotes in the repository config, their trusted
+//! GPG keys (`REPO/NAME.trustedkeys.gpg`, as ostree keeps them), and look
+//! at what they publish (the summary's signature is checked when the
+//! remote asks for that).
 
 use crate::util::open_repo;
 use anyhow::{anyhow, Result};
+use oxtree_transport::verify::RemoteVerifier;
 use oxtree_transport::{remote, FetchOptions, Remote};
 use std::path::PathBuf;
 
@@ -19,6 +23,16 @@ enum Action {
         /// Disable GPG verification
         #[arg(long)]
         no_gpg_verify: bool,
+        /// Disable signature verification
+        #[arg(long)]
+        no_sign_verify: bool,
+        /// Verify ed25519 signatures: ed25519=inline:PUBKEY or
+        /// ed25519=file:/path/to/keys
+        #[arg(long = "sign-verify", value_name = "KEYTYPE=[inline|file]:PUBKEY")]
+        sign_verify: Vec<String>,
+        /// Import GPG keys from FILE
+        #[arg(long = "gpg-import", value_name = "FILE")]
+        gpg_import: Option<PathBuf>,
         /// Set a config option (repeatable)
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -55,6 +69,28 @@ enum Action {
         #[arg(long)]
         raw: bool,
     },
+    /// Import GPG keys
+    GpgImport {
+        /// Import keys from a keyring file (repeatable)
+        #[arg(short = 'k', long = "keyring", value_name = "FILE")]
+        keyring: Vec<PathBuf>,
+        /// Import keys from standard input
+        #[arg(long)]
+        stdin: bool,
+        name: String,
+        /// Import only these keys (fingerprint or key id)
+        #[arg(value_name = "KEY-ID")]
+        key_ids: Vec<String>,
+    },
+    /// Show the GPG keys trusted for a remote
+    GpgListKeys { name: String },
+}
+
+fn imported(n: usize, name: &str) {
+    println!(
+        "Imported {n} GPG key{} to remote \"{name}\"",
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
@@ -62,6 +98,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     match a.action {
         Action::Add {
             no_gpg_verify,
+            no_sign_verify,
+            sign_verify,
+            gpg_import,
             set,
             if_not_exists,
             name,
@@ -78,7 +117,46 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             if no_gpg_verify {
                 opts.push(("gpg-verify".into(), "false".into()));
             }
-            remote::add_remote(&mut repo, &name, &url, &branches, &opts, if_not_exists)?;
+            if no_sign_verify {
+                opts.push(("sign-verify".into(), "false".into()));
+            }
+            for sv in &sign_verify {
+                let (kind, spec) = sv.split_once('=').ok_or_else(|| {
+                    anyhow!("invalid --sign-verify '{sv}': expected KEYTYPE=[inline|file]:PUBKEY")
+                })?;
+                if kind != "ed25519" {
+                    return Err(anyhow!(
+                        "Requested signature type is not implemented: '{kind}'"
+                    ));
+                }
+                let (how, v) = spec.split_once(':').ok_or_else(|| {
+                    anyhow!("invalid --sign-verify '{sv}': missing inline: or file:")
+                })?;
+                match how {
+                    "inline" => {
+                        oxtree_transport::sign::parse_public_key(v)?;
+                        opts.push(("verification-ed25519-key".into(), v.to_string()));
+                    }
+                    "file" => opts.push(("verification-ed25519-file".into(), v.to_string())),
+                    _ => {
+                        return Err(anyhow!(
+                            "invalid --sign-verify '{sv}': use inline: or file:"
+                        ))
+                    }
+                }
+                opts.push(("sign-verify".into(), "true".into()));
+            }
+            // Read the keys before changing anything.
+            let keys = match &gpg_import {
+                Some(f) => Some(vec![oxtree_transport::sign::read_key_file(f)?]),
+                None => None,
+            };
+            let added =
+                remote::add_remote(&mut repo, &name, &url, &branches, &opts, if_not_exists)?;
+            if let (Some(k), true) = (keys, added) {
+                let n = oxtree_transport::verify::import_gpg_keys(&repo, &name, &k, &[])?;
+                imported(n, &name);
+            }
         }
         Action::Delete { if_exists, name } => {
             remote::delete_remote(&mut repo, &name, if_exists)?;
@@ -100,7 +178,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         Action::Refs { name } => {
             let r = Remote::open(&repo, &name)?;
-            let s = oxtree_transport::pull::fetch_summary(&r, &FetchOptions::default())?
+            let v = RemoteVerifier::for_summary(&repo, &r)?;
+            let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
                 .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
             for x in &s.refs {
                 println!("{name}:{}", x.name);
@@ -108,12 +187,59 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         Action::Summary { name, raw } => {
             let r = Remote::open(&repo, &name)?;
-            let s = oxtree_transport::pull::fetch_summary(&r, &FetchOptions::default())?
+            let v = RemoteVerifier::for_summary(&repo, &r)?;
+            let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
                 .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
             if raw {
                 println!("{s:?}");
             } else {
                 print!("{}", super::summary::render(&s));
+            }
+        }
+        Action::GpgImport {
+            keyring,
+            stdin,
+            name,
+            key_ids,
+        } => {
+            Remote::open(&repo, &name)?;
+            let mut inputs = Vec::new();
+            for f in &keyring {
+                inputs.push(oxtree_transport::sign::read_key_file(f)?);
+            }
+            if stdin {
+                use std::io::Read;
+                let mut b = Vec::new();
+                std::io::stdin()
+                    .take(oxtree_transport::sign::MAX_KEY_FILE_SIZE)
+                    .read_to_end(&mut b)?;
+                inputs.push(b);
+            }
+            if keyring.is_empty() && !stdin {
+                return Err(anyhow!(
+                    "no keys to import: use -k FILE or --stdin (oxtree does not read GnuPG's default keyring)"
+                ));
+            }
+            let n = oxtree_transport::verify::import_gpg_keys(&repo, &name, &inputs, &key_ids)?;
+            imported(n, &name);
+        }
+        Action::GpgListKeys { name } => {
+            let r = Remote::open(&repo, &name)?;
+            let ring = oxtree_transport::verify::remote_gpg_keyring(&repo, &r)?;
+            for k in ring.keys() {
+                println!(
+                    "Key: {}",
+                    oxtree_transport::gpg::fingerprint_hex(&k.primary_key)
+                );
+                for u in &k.details.users {
+                    println!("  UID: {}", String::from_utf8_lossy(u.id.id()));
+                }
+                for sk in &k.public_subkeys {
+                    println!(
+                        "  Subkey: {}",
+                        oxtree_transport::gpg::fingerprint_hex(&sk.key)
+                    );
+                }
             }
         }
     }

@@ -1,5 +1,8 @@
 //! `oxtree summary -u | --view [--raw]`: regenerate or show the repository
-//! summary (the ref index HTTP clients read).
+//! summary (the ref index HTTP clients read), and sign it into
+//! `summary.sig`: `--gpg-sign=KEY-ID --gpg-key-file=FILE` (OpenPGP; the key
+//! comes from a file, oxtree's variant of `--gpg-homedir`) and
+//! `--sign=SECRET-KEY` (ed25519).
 
 use crate::util::{now, open_repo};
 use anyhow::{bail, Context, Result};
@@ -20,13 +23,76 @@ pub struct Args {
     /// With --view: print the raw variant
     #[arg(long)]
     raw: bool,
+    /// GPG Key ID to sign the summary with (repeatable)
+    #[arg(long = "gpg-sign", value_name = "KEY-ID")]
+    gpg_sign: Vec<String>,
+    /// GnuPG home directory (not supported: use --gpg-key-file)
+    #[arg(long = "gpg-homedir", value_name = "HOMEDIR")]
+    gpg_homedir: Option<PathBuf>,
+    /// OpenPGP secret key file to sign with (oxtree's variant)
+    #[arg(long = "gpg-key-file", value_name = "FILE")]
+    gpg_key_file: Option<PathBuf>,
+    /// ed25519 secret key (base64) to sign the summary with (repeatable)
+    #[arg(long = "sign", value_name = "KEY")]
+    sign: Vec<String>,
+    /// Signature type for --sign (only 'ed25519')
+    #[arg(long = "sign-type", default_value = "ed25519")]
+    sign_type: String,
+    /// Read ed25519 secret keys for signing from FILE
+    #[arg(long = "keys-file", value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+}
+
+fn sign_summary(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
+    use oxtree_transport::sign::{ED25519_KEY, GPG_KEY};
+    use oxtree_transport::{gpg, sign, verify};
+    let mut ed = a.sign.clone();
+    if let Some(f) = &a.keys_file {
+        ed.extend(sign::key_lines(&sign::read_key_file(f)?));
+    }
+    let gpg_wanted = !a.gpg_sign.is_empty() || a.gpg_key_file.is_some();
+    if ed.is_empty() && !gpg_wanted {
+        return Ok(());
+    }
+    if !ed.is_empty() && a.sign_type != "ed25519" {
+        bail!(
+            "Requested signature type is not implemented: '{}'",
+            a.sign_type
+        );
+    }
+    let summary = std::fs::read(repo.path().join("summary"))
+        .with_context(|| "reading summary (run `summary -u` first)")?;
+    if gpg_wanted {
+        let keys = super::gpg_sign::secret_keys(
+            a.gpg_key_file.as_ref(),
+            a.gpg_homedir.as_ref(),
+            &a.gpg_sign,
+        )?;
+        for k in &keys {
+            let (sig, _) = gpg::sign_data(k, &summary)?;
+            verify::append_summary_signature(repo, GPG_KEY, sig)?;
+        }
+    }
+    for k in &ed {
+        let sk = sign::parse_secret_key(k)?;
+        verify::append_summary_signature(repo, ED25519_KEY, sign::sign_data(&sk, &summary))?;
+    }
+    Ok(())
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let mut repo = open_repo(repo)?;
+    let signing = !a.sign.is_empty()
+        || a.keys_file.is_some()
+        || !a.gpg_sign.is_empty()
+        || a.gpg_key_file.is_some();
     if a.update {
         oxtree_transport::summary::update_summary(&mut repo, now())?;
-        return Ok(());
+        return sign_summary(&repo, &a);
+    }
+    if signing {
+        // Sign the existing summary (adds to summary.sig).
+        return sign_summary(&repo, &a);
     }
     if a.view {
         let bytes = std::fs::read(repo.path().join("summary"))

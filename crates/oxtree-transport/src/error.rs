@@ -19,6 +19,9 @@ pub enum TransportError {
     /// Verification the remote asks for and oxtree cannot do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A signature is missing, malformed or not trusted.
+    #[error("{0}")]
+    Signature(String),
     #[error("fetching {url}: {reason}")]
     Http { url: String, reason: String },
     #[error("fetching {url}: not found (HTTP 404)")]

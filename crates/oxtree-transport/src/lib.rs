@@ -1,15 +1,19 @@
 //! Transport: moving commits between repositories over the network.
 //! The summary file, remotes in the repo config, an HTTP fetcher, pull from
-//! an `archive` repo served over HTTP, and a read-only static server.
+//! an `archive` repo served over HTTP, a read-only static server, and
+//! commit/summary signatures (ed25519 and OpenPGP) checked while pulling.
 //!
 //! Library code never prints: long operations report through callbacks.
 
 pub mod error;
 pub mod fetch;
+pub mod gpg;
 pub mod pull;
 pub mod remote;
 pub mod serve;
+pub mod sign;
 pub mod summary;
+pub mod verify;
 
 pub use error::{Result, TransportError};
 pub use fetch::{FetchOptions, Fetcher};

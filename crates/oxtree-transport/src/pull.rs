@@ -13,6 +13,13 @@
 //! already present are skipped; present dirtrees are read locally so a
 //! resumed pull finds what is still missing below them.
 //!
+//! Signatures: when the remote asks for them (`gpg-verify`,
+//! `sign-verify`), each commit's detached metadata is fetched alongside the
+//! commit, and the commit is checked before it is written, before any of
+//! its tree is requested and before any ref moves; an unsigned or badly
+//! signed commit fails the pull. `gpg-verify-summary` /
+//! `sign-verify-summary` check `summary.sig` before the summary is used.
+//!
 //! Fetches run concurrently (bounded by `max_in_flight`) on a tokio
 //! runtime; verification and writing happen on the calling thread.
 
@@ -20,6 +27,7 @@ use crate::error::{Result, TransportError};
 use crate::fetch::{join_url, runtime, Body, FetchOptions, Fetcher};
 use crate::remote::Remote;
 use crate::summary::Summary;
+use crate::verify::RemoteVerifier;
 use oxtree_object::file::{inflate_reader, MAX_HEADER_SIZE};
 use oxtree_object::{ArchiveHeader, Checksum, Commit, DirMeta, DirTree, Metadata, ObjectType};
 use oxtree_repo::objects::loose_path;
@@ -152,25 +160,49 @@ pub fn parse_ref_request(s: &str) -> Result<RefRequest> {
     })
 }
 
-/// Fetch and parse the remote's summary (`None` when it has none).
-pub fn fetch_summary(remote: &Remote, fetch: &FetchOptions) -> Result<Option<Summary>> {
+/// Fetch and parse the remote's summary (`None` when it has none),
+/// checking its signature when `verifier` asks for that.
+pub fn fetch_summary(
+    remote: &Remote,
+    verifier: &RemoteVerifier,
+    fetch: &FetchOptions,
+) -> Result<Option<Summary>> {
     let fetcher = Fetcher::new(fetch.clone())?;
     let rt = runtime()?;
-    rt.block_on(fetch_summary_async(&fetcher, remote))
+    rt.block_on(fetch_summary_async(&fetcher, remote, verifier))
 }
 
-async fn fetch_summary_async(fetcher: &Fetcher, remote: &Remote) -> Result<Option<Summary>> {
+async fn fetch_summary_async(
+    fetcher: &Fetcher,
+    remote: &Remote,
+    verifier: &RemoteVerifier,
+) -> Result<Option<Summary>> {
     check_url(remote)?;
     let url = join_url(&remote.url, "summary");
-    match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
-        None => Ok(None),
-        Some(b) => {
-            let bytes = b
-                .into_vec()
-                .map_err(|e| TransportError::io("reading summary", e))?;
-            Ok(Some(Summary::decode(&bytes)?))
+    let bytes = match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
+        None if verifier.verifies_summary() => {
+            return Err(TransportError::Signature(format!(
+                "remote '{}' requires a signed summary, but it publishes no summary",
+                remote.name
+            )))
         }
+        None => return Ok(None),
+        Some(b) => b
+            .into_vec()
+            .map_err(|e| TransportError::io("reading summary", e))?,
+    };
+    if verifier.verifies_summary() {
+        let sig_url = join_url(&remote.url, "summary.sig");
+        let sig = match fetcher.get(&sig_url, MAX_METADATA_SIZE, None).await? {
+            None => None,
+            Some(b) => Some(
+                b.into_vec()
+                    .map_err(|e| TransportError::io("reading summary.sig", e))?,
+            ),
+        };
+        verifier.verify_summary(&bytes, sig.as_deref())?;
     }
+    Ok(Some(Summary::decode(&bytes)?))
 }
 
 fn check_url(remote: &Remote) -> Result<()> {
@@ -204,20 +236,25 @@ pub fn pull(
     opts: &PullOptions,
     progress: &dyn Fn(&PullProgress),
 ) -> Result<PullResult> {
-    remote.check_verification()?;
     check_url(remote)?;
+    // Keys first: a remote that asks for signatures but has no keys fails
+    // before anything is fetched.
+    let verifier = RemoteVerifier::for_remote(repo, remote)?;
     let requests = refs
         .iter()
         .map(|r| parse_ref_request(r))
         .collect::<Result<Vec<_>>>()?;
     let fetcher = Fetcher::new(opts.fetch.clone())?;
     let rt = runtime()?;
-    rt.block_on(pull_async(repo, remote, requests, opts, &fetcher, progress))
+    rt.block_on(pull_async(
+        repo, remote, &verifier, requests, opts, &fetcher, progress,
+    ))
 }
 
 async fn pull_async(
     repo: &Repo,
     remote: &Remote,
+    verifier: &RemoteVerifier,
     mut requests: Vec<RefRequest>,
     opts: &PullOptions,
     fetcher: &Fetcher,
@@ -248,7 +285,7 @@ async fn pull_async(
         )));
     }
 
-    let summary = fetch_summary_async(fetcher, remote).await?;
+    let summary = fetch_summary_async(fetcher, remote, verifier).await?;
     if requests.is_empty() {
         if opts.mirror && remote.branches.is_empty() {
             let s = summary.as_ref().ok_or_else(|| {
@@ -323,6 +360,9 @@ async fn pull_async(
         repo,
         tx: &tx,
         opts,
+        verifier,
+        waiting: HashMap::new(),
+        metas: HashMap::new(),
         base: remote.objects_base().to_string(),
         seen: HashSet::new(),
         pending: VecDeque::new(),
@@ -383,6 +423,12 @@ struct State<'a> {
     repo: &'a Repo,
     tx: &'a Transaction<'a>,
     opts: &'a PullOptions,
+    verifier: &'a RemoteVerifier,
+    /// Commits fetched (or found locally) whose signatures are still to be
+    /// checked: they wait for their detached metadata.
+    waiting: HashMap<Checksum, Waiting>,
+    /// Detached metadata fetched for commits to verify (`None`: 404).
+    metas: HashMap<Checksum, Option<Vec<u8>>>,
     base: String,
     seen: HashSet<(ObjectType, Checksum)>,
     pending: VecDeque<Job>,
@@ -396,6 +442,14 @@ struct State<'a> {
 
 type Fetched = (Job, Result<Option<Body>>);
 
+/// A commit held back until its signatures are checked.
+struct Waiting {
+    bytes: Vec<u8>,
+    depth: i64,
+    incomplete: bool,
+    new: bool,
+}
+
 impl State<'_> {
     async fn run(&mut self, fetcher: &Fetcher, progress: &dyn Fn(&PullProgress)) -> Result<()> {
         let mut inflight: JoinSet<Fetched> = JoinSet::new();
@@ -408,6 +462,12 @@ impl State<'_> {
                 };
                 if !self.seen.insert(job.name()) {
                     continue;
+                }
+                if let Job::Commit { csum, .. } = job {
+                    if self.verifier.verifies_commits() {
+                        // Its signatures come with it, fetched in parallel.
+                        self.pending.push_front(Job::CommitMeta(csum));
+                    }
                 }
                 if self.resolve_locally(job)? {
                     progress(&self.snapshot(fetcher));
@@ -428,6 +488,11 @@ impl State<'_> {
             }
             let Some(done) = inflight.join_next().await else {
                 if self.pending.is_empty() {
+                    if let Some(c) = self.waiting.keys().next() {
+                        return Err(TransportError::Signature(format!(
+                            "commit {c}: its signatures could not be checked"
+                        )));
+                    }
                     return Ok(());
                 }
                 continue;
@@ -449,6 +514,10 @@ impl State<'_> {
     /// Handle a job from the local repo when possible; false: fetch it.
     fn resolve_locally(&mut self, job: Job) -> Result<bool> {
         let (kind, csum) = job.name();
+        if matches!(job, Job::CommitMeta(_)) && self.verifier.verifies_commits() {
+            // The remote's signatures are what gets checked.
+            return Ok(false);
+        }
         if !self.repo.has_object(kind, &csum)? {
             return Ok(false);
         }
@@ -457,7 +526,7 @@ impl State<'_> {
                 let bytes = self.repo.load_meta_bytes(ObjectType::Commit, &csum)?;
                 let partial = self.repo.is_commit_partial(&csum)?;
                 self.progress.scanned_local += 1;
-                self.handle_commit(csum, &bytes, depth, partial, false)?;
+                self.commit_arrived(csum, bytes, depth, partial, false)?;
             }
             Job::DirTree(_, level) => {
                 let t = self.repo.load_dirtree(&csum)?;
@@ -474,7 +543,8 @@ impl State<'_> {
         let Some(body) = body else {
             return match job {
                 // Detached metadata is optional; a missing parent ends history.
-                Job::CommitMeta(_) | Job::Commit { parent: true, .. } => Ok(()),
+                Job::CommitMeta(c) => self.meta_arrived(c, None),
+                Job::Commit { parent: true, .. } => Ok(()),
                 _ => Err(object_err(
                     kind,
                     &csum,
@@ -496,11 +566,11 @@ impl State<'_> {
         match job {
             Job::CommitMeta(_) => {
                 Metadata::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
-                self.detached.push((csum, bytes));
+                self.meta_arrived(csum, Some(bytes))?;
             }
             Job::Commit { depth, .. } => {
                 verify_meta(kind, &csum, &bytes)?;
-                self.handle_commit(csum, &bytes, depth, true, true)?;
+                self.commit_arrived(csum, bytes, depth, true, true)?;
             }
             Job::DirTree(_, level) => {
                 verify_meta(kind, &csum, &bytes)?;
@@ -516,6 +586,67 @@ impl State<'_> {
             Job::File(_) => unreachable!("handled above"),
         }
         Ok(())
+    }
+
+    /// A commit whose bytes match its checksum: handled at once when the
+    /// remote asks for no signatures, else once its detached metadata is in.
+    fn commit_arrived(
+        &mut self,
+        csum: Checksum,
+        bytes: Vec<u8>,
+        depth: i64,
+        incomplete: bool,
+        new: bool,
+    ) -> Result<()> {
+        if !self.verifier.verifies_commits() {
+            return self.handle_commit(csum, &bytes, depth, incomplete, new);
+        }
+        let w = Waiting {
+            bytes,
+            depth,
+            incomplete,
+            new,
+        };
+        match self.metas.remove(&csum) {
+            Some(meta) => self.verified(csum, w, meta),
+            None => {
+                self.waiting.insert(csum, w);
+                Ok(())
+            }
+        }
+    }
+
+    /// Detached metadata (already decoded once), or its absence.
+    fn meta_arrived(&mut self, csum: Checksum, bytes: Option<Vec<u8>>) -> Result<()> {
+        if !self.verifier.verifies_commits() {
+            if let Some(b) = bytes {
+                self.detached.push((csum, b));
+            }
+            return Ok(());
+        }
+        match self.waiting.remove(&csum) {
+            Some(w) => self.verified(csum, w, bytes),
+            None => {
+                self.metas.insert(csum, bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Check a commit's signatures (the remote's detached metadata, else
+    /// the local one); only then store and traverse it.
+    fn verified(&mut self, csum: Checksum, w: Waiting, meta: Option<Vec<u8>>) -> Result<()> {
+        let md = match &meta {
+            Some(b) => Some(
+                Metadata::decode(b).map_err(|e| object_err(ObjectType::CommitMeta, &csum, e))?,
+            ),
+            None => self.repo.load_commitmeta(&csum)?,
+        };
+        self.verifier.verify_commit(&csum, &w.bytes, md.as_ref())?;
+        if let Some(b) = meta {
+            self.detached.push((csum, b));
+        }
+        self.handle_commit(csum, &w.bytes, w.depth, w.incomplete, w.new)
     }
 
     /// A commit (verified): store it if new, then queue its tree unless it

@@ -20,6 +20,12 @@ pub struct Remote {
     pub gpg_verify_summary: bool,
     pub sign_verify: bool,
     pub sign_verify_summary: bool,
+    /// `gpgkeypath`: extra keyring files or directories (`;` or `,`).
+    pub gpg_key_path: Vec<String>,
+    /// `verification-ed25519-key`: a base64 public key.
+    pub ed25519_key: Option<String>,
+    /// `verification-ed25519-file`: a file of base64 public keys.
+    pub ed25519_file: Option<String>,
 }
 
 pub fn section(name: &str) -> String {
@@ -79,6 +85,22 @@ impl Remote {
             gpg_verify_summary: bool_opt(config, &sec, "gpg-verify-summary", false)?,
             sign_verify: bool_opt(config, &sec, "sign-verify", false)?,
             sign_verify_summary: bool_opt(config, &sec, "sign-verify-summary", false)?,
+            gpg_key_path: config
+                .get(&sec, "gpgkeypath")
+                .map(|p| {
+                    p.split([';', ','])
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ed25519_key: config
+                .get(&sec, "verification-ed25519-key")
+                .map(str::to_string),
+            ed25519_file: config
+                .get(&sec, "verification-ed25519-file")
+                .map(str::to_string),
         })
     }
 
@@ -86,44 +108,9 @@ impl Remote {
         Remote::from_config(repo.config(), name)
     }
 
-    /// Refuse a remote that asks for verification oxtree cannot do yet:
-    /// never pull unverified from a remote configured to verify.
-    pub fn check_verification(&self) -> Result<()> {
-        let n = &self.name;
-        let what = if self.gpg_verify {
-            "GPG verification"
-        } else if self.gpg_verify_summary {
-            "GPG verification of the summary"
-        } else if self.sign_verify {
-            "signature verification (sign-verify)"
-        } else if self.sign_verify_summary {
-            "summary signature verification (sign-verify-summary)"
-        } else {
-            return Ok(());
-        };
-        let fix = if self.gpg_verify {
-            "use `remote add --no-gpg-verify`, or set gpg-verify=false".to_string()
-        } else {
-            format!("set {}=false for the remote", verify_key(self))
-        };
-        Err(TransportError::Unsupported(format!(
-            "remote '{n}' requires {what}, which oxtree does not implement yet; {fix}"
-        )))
-    }
-
     /// Base URL for objects (contenturl when set).
     pub fn objects_base(&self) -> &str {
         self.content_url.as_deref().unwrap_or(&self.url)
-    }
-}
-
-fn verify_key(r: &Remote) -> &'static str {
-    if r.gpg_verify_summary {
-        "gpg-verify-summary"
-    } else if r.sign_verify {
-        "sign-verify"
-    } else {
-        "sign-verify-summary"
     }
 }
 
@@ -195,6 +182,8 @@ pub fn delete_remote(repo: &mut Repo, name: &str, if_exists: bool) -> Result<boo
         }
     }
     repo.write_config(RepoConfig::parse(&out)?)?;
+    // Like ostree, the remote's imported keyring goes with it.
+    crate::verify::remove_remote_keyring(repo, name)?;
     if let Ok(remotes) = oxtree_repo::fsutil::open_dir_at(repo.dir(), "refs/remotes") {
         oxtree_repo::transaction::remove_tree_at(&remotes, name)
             .map_err(|e| TransportError::io(format!("removing refs/remotes/{name}"), e))?;
@@ -207,7 +196,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_remote_and_refuses_unverifiable() {
+    fn parses_remotes() {
         let c = RepoConfig::parse(
             "[core]\nrepo_version=1\n\n[remote \"a\"]\nurl=http://x/\nbranches=main;b/c;\ngpg-verify=false\n\n[remote \"b\"]\nurl=http://y\n",
         )
@@ -215,11 +204,9 @@ mod tests {
         assert_eq!(list_remotes(&c), vec!["a", "b"]);
         let a = Remote::from_config(&c, "a").unwrap();
         assert_eq!(a.branches, vec!["main", "b/c"]);
-        a.check_verification().unwrap();
+        assert!(!a.gpg_verify);
         let b = Remote::from_config(&c, "b").unwrap();
-        let e = b.check_verification().unwrap_err().to_string();
-        assert!(e.contains("requires GPG verification"), "{e}");
-        assert!(e.contains("--no-gpg-verify"), "{e}");
+        assert!(b.gpg_verify && !b.gpg_verify_summary && !b.sign_verify);
         assert!(matches!(
             Remote::from_config(&c, "zz"),
             Err(TransportError::NoSuchRemote(_))

@@ -1,0 +1,502 @@
+//! OpenPGP signatures of commits and summaries, as ostree (through gpgme)
+//! makes and checks them: detached binary signatures over the raw commit
+//! variant (or the raw `summary` file), collected in the `aay` under
+//! `ostree.gpgsigs` of the detached metadata (or of `summary.sig`).
+//!
+//! Trusted keys are plain OpenPGP keyrings (binary, or ASCII-armored when
+//! read): per remote `REPO/NAME.trustedkeys.gpg` (what `remote gpg-import`
+//! writes, like ostree), the remote's `gpgkeypath` files and directories,
+//! and, for a remote with neither, `trusted.gpg.d/` of the system key
+//! directories (see [`crate::sign::system_dirs`]).
+//!
+//! A signature counts when it verifies against a key of the keyring (the
+//! primary key or a signing subkey with a valid binding), the key is not
+//! revoked or expired, and the signature itself has not expired. A commit
+//! needs at least one such signature; others (unknown keys) are ignored,
+//! as gpgme-based ostree does.
+//!
+//! Signing uses an OpenPGP secret key read from a file (`gpg
+//! --export-secret-keys`, unprotected): oxtree does not talk to
+//! gpg-agent, so GnuPG home directories are not read.
+
+use crate::error::{Result, TransportError};
+use crate::sign::{read_key_file, MAX_DIR_ENTRIES};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey, SignedSecretKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{Signature, SignatureType};
+use pgp::ser::Serialize;
+use pgp::types::{KeyDetails, Password, Timestamp};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+pub use pgp::composed::SignedSecretKey as SecretKey;
+
+/// Read secret keys from a file and pick those named by `ids`.
+pub fn load_secret_keys(path: &Path, ids: &[String]) -> Result<Vec<SignedSecretKey>> {
+    let bytes = read_key_file(path)?;
+    let keys = parse_secret_keys(&bytes)
+        .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
+    select_secret_keys(keys, ids)
+}
+
+/// Keys accepted from one keyring file or import.
+pub const MAX_KEYS: usize = 10_000;
+
+fn sig_err(reason: impl Into<String>) -> TransportError {
+    TransportError::Signature(reason.into())
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    hex::encode_upper(b)
+}
+
+/// The message of a config error without its prefix.
+fn strip_config(e: &TransportError) -> String {
+    match e {
+        TransportError::Config(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Fingerprint of a key, upper-case hex (as gpg prints it).
+pub fn fingerprint_hex(k: &impl KeyDetails) -> String {
+    hex_upper(k.fingerprint().as_bytes())
+}
+
+/// Parse OpenPGP public keys (binary or ASCII-armored, any number).
+pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>> {
+    let (iter, _) = SignedPublicKey::from_reader_many(Cursor::new(bytes))
+        .map_err(|e| TransportError::Config(format!("reading OpenPGP keys: {e}")))?;
+    let mut out = Vec::new();
+    for k in iter {
+        let k = k.map_err(|e| TransportError::Config(format!("reading OpenPGP keys: {e}")))?;
+        if out.len() >= MAX_KEYS {
+            return Err(TransportError::Config(format!(
+                "more than {MAX_KEYS} OpenPGP keys"
+            )));
+        }
+        out.push(k);
+    }
+    Ok(out)
+}
+
+/// Parse OpenPGP secret keys (binary or ASCII-armored).
+pub fn parse_secret_keys(bytes: &[u8]) -> Result<Vec<SignedSecretKey>> {
+    let (iter, _) = SignedSecretKey::from_reader_many(Cursor::new(bytes))
+        .map_err(|e| TransportError::Config(format!("reading OpenPGP secret keys: {e}")))?;
+    let mut out = Vec::new();
+    for k in iter {
+        let k =
+            k.map_err(|e| TransportError::Config(format!("reading OpenPGP secret keys: {e}")))?;
+        if out.len() >= MAX_KEYS {
+            return Err(TransportError::Config(format!(
+                "more than {MAX_KEYS} OpenPGP keys"
+            )));
+        }
+        out.push(k);
+    }
+    if out.is_empty() {
+        return Err(TransportError::Config(
+            "no OpenPGP secret key found (export one with `gpg --export-secret-keys --armor KEYID`)"
+                .into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// True when `id` (hex key id or fingerprint, any case, optional `0x`)
+/// names `fpr` (upper-case hex fingerprint): a suffix match, like gpg.
+pub fn key_id_matches(id: &str, fpr: &str) -> bool {
+    let id = id.trim().trim_start_matches("0x").to_ascii_uppercase();
+    id.len() >= 8 && fpr.ends_with(&id)
+}
+
+/// A set of trusted OpenPGP public keys.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    keys: Vec<SignedPublicKey>,
+}
+
+impl Keyring {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_keys(keys: Vec<SignedPublicKey>) -> Self {
+        Keyring { keys }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn keys(&self) -> &[SignedPublicKey] {
+        &self.keys
+    }
+
+    /// Add keys; a key already present (same fingerprint) is replaced.
+    /// Returns how many keys were new.
+    pub fn merge(&mut self, keys: Vec<SignedPublicKey>) -> usize {
+        let mut new = 0;
+        for k in keys {
+            let f = k.primary_key.fingerprint();
+            match self
+                .keys
+                .iter_mut()
+                .find(|x| x.primary_key.fingerprint() == f)
+            {
+                Some(slot) => *slot = k,
+                None => {
+                    self.keys.push(k);
+                    new += 1;
+                }
+            }
+        }
+        new
+    }
+
+    /// Add the keys of a keyring file (binary or armored).
+    pub fn add_file(&mut self, path: &Path) -> Result<()> {
+        let bytes = read_key_file(path)?;
+        let keys = parse_public_keys(&bytes).map_err(|e| {
+            TransportError::Config(format!("keyring {}: {}", path.display(), strip_config(&e)))
+        })?;
+        self.merge(keys);
+        Ok(())
+    }
+
+    /// Add every `*.gpg` file of a directory (sorted), like ostree's
+    /// keyring directories.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(TransportError::io(format!("reading {}", dir.display()), e)),
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "gpg"))
+            .take(MAX_DIR_ENTRIES)
+            .collect();
+        files.sort();
+        for f in files {
+            self.add_file(&f)?;
+        }
+        Ok(())
+    }
+
+    /// A binary keyring (concatenated transferable public keys).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in &self.keys {
+            k.to_writer(&mut out)
+                .map_err(|e| TransportError::Config(format!("serializing a key: {e}")))?;
+        }
+        Ok(out)
+    }
+
+    /// Verify `sig_blobs` (each one or more binary signature packets) over
+    /// `data`; succeeds with the first good signature.
+    pub fn verify(&self, data: &[u8], sig_blobs: &[Vec<u8>]) -> Result<GoodSignature> {
+        if self.keys.is_empty() {
+            return Err(sig_err("GPG: no trusted keys to verify with"));
+        }
+        let mut sigs: Vec<Signature> = Vec::new();
+        let mut malformed = 0usize;
+        for blob in sig_blobs {
+            match parse_signatures(blob) {
+                Ok(s) => sigs.extend(s),
+                Err(_) => malformed += 1,
+            }
+        }
+        if sigs.is_empty() {
+            return Err(sig_err(if malformed > 0 {
+                format!("GPG: {malformed} malformed signature(s) and no valid one")
+            } else {
+                "GPG: no signatures found".to_string()
+            }));
+        }
+        let now = Timestamp::now().as_secs();
+        let mut reasons: Vec<String> = Vec::new();
+        for sig in &sigs {
+            match self.check_one(sig, data, now) {
+                Ok(g) => return Ok(g),
+                Err(r) => reasons.push(r),
+            }
+        }
+        reasons.dedup();
+        Err(sig_err(format!(
+            "GPG: none of the {} signature(s) is valid: {}",
+            sigs.len() + malformed,
+            reasons.join("; ")
+        )))
+    }
+
+    fn check_one(
+        &self,
+        sig: &Signature,
+        data: &[u8],
+        now: u32,
+    ) -> std::result::Result<GoodSignature, String> {
+        if !matches!(sig.typ(), Some(SignatureType::Binary | SignatureType::Text)) {
+            return Err(format!(
+                "signature of type {:?} is not a data signature",
+                sig.typ()
+            ));
+        }
+        let issuer = sig
+            .issuer_fingerprint()
+            .first()
+            .map(|f| hex_upper(f.as_bytes()))
+            .or_else(|| sig.issuer_key_id().first().map(|k| hex_upper(k.as_ref())))
+            .unwrap_or_else(|| "unknown".into());
+        if let (Some(c), Some(e)) = (sig.created(), sig.signature_expiration_time()) {
+            if e.as_secs() != 0 && u64::from(c.as_secs()) + u64::from(e.as_secs()) <= u64::from(now)
+            {
+                return Err(format!("signature by {issuer} has expired"));
+            }
+        }
+        for k in &self.keys {
+            for (signer, fpr) in signing_keys(k) {
+                if signer.verify_signature(sig, data).is_err() {
+                    continue;
+                }
+                let primary = fingerprint_hex(&k.primary_key);
+                if is_revoked(k) {
+                    return Err(format!("key {primary} is revoked"));
+                }
+                if let Some(exp) = key_expiry(k) {
+                    if exp <= u64::from(now) {
+                        return Err(format!("key {primary} has expired"));
+                    }
+                }
+                return Ok(GoodSignature {
+                    key_fingerprint: primary,
+                    signing_fingerprint: fpr,
+                    created: sig.created().map(|t| t.as_secs()),
+                });
+            }
+        }
+        Err(format!(
+            "signature by key {issuer} does not verify against any trusted key"
+        ))
+    }
+}
+
+/// A key that can verify: the primary or a bound signing subkey.
+enum Signer<'a> {
+    Primary(&'a pgp::packet::PublicKey),
+    Sub(&'a pgp::packet::PublicSubkey),
+}
+
+impl Signer<'_> {
+    fn verify_signature(&self, sig: &Signature, data: &[u8]) -> pgp::errors::Result<()> {
+        match self {
+            Signer::Primary(k) => sig.verify(*k, data),
+            Signer::Sub(k) => sig.verify(*k, data),
+        }
+    }
+}
+
+fn signing_keys(k: &SignedPublicKey) -> Vec<(Signer<'_>, String)> {
+    let mut v = vec![(
+        Signer::Primary(&k.primary_key),
+        fingerprint_hex(&k.primary_key),
+    )];
+    for sk in &k.public_subkeys {
+        let signs = sk.signatures.iter().any(|s| s.key_flags().sign());
+        if signs && sk.verify_bindings(&k.primary_key).is_ok() {
+            v.push((Signer::Sub(&sk.key), fingerprint_hex(&sk.key)));
+        }
+    }
+    v
+}
+
+fn is_revoked(k: &SignedPublicKey) -> bool {
+    k.details
+        .revocation_signatures
+        .iter()
+        .any(|s| s.verify_key(&k.primary_key).is_ok())
+}
+
+/// Expiry (seconds since the epoch) of the primary key, from its newest
+/// valid self-signature that says.
+fn key_expiry(k: &SignedPublicKey) -> Option<u64> {
+    let created = u64::from(k.primary_key.created_at().as_secs());
+    let mut best: Option<(u32, Option<u32>)> = None;
+    for u in &k.details.users {
+        for s in &u.signatures {
+            if s.verify_certification(&k.primary_key, pgp::types::Tag::UserId, &u.id)
+                .is_err()
+            {
+                continue;
+            }
+            let t = s.created().map(|t| t.as_secs()).unwrap_or(0);
+            if best.is_none_or(|(bt, _)| t >= bt) {
+                best = Some((t, s.key_expiration_time().map(|d| d.as_secs())));
+            }
+        }
+    }
+    match best {
+        Some((_, Some(d))) if d != 0 => Some(created + u64::from(d)),
+        _ => None,
+    }
+}
+
+/// A signature that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoodSignature {
+    /// Primary key fingerprint (upper-case hex).
+    pub key_fingerprint: String,
+    /// Fingerprint of the (sub)key that made the signature.
+    pub signing_fingerprint: String,
+    /// Creation time, seconds since the epoch.
+    pub created: Option<u32>,
+}
+
+/// Parse the signature packets of one blob (binary, or armored).
+pub fn parse_signatures(blob: &[u8]) -> Result<Vec<Signature>> {
+    if blob.len() > crate::sign::MAX_SIGNATURE_SIZE {
+        return Err(sig_err("GPG: signature blob too large"));
+    }
+    let (iter, _) = DetachedSignature::from_reader_many(Cursor::new(blob))
+        .map_err(|e| sig_err(format!("GPG: malformed signature: {e}")))?;
+    let mut out = Vec::new();
+    for s in iter {
+        let s = s.map_err(|e| sig_err(format!("GPG: malformed signature: {e}")))?;
+        if out.len() >= crate::sign::MAX_SIGNATURES {
+            return Err(sig_err("GPG: too many signatures in one blob"));
+        }
+        out.push(s.signature);
+    }
+    if out.is_empty() {
+        return Err(sig_err("GPG: empty signature"));
+    }
+    Ok(out)
+}
+
+/// Issuer (fingerprint or key id, upper-case hex) of each signature of a
+/// blob, for listing and `--delete`.
+pub fn signature_issuers(blob: &[u8]) -> Vec<String> {
+    parse_signatures(blob)
+        .map(|v| {
+            v.iter()
+                .map(|s| {
+                    s.issuer_fingerprint()
+                        .first()
+                        .map(|f| hex_upper(f.as_bytes()))
+                        .or_else(|| s.issuer_key_id().first().map(|k| hex_upper(k.as_ref())))
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sign `data` with a secret key, choosing a signing subkey when the key
+/// has one with a valid binding, else the primary key. Returns one binary
+/// detached signature packet and the fingerprint of the key used.
+pub fn sign_data(key: &SignedSecretKey, data: &[u8]) -> Result<(Vec<u8>, String)> {
+    let pw = Password::empty();
+    let rng = rand::thread_rng();
+    let public = key.to_public_key();
+    let sub = key
+        .secret_subkeys
+        .iter()
+        .zip(public.public_subkeys.iter())
+        .find(|(s, p)| {
+            s.signatures.iter().any(|x| x.key_flags().sign())
+                && p.verify_bindings(&public.primary_key).is_ok()
+        });
+    let (sig, fpr) = match sub {
+        Some((s, _)) => (
+            DetachedSignature::sign_binary_data(rng, &s.key, &pw, HashAlgorithm::Sha256, data),
+            fingerprint_hex(&s.key),
+        ),
+        None => (
+            DetachedSignature::sign_binary_data(
+                rng,
+                &key.primary_key,
+                &pw,
+                HashAlgorithm::Sha256,
+                data,
+            ),
+            fingerprint_hex(&key.primary_key),
+        ),
+    };
+    let sig = sig.map_err(|e| {
+        sig_err(format!(
+            "GPG: signing with {fpr} failed (a passphrase-protected key is not supported): {e}"
+        ))
+    })?;
+    let bytes = sig
+        .to_bytes()
+        .map_err(|e| sig_err(format!("GPG: serializing the signature: {e}")))?;
+    Ok((bytes, fpr))
+}
+
+/// Pick the secret keys named by `ids` (all when `ids` is empty); an id
+/// matching no key is an error.
+pub fn select_secret_keys(
+    keys: Vec<SignedSecretKey>,
+    ids: &[String],
+) -> Result<Vec<SignedSecretKey>> {
+    if ids.is_empty() {
+        return Ok(keys);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let k = keys
+            .iter()
+            .find(|k| {
+                key_id_matches(id, &fingerprint_hex(&k.primary_key))
+                    || k.secret_subkeys
+                        .iter()
+                        .any(|s| key_id_matches(id, &fingerprint_hex(&s.key)))
+            })
+            .ok_or_else(|| {
+                TransportError::Config(format!("no secret key '{id}' in the key file"))
+            })?;
+        out.push(k.clone());
+    }
+    Ok(out)
+}
+
+/// Pick the public keys named by `ids` (all when empty).
+pub fn select_public_keys(
+    keys: Vec<SignedPublicKey>,
+    ids: &[String],
+) -> Result<Vec<SignedPublicKey>> {
+    if ids.is_empty() {
+        return Ok(keys);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let k = keys
+            .iter()
+            .find(|k| {
+                key_id_matches(id, &fingerprint_hex(&k.primary_key))
+                    || k.public_subkeys
+                        .iter()
+                        .any(|s| key_id_matches(id, &fingerprint_hex(&s.key)))
+            })
+            .ok_or_else(|| TransportError::Config(format!("no key '{id}' in the input")))?;
+        out.push(k.clone());
+    }
+    Ok(out)
+}
+
+/// Verify each key's self-signatures (a key failing them is refused at
+/// import, as gpg would not use it).
+pub fn check_keys(keys: &[SignedPublicKey]) -> Result<()> {
+    for k in keys {
+        k.verify_bindings().map_err(|e| {
+            TransportError::Config(format!(
+                "key {}: invalid self-signatures: {e}",
+                fingerprint_hex(&k.primary_key)
+            ))
+        })?;
+    }
+    Ok(())
+}
