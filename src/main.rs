@@ -72,6 +72,20 @@ enum Command {
     Serve(commands::serve::Args),
     /// Manage a sysroot: deployments, stateroots, boot entries
     Admin(commands::admin::Args),
+    /// Early boot: make the deployment named by ostree= on the kernel
+    /// command line the new root (for the initramfs)
+    PrepareRoot(PrepareRootCmd),
+}
+
+/// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
+/// name the initramfs unit uses.
+#[derive(clap::Args)]
+struct PrepareRootCmd {
+    /// The physical root filesystem, mounted by the initramfs
+    #[arg(long, default_value = "/sysroot")]
+    sysroot: PathBuf,
+    #[command(flatten)]
+    args: commands::admin::PrepareRootArgs,
 }
 
 fn main() {
@@ -102,6 +116,7 @@ fn main() {
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
         Command::Admin(a) => commands::admin::run(repo, a),
+        Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

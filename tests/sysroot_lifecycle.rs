@@ -395,3 +395,21 @@ echo "== end"
     assert_eq!(out.matches("entries_ok ").count(), 46, "{out}");
     assert!(out.contains("entries_ok final\n2\n2\n== end"), "{out}");
 }
+
+/// `oxtree prepare-root` (the name the initramfs unit runs) is wired to the
+/// same code as `admin prepare-root`: a command line without `ostree=` is a
+/// clear error before anything is looked at or mounted.
+#[test]
+fn top_level_prepare_root_needs_ostree_karg() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxtree"))
+        .args([
+            "prepare-root",
+            "--sysroot=/nonexistent-sysroot",
+            "--cmdline=quiet root=/dev/sda",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ostree="), "{err}");
+}

@@ -230,6 +230,12 @@ impl Ctx<'_> {
         {
             return Ok(());
         }
+        if self.hardlink
+            && self.repo.mode() != RepoMode::Archive
+            && self.link_fast(dir, name, csum)?
+        {
+            return Ok(());
+        }
         let stored = self.repo.open_file(csum)?;
         let h = stored.header.clone();
         // What may share an inode with the repository (ostree's rules):
@@ -289,6 +295,52 @@ impl Ctx<'_> {
             return Ok(());
         }
         self.copy_file(dir, name, csum, stored)
+    }
+
+    /// The common case of a hardlink checkout from a bare repo, decided
+    /// from a stat (plus `user.ostreemeta` in bare-user) instead of opening
+    /// the object: true when the entry was linked. Anything unusual (and
+    /// any error) is left to the full path, which reports it.
+    fn link_fast(&self, dir: BorrowedFd<'_>, name: &str, csum: &Checksum) -> Result<bool> {
+        let mode = self.repo.mode();
+        let obj = loose_path(csum, ObjectType::File, mode);
+        let objects = self.repo.objects_dir();
+        let Ok(st) = fs::statat(objects, &obj, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Ok(false);
+        };
+        let linkable = match (mode, fs::FileType::from_raw_mode(st.st_mode)) {
+            (RepoMode::Bare | RepoMode::BareUserOnly, fs::FileType::Symlink) => true,
+            (RepoMode::Bare, fs::FileType::RegularFile) => st.st_size > 0,
+            (RepoMode::BareUserOnly, fs::FileType::RegularFile) => {
+                st.st_size > 0 && st.st_mode & 0o400 != 0
+            }
+            (RepoMode::BareUser, fs::FileType::RegularFile) if st.st_size > 0 => {
+                // The real mode (and file type) is in user.ostreemeta.
+                let path = fsutil::proc_path(objects, &obj);
+                match fsutil::get_link_xattr(&path, c"user.ostreemeta") {
+                    Ok(Some(meta)) => {
+                        oxtree_object::file::decode_bare_user_meta(&meta, || Ok(Vec::new()))
+                            .map(|h| h.is_regular() && h.mode & 0o400 != 0)
+                            .unwrap_or(false)
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !linkable {
+            return Ok(false);
+        }
+        match self.place(dir, name, |tmp| {
+            fs::linkat(objects, &obj, dir, tmp, AtFlags::empty())
+        }) {
+            Ok(()) => {
+                self.linked.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(Errno::MLINK) | Err(Errno::XDEV) => Ok(false),
+            Err(e) => Err(e).ctx(|| format!("hardlinking {name}")),
+        }
     }
 
     /// Permission bits a checked-out file gets: in user mode setuid and

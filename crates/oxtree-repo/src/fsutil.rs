@@ -193,6 +193,15 @@ pub fn get_fd_xattr<Fd: AsFd>(fd: Fd, name: &CStr) -> io::Result<Option<Vec<u8>>
     }
 }
 
+/// One xattr of a path, not following a final symlink.
+pub fn get_link_xattr(path: &Path, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    match grow(|buf| fs::lgetxattr(path, name, buf)) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.raw_os_error() == Some(Errno::NODATA.raw_os_error()) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Call a size-probing syscall (listxattr/getxattr) with a growing buffer.
 fn grow(mut f: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 256];
