@@ -7,23 +7,15 @@
 //! whose gpg-agent is stopped (`gpgconf --kill all`) when the test ends;
 //! servers are killed by their own handle.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+
+#[path = "support/net.rs"]
+mod net;
+use net::{free_port, python_server, require, wait_for_port, Guard};
 
 fn oxtree() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn require(bin: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-        let p = Path::new(dir).join(bin);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{bin}` is required by the signature tests but was not found; install it (apt-get install -y ostree gnupg python3)");
 }
 
 fn run_env(bin: &Path, repo: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -70,57 +62,6 @@ fn fails(bin: &Path, repo: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A child process killed (by its own pid) when dropped.
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "server on {port} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// python3 -m http.server serving `dir` on a free loopback port.
-fn python_server(dir: &Path) -> (Guard, String) {
-    let py = require("python3");
-    let port = free_port();
-    let child = Command::new(py)
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting python3 -m http.server");
-    let g = Guard(child);
-    wait_for_port(port);
-    (g, format!("http://127.0.0.1:{port}/"))
 }
 
 /// A throwaway GnuPG home with one unprotected key; its gpg-agent is

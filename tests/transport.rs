@@ -8,23 +8,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+#[path = "support/net.rs"]
+mod net;
+use net::{python_server, require, Guard};
 
 fn oxtree() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn require(bin: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-        let p = Path::new(dir).join(bin);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("`{bin}` is required by the transport tests but was not found; install it (apt-get install -y ostree python3)");
 }
 
 fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
@@ -47,57 +40,6 @@ fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
-}
-
-/// A child process killed (by its own pid) when dropped.
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "server on {port} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// python3 -m http.server serving `dir` on a free loopback port.
-fn python_server(dir: &Path) -> (Guard, String) {
-    let py = require("python3");
-    let port = free_port();
-    let child = Command::new(py)
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting python3 -m http.server");
-    let g = Guard(child);
-    wait_for_port(port);
-    (g, format!("http://127.0.0.1:{port}/"))
 }
 
 /// A tree with a subdirectory, a symlink, an empty file and a larger file.

@@ -1,0 +1,72 @@
+//! Loopback HTTP plumbing shared by the transport and signature tests: a
+//! child-process guard, free ports, and python's http.server as a real
+//! static server. Included with `#[path]` by the test files that need it.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary from the system, or a test failure saying what to install.
+pub fn require(bin: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = Path::new(dir).join(bin);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{bin}` is required by these tests but was not found; scripts/test.sh installs it");
+}
+
+/// A child process killed (by its own pid) when dropped.
+pub struct Guard(pub Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "server on {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// python3 -m http.server serving `dir` on a free loopback port.
+pub fn python_server(dir: &Path) -> (Guard, String) {
+    let py = require("python3");
+    let port = free_port();
+    let child = Command::new(py)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting python3 -m http.server");
+    let g = Guard(child);
+    wait_for_port(port);
+    (g, format!("http://127.0.0.1:{port}/"))
+}
