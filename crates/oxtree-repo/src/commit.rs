@@ -87,12 +87,17 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 struct ScanDir {
     meta: DirMeta,
-    files: Vec<(String, usize)>,
+    /// Indexes into the job list, which owns the names.
+    files: Vec<usize>,
     dirs: Vec<(String, ScanDir)>,
 }
 
+/// One file to store. Its path is its directory's (kept once per
+/// directory) plus its name: a full path per file would cost more memory
+/// than anything else a commit holds.
 struct FileJob {
-    rel: PathBuf,
+    dir: u32,
+    name: String,
     uid: u32,
     gid: u32,
     mode: u32,
@@ -111,12 +116,14 @@ impl<'r> Transaction<'r> {
     ) -> Result<()> {
         let root = fsutil::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
         let mut jobs = Vec::new();
+        let mut dirs = Vec::new();
         let scan = scan_dir(
             &root,
             &root,
             Path::new(""),
             m.skip_xattrs || m.canonical(self.repo().mode()),
             &mut jobs,
+            &mut dirs,
         )?;
         let total = jobs.len() as u64;
         let done = AtomicU64::new(0);
@@ -124,12 +131,13 @@ impl<'r> Transaction<'r> {
         let sums: Vec<Checksum> = jobs
             .par_iter()
             .map(|j| {
-                let c = self.write_job(&root, j, m, repo_mode);
+                let rel = dirs[j.dir as usize].join(&j.name);
+                let c = self.write_job(&root, &rel, j, m, repo_mode);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 c
             })
             .collect::<Result<Vec<_>>>()?;
-        let built = self.assemble(scan, &sums, m)?;
+        let built = self.assemble(scan, &sums, &mut jobs, m)?;
         mt.overlay(built);
         Ok(())
     }
@@ -137,20 +145,21 @@ impl<'r> Transaction<'r> {
     fn write_job(
         &self,
         root: &OwnedFd,
+        rel: &Path,
         j: &FileJob,
         m: &CommitModifier,
         repo_mode: RepoMode,
     ) -> Result<Checksum> {
         let want_xattrs = !(m.skip_xattrs || m.canonical(repo_mode));
-        let shown = || j.rel.display().to_string();
+        let shown = || rel.display().to_string();
         if j.is_link {
-            let target = fs::readlinkat(root, &j.rel, Vec::new())
+            let target = fs::readlinkat(root, rel, Vec::new())
                 .ctx(|| format!("reading symlink {}", shown()))?;
             let target = target.into_string().map_err(|_| {
                 RepoError::Invalid(format!("symlink {} has a non-UTF-8 target", shown()))
             })?;
             let xattrs = if want_xattrs {
-                fsutil::link_xattrs(&fsutil::proc_path(root, &j.rel.to_string_lossy()))
+                fsutil::link_xattrs(&fsutil::proc_path(root, &rel.to_string_lossy()))
                     .ctx(|| format!("reading xattrs of {}", shown()))?
             } else {
                 Xattrs::new()
@@ -160,7 +169,7 @@ impl<'r> Transaction<'r> {
         }
         let fd = fs::openat(
             root,
-            &j.rel,
+            rel,
             OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
             Mode::empty(),
         )
@@ -184,6 +193,7 @@ impl<'r> Transaction<'r> {
         &self,
         scan: ScanDir,
         sums: &[Checksum],
+        jobs: &mut [FileJob],
         m: &CommitModifier,
     ) -> Result<MutableTree> {
         let meta = m.dir(self.repo().mode(), scan.meta);
@@ -191,11 +201,12 @@ impl<'r> Transaction<'r> {
             meta: Some(self.write_dirmeta(&meta)?),
             ..Default::default()
         };
-        for (name, idx) in scan.files {
-            mt.files.insert(name, sums[idx]);
+        for idx in scan.files {
+            mt.files
+                .insert(std::mem::take(&mut jobs[idx].name), sums[idx]);
         }
         for (name, sub) in scan.dirs {
-            mt.dirs.insert(name, self.assemble(sub, sums, m)?);
+            mt.dirs.insert(name, self.assemble(sub, sums, jobs, m)?);
         }
         Ok(mt)
     }
@@ -399,7 +410,11 @@ fn scan_dir(
     rel: &Path,
     skip_xattrs: bool,
     jobs: &mut Vec<FileJob>,
+    dirs: &mut Vec<PathBuf>,
 ) -> Result<ScanDir> {
+    let dir_index =
+        u32::try_from(dirs.len()).map_err(|_| RepoError::Invalid("too many directories".into()))?;
+    dirs.push(rel.to_path_buf());
     let shown = || {
         if rel.as_os_str().is_empty() {
             "/".to_string()
@@ -426,30 +441,32 @@ fn scan_dir(
     let mut entries = fsutil::list_dir(dirfd).ctx(|| format!("listing {}", shown()))?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, _) in entries {
-        let child_rel = rel.join(&name);
+        let child_rel = || rel.join(&name);
         let st = fs::statat(dirfd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .ctx(|| format!("stat {}", child_rel.display()))?;
+            .ctx(|| format!("stat {}", child_rel().display()))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
-                let sub = fsutil::open_dir_at(dirfd, &name).ctx(|| format!("opening {}", child_rel.display()))?;
-                let s = scan_dir(root, &sub, &child_rel, skip_xattrs, jobs)?;
+                let sub = fsutil::open_dir_at(dirfd, &name)
+                    .ctx(|| format!("opening {}", child_rel().display()))?;
+                let s = scan_dir(root, &sub, &child_rel(), skip_xattrs, jobs, dirs)?;
                 out.dirs.push((name, s));
             }
             t @ (FileType::RegularFile | FileType::Symlink) => {
                 jobs.push(FileJob {
-                    rel: child_rel,
+                    dir: dir_index,
+                    name,
                     uid: st.st_uid,
                     gid: st.st_gid,
                     mode: st.st_mode,
                     size: st.st_size as u64,
                     is_link: t == FileType::Symlink,
                 });
-                out.files.push((name, jobs.len() - 1));
+                out.files.push(jobs.len() - 1);
             }
             other => {
                 return Err(RepoError::Invalid(format!(
                     "{}: unsupported file type {other:?} (only files, symlinks and directories can be committed)",
-                    child_rel.display()
+                    child_rel().display()
                 )))
             }
         }

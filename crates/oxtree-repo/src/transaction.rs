@@ -13,7 +13,8 @@ use crate::lock::{LockKind, RepoLock};
 use crate::mode::RepoMode;
 use crate::objects::loose_path;
 use crate::Repo;
-use oxtree_object::file::{deflate_writer, encode_bare_user_meta};
+use flate2::{Compress, Compression, FlushCompress, Status};
+use oxtree_object::file::{encode_bare_user_meta, ARCHIVE_ZLIB_LEVEL};
 use oxtree_object::{
     ArchiveHeader, Checksum, Commit, DirMeta, DirTree, FileHeader, ObjectType, Xattrs,
 };
@@ -324,9 +325,7 @@ impl<'r> Transaction<'r> {
             let mut buf = vec![0u8; 64 << 10];
             let mut total = 0u64;
             if mode == RepoMode::Archive {
-                let w = std::io::BufWriter::with_capacity(64 << 10, &mut f);
-                let mut w = w;
-                w.write_all(
+                f.write_all(
                     &ArchiveHeader {
                         size,
                         file: header.clone(),
@@ -334,22 +333,38 @@ impl<'r> Transaction<'r> {
                     .encode(),
                 )
                 .ctx(|| "writing archive header")?;
-                let mut enc = deflate_writer(w);
-                loop {
-                    let n = read_some(&mut content, &mut buf)?;
-                    if n == 0 {
-                        break;
+                let mut out = vec![0u8; 64 << 10];
+                with_deflate(|z| -> Result<()> {
+                    loop {
+                        let n = read_some(&mut content, &mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        self.charge(n as u64)?;
+                        hasher.update(&buf[..n]);
+                        total += n as u64;
+                        let mut input = &buf[..n];
+                        while !input.is_empty() {
+                            let (used, made) =
+                                deflate_step(z, input, &mut out, FlushCompress::None)?;
+                            f.write_all(&out[..made])
+                                .ctx(|| "writing compressed object")?;
+                            input = &input[used..];
+                        }
                     }
-                    self.charge(n as u64)?;
-                    hasher.update(&buf[..n]);
-                    enc.write_all(&buf[..n])
-                        .ctx(|| "writing compressed object")?;
-                    total += n as u64;
-                }
-                enc.finish()
-                    .ctx(|| "finishing compressed object")?
-                    .flush()
-                    .ctx(|| "flush")?;
+                    loop {
+                        let before = z.total_out();
+                        let status = z
+                            .compress(&[], &mut out, FlushCompress::Finish)
+                            .map_err(|e| RepoError::Invalid(format!("compressing: {e}")))?;
+                        let made = (z.total_out() - before) as usize;
+                        f.write_all(&out[..made])
+                            .ctx(|| "writing compressed object")?;
+                        if status == Status::StreamEnd {
+                            return Ok(());
+                        }
+                    }
+                })?;
             } else if header.is_symlink() {
                 // bare-user: a symlink is a regular file holding its target
                 // and a trailing NUL, as libostree writes it.
@@ -528,6 +543,38 @@ impl Drop for Transaction<'_> {
             self.cleanup();
         }
     }
+}
+
+thread_local! {
+    /// One deflate state per writer thread, reset for each object instead of
+    /// allocated anew: a level-6 state is several hundred KiB.
+    static DEFLATE: std::cell::RefCell<Option<Compress>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_deflate<T>(f: impl FnOnce(&mut Compress) -> T) -> T {
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let z =
+            slot.get_or_insert_with(|| Compress::new(Compression::new(ARCHIVE_ZLIB_LEVEL), false));
+        z.reset();
+        f(z)
+    })
+}
+
+/// Feed `input` to the compressor; returns (bytes consumed, bytes produced).
+fn deflate_step(
+    z: &mut Compress,
+    input: &[u8],
+    out: &mut [u8],
+    flush: FlushCompress,
+) -> Result<(usize, usize)> {
+    let (in0, out0) = (z.total_in(), z.total_out());
+    z.compress(input, out, flush)
+        .map_err(|e| RepoError::Invalid(format!("compressing: {e}")))?;
+    Ok((
+        (z.total_in() - in0) as usize,
+        (z.total_out() - out0) as usize,
+    ))
 }
 
 /// Objects at least this large start their writeback as soon as they are
