@@ -109,6 +109,9 @@ struct DeployArgs {
     /// Append kernel argument
     #[arg(long = "karg-append", value_name = "NAME=VALUE")]
     karg_append: Vec<String>,
+    /// Import current /proc/cmdline
+    #[arg(long = "karg-proc-cmdline")]
+    karg_proc_cmdline: bool,
     /// Specify an origin file
     #[arg(long = "origin-file", value_name = "FILENAME")]
     origin_file: Option<PathBuf>,
@@ -383,6 +386,11 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 osname: d.os.clone(),
                 karg_replace: d.karg.clone(),
                 karg_append: d.karg_append.clone(),
+                karg_base: if d.karg_proc_cmdline {
+                    Some(proc_cmdline_kargs()?)
+                } else {
+                    None
+                },
                 origin,
                 retain: d.retain,
                 not_as_default: d.not_as_default,
@@ -652,6 +660,22 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The running kernel's arguments for `deploy --karg-proc-cmdline`, without
+/// the boot loader's `BOOT_IMAGE=` and `initrd=` (as ostree drops them). The
+/// file read is /proc/cmdline, or `$OXTREE_PROC_CMDLINE` (for tests).
+fn proc_cmdline_kargs() -> Result<String> {
+    let path = std::env::var_os("OXTREE_PROC_CMDLINE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/proc/cmdline"));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .split_whitespace()
+        .filter(|a| !a.starts_with("BOOT_IMAGE=") && !a.starts_with("initrd="))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 fn status(s: &Sysroot, json: bool) -> Result<()> {

@@ -21,6 +21,9 @@ pub struct DeployOptions {
     pub karg_replace: Vec<String>,
     /// `--karg-append=K=V`.
     pub karg_append: Vec<String>,
+    /// `--karg-proc-cmdline`: start from these arguments instead of the
+    /// merge deployment's (`--karg`/`--karg-append` then apply on top).
+    pub karg_base: Option<String>,
     /// `--origin-file`: use this origin instead of `[origin] refspec=REV`.
     pub origin: Option<KeyFile>,
     /// `--retain`: keep every existing deployment.
@@ -125,7 +128,11 @@ impl Sysroot {
                 o
             }
         };
-        let mut kargs = KernelArgs::parse(merge.as_ref().map(|m| m.kargs.as_str()).unwrap_or(""));
+        let base = match &opts.karg_base {
+            Some(b) => b.as_str(),
+            None => merge.as_ref().map(|m| m.kargs.as_str()).unwrap_or(""),
+        };
+        let mut kargs = KernelArgs::parse(base);
         for k in &opts.karg_replace {
             kargs.replace(k);
         }
