@@ -16,7 +16,8 @@ set -euo pipefail
 
 CACHE=${OXTREE_BENCH_CACHE:-/var/cache/oxtree-bench}
 SUITE=${OXTREE_BENCH_SUITE:-bookworm}
-MIRROR=${OXTREE_BENCH_MIRROR:-http://deb.debian.org/debian}
+# Empty: mmdebstrap uses its default Debian mirror.
+MIRROR=${OXTREE_BENCH_MIRROR:-}
 PACKAGES=systemd,systemd-sysv,udev,dbus,linux-image-amd64,python3,perl,vim,curl,ca-certificates,openssh-client,iproute2,less,procps,kmod,gnupg,locales
 
 what=${1:-both}
@@ -61,7 +62,7 @@ build_rootfs() {
     --aptopt='Acquire::Retries "3"' \
     --dpkgopt='path-exclude=/usr/share/doc/*/changelog*' \
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
-    "$SUITE" "$dest.tmp" "$MIRROR"
+    "$SUITE" "$dest.tmp" ${MIRROR:+"$MIRROR"}
   # ostree only stores regular files, dirs and symlinks: device nodes/fifos/
   # sockets would make 'commit' fail for both tools, so remove them (mmdebstrap
   # creates a few in /dev).
