@@ -7,15 +7,9 @@
 
 use std::process::Command;
 
-fn require(bin: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "{bin} is required (scripts/test.sh installs it)");
-}
+#[path = "support/ns.rs"]
+mod ns;
+use ns::require;
 
 #[test]
 fn full_disk_commit_fails_cleanly() {

@@ -6,17 +6,9 @@
 //! mount namespace (`unshare -m`): the mount vanishes with the test, and
 //! the machine's own / and /boot are never touched.
 
-use std::process::Command;
-
-fn require(bin: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "{bin} is required");
-}
+#[path = "support/ns.rs"]
+mod ns;
+use ns::{require, run_unshared, CHECK_ENTRIES_SH};
 
 /// Run `body` with `$OX`, `$S` (a fresh sysroot mount point), `$D`
 /// (scratch), `$T` (the fake OS tree) and helpers defined; returns stdout.
@@ -45,29 +37,11 @@ printf 'NAME=Fake\nPRETTY_NAME="Fake OS 1"\n' > $T/usr/etc/os-release
 echo root:x:0:0 > $T/usr/etc/passwd; echo host > $T/usr/etc/hostname
 echo '#!/bin/sh' > $T/usr/bin/x; chmod 755 $T/usr/bin/x
 commit() {{ $OX --repo=$S/ostree/repo commit -b fakeos/main --add-metadata-string=version=$1 ${{2:-$T}} >/dev/null || exit 92; }}
-# Every boot entry names a kernel, an initramfs and a deployment that exist.
-check_entries() {{
-  for e in $S/boot/loader/entries/*.conf; do
-    for k in linux initrd; do
-      f=$(sed -n "s/^$k //p" $e); [ -f "$S/boot$f" ] || {{ echo "entries_bad $1 $e $k"; return; }}
-    done
-    o=$(sed -n 's/^options .*ostree=\([^ ]*\).*/\1/p' $e)
-    [ -d "$S$o/usr" ] || {{ echo "entries_bad $1 $e $o"; return; }}
-  done
-  echo "entries_ok $1"
-}}
+{CHECK_ENTRIES_SH}
 {body}
 "#
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "script failed: {stdout}\n{stderr}");
-    assert!(!stdout.contains("entries_bad"), "{stdout}\n{stderr}");
-    stdout
+    run_unshared(&script)
 }
 
 /// Text between `== name` and the next `==` marker.

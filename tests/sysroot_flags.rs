@@ -8,17 +8,9 @@
 //! the machine's / and /boot are never touched (ostree freezes the
 //! filesystem holding SYSROOT/boot, here the loop one).
 
-use std::process::Command;
-
-fn require(bin: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "{bin} is required");
-}
+#[path = "support/ns.rs"]
+mod ns;
+use ns::{require, run_unshared};
 
 /// Run `scenario` (a shell function body using `$X` = the tool and `$S` =
 /// its sysroot) once with ostree and once with oxtree, each on a fresh
@@ -72,13 +64,7 @@ echo "==ostree"; cat $D/ostree.out
 echo "==oxtree"; cat $D/oxtree.out
 "#
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "script failed: {stdout}\n{stderr}");
+    let stdout = run_unshared(&script);
     let a = stdout.find("==ostree\n").unwrap();
     let b = stdout.find("==oxtree\n").unwrap();
     (

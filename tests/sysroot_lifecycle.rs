@@ -7,17 +7,9 @@
 //! prepare-root binds) dies with the namespace. Runtime state goes to
 //! `$R` (`--run-dir`), never /run.
 
-use std::process::Command;
-
-fn require(bin: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "{bin} is required");
-}
+#[path = "support/ns.rs"]
+mod ns;
+use ns::{require, run_unshared, CHECK_ENTRIES_SH};
 
 /// Run `body` with `$OX`, `$S` (sysroot mount point), `$D` (scratch), `$R`
 /// (run dir), `$T` (the fake OS tree) and helpers defined; returns stdout.
@@ -50,29 +42,12 @@ setup() {{ $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fak
 ver() {{ ostree admin status --sysroot=$S | sed -n 's/    Version: //p' | tr '\n' ' '; echo; }}
 same() {{ [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo "same $1" || {{ echo "differs $1"; $OX admin status --sysroot=$S --run-dir=$R; ostree admin status --sysroot=$S; }}; }}
 dep() {{ ls -d $S/ostree/deploy/fakeos/deploy/*.$1 | head -1; }}
-# Every boot entry names a kernel, an initramfs and a deployment that exist.
-check_entries() {{
-  for e in $S/boot/loader/entries/*.conf; do
-    for k in linux initrd; do
-      f=$(sed -n "s/^$k //p" $e); [ -f "$S/boot$f" ] || {{ echo "entries_bad $1 $e $k"; return; }}
-    done
-    o=$(sed -n 's/^options .*ostree=\([^ ]*\).*/\1/p' $e)
-    [ -d "$S$o/usr" ] || {{ echo "entries_bad $1 $e $o"; return; }}
-  done
-  echo "entries_ok $1"
-}}
+{CHECK_ENTRIES_SH}
 {body}
 "#
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "script failed: {stdout}\n{stderr}");
-    assert!(!stdout.contains("entries_bad"), "{stdout}\n{stderr}");
-    assert!(!stdout.contains("differs "), "{stdout}\n{stderr}");
+    let stdout = run_unshared(&script);
+    assert!(!stdout.contains("differs "), "{stdout}");
     stdout
 }
 
