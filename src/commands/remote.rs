@@ -162,11 +162,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             remote::delete_remote(&mut repo, &name, if_exists)?;
         }
         Action::List { show_urls } => {
-            let names = remote::list_remotes(repo.config());
+            let names = remote::list_remotes(&repo)?;
             let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
             for n in names {
                 if show_urls {
-                    let url = repo.config().get(&remote::section(&n), "url").unwrap_or("");
+                    let url = Remote::open(&repo, &n)?.url;
                     println!("{n:<width$}  {url}");
                 } else {
                     println!("{n}");

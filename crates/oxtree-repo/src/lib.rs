@@ -59,6 +59,21 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// Whether this is the system repository: the same directory as
+    /// `/ostree/repo` (which is also what a booted host's
+    /// `/sysroot/ostree/repo` is). ostree keeps such a repo's remotes in
+    /// `/etc/ostree/remotes.d` and defaults `core.add-remotes-config-dir`
+    /// to true for it only.
+    pub fn is_system(&self) -> bool {
+        let Ok(system) = rustix::fs::stat("/ostree/repo") else {
+            return false;
+        };
+        match rustix::fs::fstat(&self.dir) {
+            Ok(own) => own.st_dev == system.st_dev && own.st_ino == system.st_ino,
+            Err(_) => false,
+        }
+    }
+
     /// Create a repository (like `ostree init`); an existing one of the same
     /// mode is opened unchanged, as ostree does.
     pub fn init(path: &Path, mode: RepoMode) -> Result<Repo> {

@@ -1,11 +1,118 @@
-//! Remotes: `[remote "NAME"]` groups of the repository `config` (url,
-//! contenturl, branches, gpg-verify, …), read and changed in place.
+//! Remotes: `[remote "NAME"]` groups (url, contenturl, branches,
+//! gpg-verify, …) in the repository `config` and, for the system repository
+//! (`/ostree/repo`), in `/etc/ostree/remotes.d/*.conf` as ostree reads them.
 //!
-//! Only the repository's own config is used; `remotes.d/*.conf` (the
-//! `add-remotes-config-dir` scheme of system repos) is not read yet.
+//! A name defined twice is an error, as in ostree. New remotes of the
+//! system repo go to `remotes.d/NAME.conf` unless
+//! `core.add-remotes-config-dir=false`; deleting a remote defined in a
+//! remotes.d file removes that file (ostree does the same).
 
 use crate::error::{Result, TransportError};
 use oxtree_repo::{Repo, RepoConfig};
+use std::path::{Path, PathBuf};
+
+/// Where the system repository's extra remotes live.
+pub const SYSTEM_REMOTES_DIR: &str = "/etc/ostree/remotes.d";
+/// Bigger remotes.d files are refused rather than read.
+const MAX_REMOTE_FILE: u64 = 1 << 20;
+
+/// Where a remote is defined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteSource {
+    /// A group of the repository's `config`.
+    RepoConfig,
+    /// A `remotes.d/*.conf` file.
+    File(PathBuf),
+}
+
+/// One defined remote and the keyfile holding its group.
+#[derive(Clone, Debug)]
+pub struct RemoteEntry {
+    pub name: String,
+    pub source: RemoteSource,
+    config: RepoConfig,
+}
+
+/// The remotes directory a repository reads, if any.
+pub fn remotes_dir(repo: &Repo) -> Option<PathBuf> {
+    repo.is_system().then(|| PathBuf::from(SYSTEM_REMOTES_DIR))
+}
+
+fn remote_names(config: &RepoConfig) -> Vec<String> {
+    config
+        .sections()
+        .filter_map(|s| s.strip_prefix("remote \"")?.strip_suffix('"'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn push_entries(
+    out: &mut Vec<RemoteEntry>,
+    config: &RepoConfig,
+    source: RemoteSource,
+) -> Result<()> {
+    for name in remote_names(config) {
+        if out.iter().any(|e| e.name == name) {
+            return Err(TransportError::Config(format!(
+                "Multiple specifications found for remote \"{name}\""
+            )));
+        }
+        out.push(RemoteEntry {
+            name,
+            source: source.clone(),
+            config: config.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn read_remotes_dir(dir: &Path, out: &mut Vec<RemoteEntry>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TransportError::io(format!("reading {}", dir.display()), e)),
+    };
+    let mut files = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| TransportError::io(format!("reading {}", dir.display()), e))?;
+        let path = ent.path();
+        let is_conf = path.extension().is_some_and(|x| x == "conf");
+        // Like ostree: regular files (after following symlinks) only.
+        if is_conf && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    for path in files {
+        let ctx = || format!("reading {}", path.display());
+        let f = std::fs::File::open(&path).map_err(|e| TransportError::io(ctx(), e))?;
+        let mut text = String::new();
+        use std::io::Read;
+        f.take(MAX_REMOTE_FILE + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| TransportError::io(ctx(), e))?;
+        if text.len() as u64 > MAX_REMOTE_FILE {
+            return Err(TransportError::Config(format!(
+                "{} is too large",
+                path.display()
+            )));
+        }
+        let config = RepoConfig::parse(&text)
+            .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
+        push_entries(out, &config, RemoteSource::File(path))?;
+    }
+    Ok(())
+}
+
+/// Every remote the repository knows, from its config and its remotes dir.
+pub fn remote_entries(repo: &Repo) -> Result<Vec<RemoteEntry>> {
+    let mut out = Vec::new();
+    push_entries(&mut out, repo.config(), RemoteSource::RepoConfig)?;
+    if let Some(dir) = remotes_dir(repo) {
+        read_remotes_dir(&dir, &mut out)?;
+    }
+    Ok(out)
+}
 
 /// A configured remote, as a pull needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,16 +150,11 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Names of the remotes in `config`, sorted.
-pub fn list_remotes(config: &RepoConfig) -> Vec<String> {
-    let mut v: Vec<String> = config
-        .sections()
-        .filter_map(|s| s.strip_prefix("remote \"")?.strip_suffix('"'))
-        .map(str::to_string)
-        .collect();
+/// Names of the repository's remotes, sorted.
+pub fn list_remotes(repo: &Repo) -> Result<Vec<String>> {
+    let mut v: Vec<String> = remote_entries(repo)?.into_iter().map(|e| e.name).collect();
     v.sort();
-    v.dedup();
-    v
+    Ok(v)
 }
 
 fn bool_opt(config: &RepoConfig, sec: &str, key: &str, default: bool) -> Result<bool> {
@@ -105,7 +207,10 @@ impl Remote {
     }
 
     pub fn open(repo: &Repo, name: &str) -> Result<Remote> {
-        Remote::from_config(repo.config(), name)
+        match remote_entries(repo)?.into_iter().find(|e| e.name == name) {
+            Some(e) => Remote::from_config(&e.config, name),
+            None => Err(TransportError::NoSuchRemote(name.to_string())),
+        }
     }
 
     /// Base URL for objects (contenturl when set).
@@ -128,13 +233,26 @@ pub fn add_remote(
     if url.is_empty() {
         return Err(TransportError::Config("empty URL".into()));
     }
-    let mut cfg = repo.config().clone();
-    if list_remotes(&cfg).iter().any(|r| r == name) {
+    if list_remotes(repo)?.iter().any(|r| r == name) {
         if if_not_exists {
             return Ok(false);
         }
         return Err(TransportError::RemoteExists(name.to_string()));
     }
+    let to_dir = match remotes_dir(repo) {
+        Some(dir)
+            if repo
+                .config()
+                .get_bool("core", "add-remotes-config-dir", true)? =>
+        {
+            Some(dir)
+        }
+        _ => None,
+    };
+    let mut cfg = match to_dir {
+        Some(_) => RepoConfig::new(),
+        None => repo.config().clone(),
+    };
     let sec = section(name);
     cfg.set(&sec, "url", url);
     if !branches.is_empty() {
@@ -152,7 +270,23 @@ pub fn add_remote(
         }
         cfg.set(&sec, k, v);
     }
-    repo.write_config(cfg)?;
+    match to_dir {
+        Some(dir) => {
+            let text = cfg.to_checked_text()?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| TransportError::io(format!("creating {}", dir.display()), e))?;
+            let d = oxtree_repo::fsutil::open_dir(&dir)
+                .map_err(|e| TransportError::io(format!("opening {}", dir.display()), e))?;
+            oxtree_repo::fsutil::write_atomic_at(
+                &d,
+                &format!("{name}.conf"),
+                text.as_bytes(),
+                true,
+            )
+            .map_err(|e| TransportError::io(format!("writing {}/{name}.conf", dir.display()), e))?;
+        }
+        None => repo.write_config(cfg)?,
+    }
     Ok(true)
 }
 
@@ -160,13 +294,18 @@ pub fn add_remote(
 /// and `if_exists` is set.
 pub fn delete_remote(repo: &mut Repo, name: &str, if_exists: bool) -> Result<bool> {
     validate_remote_name(name)?;
-    let cfg = repo.config().clone();
-    if !list_remotes(&cfg).iter().any(|r| r == name) {
+    let Some(entry) = remote_entries(repo)?.into_iter().find(|e| e.name == name) else {
         if if_exists {
             return Ok(false);
         }
         return Err(TransportError::NoSuchRemote(name.to_string()));
+    };
+    if let RemoteSource::File(path) = &entry.source {
+        std::fs::remove_file(path)
+            .map_err(|e| TransportError::io(format!("removing {}", path.display()), e))?;
+        return finish_delete(repo, name);
     }
+    let cfg = repo.config().clone();
     // RepoConfig has no section removal: drop the group from the text.
     let header = format!("[{}]", section(name));
     let mut out = String::new();
@@ -182,6 +321,11 @@ pub fn delete_remote(repo: &mut Repo, name: &str, if_exists: bool) -> Result<boo
         }
     }
     repo.write_config(RepoConfig::parse(&out)?)?;
+    finish_delete(repo, name)
+}
+
+/// What goes with a deleted remote wherever it was defined.
+fn finish_delete(repo: &mut Repo, name: &str) -> Result<bool> {
     // Like ostree, the remote's imported keyring goes with it.
     crate::verify::remove_remote_keyring(repo, name)?;
     if let Ok(remotes) = oxtree_repo::fsutil::open_dir_at(repo.dir(), "refs/remotes") {
@@ -201,7 +345,7 @@ mod tests {
             "[core]\nrepo_version=1\n\n[remote \"a\"]\nurl=http://x/\nbranches=main;b/c;\ngpg-verify=false\n\n[remote \"b\"]\nurl=http://y\n",
         )
         .unwrap();
-        assert_eq!(list_remotes(&c), vec!["a", "b"]);
+        assert_eq!(remote_names(&c), vec!["a", "b"]);
         let a = Remote::from_config(&c, "a").unwrap();
         assert_eq!(a.branches, vec!["main", "b/c"]);
         assert!(!a.gpg_verify);
