@@ -291,12 +291,7 @@ fn pull_into(s: &Sysroot, remote: &str, branch: &str, commit: Option<&str>) -> R
     let repo = s.repo();
     let r = Remote::open(repo, remote)?;
     let mut opts = PullOptions::default();
-    let sec = oxtree_transport::remote::section(&r.name);
-    opts.fetch.tls_permissive = repo.config().get_bool(&sec, "tls-permissive", false)?;
-    opts.fetch.proxy = repo.config().get(&sec, "proxy").map(str::to_string);
-    if let Some(p) = repo.config().get(&sec, "tls-ca-path") {
-        opts.fetch.tls_ca_pem = Some(std::fs::read(p)?);
-    }
+    opts.fetch = r.fetch_options(opts.fetch)?;
     let req = match commit {
         Some(c) => format!("{branch}@{c}"),
         None => branch.to_string(),

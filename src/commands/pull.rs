@@ -50,12 +50,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         ..Default::default()
     };
     opts.fetch.retries = a.network_retries;
-    let sec = oxtree_transport::remote::section(&remote.name);
-    opts.fetch.tls_permissive = repo.config().get_bool(&sec, "tls-permissive", false)?;
-    opts.fetch.proxy = repo.config().get(&sec, "proxy").map(str::to_string);
-    if let Some(p) = repo.config().get(&sec, "tls-ca-path") {
-        opts.fetch.tls_ca_pem = Some(std::fs::read(p)?);
-    }
+    opts.fetch = remote.fetch_options(opts.fetch)?;
 
     let pb = if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(0);

@@ -36,6 +36,10 @@ pub struct FetchOptions {
     pub tls_ca_pem: Option<Vec<u8>>,
     /// Explicit proxy (`proxy`); environment proxies are not used.
     pub proxy: Option<String>,
+    /// Allow HTTP/2 (negotiated by ALPN over TLS; plain http:// stays
+    /// HTTP/1.1 with keep-alive, as with ostree's libcurl). `http2=false`
+    /// forces HTTP/1.1 everywhere.
+    pub http2: bool,
 }
 
 impl Default for FetchOptions {
@@ -48,6 +52,7 @@ impl Default for FetchOptions {
             tls_permissive: false,
             tls_ca_pem: None,
             proxy: None,
+            http2: true,
         }
     }
 }
@@ -107,6 +112,9 @@ impl Fetcher {
             let proxy = reqwest::Proxy::all(p)
                 .map_err(|e| TransportError::Config(format!("proxy '{p}': {e}")))?;
             b = b.proxy(proxy);
+        }
+        if !opts.http2 {
+            b = b.http1_only();
         }
         if opts.tls_permissive {
             b = b.tls_danger_accept_invalid_certs(true);

@@ -8,6 +8,7 @@
 //! remotes.d file removes that file (ostree does the same).
 
 use crate::error::{Result, TransportError};
+use crate::fetch::FetchOptions;
 use oxtree_repo::{Repo, RepoConfig};
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,14 @@ pub struct Remote {
     pub ed25519_key: Option<String>,
     /// `verification-ed25519-file`: a file of base64 public keys.
     pub ed25519_file: Option<String>,
+    /// `tls-permissive`: accept any certificate.
+    pub tls_permissive: bool,
+    /// `tls-ca-path`: a PEM bundle of extra trusted CAs.
+    pub tls_ca_path: Option<String>,
+    /// `proxy`.
+    pub proxy: Option<String>,
+    /// `http2` (default true): HTTP/2 when the server offers it (ALPN).
+    pub http2: bool,
 }
 
 pub fn section(name: &str) -> String {
@@ -203,6 +212,28 @@ impl Remote {
             ed25519_file: config
                 .get(&sec, "verification-ed25519-file")
                 .map(str::to_string),
+            tls_permissive: bool_opt(config, &sec, "tls-permissive", false)?,
+            tls_ca_path: config.get(&sec, "tls-ca-path").map(str::to_string),
+            proxy: config.get(&sec, "proxy").map(str::to_string),
+            http2: bool_opt(config, &sec, "http2", true)?,
+        })
+    }
+
+    /// `base` with this remote's TLS, proxy and HTTP version settings.
+    pub fn fetch_options(&self, base: FetchOptions) -> Result<FetchOptions> {
+        let tls_ca_pem = match &self.tls_ca_path {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| TransportError::io(format!("reading tls-ca-path {p}"), e))?,
+            ),
+            None => base.tls_ca_pem,
+        };
+        Ok(FetchOptions {
+            tls_permissive: self.tls_permissive || base.tls_permissive,
+            tls_ca_pem,
+            proxy: self.proxy.clone().or(base.proxy),
+            http2: self.http2 && base.http2,
+            ..base
         })
     }
 
@@ -351,6 +382,7 @@ mod tests {
         assert!(!a.gpg_verify);
         let b = Remote::from_config(&c, "b").unwrap();
         assert!(b.gpg_verify && !b.gpg_verify_summary && !b.sign_verify);
+        assert!(b.http2 && !b.tls_permissive && b.proxy.is_none());
         assert!(matches!(
             Remote::from_config(&c, "zz"),
             Err(TransportError::NoSuchRemote(_))
