@@ -64,8 +64,8 @@ fn fails(bin: &Path, repo: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A throwaway GnuPG home with one unprotected key; its gpg-agent is
-/// stopped on drop.
+/// A throwaway GnuPG home with one key (protected by `passphrase` unless
+/// it is empty); its gpg-agent is stopped on drop.
 struct GpgHome {
     dir: PathBuf,
     fpr: String,
@@ -77,6 +77,10 @@ struct GpgHome {
 
 impl GpgHome {
     fn new(parent: &Path, name: &str) -> GpgHome {
+        GpgHome::with_passphrase(parent, name, "")
+    }
+
+    fn with_passphrase(parent: &Path, name: &str, passphrase: &str) -> GpgHome {
         let gpg = require("gpg");
         let dir = parent.join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -86,7 +90,13 @@ impl GpgHome {
             let o = Command::new(&gpg)
                 .arg("--homedir")
                 .arg(&dir)
-                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args([
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    passphrase,
+                ])
                 .args(args)
                 .output()
                 .expect("running gpg");
@@ -339,9 +349,8 @@ fn ostree_verifies_oxtree_gpg_signatures() {
         &["commit", "-b", "unsigned", tree.to_str().unwrap()],
     );
     let keyfile = format!("--gpg-key-file={}", k.secret.display());
-    // --gpg-homedir alone is refused with advice.
-    let e = fails(&ox, &src, &["gpg-sign", &k.homedir_arg(), "main", &k.fpr]);
-    assert!(e.contains("--gpg-key-file"), "{e}");
+    // One signature through GnuPG's home, one from the exported key file.
+    ok(&ox, &src, &["gpg-sign", &k.homedir_arg(), "main", &k.fpr]);
     ok(&ox, &src, &["gpg-sign", &keyfile, "main", &k.fpr]);
     ok(
         &ox,
@@ -382,7 +391,7 @@ fn ostree_verifies_oxtree_gpg_signatures() {
         c
     );
     let v = ok(&ost, &dst, &["show", "--gpg-verify-remote=o", "o:main"]);
-    assert!(v.contains("Good signature"), "{v}");
+    assert_eq!(v.matches("Good signature").count(), 2, "{v}");
     // And ostree refuses the unsigned one, so verification was really on.
     let e = fails(&ost, &dst, &["pull", "o", "unsigned"]);
     assert!(e.contains("GPG"), "{e}");
@@ -404,7 +413,7 @@ fn ostree_verifies_oxtree_gpg_signatures() {
     ok(&ox, &d2, &["pull", "o", "main"]);
     // gpg-sign --delete removes it again; then oxtree refuses the commit.
     let out = ok(&ox, &src, &["gpg-sign", "--delete", "main", &k.fpr]);
-    assert_eq!(out, "Signatures deleted: 1\n");
+    assert_eq!(out, "Signatures deleted: 2\n");
     let d3 = tmp.path().join("d3");
     ok(&ox, &d3, &["init", "--mode=archive"]);
     ok(
@@ -420,6 +429,74 @@ fn ostree_verifies_oxtree_gpg_signatures() {
     );
     let e = fails(&ox, &d3, &["pull", "o", "main"]);
     assert!(e.contains("no GPG signatures"), "{e}");
+}
+
+/// Passphrase-protected keys: from a GnuPG home and from an exported key
+/// file, `commit --gpg-sign` needs the passphrase, fails clearly without it
+/// (the ref stays where it was) and ostree accepts what it signs.
+#[test]
+fn protected_keys_sign_with_a_passphrase() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let k = GpgHome::with_passphrase(tmp.path(), "locked", "s3cret words");
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "s3cret words\n").unwrap();
+    let passfile = format!("--gpg-passphrase-file={}", pass.display());
+    let keyfile = format!("--gpg-key-file={}", k.secret.display());
+    let sign = format!("--gpg-sign={}", k.fpr);
+    let repo = tmp.path().join("repo");
+    ok(&ox, &repo, &["init", "--mode=archive"]);
+    ok(
+        &ost,
+        &repo,
+        &[
+            "remote",
+            "add",
+            &format!("--gpg-import={}", k.public.display()),
+            "self",
+            "http://127.0.0.1:9/",
+        ],
+    );
+    let tree = tmp.path().join("tree");
+    make_tree(&tree, "a\n");
+    let t = tree.to_str().unwrap();
+    let base = ok(&ox, &repo, &["commit", "-b", "main", t]);
+    // Without the passphrase: a clear error and the ref does not move.
+    let e = fails(&ox, &repo, &["commit", "-b", "main", &sign, &keyfile, t]);
+    assert!(e.contains("passphrase"), "{e}");
+    let e = fails(
+        &ox,
+        &repo,
+        &["commit", "-b", "main", &sign, &k.homedir_arg(), t],
+    );
+    assert!(e.contains("gpg could not sign"), "{e}");
+    assert_eq!(ok(&ox, &repo, &["rev-parse", "main"]), base);
+    // With it, both ways sign, and ostree verifies the signatures.
+    make_tree(&tree, "b\n");
+    ok(
+        &ox,
+        &repo,
+        &["commit", "-b", "main", &sign, &keyfile, &passfile, t],
+    );
+    let v = ok(&ost, &repo, &["show", "--gpg-verify-remote=self", "main"]);
+    assert!(v.contains("Good signature"), "{v}");
+    make_tree(&tree, "c\n");
+    ok(
+        &ox,
+        &repo,
+        &[
+            "commit",
+            "-b",
+            "main",
+            &sign,
+            &k.homedir_arg(),
+            &passfile,
+            t,
+        ],
+    );
+    let v = ok(&ost, &repo, &["show", "--gpg-verify-remote=self", "main"]);
+    assert!(v.contains("Good signature"), "{v}");
 }
 
 fn keypair(ox: &Path, repo: &Path) -> (String, String) {

@@ -63,6 +63,11 @@ pub struct Args {
     /// Accepted for ostree compatibility; oxtree needs no devino cache
     #[arg(long, hide = true)]
     link_checkout_speedup: bool,
+    /// GPG Key ID to sign the commit with (repeatable)
+    #[arg(long = "gpg-sign", value_name = "KEY-ID")]
+    gpg_sign: Vec<String>,
+    #[command(flatten)]
+    gpg_keys: super::gpg_sign::GpgKeyArgs,
     /// Directory to commit (same as --tree=dir=PATH)
     path: Option<PathBuf>,
 }
@@ -194,6 +199,20 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let csum = tx.write_commit_object(root, &opts)?;
     let sync = tx.sync_enabled();
     tx.commit()?;
+    // Signed before the ref moves: a signing failure leaves the ref alone.
+    if !a.gpg_sign.is_empty() || a.gpg_keys.gpg_key_file.is_some() {
+        let bytes = repo.load_meta_bytes(oxtree_object::ObjectType::Commit, &csum)?;
+        let mut md = repo.load_commitmeta(&csum)?.unwrap_or_default();
+        for signer in a.gpg_keys.signers(&a.gpg_sign)? {
+            let sig = signer.sign(&bytes).context("signing the commit")?;
+            oxtree_transport::sign::append_signature(
+                &mut md,
+                oxtree_transport::sign::GPG_KEY,
+                sig,
+            )?;
+        }
+        repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
+    }
     if let Some(b) = &a.branch {
         repo.write_ref(b, Some(&csum), sync)?;
     }

@@ -2,10 +2,10 @@
 //! signatures to a commit's detached metadata (`ostree.gpgsigs`), which
 //! ostree's `gpg-verify` accepts; `--delete` drops signatures by KEY-IDs.
 //!
-//! oxtree's variant: the secret key is read from a file (`gpg
-//! --export-secret-keys --armor KEYID`, without a passphrase) since oxtree
-//! does not talk to gpg-agent; `--gpg-homedir` alone is refused with that
-//! advice.
+//! Keys come from a GnuPG home directory (`--gpg-homedir`, else GnuPG's
+//! default home), signed by gpg itself as ostree's gpgme does, or from an
+//! exported secret key file (`--gpg-key-file`, oxtree's addition, signed
+//! without gpg). `--gpg-passphrase-file` unlocks a protected key either way.
 
 use crate::util::open_repo;
 use anyhow::{bail, Context, Result};
@@ -19,42 +19,63 @@ pub struct Args {
     /// Delete signatures having any of the GPG KEY-IDs
     #[arg(short = 'd', long)]
     delete: bool,
-    /// Secret key file (armored or binary OpenPGP, unprotected)
-    #[arg(long = "gpg-key-file", value_name = "FILE")]
-    gpg_key_file: Option<PathBuf>,
-    /// GnuPG home directory (not supported: use --gpg-key-file)
-    #[arg(long = "gpg-homedir", value_name = "HOMEDIR")]
-    gpg_homedir: Option<PathBuf>,
+    #[command(flatten)]
+    keys: GpgKeyArgs,
     /// The commit to sign
     commit: String,
-    /// Keys to sign with (fingerprint or key id); default: every key of
-    /// the key file
+    /// Keys to sign with (fingerprint or key id); with --gpg-key-file the
+    /// default is every key of the file
     #[arg(value_name = "KEY-ID")]
     key_ids: Vec<String>,
 }
 
-/// The secret keys to sign with, from `--gpg-key-file`.
-pub fn secret_keys(
-    key_file: Option<&PathBuf>,
-    homedir: Option<&PathBuf>,
-    ids: &[String],
-) -> Result<Vec<gpg::SecretKey>> {
-    let Some(f) = key_file else {
-        bail!(
-            "oxtree reads GPG secret keys from a file, not from a GnuPG home directory{}: \
-             export one with `gpg{} --export-secret-keys --armor KEYID > key.asc` and pass \
-             --gpg-key-file=key.asc",
-            if homedir.is_some() {
-                " (--gpg-homedir)"
-            } else {
-                ""
-            },
-            homedir
-                .map(|h| format!(" --homedir {}", h.display()))
-                .unwrap_or_default()
-        );
-    };
-    Ok(gpg::load_secret_keys(f, ids)?)
+/// Where GPG signing keys come from (shared by gpg-sign, commit and
+/// summary).
+#[derive(clap::Args, Default)]
+pub struct GpgKeyArgs {
+    /// GnuPG home directory holding the secret keys (default: GnuPG's)
+    #[arg(long = "gpg-homedir", value_name = "HOMEDIR")]
+    pub gpg_homedir: Option<PathBuf>,
+    /// Sign with a secret key file instead (armored or binary OpenPGP)
+    #[arg(long = "gpg-key-file", value_name = "FILE")]
+    pub gpg_key_file: Option<PathBuf>,
+    /// Read the passphrase of a protected key from FILE
+    #[arg(long = "gpg-passphrase-file", value_name = "FILE")]
+    pub gpg_passphrase_file: Option<PathBuf>,
+}
+
+impl GpgKeyArgs {
+    /// One signer per requested key.
+    pub fn signers(&self, ids: &[String]) -> Result<Vec<gpg::GpgSigner>> {
+        if let Some(f) = &self.gpg_key_file {
+            let passphrase = match &self.gpg_passphrase_file {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    Some(text.trim_end_matches(['\n', '\r']).to_string())
+                }
+                None => None,
+            };
+            return Ok(gpg::load_secret_keys(f, ids)?
+                .into_iter()
+                .map(|k| gpg::GpgSigner::Key {
+                    key: Box::new(k),
+                    passphrase: passphrase.clone(),
+                })
+                .collect());
+        }
+        if ids.is_empty() {
+            bail!("name the GPG key to sign with (KEY-ID)");
+        }
+        Ok(ids
+            .iter()
+            .map(|id| gpg::GpgSigner::Gnupg {
+                homedir: self.gpg_homedir.clone(),
+                key_id: id.clone(),
+                passphrase_file: self.gpg_passphrase_file.clone(),
+            })
+            .collect())
+    }
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
@@ -85,10 +106,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("Signatures deleted: {removed}");
         return Ok(());
     }
-    let keys = secret_keys(a.gpg_key_file.as_ref(), a.gpg_homedir.as_ref(), &a.key_ids)?;
-    for k in &keys {
-        let (sig, _fpr) = gpg::sign_data(k, &commit)?;
-        sign::append_signature(&mut md, GPG_KEY, sig)?;
+    for signer in a.keys.signers(&a.key_ids)? {
+        sign::append_signature(&mut md, GPG_KEY, signer.sign(&commit)?)?;
     }
     repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
     Ok(())

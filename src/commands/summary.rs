@@ -1,7 +1,7 @@
 //! `oxtree summary -u | --view [--raw]`: regenerate or show the repository
 //! summary (the ref index HTTP clients read), and sign it into
-//! `summary.sig`: `--gpg-sign=KEY-ID --gpg-key-file=FILE` (OpenPGP; the key
-//! comes from a file, oxtree's variant of `--gpg-homedir`) and
+//! `summary.sig`: `--gpg-sign=KEY-ID` (OpenPGP, keys from `--gpg-homedir` or
+//! `--gpg-key-file`, see gpg_sign.rs) and
 //! `--sign=SECRET-KEY` (ed25519).
 
 use crate::util::{now, open_repo};
@@ -26,12 +26,8 @@ pub struct Args {
     /// GPG Key ID to sign the summary with (repeatable)
     #[arg(long = "gpg-sign", value_name = "KEY-ID")]
     gpg_sign: Vec<String>,
-    /// GnuPG home directory (not supported: use --gpg-key-file)
-    #[arg(long = "gpg-homedir", value_name = "HOMEDIR")]
-    gpg_homedir: Option<PathBuf>,
-    /// OpenPGP secret key file to sign with (oxtree's variant)
-    #[arg(long = "gpg-key-file", value_name = "FILE")]
-    gpg_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    gpg_keys: super::gpg_sign::GpgKeyArgs,
     /// ed25519 secret key (base64) to sign the summary with (repeatable)
     #[arg(long = "sign", value_name = "KEY")]
     sign: Vec<String>,
@@ -45,12 +41,12 @@ pub struct Args {
 
 fn sign_summary(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
     use oxtree_transport::sign::{ED25519_KEY, GPG_KEY};
-    use oxtree_transport::{gpg, sign, verify};
+    use oxtree_transport::{sign, verify};
     let mut ed = a.sign.clone();
     if let Some(f) = &a.keys_file {
         ed.extend(sign::key_lines(&sign::read_key_file(f)?));
     }
-    let gpg_wanted = !a.gpg_sign.is_empty() || a.gpg_key_file.is_some();
+    let gpg_wanted = !a.gpg_sign.is_empty() || a.gpg_keys.gpg_key_file.is_some();
     if ed.is_empty() && !gpg_wanted {
         return Ok(());
     }
@@ -63,14 +59,8 @@ fn sign_summary(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
     let summary = std::fs::read(repo.path().join("summary"))
         .with_context(|| "reading summary (run `summary -u` first)")?;
     if gpg_wanted {
-        let keys = super::gpg_sign::secret_keys(
-            a.gpg_key_file.as_ref(),
-            a.gpg_homedir.as_ref(),
-            &a.gpg_sign,
-        )?;
-        for k in &keys {
-            let (sig, _) = gpg::sign_data(k, &summary)?;
-            verify::append_summary_signature(repo, GPG_KEY, sig)?;
+        for signer in a.gpg_keys.signers(&a.gpg_sign)? {
+            verify::append_summary_signature(repo, GPG_KEY, signer.sign(&summary)?)?;
         }
     }
     for k in &ed {
@@ -85,7 +75,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let signing = !a.sign.is_empty()
         || a.keys_file.is_some()
         || !a.gpg_sign.is_empty()
-        || a.gpg_key_file.is_some();
+        || a.gpg_keys.gpg_key_file.is_some();
     if a.update {
         oxtree_transport::summary::update_summary(&mut repo, now())?;
         return sign_summary(&repo, &a);
