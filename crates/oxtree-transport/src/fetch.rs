@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Bodies larger than this go to a temp file when a spill dir is given.
-const SPILL_THRESHOLD: usize = 8 << 20;
+const SPILL_THRESHOLD: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
@@ -140,7 +140,7 @@ impl Fetcher {
     }
 
     /// GET `url` with retries. `Ok(None)` on 404/410. Bodies over `limit`
-    /// bytes are an error; with `spill` set, bodies over 8 MiB go to an
+    /// bytes are an error; with `spill` set, bodies over 1 MiB go to an
     /// unnamed temp file in that directory.
     pub async fn get(&self, url: &str, limit: u64, spill: Option<PathBuf>) -> Result<Option<Body>> {
         if let Some(path) = url.strip_prefix("file://") {

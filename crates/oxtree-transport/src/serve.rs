@@ -69,6 +69,10 @@ impl Server {
                         continue;
                     }
                 };
+                // Headers and body go out as separate writes; without
+                // TCP_NODELAY each small response can wait for the
+                // client's delayed ACK (40 ms on Linux).
+                let _ = stream.set_nodelay(true);
                 let root = self.root.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
