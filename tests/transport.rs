@@ -566,3 +566,46 @@ fn gpg_verifying_remotes_are_refused() {
     // ostree reads the config oxtree wrote.
     assert_eq!(ok(&ost, &dst, &["remote", "list"]), "sign\nunset\n");
 }
+
+/// `pull --json`: progress lines a script can follow, then one "done" line
+/// naming the ref written and its commit.
+#[test]
+fn pull_json_progress_lines() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tree = tmp.path().join("tree");
+    make_tree(&tree);
+    ok(&ost, &src, &["init", "--mode=archive"]);
+    let c = ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let (_server, url) = python_server(&src);
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=archive"]);
+    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    let out = ok(&ox, &dst, &["pull", "--json", "o", "main"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let (done, progress) = lines.split_last().expect("at least the done line");
+    assert_eq!(done["event"], "done", "{out}");
+    assert_eq!(done["refs"]["o:main"], c.trim(), "{out}");
+    assert_eq!(done["commits"][0], c.trim(), "{out}");
+    // make_tree has 4 content objects; all of them came over the wire.
+    assert_eq!(done["fetched-content"], 4, "{out}");
+    assert_eq!(done["content-bytes"], 4 + 200_000, "{out}");
+    assert!(done["bytes"].as_u64().unwrap() > 0, "{out}");
+    assert!(!progress.is_empty(), "{out}");
+    let mut last = 0;
+    for p in progress {
+        assert_eq!(p["event"], "progress", "{out}");
+        let f = p["fetched"].as_u64().unwrap();
+        assert!(f >= last && f <= p["requested"].as_u64().unwrap(), "{out}");
+        last = f;
+    }
+}

@@ -1,5 +1,8 @@
 //! `oxtree pull REMOTE [REF[@COMMIT]…]`: fetch commits from a remote
-//! archive repository over HTTP, with a progress bar on a terminal.
+//! archive repository over HTTP, with a progress bar on a terminal
+//! (objects, bytes, rate, ETA) or, with `--json`, one JSON object per line
+//! for machines: `{"event":"progress",…}` at most every 200 ms, then one
+//! `{"event":"done",…}` with the refs written.
 
 use crate::output::format_size;
 use crate::util::open_repo;
@@ -30,6 +33,9 @@ pub struct Args {
     /// Network retries per request
     #[arg(long, value_name = "N", default_value_t = 5)]
     network_retries: u32,
+    /// Progress and result as JSON lines on stdout
+    #[arg(long)]
+    json: bool,
     /// Remote name
     remote: String,
     /// Refs to pull (REF, REF@COMMIT or a commit checksum); default: the
@@ -52,11 +58,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     opts.fetch.retries = a.network_retries;
     opts.fetch = remote.fetch_options(opts.fetch)?;
 
-    let pb = if std::io::stderr().is_terminal() {
+    let pb = if std::io::stderr().is_terminal() && !a.json {
         let pb = ProgressBar::new(0);
         pb.set_style(
             ProgressStyle::with_template(
-                "{spinner} pull {msg} [{bar:30}] {pos}/{len} objects ({elapsed})",
+                "{spinner} pull {msg} [{bar:30}] {pos}/{len} objects ({elapsed}, ETA {eta})",
             )
             .unwrap()
             .progress_chars("=> "),
@@ -66,7 +72,30 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         ProgressBar::hidden()
     };
     let start = Instant::now();
+    let last_json = std::cell::Cell::new(None::<Instant>);
     let report = |p: &PullProgress| {
+        if a.json {
+            let due = last_json
+                .get()
+                .is_none_or(|t| t.elapsed().as_millis() >= 200);
+            if due {
+                last_json.set(Some(Instant::now()));
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                let line = serde_json::json!({
+                    "event": "progress",
+                    "requested": p.requested,
+                    "fetched": p.fetched,
+                    "fetched-metadata": p.fetched_metadata,
+                    "fetched-content": p.fetched_content,
+                    "scanned-local": p.scanned_local,
+                    "bytes": p.bytes,
+                    "bytes-per-second": (p.bytes as f64 / secs) as u64,
+                    "elapsed-seconds": secs,
+                });
+                println!("{line}");
+            }
+            return;
+        }
         pb.set_length(p.requested);
         pb.set_position(p.fetched);
         let secs = start.elapsed().as_secs_f64().max(0.001);
@@ -80,6 +109,26 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     pb.finish_and_clear();
     let res = res?;
     let p = &res.progress;
+    if a.json {
+        let refs: serde_json::Map<String, serde_json::Value> = res
+            .refs
+            .iter()
+            .map(|(r, c)| (r.clone(), serde_json::Value::String(c.to_hex())))
+            .collect();
+        let line = serde_json::json!({
+            "event": "done",
+            "refs": refs,
+            "commits": res.commits.iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
+            "fetched-metadata": p.fetched_metadata,
+            "fetched-content": p.fetched_content,
+            "scanned-local": p.scanned_local,
+            "bytes": p.bytes,
+            "content-bytes": p.content_bytes,
+            "elapsed-seconds": start.elapsed().as_secs_f64(),
+        });
+        println!("{line}");
+        return Ok(());
+    }
     if p.fetched > 0 {
         println!(
             "{} metadata, {} content objects fetched; {} transferred in {} seconds; {} content written",
