@@ -322,6 +322,12 @@ enum Lie {
     Truncate(String),
     /// Answer 500 this many times (usize::MAX: always).
     Error500(String, Arc<AtomicUsize>),
+    /// Answer 404 for this file.
+    NotFound(String),
+    /// Send the headers, then one byte every two seconds.
+    Slow(String),
+    /// Redirect this file to itself, forever.
+    RedirectLoop(String),
 }
 
 /// A minimal HTTP/1.1 static server for `root` that lies as told.
@@ -378,6 +384,28 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
             let len = body.len();
             return send(&mut conn, "200 OK", len, &body[..len / 2]);
         }
+        Lie::NotFound(p) if p == path => return send(&mut conn, "404 Not Found", 0, b""),
+        Lie::Slow(p) if p == path => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            for b in body.iter().take(10) {
+                if conn.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            return;
+        }
+        Lie::RedirectLoop(p) if p == path => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nLocation: /{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return;
+        }
         Lie::Error500(p, n) if p == path => {
             let left = n.load(Ordering::SeqCst);
             if left > 0 {
@@ -432,6 +460,9 @@ fn lying_servers_are_caught_and_pull_resumes() {
             "500",
             Lie::Error500(big_path.clone(), Arc::new(AtomicUsize::new(usize::MAX))),
         ),
+        ("404", Lie::NotFound(big_path.clone())),
+        ("slow", Lie::Slow(big_path.clone())),
+        ("redirect-loop", Lie::RedirectLoop(big_path.clone())),
     ];
     for (what, lie) in lies {
         let url = lying_server(src.clone(), lie);
@@ -441,7 +472,17 @@ fn lying_servers_are_caught_and_pull_resumes() {
             &dst,
             &["remote", "add", "--no-gpg-verify", &name, &url],
         );
-        let o = run(&ox, &dst, &["pull", "--network-retries=1", &name, "main"]);
+        let o = run(
+            &ox,
+            &dst,
+            &[
+                "pull",
+                "--network-retries=1",
+                "--stall-timeout=1",
+                &name,
+                "main",
+            ],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             !o.status.success(),

@@ -33,6 +33,9 @@ pub struct Args {
     /// Network retries per request
     #[arg(long, value_name = "N", default_value_t = 5)]
     network_retries: u32,
+    /// Abort a request when no bytes arrive for SECS (then retry)
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    stall_timeout: u64,
     /// Progress and result as JSON lines on stdout
     #[arg(long)]
     json: bool,
@@ -56,6 +59,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         ..Default::default()
     };
     opts.fetch.retries = a.network_retries;
+    opts.fetch.stall_timeout = std::time::Duration::from_secs(a.stall_timeout.max(1));
     opts.fetch = remote.fetch_options(opts.fetch)?;
 
     let pb = if std::io::stderr().is_terminal() && !a.json {
