@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests drive
 # (the real ostree CLI, attr tools, gpg, python3's http.server, mkfs for
-# loop-mounted sysroots), then runs format, lint and all tests.
+# loop-mounted sysroots, mmdebstrap and bubblewrap for compose), then runs
+# format, lint and all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root or install them)" >&2
