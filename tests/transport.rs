@@ -52,6 +52,15 @@ fn make_tree(dir: &Path) {
     std::os::unix::fs::symlink("a", dir.join("l")).unwrap();
 }
 
+/// `DIR/src`, a new archive repo made by `bin`, and `DIR/tree`, a fresh
+/// make_tree to commit into it.
+fn archive_with_tree(bin: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let (src, tree) = (dir.join("src"), dir.join("tree"));
+    make_tree(&tree);
+    ok(bin, &src, &["init", "--mode=archive"]);
+    (src, tree)
+}
+
 fn count_objects(repo: &Path) -> usize {
     let mut n = 0;
     for d in std::fs::read_dir(repo.join("objects")).unwrap() {
@@ -77,10 +86,7 @@ fn pull_from_ostree_archive_over_static_http() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let tree = tmp.path().join("tree");
-    make_tree(&tree);
-    ok(&ost, &src, &["init", "--mode=archive"]);
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
     let tree_s = tree.to_str().unwrap();
     ok(
         &ost,
@@ -258,10 +264,7 @@ fn ostree_pulls_from_oxtree_serve() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let tree = tmp.path().join("tree");
-    make_tree(&tree);
-    ok(&ox, &src, &["init", "--mode=archive"]);
+    let (src, tree) = archive_with_tree(&ox, tmp.path());
     ok(
         &ox,
         &src,
@@ -434,10 +437,7 @@ fn lying_servers_are_caught_and_pull_resumes() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let tree = tmp.path().join("tree");
-    make_tree(&tree);
-    ok(&ost, &src, &["init", "--mode=archive"]);
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
     ok(
         &ost,
         &src,
@@ -547,10 +547,7 @@ fn gpg_verifying_remotes_are_refused() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let tree = tmp.path().join("tree");
-    make_tree(&tree);
-    ok(&ost, &src, &["init", "--mode=archive"]);
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
     ok(
         &ost,
         &src,
@@ -615,10 +612,7 @@ fn pull_json_progress_lines() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let tree = tmp.path().join("tree");
-    make_tree(&tree);
-    ok(&ost, &src, &["init", "--mode=archive"]);
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
     let c = ok(
         &ost,
         &src,
