@@ -1040,18 +1040,58 @@ pub fn bspatch(old: &[u8], new_size: u64, patch: &[u8]) -> std::result::Result<V
 
 // ---------------------------------------------------------------- index
 
-/// Encode a delta index / summary `a{sv}` of name → superblock checksum,
-/// in the order given.
-pub fn encode_delta_map(entries: &[(String, Checksum)]) -> Value<'static> {
-    let mut dict = zvariant::Dict::new(&zvariant::Signature::Str, &zvariant::Signature::Variant);
-    for (k, c) in entries {
-        dict.append(
-            Value::from(k.clone()),
-            Value::Value(Box::new(Value::from(c.0.to_vec()))),
-        )
-        .expect("dict entry");
+fn pad_to(out: &mut Vec<u8>, align: usize) {
+    while out.len() % align != 0 {
+        out.push(0);
     }
-    Value::Dict(dict)
+}
+
+/// A variant's serialization: the value, a NUL, its type signature.
+pub fn variant_bytes(value: &[u8], signature: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len() + 1 + signature.len());
+    v.extend_from_slice(value);
+    v.push(0);
+    v.extend_from_slice(signature.as_bytes());
+    v
+}
+
+/// Encode an `a{sv}` from (key, serialized variant) pairs, keeping their
+/// order (zvariant's `Dict` sorts its keys; GLib's follows a hash table).
+pub fn encode_asv_raw(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut ends = Vec::with_capacity(entries.len());
+    for (k, v) in entries {
+        pad_to(&mut body, 8);
+        let mut e = Vec::with_capacity(k.len() + v.len() + 16);
+        e.extend_from_slice(k.as_bytes());
+        e.push(0);
+        let key_end = e.len();
+        pad_to(&mut e, 8);
+        e.extend_from_slice(v);
+        let os = frame_size(e.len(), 1);
+        write_offset(&mut e, key_end, os);
+        body.extend_from_slice(&e);
+        ends.push(body.len());
+    }
+    if entries.is_empty() {
+        return body;
+    }
+    let os = frame_size(body.len(), ends.len());
+    for e in ends {
+        write_offset(&mut body, e, os);
+    }
+    body
+}
+
+/// `a{sv}` of delta name → superblock checksum (`ay`), in GLib's order
+/// for a dictionary filled with `entries` in order.
+pub fn encode_delta_map(entries: &[(String, Checksum)]) -> Vec<u8> {
+    let names: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    let ordered: Vec<(String, Vec<u8>)> = ghash_order(&names)
+        .into_iter()
+        .map(|i| (entries[i].0.clone(), variant_bytes(&entries[i].1 .0, "ay")))
+        .collect();
+    encode_asv_raw(&ordered)
 }
 
 /// Order of `g_hash_table` iteration after inserting `keys` (string keys,
@@ -1241,6 +1281,18 @@ mod tests {
         ctrl[0] = 20; // diff of 20 bytes into a 10-byte output
         assert!(bspatch(b"abc", 10, &ctrl).is_err());
         assert_eq!(bspatch(b"abc", 0, &[]).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn raw_asv_matches_zvariant() {
+        let mut md = Metadata::new();
+        md.set_str("b", "x");
+        md.set("a", Value::U64(7));
+        let raw: Vec<(String, Vec<u8>)> =
+            md.0.iter()
+                .map(|(k, v)| (k.clone(), encode(&**v)))
+                .collect();
+        assert_eq!(encode_asv_raw(&raw), md.encode());
     }
 
     #[test]
