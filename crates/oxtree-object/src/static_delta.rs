@@ -1041,7 +1041,7 @@ pub fn bspatch(old: &[u8], new_size: u64, patch: &[u8]) -> std::result::Result<V
 // ---------------------------------------------------------------- index
 
 fn pad_to(out: &mut Vec<u8>, align: usize) {
-    while out.len() % align != 0 {
+    while !out.len().is_multiple_of(align) {
         out.push(0);
     }
 }
