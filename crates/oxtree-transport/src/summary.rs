@@ -102,7 +102,7 @@ impl Summary {
         }
         let mut out = encode(&refs);
         let refs_end = out.len();
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         out.extend_from_slice(&sd::encode_asv_raw(&entries));
