@@ -840,6 +840,8 @@ pub fn execute_part<S: DeltaSink>(
                     let off = c.var(&n)?;
                     let b = slice(data, off, len, &n)?;
                     sink.write_meta(kind, &csum, b)?;
+                } else if kind != ObjectType::File {
+                    return Err(bad(format!("{}: not a file or metadata object", n())).into());
                 } else {
                     let mut h = content_open(&mut c, idx)?;
                     let len = c.var(&n)?;
@@ -1293,6 +1295,67 @@ mod tests {
                 .map(|(k, v)| (k.clone(), encode(&**v)))
                 .collect();
         assert_eq!(encode_asv_raw(&raw), md.encode());
+    }
+
+    struct NullSink(usize);
+    impl DeltaSink for NullSink {
+        type Error = ObjectError;
+        fn read_source(&mut self, _: &Checksum) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn write_meta(&mut self, _: ObjectType, _: &Checksum, _: &[u8]) -> Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn write_content(&mut self, _: &Checksum, _: &FileHeader, _: &[u8]) -> Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn splice_into_a_non_file_object_is_refused() {
+        // Found by the delta_part fuzz target: `S` with content arguments
+        // aimed at a file-xattrs object.
+        let p = PartPayload {
+            modes: vec![(0, 0, 0o100644)],
+            xattrs: vec![Xattrs::new()],
+            data: b"abc".to_vec(),
+            ops: vec![b'S', 0, 0, 3, 0],
+        };
+        let c = Checksum([8; 32]);
+        let mut sink = NullSink(0);
+        let e = execute_part(&[(ObjectType::FileXattrs, c)], &p, &mut sink).unwrap_err();
+        assert!(e.to_string().contains(&c.to_string()), "{e}");
+        assert_eq!(sink.0, 0);
+        execute_part(&[(ObjectType::File, c)], &p, &mut sink).unwrap();
+        assert_eq!(sink.0, 1);
+    }
+
+    #[test]
+    fn write_past_declared_size_names_the_object() {
+        let p = PartPayload {
+            modes: vec![(0, 0, 0o100644)],
+            xattrs: vec![Xattrs::new()],
+            data: b"abcdef".to_vec(),
+            ops: vec![b'o', 0, 0, 2, b'w', 6, 0, b'c'],
+        };
+        let c = Checksum([9; 32]);
+        let e = execute_part(&[(ObjectType::File, c)], &p, &mut NullSink(0)).unwrap_err();
+        assert!(e.to_string().contains(&format!("{c}.file")), "{e}");
+        assert!(e.to_string().contains("past the declared size"), "{e}");
+    }
+
+    #[test]
+    fn bspatch_matches_the_bsdiff_stream_format() {
+        // One control (3 diff, 2 extra, seek 0): "abc" + 1 each, then "XY".
+        let mut patch = Vec::new();
+        for v in [3u64, 2, 0] {
+            patch.extend_from_slice(&v.to_le_bytes());
+        }
+        patch.extend_from_slice(&[1, 1, 1]);
+        patch.extend_from_slice(b"XY");
+        assert_eq!(bspatch(b"abc", 5, &patch).unwrap(), b"bcdXY");
     }
 
     #[test]

@@ -325,7 +325,14 @@ pub fn apply_part(h: &PartHeader, i: usize, part: &[u8], tx: &Transaction<'_>) -
             h.checksum
         )));
     }
-    let max = sd::MAX_PART_PAYLOAD;
+    // The payload holds the objects' bytes (or patches about as large),
+    // tables and opcodes: twice the declared object bytes plus 16 MiB is
+    // generous and stops a small part from inflating without bound.
+    let max = h
+        .usize
+        .saturating_mul(2)
+        .saturating_add(16 << 20)
+        .min(sd::MAX_PART_PAYLOAD);
     let payload = sd::decompress_part(part, max)
         .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
     let payload = PartPayload::decode(&payload)
