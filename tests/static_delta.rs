@@ -676,3 +676,82 @@ fn hostile_deltas_are_refused() {
         }
     }
 }
+
+/// ed25519-signed superblocks (`OSTSGNDT`), oxtree to oxtree (Debian's
+/// ostree is built without ed25519): verify with the right key only;
+/// `apply-offline --keys-file` refuses a wrong key and applies with the
+/// right one; `show` reports the signature.
+#[test]
+fn signed_deltas_verify_and_apply() {
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, c1, c2) = source(tmp.path(), &ox);
+    let keys = |seed: &str| {
+        let out = ok(&ox, &src, &["sign", "--generate-key"]);
+        let mut l = out.lines();
+        let (s, p) = (l.next().unwrap().to_string(), l.next().unwrap().to_string());
+        let f = tmp.path().join(format!("{seed}.pub"));
+        std::fs::write(&f, format!("{p}\n")).unwrap();
+        (s, p, f)
+    };
+    let (sec, public, pubfile) = keys("good");
+    let (_, other, otherfile) = keys("other");
+    ok(
+        &ox,
+        &src,
+        &[
+            "static-delta",
+            "generate",
+            "--from",
+            &c1,
+            "--to",
+            &c2,
+            &format!("--sign={sec}"),
+        ],
+    );
+    let name = format!("{c1}-{c2}");
+    let sbp = delta_dir(&src, Some(&c1), &c2).join("superblock");
+    assert_eq!(&std::fs::read(&sbp).unwrap()[..8], b"OSTSGNDT");
+    assert!(ok(&ox, &src, &["static-delta", "show", &name]).contains("Signed: yes"));
+    ok(&ox, &src, &["static-delta", "verify", &name, &public]);
+    fails(&ox, &src, &["static-delta", "verify", &name, &other]);
+    ok(
+        &ox,
+        &src,
+        &[
+            "static-delta",
+            "verify",
+            &name,
+            &format!("--keys-file={}", pubfile.display()),
+        ],
+    );
+    let dir = delta_dir(&src, Some(&c1), &c2);
+    let dst = with_v1(&src, &tmp.path().join("dst"), "archive", &c1);
+    fails(
+        &ox,
+        &dst,
+        &[
+            "static-delta",
+            "apply-offline",
+            &format!("--keys-file={}", otherfile.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(!dst
+        .join("objects")
+        .join(&c2[..2])
+        .join(format!("{}.commit", &c2[2..]))
+        .exists());
+    ok(
+        &ox,
+        &dst,
+        &[
+            "static-delta",
+            "apply-offline",
+            &format!("--keys-file={}", pubfile.display()),
+            dir.to_str().unwrap(),
+        ],
+    );
+    fsck_both(&dst);
+    assert_eq!(ls(&dst, &c2), ls(&src, &c2));
+}
