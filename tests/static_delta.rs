@@ -755,3 +755,111 @@ fn signed_deltas_verify_and_apply() {
     fsck_both(&dst);
     assert_eq!(ls(&dst, &c2), ls(&src, &c2));
 }
+
+/// `oxtree pull` uses the deltas the summary lists: from scratch first,
+/// then FROM-TO (ostree-generated, with a fallback object), fetching only
+/// the fallback object individually; `--disable-static-deltas` fetches
+/// objects instead; a corrupt part fails the pull naming the part, moves
+/// no ref and leaves a clean repository.
+#[test]
+fn oxtree_pull_uses_static_deltas() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = new_repo(&ost, &tmp.path().join("src"), "archive");
+    let tree = tmp.path().join("tree");
+    tree_v1(&tree);
+    let c1 = commit(&ost, &src, &tree, "one");
+    ok(&ost, &src, &["static-delta", "generate", "--empty", "main"]);
+    ok(&ost, &src, &["summary", "-u"]);
+    let log = tmp.path().join("http.log");
+    let (_g, url) = logging_server(&src, &log);
+    let new_dst = |name: &str| {
+        let d = new_repo(&ox, &tmp.path().join(name), "archive");
+        ok(
+            &ox,
+            &d,
+            &["remote", "add", "--no-gpg-verify", "origin", &url],
+        );
+        d
+    };
+    let dst = new_dst("dst");
+    ok(&ox, &dst, &["pull", "origin", "main"]);
+    let reqs = std::fs::read_to_string(&log).unwrap();
+    assert!(reqs.contains("/superblock"), "no delta used:\n{reqs}");
+    assert!(!reqs.contains(".filez"), "objects fetched singly:\n{reqs}");
+    fsck_both(&dst);
+
+    // v2 with a 1.5 MB new file, delta with --min-fallback-size=1 (MB).
+    tree_v2(&tree);
+    std::fs::write(tree.join("huge"), prng(4242, 1_500_000)).unwrap();
+    let c2 = commit(&ost, &src, &tree, "two");
+    ok(
+        &ost,
+        &src,
+        &["static-delta", "generate", "--min-fallback-size=1", "main"],
+    );
+    let show = ok(&ost, &src, &["static-delta", "show", &format!("{c1}-{c2}")]);
+    assert!(show.contains("Number of fallback entries: 1"), "{show}");
+    ok(&ost, &src, &["summary", "-u"]);
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    ok(&ox, &dst, &["pull", "origin", "main"]);
+    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    assert!(reqs.contains("/superblock"), "no delta used:\n{reqs}");
+    assert_eq!(
+        reqs.matches(".filez").count(),
+        1,
+        "only the fallback object is fetched singly:\n{reqs}"
+    );
+    fsck_both(&dst);
+    assert_eq!(ok(&ox, &dst, &["rev-parse", "origin:main"]).trim(), c2);
+    assert_eq!(ls(&dst, &c2), ls(&src, &c2));
+
+    // --disable-static-deltas: object by object.
+    let plain = new_dst("plain");
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    ok(
+        &ox,
+        &plain,
+        &["pull", "--disable-static-deltas", "origin", "main"],
+    );
+    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    assert!(!reqs.contains("/deltas/"), "{reqs}");
+    assert!(reqs.contains(".filez"));
+    fsck_both(&plain);
+
+    // A corrupt part: the pull fails naming it; no ref, nothing partial.
+    let bad = new_dst("bad");
+    ok(
+        &ox,
+        &bad,
+        &["pull", "--disable-static-deltas", "origin", &c1],
+    );
+    // The local ref names the delta's source commit.
+    let rd = bad.join("refs/remotes/origin");
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::write(rd.join("main"), format!("{c1}\n")).unwrap();
+    let part = delta_dir(&src, Some(&c1), &c2).join("0");
+    let mut b = std::fs::read(&part).unwrap();
+    let n = b.len() / 2;
+    b[n] ^= 0xff;
+    std::fs::write(&part, b).unwrap();
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    let o = run(&ox, &bad, &["pull", "origin", "main"]);
+    assert!(
+        !o.status.success(),
+        "pull with a corrupt part succeeded: {}\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        &std::fs::read_to_string(&log).unwrap()[before..]
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("part 0 is corrupt"), "{err}");
+    assert_eq!(ok(&ox, &bad, &["rev-parse", "origin:main"]).trim(), c1);
+    let target = bad
+        .join("objects")
+        .join(&c2[..2])
+        .join(format!("{}.commit", &c2[2..]));
+    assert!(!target.exists(), "the delta's commit was stored");
+    fsck_both(&bad);
+}

@@ -262,6 +262,23 @@ impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
         apply_part(h, i, part, self.tx)
     }
 
+    /// The target commit's detached metadata carried in the superblock
+    /// (`a{sv}` bytes), if any.
+    pub fn detached_metadata(&self) -> Result<Option<Vec<u8>>> {
+        let sb = self.superblock;
+        match sb.metadata.get(&sb.detached_key()) {
+            Some(v) => {
+                let md = match v {
+                    Value::Value(inner) => value_to_metadata(inner),
+                    other => value_to_metadata(other),
+                }
+                .ok_or_else(|| invalid("static delta detached metadata is not an a{sv}"))?;
+                Ok(Some(md.encode()))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Write the commit once all parts and fallback objects are in.
     /// Returns the detached metadata the superblock carries, which the
     /// caller stores (`Repo::write_detached_metadata_bytes`) after the
@@ -277,17 +294,7 @@ impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
                 )));
             }
         }
-        let detached = match sb.metadata.get(&sb.detached_key()) {
-            Some(v) => {
-                let md = match v {
-                    Value::Value(inner) => value_to_metadata(inner),
-                    other => value_to_metadata(other),
-                }
-                .ok_or_else(|| invalid("static delta detached metadata is not an a{sv}"))?;
-                Some(md.encode())
-            }
-            None => None,
-        };
+        let detached = self.detached_metadata()?;
         self.tx
             .write_meta_trusted_name(ObjectType::Commit, &sb.to, &sb.commit_bytes)?;
         Ok(detached)

@@ -160,6 +160,33 @@ impl Summary {
         }
     }
 
+    /// `ostree.static-deltas`: delta name → superblock checksum.
+    pub fn static_delta_map(&self) -> Vec<(String, Checksum)> {
+        let Some(Value::Dict(d)) = self.metadata.get(sd::KEY_STATIC_DELTAS) else {
+            return self.static_deltas.clone();
+        };
+        let mut out = Vec::new();
+        for (k, v) in d.iter() {
+            let Value::Str(k) = k else { continue };
+            let v = match v {
+                Value::Value(inner) => &**inner,
+                other => other,
+            };
+            let Value::Array(a) = v else { continue };
+            let bytes: Vec<u8> = a
+                .iter()
+                .filter_map(|x| match x {
+                    Value::U8(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(c) = Checksum::from_bytes(&bytes) {
+                out.push((k.to_string(), c));
+            }
+        }
+        out
+    }
+
     pub fn mode(&self) -> Option<&str> {
         self.metadata.get_str(KEY_MODE)
     }
