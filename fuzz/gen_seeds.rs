@@ -16,6 +16,7 @@
 //! re-encodes to the same bytes, and exits 1 (after writing the corpus) if
 //! one does not.
 
+use oxtree_object::static_delta::Superblock;
 use oxtree_object::{ArchiveHeader, Commit, DirMeta, DirTree, Metadata};
 use std::fs;
 use std::path::Path;
@@ -107,9 +108,76 @@ fn main() {
             count += 1;
         }
     }
+    for repo in repos {
+        failures += delta_seeds(corpus, Path::new(repo));
+    }
+    // bspatch: size 5, old "hello", one control (5, 0, 0), a zero diff.
+    let mut seed = 5u32.to_le_bytes().to_vec();
+    seed.extend_from_slice(&5u16.to_le_bytes());
+    seed.extend_from_slice(b"hello");
+    for v in [5u64, 0, 0] {
+        seed.extend_from_slice(&v.to_le_bytes());
+    }
+    seed.extend_from_slice(&[0, 0, 0, 0, 1]);
+    put(corpus, "bspatch", "hello", &seed);
     eprintln!("gen_seeds: {count} objects -> {}", corpus.display());
     if failures > 0 {
         eprintln!("gen_seeds: {failures} problems with objects written by ostree");
         std::process::exit(1);
     }
+}
+
+/// Superblocks and parts of every delta in `repo/deltas/` (a part seed is
+/// its object count, at most 8 of its objects, then the part file). Checks
+/// that each superblock ostree wrote re-encodes to the same bytes.
+fn delta_seeds(corpus: &Path, repo: &Path) -> usize {
+    let mut failures = 0;
+    let Ok(top) = fs::read_dir(repo.join("deltas")) else {
+        return 0;
+    };
+    let mut dirs: Vec<_> = top
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for (n, dir) in dirs.iter().enumerate() {
+        let Ok(bytes) = fs::read(dir.join("superblock")) else {
+            continue;
+        };
+        let tag = repo.file_name().and_then(|f| f.to_str()).unwrap_or("repo");
+        put(corpus, "delta_superblock", &format!("{tag}-sb{n}"), &bytes);
+        let sb = match Superblock::decode(&bytes) {
+            Ok(sb) => sb,
+            Err(e) => {
+                eprintln!("gen_seeds: {}: superblock: {e}", dir.display());
+                failures += 1;
+                continue;
+            }
+        };
+        if sb.encode() != bytes {
+            eprintln!(
+                "gen_seeds: {}: superblock re-encodes differently",
+                dir.display()
+            );
+            failures += 1;
+        }
+        for (i, h) in sb.parts.iter().enumerate() {
+            let part = match sb.inline_part(i) {
+                Some(p) => p,
+                None => match fs::read(dir.join(i.to_string())) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                },
+            };
+            let k = h.objects.len().min(8);
+            let mut seed = vec![k as u8];
+            for (t, c) in &h.objects[..k] {
+                seed.push(*t as u8);
+                seed.extend_from_slice(&c.0);
+            }
+            seed.extend_from_slice(&part);
+            put(corpus, "delta_part", &format!("{tag}-sb{n}-part{i}"), &seed);
+        }
+    }
+    failures
 }

@@ -72,6 +72,11 @@ for mode in archive bare-user; do
     ostree commit --repo="$repo" -b other --owner-uid=1000 --owner-gid=100 \
         --bind-ref=other2 -s "owned" "$ts" "$src" >/dev/null
     ostree commit --repo="$repo" -b tiny --tree=dir="$src/etc/conf.d" -s t "$ts" >/dev/null
+    # Static deltas (delta_superblock, delta_part): from the parent (rollsum
+    # and bsdiff), from scratch, and an inline one (a single superblock).
+    ostree static-delta generate --repo="$repo" main >/dev/null 2>&1
+    ostree static-delta generate --repo="$repo" --empty main >/dev/null 2>&1
+    ostree static-delta generate --repo="$repo" --empty --inline other >/dev/null 2>&1
 done
 
 rm -rf "$corpus"

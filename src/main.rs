@@ -64,6 +64,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Manage the repository summary file
     Summary(commands::summary::Args),
+    /// Manage static delta files
+    StaticDelta(commands::static_delta::Args),
     /// Sign a commit (ed25519), or verify or delete its signatures
     Sign(commands::sign::Args),
     /// Sign a commit with GPG (OpenPGP), or delete GPG signatures
@@ -112,6 +114,7 @@ fn main() {
         Command::Remote(a) => commands::remote::run(repo, a),
         Command::Pull(a) => commands::pull::run(repo, a),
         Command::Summary(a) => commands::summary::run(repo, a),
+        Command::StaticDelta(a) => commands::static_delta::run(repo, a),
         Command::Sign(a) => commands::sign::run(repo, a),
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),

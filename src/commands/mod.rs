@@ -23,4 +23,5 @@ pub mod rev_parse;
 pub mod serve;
 pub mod show;
 pub mod sign;
+pub mod static_delta;
 pub mod summary;

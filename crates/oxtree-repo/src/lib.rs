@@ -19,6 +19,7 @@ pub mod objects;
 pub mod prune;
 pub mod pull_local;
 pub mod refs;
+pub mod static_delta;
 pub mod transaction;
 pub mod traverse;
 pub mod tree;

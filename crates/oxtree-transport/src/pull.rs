@@ -20,6 +20,13 @@
 //! signed commit fails the pull. `gpg-verify-summary` /
 //! `sign-verify-summary` check `summary.sig` before the summary is used.
 //!
+//! Static deltas: unless `disable_static_deltas`, a target listed in the
+//! summary's `ostree.static-deltas` (`FROM-TO` from the local ref's commit,
+//! or from scratch when there is none) is fetched as a superblock (checked
+//! against the summary's checksum) and parts (fetched concurrently, each
+//! verified and applied in its own transaction); the commit is then stored
+//! partial and the normal walk fetches the fallback objects and clears it.
+//!
 //! Fetches run concurrently (bounded by `max_in_flight`) on a tokio
 //! runtime; verification and writing happen on the calling thread.
 
@@ -352,6 +359,35 @@ async fn pull_async(
         targets.push((rq.name.clone(), commit));
     }
 
+    // Static deltas first: each one applies in its own transaction, leaving
+    // the target commit stored but partial, so the walk below finds the
+    // delta's objects locally and fetches only the fallback objects.
+    if !opts.disable_static_deltas && !opts.commit_metadata_only {
+        if let Some(s) = &summary {
+            let deltas = s.static_delta_map();
+            for (name, to) in &targets {
+                let spec = name.as_ref().map(|n| {
+                    if opts.mirror {
+                        n.clone()
+                    } else {
+                        format!("{}:{n}", remote.name)
+                    }
+                });
+                pull_static_delta(
+                    repo,
+                    remote,
+                    verifier,
+                    fetcher,
+                    opts,
+                    &deltas,
+                    spec.as_deref(),
+                    to,
+                )
+                .await?;
+            }
+        }
+    }
+
     let mut tx = repo.begin()?;
     if let Some(s) = opts.sync {
         tx.set_sync(s);
@@ -417,6 +453,137 @@ async fn pull_async(
         }
     }
     Ok(result)
+}
+
+/// Use a static delta to `to` when the summary lists one: `FROM-TO` from
+/// the commit `local_ref` points at, else a from-scratch delta when there is
+/// no local commit. The superblock must hash to the summary's checksum;
+/// parts are fetched concurrently and each verified (size, checksum, every
+/// object) before use. On success the target commit is stored, marked
+/// partial. When the remote requires signed commits, the signatures the
+/// superblock carries are checked before anything is applied (no
+/// signatures there: no delta). Returns whether a delta was used.
+#[allow(clippy::too_many_arguments)]
+async fn pull_static_delta(
+    repo: &Repo,
+    remote: &Remote,
+    verifier: &RemoteVerifier,
+    fetcher: &Fetcher,
+    opts: &PullOptions,
+    deltas: &[(String, Checksum)],
+    local_ref: Option<&str>,
+    to: &Checksum,
+) -> Result<bool> {
+    use oxtree_object::static_delta as sd;
+    use oxtree_repo::static_delta::{parse_superblock_file, StaticDeltaApplier};
+    if deltas.is_empty() || repo.has_object(ObjectType::Commit, to)? {
+        return Ok(false);
+    }
+    let from = match local_ref {
+        Some(r) => repo.read_ref(r).ok().flatten(),
+        None => None,
+    }
+    .filter(|c| repo.has_object(ObjectType::Commit, c).unwrap_or(false));
+    let lookup = |f: Option<&Checksum>| {
+        let n = sd::delta_name(f, to);
+        deltas
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, c)| (f.copied(), *c))
+    };
+    let Some((from, sb_csum)) = (match &from {
+        Some(f) => lookup(Some(f)),
+        None => lookup(None),
+    }) else {
+        return Ok(false);
+    };
+    let dir = sd::delta_dir(from.as_ref(), to);
+    let what = format!("static delta {}", sd::delta_name(from.as_ref(), to));
+    let url = join_url(&remote.url, &format!("{dir}/superblock"));
+    let Some(body) = fetcher
+        .get(&url, sd::MAX_SUPERBLOCK_SIZE as u64, None)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let sb_bytes = body
+        .into_vec()
+        .map_err(|e| TransportError::io("reading a delta superblock", e))?;
+    let actual = Checksum::of(&sb_bytes);
+    if actual != sb_csum {
+        return Err(TransportError::bad(
+            what,
+            format!("superblock hashes to {actual}, the summary says {sb_csum}"),
+        ));
+    }
+    let (sb, _sigs) = parse_superblock_file(&sb_bytes)?;
+    if sb.to != *to || sb.from != from {
+        return Err(TransportError::bad(what, "superblock is for another delta"));
+    }
+    let mut tx = repo.begin()?;
+    if let Some(s) = opts.sync {
+        tx.set_sync(s);
+    }
+    let applier = StaticDeltaApplier::new(&sb, &tx)?;
+    let detached = applier.detached_metadata()?;
+    if verifier.verifies_commits() {
+        // The commit's signatures must check out before anything of the
+        // delta is stored; without them in the superblock, pull objects.
+        let Some(d) = &detached else {
+            return Ok(false);
+        };
+        let md = Metadata::decode(d).map_err(|e| object_err(ObjectType::CommitMeta, to, e))?;
+        verifier.verify_commit(to, &sb.commit_bytes, Some(&md))?;
+    }
+    let mut inflight: JoinSet<(usize, Result<Option<Body>>)> = JoinSet::new();
+    for (i, h) in sb.parts.iter().enumerate() {
+        if applier.part_is_present(i)? {
+            continue;
+        }
+        if let Some(b) = sb.inline_part(i) {
+            applier.apply_part(i, &b)?;
+            continue;
+        }
+        let url = join_url(&remote.url, &format!("{dir}/{i}"));
+        let f = fetcher.clone();
+        let limit = h.size;
+        let spill = Some(repo.path().join("tmp"));
+        inflight.spawn(async move { (i, f.get(&url, limit, spill).await) });
+        while inflight.len() >= opts.max_in_flight.max(1) {
+            let done = inflight.join_next().await.expect("non-empty");
+            delta_part_arrived(&applier, &what, done)?;
+        }
+    }
+    while let Some(done) = inflight.join_next().await {
+        delta_part_arrived(&applier, &what, done)?;
+    }
+    // Partial before it can become visible: its fallback objects are
+    // fetched by the walk, which then clears the mark.
+    repo.mark_commit_partial(to, b"")?;
+    tx.write_meta_trusted_name(ObjectType::Commit, to, &sb.commit_bytes)?;
+    let sync = tx.sync_enabled();
+    tx.commit()?;
+    if let Some(d) = detached {
+        repo.write_detached_metadata_bytes(to, &d, sync)?;
+    }
+    Ok(true)
+}
+
+fn delta_part_arrived(
+    applier: &oxtree_repo::static_delta::StaticDeltaApplier<'_, '_>,
+    what: &str,
+    done: std::result::Result<(usize, Result<Option<Body>>), tokio::task::JoinError>,
+) -> Result<()> {
+    let (i, body) = done.map_err(|e| TransportError::bad("fetch task", e))?;
+    let body = body?.ok_or_else(|| {
+        TransportError::bad(what.to_string(), format!("part {i} not found (HTTP 404)"))
+    })?;
+    let bytes = body
+        .into_vec()
+        .map_err(|e| TransportError::io("reading a delta part", e))?;
+    applier
+        .apply_part(i, &bytes)
+        .map_err(|e| TransportError::bad(what.to_string(), e))
 }
 
 struct State<'a> {

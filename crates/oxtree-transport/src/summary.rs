@@ -12,6 +12,7 @@
 
 use crate::error::{Result, TransportError};
 use oxtree_object::gvariant::{be64, decode, encode, from_be64};
+use oxtree_object::static_delta as sd;
 use oxtree_object::{Checksum, Metadata, ObjectType};
 use oxtree_repo::{fsutil, Repo};
 use zvariant::{OwnedValue, Value};
@@ -47,6 +48,11 @@ impl SummaryRef {
 pub struct Summary {
     pub refs: Vec<SummaryRef>,
     pub metadata: Metadata,
+    /// `ostree.static-deltas` as written (name → superblock checksum, in
+    /// directory order); encoded in GLib's hash order before
+    /// `ostree.summary.indexed-deltas`. Empty when decoded: readers find
+    /// the entry in `metadata`.
+    pub static_deltas: Vec<(String, Checksum)>,
 }
 
 type RefWire = (String, (u64, Vec<u8>, Vec<(String, OwnedValue)>));
@@ -72,8 +78,41 @@ impl Summary {
             })
             .collect();
         refs.sort_by(|a, b| a.0.cmp(&b.0));
-        let w: Wire = (refs, self.metadata.clone().0);
-        encode(&w)
+        if self.static_deltas.is_empty() {
+            let w: Wire = (refs, self.metadata.clone().0);
+            return encode(&w);
+        }
+        // zvariant's dictionaries sort their keys; the delta map must keep
+        // GLib's order, so the metadata is framed by hand.
+        let deltas = sd::variant_bytes(&sd::encode_delta_map(&self.static_deltas), "a{sv}");
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut placed = false;
+        for (k, v) in &self.metadata.0 {
+            if k == sd::KEY_STATIC_DELTAS {
+                continue;
+            }
+            if k == "ostree.summary.indexed-deltas" && !placed {
+                entries.push((sd::KEY_STATIC_DELTAS.to_string(), deltas.clone()));
+                placed = true;
+            }
+            entries.push((k.clone(), encode(&**v)));
+        }
+        if !placed {
+            entries.push((sd::KEY_STATIC_DELTAS.to_string(), deltas));
+        }
+        let mut out = encode(&refs);
+        let refs_end = out.len();
+        while !out.len().is_multiple_of(8) {
+            out.push(0);
+        }
+        out.extend_from_slice(&sd::encode_asv_raw(&entries));
+        let total = out.len();
+        let os = [1usize, 2, 4, 8]
+            .into_iter()
+            .find(|&s| s == 8 || total + s < (1usize << (8 * s)))
+            .unwrap_or(8);
+        out.extend_from_slice(&(refs_end as u64).to_le_bytes()[..os]);
+        out
     }
 
     /// Parse untrusted summary bytes. Checksums must be 32 bytes and ref
@@ -101,6 +140,7 @@ impl Summary {
             return Err(TransportError::bad("summary", "duplicate ref"));
         }
         Ok(Summary {
+            static_deltas: Vec::new(),
             refs: out,
             metadata: Metadata(md),
         })
@@ -118,6 +158,33 @@ impl Summary {
             Value::U64(t) => Some(from_be64(*t)),
             _ => None,
         }
+    }
+
+    /// `ostree.static-deltas`: delta name → superblock checksum.
+    pub fn static_delta_map(&self) -> Vec<(String, Checksum)> {
+        let Some(Value::Dict(d)) = self.metadata.get(sd::KEY_STATIC_DELTAS) else {
+            return self.static_deltas.clone();
+        };
+        let mut out = Vec::new();
+        for (k, v) in d.iter() {
+            let Value::Str(k) = k else { continue };
+            let v = match v {
+                Value::Value(inner) => &**inner,
+                other => other,
+            };
+            let Value::Array(a) = v else { continue };
+            let bytes: Vec<u8> = a
+                .iter()
+                .filter_map(|x| match x {
+                    Value::U8(b) => Some(*b),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(c) = Checksum::from_bytes(&bytes) {
+                out.push((k.to_string(), c));
+            }
+        }
+        out
     }
 
     pub fn mode(&self) -> Option<&str> {
@@ -157,8 +224,62 @@ impl Summary {
         if let Some(id) = cfg.get("core", "collection-id") {
             md.set_str("ostree.summary.collection-id", id);
         }
-        Ok(Summary { refs, metadata: md })
+        Ok(Summary {
+            refs,
+            metadata: md,
+            static_deltas: repo.static_delta_checksums()?,
+        })
     }
+}
+
+/// Rewrite `delta-indexes/`: for each delta target, `XX/REST.index`, an
+/// `a{sv}` whose `ostree.static-deltas` lists the deltas to it (name →
+/// superblock checksum); indexes of targets without deltas are removed.
+pub fn write_delta_indexes(repo: &Repo, sync: bool) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| TransportError::io(what, e);
+    let mut by_target: std::collections::BTreeMap<String, Vec<(String, Checksum)>> =
+        Default::default();
+    for (name, csum) in repo.static_delta_checksums()? {
+        let (_, to) = sd::parse_delta_name(&name)?;
+        by_target
+            .entry(sd::delta_index_path(&to))
+            .or_default()
+            .push((name, csum));
+    }
+    let root = repo.path().join("delta-indexes");
+    if root.is_dir() {
+        for sub in std::fs::read_dir(&root).map_err(|e| io("listing delta-indexes", e))? {
+            let sub = sub.map_err(|e| io("listing delta-indexes", e))?;
+            let Ok(files) = std::fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let rel = format!(
+                    "delta-indexes/{}/{}",
+                    sub.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                );
+                if rel.ends_with(".index") && !by_target.contains_key(&rel) {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+    for (rel, deltas) in &mut by_target {
+        // ostree sorts on the source (from-scratch first) before filling
+        // its dictionary, so the index is reproducible.
+        deltas.sort_by_key(|(name, _)| name.split_once('-').map(|(f, _)| f.to_string()));
+        let inner = sd::variant_bytes(&sd::encode_delta_map(deltas), "a{sv}");
+        let index = sd::encode_asv_raw(&[(sd::KEY_STATIC_DELTAS.to_string(), inner)]);
+        let (dir, name) = rel.rsplit_once('/').expect("index paths have a directory");
+        let d = fsutil::mkdir_p_at(repo.dir(), dir).map_err(|e| io("creating delta-indexes", e))?;
+        if fsutil::read_at(&d, name).ok().as_deref() == Some(&index[..]) {
+            continue;
+        }
+        fsutil::write_atomic_at(&d, name, &index, sync)
+            .map_err(|e| io("writing a delta index", e))?;
+    }
+    Ok(())
 }
 
 /// Regenerate `summary` in `repo` (like `ostree summary -u`): records
@@ -172,6 +293,7 @@ pub fn update_summary(repo: &mut Repo, last_modified: u64) -> Result<Summary> {
         repo.write_config(cfg)?;
     }
     let sync = repo.fsync_enabled()?;
+    write_delta_indexes(repo, sync)?;
     fsutil::write_atomic_at(repo.dir(), "summary", &s.encode(), sync)
         .map_err(|e| TransportError::io("writing summary", e))?;
     match rustix::fs::unlinkat(repo.dir(), "summary.sig", rustix::fs::AtFlags::empty()) {

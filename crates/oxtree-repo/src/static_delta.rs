@@ -1,0 +1,755 @@
+//! Static deltas in a repository: list, load, delete, generate, apply.
+//!
+//! Applying never trusts the delta: every part is checked against its
+//! size and checksum from the superblock before it is decompressed, every
+//! rebuilt object goes through the transaction's verified writes, and the
+//! superblock's commit must hash to the delta's target. Nothing is
+//! published unless the whole delta applied; no ref is touched.
+
+use crate::error::{IoContext, RepoError, Result};
+use crate::objects::loose_path;
+use crate::{fsutil, Repo, Transaction};
+use oxtree_object::static_delta::{
+    self as sd, DeltaSink, Fallback, PartHeader, PartPayload, Superblock,
+};
+use oxtree_object::{Checksum, Commit, FileHeader, Metadata, ObjectType};
+use rustix::fs::{self as rfs, AtFlags};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use zvariant::Value;
+
+/// Options of `static-delta generate` (sizes in bytes).
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub min_fallback_size: u64,
+    pub max_bsdiff_size: u64,
+    pub max_chunk_size: u64,
+    pub bsdiff: bool,
+    pub inline: bool,
+    /// Timestamp to record (seconds since the epoch).
+    pub timestamp: u64,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            min_fallback_size: 4_000_000,
+            max_bsdiff_size: 128_000_000,
+            max_chunk_size: 32_000_000,
+            bsdiff: true,
+            inline: false,
+            timestamp: 0,
+        }
+    }
+}
+
+/// What a generation produced.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateReport {
+    pub name: String,
+    pub parts: usize,
+    pub fallbacks: usize,
+    pub bsdiff: usize,
+    pub superblock_checksum: Option<Checksum>,
+}
+
+fn invalid(msg: impl Into<String>) -> RepoError {
+    RepoError::Invalid(msg.into())
+}
+
+impl Repo {
+    /// Names of every delta in `deltas/` (`FROM-TO` or `TO`).
+    pub fn list_static_deltas(&self) -> Result<Vec<String>> {
+        let dir = match fsutil::open_dir_at(self.dir(), "deltas") {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| "opening deltas/"),
+        };
+        let mut out = Vec::new();
+        for (prefix, ft) in fsutil::list_dir(&dir).ctx(|| "listing deltas/")? {
+            if !ft.is_dir() || prefix.len() != 2 {
+                continue;
+            }
+            let sub =
+                fsutil::open_dir_at(&dir, &prefix).ctx(|| format!("opening deltas/{prefix}"))?;
+            for (rest, ft) in fsutil::list_dir(&sub).ctx(|| "listing deltas")? {
+                if !ft.is_dir() {
+                    continue;
+                }
+                if let Ok((f, t)) = sd::parse_delta_dir(&prefix, &rest) {
+                    if rfs::statat(&sub, format!("{rest}/superblock"), AtFlags::empty()).is_ok() {
+                        out.push(sd::delta_name(f.as_ref(), &t));
+                    }
+                }
+            }
+        }
+        // Directory order, as ostree lists them.
+        Ok(out)
+    }
+
+    /// Path of a delta's directory (whether or not it exists).
+    pub fn static_delta_dir(&self, name: &str) -> Result<PathBuf> {
+        let (f, t) = sd::parse_delta_name(name)
+            .map_err(|_| invalid(format!("invalid delta name '{name}'")))?;
+        Ok(self.path().join(sd::delta_dir(f.as_ref(), &t)))
+    }
+
+    /// The superblock file bytes of a delta in this repository.
+    pub fn load_static_delta_superblock(&self, name: &str) -> Result<Vec<u8>> {
+        let (f, t) = sd::parse_delta_name(name)
+            .map_err(|_| invalid(format!("invalid delta name '{name}'")))?;
+        let rel = format!("{}/superblock", sd::delta_dir(f.as_ref(), &t));
+        match fsutil::read_at(self.dir(), &rel) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(invalid(format!("Static delta '{name}' not found")))
+            }
+            Err(e) => Err(e).ctx(|| format!("reading {rel}")),
+        }
+    }
+
+    /// Remove a delta's directory.
+    pub fn delete_static_delta(&self, name: &str) -> Result<()> {
+        let (f, t) = sd::parse_delta_name(name)
+            .map_err(|_| invalid(format!("invalid delta name '{name}'")))?;
+        let rel = sd::delta_dir(f.as_ref(), &t);
+        if rfs::statat(self.dir(), &rel, AtFlags::empty()).is_err() {
+            return Err(invalid(format!("Static delta '{name}' not found")));
+        }
+        crate::transaction::remove_tree_at(self.dir(), &rel).ctx(|| format!("removing {rel}"))
+    }
+
+    /// `(name, superblock checksum)` of every delta.
+    pub fn static_delta_checksums(&self) -> Result<Vec<(String, Checksum)>> {
+        self.list_static_deltas()?
+            .into_iter()
+            .map(|n| {
+                let b = self.load_static_delta_superblock(&n)?;
+                Ok((n, Checksum::of(&b)))
+            })
+            .collect()
+    }
+}
+
+/// Parse superblock file bytes, unwrapping a signed superblock.
+pub fn parse_superblock_file(bytes: &[u8]) -> Result<(Superblock, Option<Metadata>)> {
+    match sd::decode_signed(bytes)? {
+        Some((inner, sigs)) => Ok((Superblock::decode(&inner)?, Some(sigs))),
+        None => Ok((Superblock::decode(bytes)?, None)),
+    }
+}
+
+// ------------------------------------------------------------------ apply
+
+/// Writes a part's objects through a transaction, verified.
+struct TxSink<'a, 'r> {
+    tx: &'a Transaction<'r>,
+    /// Bytes the part may still produce (its declared `usize`).
+    budget: u64,
+    header_usize: u64,
+}
+
+impl TxSink<'_, '_> {
+    fn charge(&mut self, n: u64, what: &str) -> Result<()> {
+        if n > self.budget {
+            return Err(invalid(format!(
+                "static delta part builds more than its declared {} bytes (at {what})",
+                self.header_usize
+            )));
+        }
+        self.budget -= n;
+        Ok(())
+    }
+}
+
+impl DeltaSink for TxSink<'_, '_> {
+    type Error = RepoError;
+
+    fn read_source(&mut self, csum: &Checksum) -> Result<Vec<u8>> {
+        let f = self.tx.repo().open_file(csum)?;
+        if !f.header.is_regular() {
+            return Err(invalid(format!(
+                "delta read source {csum}.file is not a regular file"
+            )));
+        }
+        if f.size > sd::MAX_OBJECT_SIZE {
+            return Err(invalid(format!(
+                "delta read source {csum}.file is too large"
+            )));
+        }
+        let (_, content) = f.read_all().ctx(|| format!("reading {csum}.file"))?;
+        let actual = FileHeader::checksum(&self.tx.repo().open_file(csum)?.header, &content);
+        if actual != *csum {
+            return Err(RepoError::BadObject {
+                checksum: *csum,
+                kind: ObjectType::File,
+                reason: format!("corrupt delta read source: content hashes to {actual}"),
+            });
+        }
+        Ok(content)
+    }
+
+    fn write_meta(&mut self, kind: ObjectType, csum: &Checksum, bytes: &[u8]) -> Result<()> {
+        self.charge(bytes.len() as u64, &format!("{csum}.{}", kind.as_str()))?;
+        self.tx.write_meta_trusted_name(kind, csum, bytes)
+    }
+
+    fn write_content(
+        &mut self,
+        csum: &Checksum,
+        header: &FileHeader,
+        content: &[u8],
+    ) -> Result<()> {
+        self.charge(content.len() as u64, &format!("{csum}.file"))?;
+        self.tx
+            .write_content_expect(csum, header, content.len() as u64, content)?;
+        Ok(())
+    }
+}
+
+/// Applies the parts of one delta; the pull code calls `apply_part` for
+/// each part it fetched, then `finish`.
+pub struct StaticDeltaApplier<'a, 'r> {
+    pub superblock: &'a Superblock,
+    tx: &'a Transaction<'r>,
+}
+
+impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
+    /// Check the superblock against the repository: its commit must hash
+    /// to its target and its source commit must be present.
+    pub fn new(superblock: &'a Superblock, tx: &'a Transaction<'r>) -> Result<Self> {
+        let actual = Checksum::of(&superblock.commit_bytes);
+        if actual != superblock.to {
+            return Err(RepoError::BadObject {
+                checksum: superblock.to,
+                kind: ObjectType::Commit,
+                reason: format!("static delta superblock carries a commit hashing to {actual}"),
+            });
+        }
+        if let Some(from) = &superblock.from {
+            if !tx.repo().has_object(ObjectType::Commit, from)? {
+                return Err(invalid(format!(
+                    "static delta source commit {from} is not in the repository"
+                )));
+            }
+        }
+        Ok(StaticDeltaApplier { superblock, tx })
+    }
+
+    /// True when every object of part `i` is already present.
+    pub fn part_is_present(&self, i: usize) -> Result<bool> {
+        let p = self
+            .superblock
+            .parts
+            .get(i)
+            .ok_or_else(|| invalid(format!("no part {i}")))?;
+        for (k, c) in &p.objects {
+            if !self.tx.repo().has_object(*k, c)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Verify part `i`'s bytes (size and checksum from the superblock),
+    /// decompress them within bounds and write its objects, verified.
+    pub fn apply_part(&self, i: usize, part: &[u8]) -> Result<()> {
+        let h = self
+            .superblock
+            .parts
+            .get(i)
+            .ok_or_else(|| invalid(format!("no part {i}")))?;
+        apply_part(h, i, part, self.tx)
+    }
+
+    /// The target commit's detached metadata carried in the superblock
+    /// (`a{sv}` bytes), if any.
+    pub fn detached_metadata(&self) -> Result<Option<Vec<u8>>> {
+        let sb = self.superblock;
+        match sb.metadata.get(&sb.detached_key()) {
+            Some(v) => {
+                let md = match v {
+                    Value::Value(inner) => value_to_metadata(inner),
+                    other => value_to_metadata(other),
+                }
+                .ok_or_else(|| invalid("static delta detached metadata is not an a{sv}"))?;
+                Ok(Some(md.encode()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Write the commit once all parts and fallback objects are in.
+    /// Returns the detached metadata the superblock carries, which the
+    /// caller stores (`Repo::write_detached_metadata_bytes`) after the
+    /// transaction committed, as it is named by the commit, not its bytes.
+    pub fn finish(&self) -> Result<Option<Vec<u8>>> {
+        let sb = self.superblock;
+        for f in &sb.fallbacks {
+            if !self.tx.repo().has_object(f.kind, &f.checksum)? {
+                return Err(invalid(format!(
+                    "fallback object {}.{} is missing",
+                    f.checksum,
+                    f.kind.as_str()
+                )));
+            }
+        }
+        let detached = self.detached_metadata()?;
+        self.tx
+            .write_meta_trusted_name(ObjectType::Commit, &sb.to, &sb.commit_bytes)?;
+        Ok(detached)
+    }
+}
+
+fn value_to_metadata(v: &Value<'_>) -> Option<Metadata> {
+    let Value::Dict(d) = v else { return None };
+    let mut md = Metadata::new();
+    for (k, val) in d.iter() {
+        let Value::Str(k) = k else { return None };
+        let val = match val {
+            Value::Value(inner) => (**inner).try_clone().ok()?,
+            other => other.try_clone().ok()?,
+        };
+        md.set(k.as_str(), val);
+    }
+    Some(md)
+}
+
+/// Verify and apply one part (the API the pull code uses per fetched part).
+pub fn apply_part(h: &PartHeader, i: usize, part: &[u8], tx: &Transaction<'_>) -> Result<()> {
+    if part.len() as u64 != h.size {
+        return Err(invalid(format!(
+            "static delta part {i} ({}) is {} bytes, the superblock says {}",
+            h.checksum,
+            part.len(),
+            h.size
+        )));
+    }
+    let actual = Checksum::of(part);
+    if actual != h.checksum {
+        return Err(invalid(format!(
+            "static delta part {i} is corrupt: expected checksum {}, got {actual}",
+            h.checksum
+        )));
+    }
+    // The payload holds the objects' bytes (or patches about as large),
+    // tables and opcodes: twice the declared object bytes plus 16 MiB is
+    // generous and stops a small part from inflating without bound.
+    let max = h
+        .usize
+        .saturating_mul(2)
+        .saturating_add(16 << 20)
+        .min(sd::MAX_PART_PAYLOAD);
+    let payload = sd::decompress_part(part, max)
+        .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
+    let payload = PartPayload::decode(&payload)
+        .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
+    let mut sink = TxSink {
+        tx,
+        budget: h.usize,
+        header_usize: h.usize,
+    };
+    sd::execute_part(&h.objects, &payload, &mut sink).map_err(|e| match e {
+        RepoError::Object(o) => invalid(format!("static delta part {i}: {o}")),
+        other => other,
+    })
+}
+
+/// Where a delta's files are: its directory, and the superblock file.
+fn locate(repo: &Repo, spec: &str) -> Result<(PathBuf, PathBuf)> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        return Ok((p.to_path_buf(), p.join("superblock")));
+    }
+    if p.is_file() {
+        let dir = p
+            .parent()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("."));
+        return Ok((dir, p.to_path_buf()));
+    }
+    let dir = repo.static_delta_dir(spec)?;
+    let sb = dir.join("superblock");
+    Ok((dir, sb))
+}
+
+/// `static-delta apply-offline`: apply a delta given as a directory, a
+/// superblock file or a delta name in this repository. Returns the target.
+pub fn apply_offline(repo: &Repo, spec: &str) -> Result<Checksum> {
+    let (dir, sbpath) = locate(repo, spec)?;
+    let bytes = std::fs::read(&sbpath).ctx(|| format!("reading {}", sbpath.display()))?;
+    let (sb, _sigs) = parse_superblock_file(&bytes)?;
+    apply_superblock(repo, &sb, |i| {
+        if let Some(b) = sb.inline_part(i) {
+            return Ok(b);
+        }
+        let p = dir.join(i.to_string());
+        std::fs::read(&p).ctx(|| format!("reading {}", p.display()))
+    })?;
+    Ok(sb.to)
+}
+
+/// Apply a parsed superblock, reading parts with `part`, in one transaction.
+pub fn apply_superblock(
+    repo: &Repo,
+    sb: &Superblock,
+    mut part: impl FnMut(usize) -> Result<Vec<u8>>,
+) -> Result<()> {
+    let tx = repo.begin()?;
+    let applier = StaticDeltaApplier::new(sb, &tx)?;
+    for i in 0..sb.parts.len() {
+        if applier.part_is_present(i)? {
+            continue;
+        }
+        let b = part(i)?;
+        applier.apply_part(i, &b)?;
+    }
+    let detached = applier.finish()?;
+    let sync = tx.sync_enabled();
+    tx.commit()?;
+    if let Some(d) = detached {
+        repo.write_detached_metadata_bytes(&sb.to, &d, sync)?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ generate
+
+struct PartBuilder {
+    payload: PartPayload,
+    modes: HashMap<(u32, u32, u32), usize>,
+    xattrs: HashMap<oxtree_object::Xattrs, usize>,
+    objects: Vec<(ObjectType, Checksum)>,
+    usize: u64,
+}
+
+impl PartBuilder {
+    fn new() -> Self {
+        PartBuilder {
+            payload: PartPayload::default(),
+            modes: HashMap::new(),
+            xattrs: HashMap::new(),
+            objects: Vec::new(),
+            usize: 0,
+        }
+    }
+
+    fn mode_xattr(&mut self, h: &FileHeader) -> (u64, u64) {
+        let key = (h.uid, h.gid, h.mode);
+        let n = self.payload.modes.len();
+        let m = *self.modes.entry(key).or_insert_with(|| n);
+        if m == n {
+            self.payload.modes.push(key);
+        }
+        let n = self.payload.xattrs.len();
+        let x = *self.xattrs.entry(h.xattrs.clone()).or_insert(n);
+        if x == n {
+            self.payload.xattrs.push(h.xattrs.clone());
+        }
+        (m as u64, x as u64)
+    }
+}
+
+struct Builder<'a> {
+    dir: PathBuf,
+    opts: &'a GenerateOptions,
+    cur: PartBuilder,
+    headers: Vec<PartHeader>,
+    inline: Vec<Vec<u8>>,
+}
+
+impl Builder<'_> {
+    fn room(&mut self, add: u64) -> Result<()> {
+        if !self.cur.objects.is_empty()
+            && self.cur.payload.data.len() as u64 + add > self.opts.max_chunk_size
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.cur.objects.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::replace(&mut self.cur, PartBuilder::new());
+        let bytes = sd::compress_part(&p.payload.encode());
+        let i = self.headers.len();
+        self.headers.push(PartHeader {
+            version: sd::PART_VERSION,
+            checksum: Checksum::of(&bytes),
+            size: bytes.len() as u64,
+            usize: p.usize,
+            objects: p.objects,
+        });
+        if self.opts.inline {
+            self.inline.push(bytes);
+        } else {
+            let path = self.dir.join(i.to_string());
+            std::fs::write(&path, &bytes).ctx(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn add_meta(&mut self, kind: ObjectType, csum: Checksum, bytes: &[u8]) -> Result<()> {
+        self.room(bytes.len() as u64)?;
+        let p = &mut self.cur;
+        let off = p.payload.data.len() as u64;
+        p.payload.data.extend_from_slice(bytes);
+        p.payload.ops.push(sd::OP_OPEN_SPLICE_AND_CLOSE);
+        sd::write_varuint64(&mut p.payload.ops, bytes.len() as u64);
+        sd::write_varuint64(&mut p.payload.ops, off);
+        p.objects.push((kind, csum));
+        p.usize += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn add_content(&mut self, csum: Checksum, h: &FileHeader, content: &[u8]) -> Result<()> {
+        let data: &[u8] = if h.is_symlink() {
+            h.symlink_target.as_bytes()
+        } else {
+            content
+        };
+        self.room(data.len() as u64)?;
+        let p = &mut self.cur;
+        let (m, x) = p.mode_xattr(h);
+        let off = p.payload.data.len() as u64;
+        p.payload.data.extend_from_slice(data);
+        let ops = &mut p.payload.ops;
+        ops.push(sd::OP_OPEN_SPLICE_AND_CLOSE);
+        sd::write_varuint64(ops, m);
+        sd::write_varuint64(ops, x);
+        sd::write_varuint64(ops, data.len() as u64);
+        sd::write_varuint64(ops, off);
+        p.objects.push((ObjectType::File, csum));
+        if h.is_regular() {
+            p.usize += content.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn add_bsdiff(
+        &mut self,
+        csum: Checksum,
+        h: &FileHeader,
+        from: &Checksum,
+        size: u64,
+        patch: &[u8],
+    ) -> Result<()> {
+        self.room(patch.len() as u64 + 32)?;
+        let p = &mut self.cur;
+        let (m, x) = p.mode_xattr(h);
+        let ops = &mut p.payload.ops;
+        ops.push(sd::OP_SET_READ_SOURCE);
+        sd::write_varuint64(ops, p.payload.data.len() as u64);
+        p.payload.data.extend_from_slice(&from.0);
+        ops.push(sd::OP_OPEN);
+        sd::write_varuint64(ops, m);
+        sd::write_varuint64(ops, x);
+        sd::write_varuint64(ops, size);
+        ops.push(sd::OP_BSPATCH);
+        sd::write_varuint64(ops, p.payload.data.len() as u64);
+        sd::write_varuint64(ops, patch.len() as u64);
+        p.payload.data.extend_from_slice(patch);
+        ops.push(sd::OP_CLOSE);
+        ops.push(sd::OP_UNSET_READ_SOURCE);
+        p.objects.push((ObjectType::File, csum));
+        p.usize += size;
+        Ok(())
+    }
+}
+
+/// path → file checksum of every file in a commit's tree.
+fn files_by_path(repo: &Repo, commit: &Checksum) -> Result<BTreeMap<String, Checksum>> {
+    let c = repo.load_commit(commit)?;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(String::new(), c.root_tree)];
+    while let Some((prefix, tree)) = stack.pop() {
+        let t = repo.load_dirtree(&tree)?;
+        for f in &t.files {
+            out.insert(format!("{prefix}/{}", f.name), f.checksum);
+        }
+        for d in &t.dirs {
+            stack.push((format!("{prefix}/{}", d.name), d.tree));
+        }
+    }
+    Ok(out)
+}
+
+fn storage_size(repo: &Repo, kind: ObjectType, csum: &Checksum) -> Result<u64> {
+    let p = loose_path(csum, kind, repo.mode());
+    let st = rfs::statat(repo.objects_dir(), &p, AtFlags::SYMLINK_NOFOLLOW)
+        .ctx(|| format!("stat {p}"))?;
+    Ok(st.st_size as u64)
+}
+
+fn load_file(repo: &Repo, csum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
+    repo.open_file(csum)?
+        .read_all()
+        .ctx(|| format!("reading {csum}.file"))
+}
+
+/// Generate `from → to` (or from scratch) into the repository's `deltas/`.
+pub fn generate(
+    repo: &Repo,
+    from: Option<&Checksum>,
+    to: &Checksum,
+    opts: &GenerateOptions,
+) -> Result<GenerateReport> {
+    let to_commit_bytes = repo.load_meta_bytes(ObjectType::Commit, to)?;
+    let _to_commit: Commit = repo.load_commit(to)?;
+    let mut to_set = HashSet::new();
+    repo.traverse_commit(to, 0, &mut to_set)?;
+    let mut from_set = HashSet::new();
+    if let Some(f) = from {
+        repo.traverse_commit(f, 0, &mut from_set)?;
+    }
+    let mut new: Vec<(ObjectType, Checksum)> = to_set
+        .iter()
+        .filter(|o| !from_set.contains(*o))
+        .filter(|o| !(o.0 == ObjectType::Commit && o.1 == *to))
+        .map(|o| (o.0, o.1))
+        .collect();
+    new.sort_by(|a, b| (b.0.is_meta(), a.0, a.1 .0).cmp(&(a.0.is_meta(), b.0, b.1 .0)));
+    let new_files: HashSet<Checksum> = new
+        .iter()
+        .filter(|o| o.0 == ObjectType::File)
+        .map(|o| o.1)
+        .collect();
+
+    // Modified files: the old file at the same path; else one with the same
+    // name and a size within 30%.
+    let mut modified: HashMap<Checksum, Checksum> = HashMap::new();
+    if let (Some(f), true) = (from, opts.bsdiff) {
+        let old = files_by_path(repo, f)?;
+        let newp = files_by_path(repo, to)?;
+        let mut by_name: HashMap<String, Vec<Checksum>> = HashMap::new();
+        for (p, c) in &old {
+            let base = p.rsplit('/').next().unwrap_or("").to_string();
+            by_name.entry(base).or_default().push(*c);
+        }
+        for (p, c) in &newp {
+            if !new_files.contains(c) || modified.contains_key(c) {
+                continue;
+            }
+            let cand = old.get(p).copied().or_else(|| {
+                let base = p.rsplit('/').next().unwrap_or("");
+                by_name.get(base).and_then(|v| v.first().copied())
+            });
+            if let Some(oc) = cand {
+                if oc != *c && !new_files.contains(&oc) {
+                    modified.insert(*c, oc);
+                }
+            }
+        }
+    }
+
+    let dir = repo.path().join(sd::delta_dir(from, to));
+    if dir.exists() {
+        crate::transaction::remove_tree_at(repo.dir(), &sd::delta_dir(from, to))
+            .ctx(|| format!("removing old {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+    let mut b = Builder {
+        dir: dir.clone(),
+        opts,
+        cur: PartBuilder::new(),
+        headers: Vec::new(),
+        inline: Vec::new(),
+    };
+    let mut report = GenerateReport {
+        name: sd::delta_name(from, to),
+        ..Default::default()
+    };
+    let mut fallbacks = Vec::new();
+    let mut deferred_symlinks = Vec::new();
+    for (kind, csum) in &new {
+        if kind.is_meta() {
+            let bytes = repo.load_meta_bytes(*kind, csum)?;
+            b.add_meta(*kind, *csum, &bytes)?;
+            continue;
+        }
+        let (h, content) = load_file(repo, csum)?;
+        if h.is_symlink() {
+            deferred_symlinks.push((*csum, h));
+            continue;
+        }
+        if let Some(oc) = modified.get(csum) {
+            let (oh, old) = load_file(repo, oc)?;
+            let world_readable = oh.mode & 0o004 != 0;
+            if oh.is_regular()
+                && world_readable
+                && (old.len() + content.len()) as u64 <= opts.max_bsdiff_size
+            {
+                let mut patch = Vec::new();
+                bsdiff::diff(&old, &content, &mut patch).ctx(|| "computing bsdiff")?;
+                // The raw stream is uncompressed (the part's xz squeezes
+                // the mostly-zero diff bytes): judge it by what is left.
+                let weight = patch.iter().filter(|&&x| x != 0).count();
+                if weight < content.len() {
+                    b.add_bsdiff(*csum, &h, oc, content.len() as u64, &patch)?;
+                    report.bsdiff += 1;
+                    continue;
+                }
+            }
+        }
+        if opts.min_fallback_size > 0 && content.len() as u64 > opts.min_fallback_size {
+            fallbacks.push(Fallback {
+                kind: ObjectType::File,
+                checksum: *csum,
+                size: storage_size(repo, ObjectType::File, csum)?,
+                usize: content.len() as u64,
+            });
+            continue;
+        }
+        b.add_content(*csum, &h, &content)?;
+    }
+    for (csum, h) in deferred_symlinks {
+        b.add_content(csum, &h, &[])?;
+    }
+    b.flush()?;
+
+    let mut md = Metadata::new();
+    md.set(sd::KEY_ENDIANNESS, Value::U8(b'l'));
+    let mut sb = Superblock {
+        metadata: md,
+        timestamp: opts.timestamp,
+        from: from.copied(),
+        to: *to,
+        commit: Commit::decode(&to_commit_bytes)?,
+        commit_bytes: to_commit_bytes,
+        parts: b.headers,
+        fallbacks,
+    };
+    for (i, p) in b.inline.iter().enumerate() {
+        let key = sb.inline_part_key(i);
+        sb.metadata.set(&key, sd::inline_part_value(p));
+    }
+    if let Some(detached) = repo.load_commitmeta(to)? {
+        let key = sb.detached_key();
+        let mut dict =
+            zvariant::Dict::new(&zvariant::Signature::Str, &zvariant::Signature::Variant);
+        for (k, v) in &detached.0 {
+            dict.append(
+                Value::from(k.clone()),
+                Value::Value(Box::new(
+                    v.try_clone().map_err(|e| invalid(e.to_string()))?.into(),
+                )),
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+        }
+        sb.metadata.set(&key, Value::Dict(dict));
+    }
+    let bytes = sb.encode();
+    fsutil::write_atomic_at(
+        fsutil::open_dir(&dir).ctx(|| "opening delta dir")?,
+        "superblock",
+        &bytes,
+        false,
+    )
+    .ctx(|| "writing superblock")?;
+    report.parts = sb.parts.len();
+    report.fallbacks = sb.fallbacks.len();
+    report.superblock_checksum = Some(Checksum::of(&bytes));
+    Ok(report)
+}

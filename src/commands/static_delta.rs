@@ -1,0 +1,342 @@
+//! `oxtree static-delta list|show|delete|generate|apply-offline|verify`:
+//! manage static deltas, with ostree 2022.7's flags and output.
+
+use crate::output::format_size;
+use crate::util::{now, open_repo};
+use anyhow::{bail, Context, Result};
+use oxtree_object::static_delta::{self as sd, PartPayload, Superblock};
+use oxtree_object::{Checksum, Metadata};
+use oxtree_repo::static_delta::{self as rsd, GenerateOptions};
+use oxtree_transport::sign::{self, Ed25519Trust, ED25519_KEY};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// List static delta files
+    List,
+    /// Dump information on a delta
+    Show { delta: String },
+    /// Remove a delta
+    Delete { delta: String },
+    /// Generate static delta files
+    Generate(GenArgs),
+    /// Apply static delta file
+    ApplyOffline(ApplyArgs),
+    /// Verify static delta signatures
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+struct GenArgs {
+    /// Create delta from revision REV
+    #[arg(long, value_name = "REV")]
+    from: Option<String>,
+    /// Create delta from scratch
+    #[arg(long)]
+    empty: bool,
+    /// Inline delta parts into main delta
+    #[arg(long)]
+    inline: bool,
+    /// Create delta to revision REV
+    #[arg(long, value_name = "REV")]
+    to: Option<String>,
+    /// Disable use of bsdiff
+    #[arg(long)]
+    disable_bsdiff: bool,
+    /// Only generate if a delta does not already exist
+    #[arg(short = 'n', long)]
+    if_not_exists: bool,
+    /// Minimum uncompressed size in megabytes for individual HTTP request
+    #[arg(long, value_name = "SIZE")]
+    min_fallback_size: Option<u64>,
+    /// Maximum size in megabytes to consider bsdiff compression for input files
+    #[arg(long, value_name = "SIZE")]
+    max_bsdiff_size: Option<u64>,
+    /// Maximum size of delta chunks in megabytes
+    #[arg(long, value_name = "SIZE")]
+    max_chunk_size: Option<u64>,
+    /// Sign the delta with KEY_ID (ed25519 secret key, base64; repeatable)
+    #[arg(long, value_name = "KEY_ID")]
+    sign: Vec<String>,
+    /// Signature type to use (defaults to 'ed25519')
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
+    /// Read secret keys for --sign from FILE
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+    /// Revision (alternative to --to)
+    rev: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// Delta directory, superblock file or delta name
+    path: String,
+    /// Signature type to use (defaults to 'ed25519')
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
+    /// Require a valid signature by a key in FILE
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Delta name
+    delta: String,
+    /// Public keys (base64)
+    keys: Vec<String>,
+    /// Signature type to use (defaults to 'ed25519')
+    #[arg(long, default_value = "ed25519")]
+    sign_type: String,
+    /// Read public keys from FILE
+    #[arg(long, value_name = "FILE")]
+    keys_file: Option<PathBuf>,
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    match a.cmd {
+        Cmd::List => list(repo),
+        Cmd::Show { delta } => show(repo, &delta),
+        Cmd::Delete { delta } => {
+            let r = open_repo(repo)?;
+            r.static_delta_dir(&delta)
+                .with_context(|| format!("Can't find delta {delta}"))?;
+            r.delete_static_delta(&delta)
+                .map_err(|_| anyhow::anyhow!("Can't find delta {delta}"))
+        }
+        Cmd::Generate(g) => generate(repo, g),
+        Cmd::ApplyOffline(ap) => apply(repo, ap),
+        Cmd::Verify(v) => verify(repo, v),
+    }
+}
+
+fn list(repo: Option<PathBuf>) -> Result<()> {
+    let r = open_repo(repo)?;
+    let names = r.list_static_deltas()?;
+    if names.is_empty() {
+        println!("(No static deltas)");
+    }
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+fn load(r: &oxtree_repo::Repo, name: &str) -> Result<(Superblock, Option<Metadata>)> {
+    let b = r
+        .load_static_delta_superblock(name)
+        .map_err(|_| anyhow::anyhow!("Can't find delta {name}"))?;
+    Ok(rsd::parse_superblock_file(&b)?)
+}
+
+fn show(repo: Option<PathBuf>, name: &str) -> Result<()> {
+    let r = open_repo(repo)?;
+    let (sb, sigs) = load(&r, name)?;
+    let dir = r.static_delta_dir(name)?;
+    println!("Delta: {name}");
+    println!("Signed: {}", if sigs.is_some() { "yes" } else { "no" });
+    match &sb.from {
+        Some(f) => println!("From: {f}"),
+        None => println!("From <scratch>"),
+    }
+    println!("To: {}", sb.to);
+    println!("Endianness: {}", sb.endianness_name());
+    println!("Timestamp: {}", sb.timestamp);
+    println!("Number of parents: 0");
+    println!("Number of fallback entries: {}", sb.fallbacks.len());
+    let fsize: u64 = sb.fallbacks.iter().map(|f| f.size).sum();
+    let fusize: u64 = sb.fallbacks.iter().map(|f| f.usize).sum();
+    println!("Total Fallback Size: {fsize} ({})", format_size(fsize));
+    println!(
+        "Total Fallback Uncompressed Size: {fusize} ({})",
+        format_size(fusize)
+    );
+    println!("Number of parts: {}", sb.parts.len());
+    let (mut psize, mut pusize) = (0u64, 0u64);
+    for (i, p) in sb.parts.iter().enumerate() {
+        println!(
+            "PartMeta{i}: nobjects={} size={} usize={}",
+            p.objects.len(),
+            p.size,
+            p.usize
+        );
+        psize += p.size;
+        pusize += p.usize;
+        let bytes = match sb.inline_part(i) {
+            Some(b) => b,
+            None => std::fs::read(dir.join(i.to_string()))
+                .with_context(|| format!("reading part {i}"))?,
+        };
+        let payload = sd::decompress_part(&bytes, sd::MAX_PART_PAYLOAD)?;
+        let payload = PartPayload::decode(&payload)?;
+        println!(
+            "PartPayload{i}: nmodes={} nxattrs={} blobsize={} opsize={}",
+            payload.modes.len(),
+            payload.xattrs.len(),
+            payload.data.len(),
+            payload.ops.len()
+        );
+        let s = sd::op_stats_with(&payload.ops, &p.objects)?;
+        println!(
+            "PartPayloadOps{i}: openspliceclose={} open={} write={} setread={} unsetread={} close={} bspatch={}",
+            s.open_splice_close, s.open, s.write, s.set_read, s.unset_read, s.close, s.bspatch
+        );
+    }
+    println!("Total Part Size: {psize} ({})", format_size(psize));
+    println!(
+        "Total Part Uncompressed Size: {pusize} ({})",
+        format_size(pusize)
+    );
+    let t = psize + fsize;
+    let tu = pusize + fusize;
+    println!("Total Size: {t} ({})", format_size(t));
+    println!("Total Uncompressed Size: {tu} ({})", format_size(tu));
+    Ok(())
+}
+
+fn mb(v: Option<u64>, default: u64) -> u64 {
+    v.unwrap_or(default) * 1000 * 1000
+}
+
+fn generate(repo: Option<PathBuf>, g: GenArgs) -> Result<()> {
+    let r = open_repo(repo)?;
+    let to_rev = match (&g.to, &g.rev) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => bail!("TO revision must be specified"),
+    };
+    let to = r.resolve_rev(&to_rev)?;
+    let from: Option<Checksum> = if g.empty {
+        if g.from.is_some() {
+            bail!("Cannot specify both --empty and --from=REV");
+        }
+        None
+    } else {
+        match &g.from {
+            Some(f) => Some(r.resolve_rev(f)?),
+            None => {
+                let c = r.load_commit(&to)?;
+                match c.parent {
+                    Some(p) => Some(p),
+                    None => bail!("Commit {to} has no parent; use --empty"),
+                }
+            }
+        }
+    };
+    let name = sd::delta_name(from.as_ref(), &to);
+    if g.if_not_exists && r.load_static_delta_superblock(&name).is_ok() {
+        println!("Delta {name} already exists.");
+        return Ok(());
+    }
+    let mut keys = g.sign.clone();
+    if let Some(f) = &g.keys_file {
+        keys.extend(sign::key_lines(&sign::read_key_file(f)?));
+    }
+    if !keys.is_empty() && g.sign_type != "ed25519" {
+        bail!(
+            "Requested signature type is not implemented: '{}'",
+            g.sign_type
+        );
+    }
+    println!("Generating static delta:");
+    match &from {
+        Some(f) => println!("  From: {f}"),
+        None => println!("  From: empty"),
+    }
+    println!("  To:   {to}");
+    let opts = GenerateOptions {
+        min_fallback_size: mb(g.min_fallback_size, 4),
+        max_bsdiff_size: mb(g.max_bsdiff_size, 128),
+        max_chunk_size: mb(g.max_chunk_size, 32),
+        bsdiff: !g.disable_bsdiff,
+        inline: g.inline,
+        timestamp: now(),
+    };
+    rsd::generate(&r, from.as_ref(), &to, &opts)?;
+    if !keys.is_empty() {
+        let sbpath = r.static_delta_dir(&name)?.join("superblock");
+        let bytes = std::fs::read(&sbpath)?;
+        let mut sigs = Vec::new();
+        for k in &keys {
+            let sk = sign::parse_secret_key(k)?;
+            sigs.push(sign::sign_data(&sk, &bytes));
+        }
+        let mut md = Metadata::new();
+        sign::set_signatures(&mut md, ED25519_KEY, sigs);
+        let signed = sd::encode_signed(&bytes, &md);
+        let tmp = sbpath.with_extension("tmp");
+        std::fs::write(&tmp, &signed)?;
+        std::fs::rename(&tmp, &sbpath)?;
+    }
+    Ok(())
+}
+
+fn trust_from(keys: &[String], file: &Option<PathBuf>) -> Result<Ed25519Trust> {
+    let mut trust = Ed25519Trust::new();
+    for k in keys {
+        trust.add_trusted(sign::parse_public_key(k)?);
+    }
+    if let Some(f) = file {
+        trust.add_trusted_file(f)?;
+    }
+    Ok(trust)
+}
+
+fn apply(repo: Option<PathBuf>, a: ApplyArgs) -> Result<()> {
+    let r = open_repo(repo)?;
+    if let Some(f) = &a.keys_file {
+        if a.sign_type != "ed25519" {
+            bail!(
+                "Requested signature type is not implemented: '{}'",
+                a.sign_type
+            );
+        }
+        let p = std::path::Path::new(&a.path);
+        let sbpath = if p.is_dir() {
+            p.join("superblock")
+        } else if p.is_file() {
+            p.to_path_buf()
+        } else {
+            r.static_delta_dir(&a.path)?.join("superblock")
+        };
+        let bytes = std::fs::read(&sbpath)?;
+        let (inner, sigs) = sd::decode_signed(&bytes)?
+            .ok_or_else(|| anyhow::anyhow!("static delta is not signed"))?;
+        let trust = trust_from(&[], &Some(f.clone()))?;
+        trust.verify(&inner, &sign::signatures_in(&sigs, ED25519_KEY)?)?;
+    }
+    rsd::apply_offline(&r, &a.path)?;
+    Ok(())
+}
+
+fn verify(repo: Option<PathBuf>, v: VerifyArgs) -> Result<()> {
+    let r = open_repo(repo)?;
+    if v.sign_type != "ed25519" {
+        bail!(
+            "Requested signature type is not implemented: '{}'",
+            v.sign_type
+        );
+    }
+    let bytes = r
+        .load_static_delta_superblock(&v.delta)
+        .map_err(|_| anyhow::anyhow!("Can't find delta {}", v.delta))?;
+    let Some((inner, sigs)) = sd::decode_signed(&bytes)? else {
+        bail!("static delta {} is not signed", v.delta);
+    };
+    let trust = trust_from(&v.keys, &v.keys_file)?;
+    match trust.verify(&inner, &sign::signatures_in(&sigs, ED25519_KEY)?) {
+        Ok(key) => {
+            println!("Verification OK");
+            let _ = key;
+            Ok(())
+        }
+        Err(e) => bail!("Verification fails: {e}"),
+    }
+}
