@@ -177,8 +177,8 @@ impl DeltaSink for TxSink<'_, '_> {
                 "delta read source {csum}.file is too large"
             )));
         }
-        let (_, content) = f.read_all().ctx(|| format!("reading {csum}.file"))?;
-        let actual = FileHeader::checksum(&self.tx.repo().open_file(csum)?.header, &content);
+        let (header, content) = f.read_all().ctx(|| format!("reading {csum}.file"))?;
+        let actual = header.checksum(&content);
         if actual != *csum {
             return Err(RepoError::BadObject {
                 checksum: *csum,
@@ -450,12 +450,18 @@ impl PartBuilder {
     }
 }
 
+/// A finished part's payload, to compress: (index, payload bytes).
+type PartJob = (usize, Vec<u8>);
+/// A compressed part: (index, checksum, size, bytes when inline).
+type PartDone = (usize, Checksum, u64, Option<Vec<u8>>);
+
 struct Builder<'a> {
-    dir: PathBuf,
     opts: &'a GenerateOptions,
     cur: PartBuilder,
-    headers: Vec<PartHeader>,
-    inline: Vec<Vec<u8>>,
+    /// (usize, objects) of each finished part, by index.
+    headers: Vec<(u64, Vec<(ObjectType, Checksum)>)>,
+    /// To the compressing thread (bounded: at most one part waits).
+    send: std::sync::mpsc::SyncSender<PartJob>,
 }
 
 impl Builder<'_> {
@@ -473,24 +479,39 @@ impl Builder<'_> {
             return Ok(());
         }
         let p = std::mem::replace(&mut self.cur, PartBuilder::new());
-        let bytes = sd::compress_part(&p.payload.encode());
         let i = self.headers.len();
-        self.headers.push(PartHeader {
-            version: sd::PART_VERSION,
-            checksum: Checksum::of(&bytes),
-            size: bytes.len() as u64,
-            usize: p.usize,
-            objects: p.objects,
-        });
-        if self.opts.inline {
-            self.inline.push(bytes);
-        } else {
-            let path = self.dir.join(i.to_string());
-            std::fs::write(&path, &bytes).ctx(|| format!("writing {}", path.display()))?;
-        }
-        Ok(())
+        self.headers.push((p.usize, p.objects));
+        self.send
+            .send((i, p.payload.encode()))
+            .map_err(|_| invalid("the part compressor stopped"))
     }
+}
 
+/// Compress parts as they come (xz, on its own thread so the next part is
+/// gathered meanwhile) and write them to `dir` unless inline.
+fn compress_parts(
+    recv: std::sync::mpsc::Receiver<PartJob>,
+    dir: &Path,
+    inline: bool,
+) -> Result<Vec<PartDone>> {
+    let mut out = Vec::new();
+    for (i, payload) in recv {
+        let bytes = sd::compress_part(&payload);
+        drop(payload);
+        let csum = Checksum::of(&bytes);
+        let size = bytes.len() as u64;
+        if inline {
+            out.push((i, csum, size, Some(bytes)));
+        } else {
+            let path = dir.join(i.to_string());
+            std::fs::write(&path, &bytes).ctx(|| format!("writing {}", path.display()))?;
+            out.push((i, csum, size, None));
+        }
+    }
+    Ok(out)
+}
+
+impl Builder<'_> {
     fn add_meta(&mut self, kind: ObjectType, csum: Checksum, bytes: &[u8]) -> Result<()> {
         self.room(bytes.len() as u64)?;
         let p = &mut self.cur;
@@ -589,81 +610,19 @@ fn load_file(repo: &Repo, csum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
         .ctx(|| format!("reading {csum}.file"))
 }
 
-/// Generate `from → to` (or from scratch) into the repository's `deltas/`.
-pub fn generate(
+/// Put every new object into parts (metadata, then bsdiff'd or raw
+/// files, then symlinks); returns the objects left as fallbacks.
+fn fill_parts(
     repo: &Repo,
-    from: Option<&Checksum>,
-    to: &Checksum,
+    new: &[(ObjectType, Checksum)],
+    modified: &HashMap<Checksum, Checksum>,
     opts: &GenerateOptions,
-) -> Result<GenerateReport> {
-    let to_commit_bytes = repo.load_meta_bytes(ObjectType::Commit, to)?;
-    let _to_commit: Commit = repo.load_commit(to)?;
-    let mut to_set = HashSet::new();
-    repo.traverse_commit(to, 0, &mut to_set)?;
-    let mut from_set = HashSet::new();
-    if let Some(f) = from {
-        repo.traverse_commit(f, 0, &mut from_set)?;
-    }
-    let mut new: Vec<(ObjectType, Checksum)> = to_set
-        .iter()
-        .filter(|o| !from_set.contains(*o))
-        .filter(|o| !(o.0 == ObjectType::Commit && o.1 == *to))
-        .map(|o| (o.0, o.1))
-        .collect();
-    new.sort_by(|a, b| (b.0.is_meta(), a.0, a.1 .0).cmp(&(a.0.is_meta(), b.0, b.1 .0)));
-    let new_files: HashSet<Checksum> = new
-        .iter()
-        .filter(|o| o.0 == ObjectType::File)
-        .map(|o| o.1)
-        .collect();
-
-    // Modified files: the old file at the same path; else one with the same
-    // name and a size within 30%.
-    let mut modified: HashMap<Checksum, Checksum> = HashMap::new();
-    if let (Some(f), true) = (from, opts.bsdiff) {
-        let old = files_by_path(repo, f)?;
-        let newp = files_by_path(repo, to)?;
-        let mut by_name: HashMap<String, Vec<Checksum>> = HashMap::new();
-        for (p, c) in &old {
-            let base = p.rsplit('/').next().unwrap_or("").to_string();
-            by_name.entry(base).or_default().push(*c);
-        }
-        for (p, c) in &newp {
-            if !new_files.contains(c) || modified.contains_key(c) {
-                continue;
-            }
-            let cand = old.get(p).copied().or_else(|| {
-                let base = p.rsplit('/').next().unwrap_or("");
-                by_name.get(base).and_then(|v| v.first().copied())
-            });
-            if let Some(oc) = cand {
-                if oc != *c && !new_files.contains(&oc) {
-                    modified.insert(*c, oc);
-                }
-            }
-        }
-    }
-
-    let dir = repo.path().join(sd::delta_dir(from, to));
-    if dir.exists() {
-        crate::transaction::remove_tree_at(repo.dir(), &sd::delta_dir(from, to))
-            .ctx(|| format!("removing old {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-    let mut b = Builder {
-        dir: dir.clone(),
-        opts,
-        cur: PartBuilder::new(),
-        headers: Vec::new(),
-        inline: Vec::new(),
-    };
-    let mut report = GenerateReport {
-        name: sd::delta_name(from, to),
-        ..Default::default()
-    };
+    b: &mut Builder<'_>,
+    report: &mut GenerateReport,
+) -> Result<Vec<Fallback>> {
     let mut fallbacks = Vec::new();
     let mut deferred_symlinks = Vec::new();
-    for (kind, csum) in &new {
+    for (kind, csum) in new {
         if kind.is_meta() {
             let bytes = repo.load_meta_bytes(*kind, csum)?;
             b.add_meta(*kind, *csum, &bytes)?;
@@ -708,6 +667,110 @@ pub fn generate(
         b.add_content(csum, &h, &[])?;
     }
     b.flush()?;
+    Ok(fallbacks)
+}
+
+/// Generate `from → to` (or from scratch) into the repository's `deltas/`.
+pub fn generate(
+    repo: &Repo,
+    from: Option<&Checksum>,
+    to: &Checksum,
+    opts: &GenerateOptions,
+) -> Result<GenerateReport> {
+    let to_commit_bytes = repo.load_meta_bytes(ObjectType::Commit, to)?;
+    let _to_commit: Commit = repo.load_commit(to)?;
+    let mut to_set = HashSet::new();
+    repo.traverse_commit(to, 0, &mut to_set)?;
+    let mut from_set = HashSet::new();
+    if let Some(f) = from {
+        repo.traverse_commit(f, 0, &mut from_set)?;
+    }
+    let mut new: Vec<(ObjectType, Checksum)> = to_set
+        .iter()
+        .filter(|o| !from_set.contains(*o))
+        .filter(|o| !(o.0 == ObjectType::Commit && o.1 == *to))
+        .map(|o| (o.0, o.1))
+        .collect();
+    new.sort_by(|a, b| (b.0.is_meta(), a.0, a.1 .0).cmp(&(a.0.is_meta(), b.0, b.1 .0)));
+    let new_files: HashSet<Checksum> = new
+        .iter()
+        .filter(|o| o.0 == ObjectType::File)
+        .map(|o| o.1)
+        .collect();
+
+    // Modified files: the old file at the same path, else the first old
+    // file with the same name (bsdiff output is only kept when it pays).
+    let mut modified: HashMap<Checksum, Checksum> = HashMap::new();
+    if let (Some(f), true) = (from, opts.bsdiff) {
+        let old = files_by_path(repo, f)?;
+        let newp = files_by_path(repo, to)?;
+        let mut by_name: HashMap<String, Vec<Checksum>> = HashMap::new();
+        for (p, c) in &old {
+            let base = p.rsplit('/').next().unwrap_or("").to_string();
+            by_name.entry(base).or_default().push(*c);
+        }
+        for (p, c) in &newp {
+            if !new_files.contains(c) || modified.contains_key(c) {
+                continue;
+            }
+            let cand = old.get(p).copied().or_else(|| {
+                let base = p.rsplit('/').next().unwrap_or("");
+                by_name.get(base).and_then(|v| v.first().copied())
+            });
+            if let Some(oc) = cand {
+                if oc != *c && !new_files.contains(&oc) {
+                    modified.insert(*c, oc);
+                }
+            }
+        }
+    }
+
+    let dir = repo.path().join(sd::delta_dir(from, to));
+    if dir.exists() {
+        crate::transaction::remove_tree_at(repo.dir(), &sd::delta_dir(from, to))
+            .ctx(|| format!("removing old {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+    let mut report = GenerateReport {
+        name: sd::delta_name(from, to),
+        ..Default::default()
+    };
+    let (send, recv) = std::sync::mpsc::sync_channel::<PartJob>(1);
+    let (built, fallbacks, done) = std::thread::scope(|s| {
+        let worker = s.spawn(|| compress_parts(recv, &dir, opts.inline));
+        let mut b = Builder {
+            opts,
+            cur: PartBuilder::new(),
+            headers: Vec::new(),
+            send,
+        };
+        let filled = fill_parts(repo, &new, &modified, opts, &mut b, &mut report);
+        let Builder { headers, send, .. } = b;
+        drop(send);
+        // The compressor's own error (a failed write) explains a failed
+        // send better than the send does.
+        let done = worker
+            .join()
+            .map_err(|_| invalid("the part compressor panicked"))??;
+        let fallbacks = filled?;
+        Ok::<_, RepoError>((headers, fallbacks, done))
+    })?;
+    let mut headers = Vec::with_capacity(built.len());
+    let mut inline = Vec::new();
+    let mut done = done;
+    done.sort_by_key(|d| d.0);
+    for ((usize, objects), (_, checksum, size, bytes)) in built.into_iter().zip(done) {
+        headers.push(PartHeader {
+            version: sd::PART_VERSION,
+            checksum,
+            size,
+            usize,
+            objects,
+        });
+        if let Some(b) = bytes {
+            inline.push(b);
+        }
+    }
 
     let mut md = Metadata::new();
     md.set(sd::KEY_ENDIANNESS, Value::U8(b'l'));
@@ -718,10 +781,10 @@ pub fn generate(
         to: *to,
         commit: Commit::decode(&to_commit_bytes)?,
         commit_bytes: to_commit_bytes,
-        parts: b.headers,
+        parts: headers,
         fallbacks,
     };
-    for (i, p) in b.inline.iter().enumerate() {
+    for (i, p) in inline.iter().enumerate() {
         let key = sb.inline_part_key(i);
         sb.metadata.set(&key, sd::inline_part_value(p));
     }
