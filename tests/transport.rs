@@ -644,3 +644,60 @@ fn pull_json_progress_lines() {
         last = f;
     }
 }
+
+/// `pull --subpath`: only the named directory (and the way to it) arrives,
+/// the commit stays partial and no ref check pretends otherwise; a full
+/// pull then completes it.
+#[test]
+fn pull_subpath_fetches_part_of_the_tree() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let (_server, url) = python_server(&src);
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=archive"]);
+    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    let out = ok(
+        &ox,
+        &dst,
+        &["pull", "--json", "--subpath=/d/e", "o", "main"],
+    );
+    let done: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    // d/e/empty only: not /a, /l or /d/big.
+    assert_eq!(done["fetched-content"], 1, "{out}");
+    let partial = std::fs::read_dir(dst.join("state"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".commitpartial")
+        })
+        .count();
+    assert_eq!(partial, 1, "the commit must stay partial");
+    assert!(run(
+        &ost,
+        &dst,
+        &[
+            "checkout",
+            "--subpath=/d/e",
+            "o:main",
+            tmp.path().join("co").to_str().unwrap()
+        ]
+    )
+    .status
+    .success());
+    let out = ok(&ox, &dst, &["pull", "--json", "o", "main"]);
+    let done: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(done["fetched-content"], 3, "{out}");
+    fsck_both(&dst);
+    let e = run(&ox, &dst, &["pull", "--subpath=/../x", "o", "main"]);
+    assert!(!e.status.success());
+}

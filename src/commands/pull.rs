@@ -24,9 +24,12 @@ pub struct Args {
     /// Write refs suitable for a mirror (refs/heads instead of refs/remotes)
     #[arg(long)]
     mirror: bool,
-    /// Do not use static deltas (oxtree does not implement them yet)
+    /// Do not use static deltas
     #[arg(long)]
     disable_static_deltas: bool,
+    /// Only pull the provided subpath(s)
+    #[arg(long = "subpath", value_name = "SUBPATH")]
+    subpaths: Vec<String>,
     /// Do not invoke fsync()
     #[arg(long)]
     disable_fsync: bool,
@@ -55,6 +58,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         commit_metadata_only: a.commit_metadata_only,
         mirror: a.mirror,
         disable_static_deltas: a.disable_static_deltas,
+        subpaths: a.subpaths.clone(),
         sync: a.disable_fsync.then_some(false),
         ..Default::default()
     };

@@ -57,8 +57,11 @@ pub struct PullOptions {
     pub commit_metadata_only: bool,
     /// Write refs/heads/REF instead of refs/remotes/REMOTE/REF.
     pub mirror: bool,
-    /// Accepted; static deltas are not implemented, objects are always used.
+    /// Fetch objects one by one even when the remote has a static delta.
     pub disable_static_deltas: bool,
+    /// Only these paths of each commit's tree (`/usr/bin`, `/etc/os-release`),
+    /// plus the directories leading to them; the commits stay partial.
+    pub subpaths: Vec<String>,
     /// Requests in flight at once.
     pub max_in_flight: usize,
     pub fetch: FetchOptions,
@@ -76,6 +79,7 @@ impl Default for PullOptions {
             commit_metadata_only: false,
             mirror: false,
             disable_static_deltas: false,
+            subpaths: Vec::new(),
             max_in_flight: 12,
             fetch: FetchOptions::default(),
             sync: None,
@@ -121,7 +125,8 @@ enum Job {
         parent: bool,
     },
     CommitMeta(Checksum),
-    DirTree(Checksum, usize),
+    /// A tree at `level`, within `scope` (see [`ALL`]).
+    DirTree(Checksum, usize, u32),
     DirMeta(Checksum),
     File(Checksum),
 }
@@ -131,11 +136,28 @@ impl Job {
         match *self {
             Job::Commit { csum, .. } => (ObjectType::Commit, csum),
             Job::CommitMeta(c) => (ObjectType::CommitMeta, c),
-            Job::DirTree(c, _) => (ObjectType::DirTree, c),
+            Job::DirTree(c, _, _) => (ObjectType::DirTree, c),
             Job::DirMeta(c) => (ObjectType::DirMeta, c),
             Job::File(c) => (ObjectType::File, c),
         }
     }
+}
+
+/// A tree wanted whole; other scopes index `State::scopes`, the path of a
+/// directory on the way to a `--subpath`.
+const ALL: u32 = u32::MAX;
+
+/// `/usr/bin` → `["usr", "bin"]`; `.`/`..` and empty names are refused.
+fn split_subpath(p: &str) -> Result<Vec<String>> {
+    let parts: Vec<String> = p
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect();
+    if parts.iter().any(|c| c == "." || c == "..") {
+        return Err(TransportError::Config(format!("invalid subpath '{p}'")));
+    }
+    Ok(parts)
 }
 
 fn object_err(kind: ObjectType, csum: &Checksum, reason: impl std::fmt::Display) -> TransportError {
@@ -362,7 +384,8 @@ async fn pull_async(
     // Static deltas first: each one applies in its own transaction, leaving
     // the target commit stored but partial, so the walk below finds the
     // delta's objects locally and fetches only the fallback objects.
-    if !opts.disable_static_deltas && !opts.commit_metadata_only {
+    // A subpath wants part of a tree; a delta carries all of it.
+    if !opts.disable_static_deltas && !opts.commit_metadata_only && opts.subpaths.is_empty() {
         if let Some(s) = &summary {
             let deltas = s.static_delta_map();
             for (name, to) in &targets {
@@ -406,6 +429,12 @@ async fn pull_async(
         detached: Vec::new(),
         bindings: HashMap::new(),
         progress: PullProgress::default(),
+        subpaths: opts
+            .subpaths
+            .iter()
+            .map(|p| split_subpath(p))
+            .collect::<Result<_>>()?,
+        scopes: Vec::new(),
     };
     for (name, c) in &targets {
         if let Some(n) = name {
@@ -605,6 +634,10 @@ struct State<'a> {
     /// Requested ref names per commit, checked against ref bindings.
     bindings: HashMap<Checksum, Vec<String>>,
     progress: PullProgress,
+    /// `--subpath`s as components; empty: whole trees.
+    subpaths: Vec<Vec<String>>,
+    /// Paths of the partly wanted directories (see [`ALL`]).
+    scopes: Vec<Vec<String>>,
 }
 
 type Fetched = (Job, Result<Option<Body>>);
@@ -695,10 +728,10 @@ impl State<'_> {
                 self.progress.scanned_local += 1;
                 self.commit_arrived(csum, bytes, depth, partial, false)?;
             }
-            Job::DirTree(_, level) => {
+            Job::DirTree(_, level, scope) => {
                 let t = self.repo.load_dirtree(&csum)?;
                 self.progress.scanned_local += 1;
-                self.queue_tree_children(&t, level)?;
+                self.queue_tree_children(&t, level, scope)?;
             }
             Job::CommitMeta(_) | Job::DirMeta(_) | Job::File(_) => {}
         }
@@ -739,11 +772,11 @@ impl State<'_> {
                 verify_meta(kind, &csum, &bytes)?;
                 self.commit_arrived(csum, bytes, depth, true, true)?;
             }
-            Job::DirTree(_, level) => {
+            Job::DirTree(_, level, scope) => {
                 verify_meta(kind, &csum, &bytes)?;
                 let t = DirTree::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
                 self.tx.write_meta_trusted_name(kind, &csum, &bytes)?;
-                self.queue_tree_children(&t, level)?;
+                self.queue_tree_children(&t, level, scope)?;
             }
             Job::DirMeta(_) => {
                 verify_meta(kind, &csum, &bytes)?;
@@ -838,9 +871,16 @@ impl State<'_> {
             self.pending.push_back(Job::CommitMeta(csum));
         }
         if incomplete && !self.opts.commit_metadata_only {
-            self.partial.push(csum);
+            let scope = if self.subpaths.is_empty() {
+                // The whole tree: the commit is complete at the end.
+                self.partial.push(csum);
+                ALL
+            } else {
+                self.scope_for(Vec::new())
+            };
             self.pending.push_back(Job::DirMeta(commit.root_meta));
-            self.pending.push_back(Job::DirTree(commit.root_tree, 0));
+            self.pending
+                .push_back(Job::DirTree(commit.root_tree, 0, scope));
         }
         if depth != 0 {
             if let Some(p) = commit.parent {
@@ -854,19 +894,54 @@ impl State<'_> {
         Ok(())
     }
 
-    fn queue_tree_children(&mut self, t: &DirTree, level: usize) -> Result<()> {
+    fn scope_for(&mut self, path: Vec<String>) -> u32 {
+        let id = self.scopes.len() as u32;
+        self.scopes.push(path);
+        id
+    }
+
+    /// Whether `path` lies at or below a subpath (wanted whole), on the
+    /// way to one (wanted in part), or neither.
+    fn wanted(&self, path: &[String]) -> (bool, bool) {
+        let whole = self.subpaths.iter().any(|s| path.starts_with(s));
+        let on_way = self
+            .subpaths
+            .iter()
+            .any(|s| s.len() > path.len() && s.starts_with(path));
+        (whole, on_way)
+    }
+
+    fn queue_tree_children(&mut self, t: &DirTree, level: usize, scope: u32) -> Result<()> {
         if level >= MAX_TREE_DEPTH && !t.dirs.is_empty() {
             return Err(TransportError::bad(
                 "tree",
                 format!("directories nested deeper than {MAX_TREE_DEPTH}"),
             ));
         }
+        let here = (scope != ALL).then(|| self.scopes[scope as usize].clone());
+        let child_path = |name: &str| {
+            let mut p = here.clone().unwrap_or_default();
+            p.push(name.to_string());
+            p
+        };
         for f in &t.files {
-            self.pending.push_back(Job::File(f.checksum));
+            if here.is_none() || self.wanted(&child_path(&f.name)).0 {
+                self.pending.push_back(Job::File(f.checksum));
+            }
         }
         for d in &t.dirs {
+            let child = if here.is_none() {
+                ALL
+            } else {
+                match self.wanted(&child_path(&d.name)) {
+                    (true, _) => ALL,
+                    (false, true) => self.scope_for(child_path(&d.name)),
+                    (false, false) => continue,
+                }
+            };
             self.pending.push_back(Job::DirMeta(d.meta));
-            self.pending.push_back(Job::DirTree(d.tree, level + 1));
+            self.pending
+                .push_back(Job::DirTree(d.tree, level + 1, child));
         }
         Ok(())
     }
