@@ -17,6 +17,15 @@
 //!
 //! The library never prints; long steps report progress through callbacks.
 
+pub mod commit;
 pub mod error;
+mod fsat;
+pub mod layout;
+pub mod packages;
+pub mod sandbox;
 
+pub use commit::commit_root;
 pub use error::{ComposeError, Result};
+pub use layout::{to_deployable, to_installable, LayoutReport};
+pub use packages::{Package, PackageDiff};
+pub use sandbox::{run_in_root, SandboxOptions};
