@@ -72,6 +72,12 @@ enum Command {
     Serve(commands::serve::Args),
     /// Manage a sysroot: deployments, stateroots, boot entries
     Admin(commands::admin::Args),
+    /// Layer Debian packages on the base of the default deployment
+    Install(commands::layer::InstallArgs),
+    /// Remove layered packages again
+    Uninstall(commands::layer::UninstallArgs),
+    /// Remove base packages, or undo such removals
+    Override(commands::layer::OverrideArgs),
     /// Early boot: make the deployment named by ostree= on the kernel
     /// command line the new root (for the initramfs)
     PrepareRoot(PrepareRootCmd),
@@ -116,6 +122,9 @@ fn main() {
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
         Command::Admin(a) => commands::admin::run(repo, a),
+        Command::Install(a) => commands::layer::install(a),
+        Command::Uninstall(a) => commands::layer::uninstall(a),
+        Command::Override(a) => commands::layer::override_(a),
         Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
     };
     if let Err(e) = result {

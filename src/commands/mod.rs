@@ -11,6 +11,7 @@ pub mod export;
 pub mod fsck;
 pub mod gpg_sign;
 pub mod init;
+pub mod layer;
 pub mod log;
 pub mod ls;
 pub mod prune;

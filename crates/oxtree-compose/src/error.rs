@@ -34,6 +34,9 @@ pub enum ComposeError {
     /// Commit metadata has an unexpected shape.
     #[error("commit {commit}: {message}")]
     Metadata { commit: String, message: String },
+    /// Package layering cannot do what was asked (the message says why).
+    #[error("{0}")]
+    Layer(String),
 }
 
 fn fmt_tail(tail: &str) -> String {

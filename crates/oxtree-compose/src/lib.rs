@@ -20,7 +20,9 @@
 pub mod commit;
 pub mod error;
 mod fsat;
+pub mod layer;
 pub mod layout;
+pub mod overlay;
 pub mod packages;
 pub mod sandbox;
 

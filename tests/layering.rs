@@ -1,0 +1,315 @@
+//! Client-side package layering end to end, with real Debian packages:
+//! a base with `systemd systemd-sysv linux-image-amd64 less` deployed on a
+//! loop-mounted sysroot, `oxtree install nano`, a new base adding
+//! `iproute2` and `admin upgrade` (both present after), `override
+//! remove/reset`, `uninstall` back to the plain base, and a failing
+//! install that leaves every deployment as it was.
+//!
+//! The two base trees are built once with mmdebstrap (about two minutes
+//! each, downloads cached) under /var/cache/oxtree-tests/layer and
+//! committed in the deployable layout to a cached repository; apt inside
+//! the layering sandbox downloads from the Debian archive.
+
+#[path = "support/ns.rs"]
+mod ns;
+use ns::{require, run_unshared, CHECK_ENTRIES_SH};
+use oxtree_compose::{layout, packages};
+use oxtree_object::Metadata;
+use std::path::Path;
+use std::process::Command;
+
+const CACHE: &str = "/var/cache/oxtree-tests/layer";
+/// Bumped when the fixture changes, so a stale cache is not reused.
+const FIXTURE: &str = "v1";
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A minbase Debian tree with `pkgs`, cached as CACHE/NAME.
+fn rootfs(name: &str, pkgs: &str) -> String {
+    let dir = format!("{CACHE}/{name}");
+    if !Path::new(&format!("{dir}.complete")).exists() {
+        sh(&format!(
+            "set -e; rm -rf {dir} {dir}.tmp; mkdir -p {CACHE}/debs
+             mmdebstrap --quiet --mode=root --variant=minbase --include={pkgs} \
+               --skip=essential/unlink \
+               --setup-hook='mkdir -p \"$1\"/var/cache/apt/archives/' \
+               --setup-hook='sync-in {CACHE}/debs /var/cache/apt/archives/' \
+               --customize-hook='sync-out /var/cache/apt/archives {CACHE}/debs' \
+               --format=directory bookworm {dir}.tmp
+             mv {dir}.tmp {dir}; touch {dir}.complete"
+        ));
+    }
+    dir
+}
+
+/// A repository holding `debian/main` at base 1 (version 1) and
+/// `debian/next` at base 2 (version 2, adds iproute2), both in the
+/// deployable layout; built once.
+fn bases() -> String {
+    let repo_dir = format!("{CACHE}/bases-{FIXTURE}.repo");
+    if Path::new(&format!("{repo_dir}.complete")).exists() {
+        return repo_dir;
+    }
+    let b1 = rootfs("base1", "systemd,systemd-sysv,linux-image-amd64,less");
+    let b2 = rootfs(
+        "base2",
+        "systemd,systemd-sysv,linux-image-amd64,less,iproute2",
+    );
+    sh(&format!("rm -rf {repo_dir}"));
+    let mut repo =
+        oxtree_repo::Repo::init(Path::new(&repo_dir), oxtree_repo::RepoMode::Bare).unwrap();
+    for (tree, branch, version, ts) in [
+        (&b1, "debian/main", "1", 1_700_000_000u64),
+        (&b2, "debian/next", "2", 1_700_100_000u64),
+    ] {
+        let work = format!("{CACHE}/work-{branch}").replace("debian/", "");
+        sh(&format!("rm -rf {work} && cp -a {tree} {work}"));
+        let w = Path::new(&work);
+        // mmdebstrap leaves device nodes in /dev; the layout empties it.
+        layout::to_deployable(w).unwrap();
+        let mut md = Metadata::new();
+        md.set_str("version", version);
+        packages::set_metadata(&mut md, &packages::installed(w).unwrap());
+        oxtree_compose::commit_root(&mut repo, w, branch, md, ts, None).unwrap();
+        sh(&format!("rm -rf {work}"));
+    }
+    sh(&format!("touch {repo_dir}.complete"));
+    repo_dir
+}
+
+fn section(out: &str, name: &str) -> String {
+    let start = out
+        .find(&format!("== {name}\n"))
+        .unwrap_or_else(|| panic!("no section {name} in:\n{out}"));
+    let rest = &out[start + name.len() + 4..];
+    rest[..rest.find("\n== ").map(|i| i + 1).unwrap_or(rest.len())].to_string()
+}
+
+#[test]
+fn install_upgrade_override_uninstall() {
+    for b in [
+        "ostree",
+        "unshare",
+        "mkfs.ext4",
+        "mount",
+        "umount",
+        "mmdebstrap",
+        "bwrap",
+    ] {
+        require(b);
+    }
+    let bases = bases();
+    let ox = env!("CARGO_BIN_EXE_oxtree");
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-layering-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let d = scratch.path().display();
+    let script = format!(
+        r#"
+set -u
+OX={ox}; D={d}; S={d}/mnt; R={d}/run; B={bases}
+mkdir -p $S $R
+truncate -s 6G $D/img && mkfs.ext4 -q $D/img || exit 90
+mount -o loop $D/img $S || exit 91
+trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
+{CHECK_ENTRIES_SH}
+dep0() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"]; print(d[0]["checksum"]+"."+str(d[0]["serial"]))'; }}
+root0() {{ echo $S/ostree/deploy/debian/deploy/$(dep0); }}
+snapshot() {{ $OX admin status --sysroot=$S --run-dir=$R; ls $S/ostree/deploy/debian/deploy; readlink $S/boot/loader; }}
+$OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S debian >/dev/null || exit 92
+$OX --repo=$S/ostree/repo pull-local $B debian/main >/dev/null || exit 93
+BASE1=$($OX --repo=$S/ostree/repo rev-parse debian/main)
+$OX admin deploy --sysroot=$S --os=debian debian/main >/dev/null || exit 94
+echo "== plain"
+[ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo same-as-ostree
+
+echo "== install"
+T0=$(date +%s%N)
+$OX install --sysroot=$S --run-dir=$R nano; echo rc=$?
+echo "install-ms $(( ($(date +%s%N) - T0) / 1000000 ))"
+check_entries install
+[ -x $(root0)/usr/bin/nano ] && echo has-nano
+cat $(root0).origin
+$OX admin status --sysroot=$S --run-dir=$R
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/status.json
+python3 - $D/status.json $BASE1 <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))["deployments"]
+a, b = d[0], d[1]
+assert a["layered"] and a["requested-packages"] == ["nano"], a
+assert a["base-checksum"] == sys.argv[2] and a["checksum"] != sys.argv[2], a
+assert a["origin-refspec"] == "debian/main" and a["version"] == "1", a
+assert not b["layered"] and b["checksum"] == sys.argv[2] and b["requested-packages"] == [], b
+print("json-ok")
+EOF
+ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
+
+echo "== override"
+T0=$(date +%s%N)
+$OX override remove --sysroot=$S --run-dir=$R less; echo rc=$?
+echo "override-ms $(( ($(date +%s%N) - T0) / 1000000 ))"
+[ -e $(root0)/usr/bin/less ] && echo has-less || echo no-less
+[ -x $(root0)/usr/bin/nano ] && echo has-nano
+grep -A1 overrides $(root0).origin
+$OX override reset --sysroot=$S --run-dir=$R --all >/dev/null; echo rc=$?
+[ -e $(root0)/usr/bin/less ] && echo has-less
+$OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"]; print("removals", d[0]["requested-base-removals"], d[1]["requested-base-removals"])'
+
+
+echo "== upgrade"
+$OX --repo=$S/ostree/repo pull-local $B debian/next >/dev/null || exit 95
+BASE2=$($OX --repo=$S/ostree/repo rev-parse debian/next)
+# The base branch moves to the new compose.
+echo $BASE2 > $S/ostree/repo/refs/heads/debian/main
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+check_entries upgrade
+[ -x $(root0)/usr/bin/nano ] && echo has-nano
+[ -x $(root0)/usr/bin/ip ] && echo has-ip
+$OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; a=json.load(sys.stdin)["deployments"][0]; print("base", a["base-checksum"], a["version"])'
+echo base2 $BASE2
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+
+echo "== failing"
+BEFORE=$(snapshot)
+$OX install --sysroot=$S --run-dir=$R nosuchpackage-oxtree 2>$D/err; echo rc=$?
+AFTER=$(snapshot)
+[ "$BEFORE" = "$AFTER" ] && echo unchanged || {{ echo changed; echo "$BEFORE"; echo "$AFTER"; }}
+cat $D/err
+ls $S/ostree/repo/tmp | grep -c oxtree-layer
+
+echo "== uninstall"
+$OX uninstall --sysroot=$S --run-dir=$R nano; echo rc=$?
+[ -e $(root0)/usr/bin/nano ] && echo has-nano || echo no-nano
+[ -x $(root0)/usr/bin/ip ] && echo has-ip
+[ "$(dep0)" = "$BASE2.0" ] || [ "$(dep0)" = "$BASE2.1" ] && echo is-base2
+cat $(root0).origin
+# The plain default renders as ostree does (the rollback is layered).
+[ "$($OX admin status --sysroot=$S --run-dir=$R | head -3)" = "$(ostree admin status --sysroot=$S | head -3)" ] && echo same-as-ostree
+$OX --repo=$S/ostree/repo refs | grep -c oxtree/base
+ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
+echo "== end"
+"#
+    );
+    let out = run_unshared(&script);
+    println!("{out}");
+    assert!(section(&out, "plain").contains("same-as-ostree"), "{out}");
+
+    let s = section(&out, "install");
+    assert!(s.contains("rc=0\n"), "{s}");
+    assert!(s.contains("entries_ok install"), "{s}");
+    assert!(s.contains("has-nano"), "{s}");
+    assert!(
+        s.contains("[origin]\nbaserefspec=debian/main\n\n[packages]\nrequested=nano;\n"),
+        "{s}"
+    );
+    assert!(s.contains("    LayeredPackages: nano\n"), "{s}");
+    assert!(s.contains("json-ok") && s.contains("fsck-ok"), "{s}");
+
+    let s = section(&out, "override");
+    assert!(
+        s.contains("rc=0\noverride-ms ") && s.contains("no-less\nhas-nano\n"),
+        "{s}"
+    );
+    assert!(s.contains("[overrides]\nremove=less;"), "{s}");
+    assert!(s.contains("rc=0\nhas-less\nremovals [] ['less']\n"), "{s}");
+
+    let s = section(&out, "upgrade");
+    assert!(s.contains("entries_ok upgrade\nhas-nano\nhas-ip\n"), "{s}");
+    let base2 = s.lines().find_map(|l| l.strip_prefix("base2 ")).unwrap();
+    assert!(s.contains(&format!("base {base2} 2\n")), "{s}");
+    assert!(s.contains("No update available.\nrc=0"), "{s}");
+
+    let s = section(&out, "failing");
+    assert!(s.contains("rc=1\nunchanged\n"), "{s}");
+    assert!(
+        s.contains("nosuchpackage-oxtree") && s.contains("Unable to locate package"),
+        "{s}"
+    );
+    assert!(
+        s.trim_end().ends_with("\n0"),
+        "work directory left behind: {s}"
+    );
+
+    let s = section(&out, "uninstall");
+    assert!(s.contains("rc=0\nno-nano\nhas-ip\nis-base2\n"), "{s}");
+    assert!(s.contains("[origin]\nrefspec=debian/main\n"), "{s}");
+    assert!(s.contains("same-as-ostree") && s.contains("fsck-ok"), "{s}");
+}
+
+/// The overlay's delta commit gives exactly the tree a full commit of the
+/// merged view gives, through renames (same parent and across), opaque
+/// directories, deletions, in-place edits, mode and owner changes; and
+/// the hardlinked objects under the overlay are never modified.
+#[test]
+fn overlay_delta_commit_equals_full_commit() {
+    for b in ["mount", "ostree", "setfattr"] {
+        require(b);
+    }
+    let t = tempfile::Builder::new()
+        .prefix("oxtree-overlay-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let p = t.path().display().to_string();
+    sh(&format!(
+        "set -e; cd {p}; mkdir -p tree/usr/etc/apt tree/usr/bin tree/usr/lib/d/sub tree/usr/lib/d2/in tree/var/lib/x
+         chmod 755 tree; echo a > tree/usr/etc/apt/x; echo b > tree/usr/bin/b; echo c > tree/usr/bin/c
+         echo e > tree/usr/lib/d/e; echo s > tree/usr/lib/d/sub/s; echo i > tree/usr/lib/d2/in/i
+         ln -s ../lib/d/e tree/usr/bin/link; echo v > tree/var/lib/x/v; chmod 4755 tree/usr/bin/c
+         setfattr -n user.oxtree -v kept tree/usr/bin/b"
+    ));
+    let mut repo =
+        oxtree_repo::Repo::init(&t.path().join("repo"), oxtree_repo::RepoMode::Bare).unwrap();
+    let base = oxtree_compose::commit_root(
+        &mut repo,
+        &t.path().join("tree"),
+        "base",
+        Metadata::new(),
+        1_700_000_000,
+        None,
+    )
+    .unwrap();
+    let mut ov =
+        oxtree_compose::overlay::OverlayRoot::create(&repo, &base, &t.path().join("work")).unwrap();
+    let m = ov.merged().display().to_string();
+    sh(&format!(
+        "set -e; cd {m}
+         mv usr/etc etc; echo more >> etc/apt/x; mv etc usr/etc2
+         rm usr/bin/b; chmod 700 usr/bin; chown 1000:1000 usr/bin/c
+         rm -r usr/lib/d; mkdir usr/lib/d; echo new > usr/lib/d/new
+         mv usr/lib/d2 usr/lib/d3; echo j > usr/lib/d3/in/j; rm usr/lib/d3/in/i
+         mkdir -p usr/share/n; echo n > usr/share/n/x; ln -sf /elsewhere usr/bin/link
+         rm -r var/lib/x; setfattr -n user.oxtree -v also usr/share/n/x"
+    ));
+    let tx = repo.begin().unwrap();
+    let mut full = oxtree_repo::MutableTree::new();
+    tx.write_dir_into(
+        &ov.merged(),
+        &mut full,
+        &oxtree_repo::CommitModifier::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    let base_meta = repo.load_commit(&base).unwrap().root_meta;
+    full.meta = Some(base_meta);
+    let full = full.write(&tx).unwrap();
+    let delta = ov.commit_changes(&tx, &base).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(full, delta, "delta commit differs from a full commit");
+    drop(ov);
+    assert!(
+        !t.path().join("work").exists(),
+        "work directory left behind"
+    );
+    // Every object (the hardlinked ones included) still has its checksum.
+    sh(&format!("ostree fsck --repo={p}/repo"));
+}
