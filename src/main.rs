@@ -75,6 +75,10 @@ enum Command {
     /// Early boot: make the deployment named by ostree= on the kernel
     /// command line the new root (for the initramfs)
     PrepareRoot(PrepareRootCmd),
+    /// Compose OS commits from Debian packages
+    Compose(commands::compose::Args),
+    /// Query the Debian packages of composed commits
+    Db(commands::db::Args),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -117,6 +121,8 @@ fn main() {
         Command::Serve(a) => commands::serve::run(repo, a),
         Command::Admin(a) => commands::admin::run(repo, a),
         Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
+        Command::Compose(a) => commands::compose::run(repo, a),
+        Command::Db(a) => commands::db::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.
