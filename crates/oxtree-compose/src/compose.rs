@@ -6,7 +6,8 @@
 //!    the cache directory (bind-mounted over the root's apt archive, in a
 //!    private mount namespace) and `INITRD=No` so kernel packages do not
 //!    build an initramfs that would be thrown away;
-//! 2. the running oxtree binary goes to `usr/bin/oxtree`, with an
+//! 2. the running oxtree binary (without debug information) goes to
+//!    `usr/bin/oxtree`, with an
 //!    initramfs-tools hook (copies it in) and an `init-bottom` script (runs
 //!    `oxtree prepare-root --sysroot $rootmnt --switch-root` when the kernel
 //!    command line names an ostree deployment);
@@ -114,8 +115,7 @@ pub fn compose_tree(
     let rfd = fsat::open_root(&root)?;
     let r = rfd.as_fd();
     progress(Event::Step("Installing oxtree"));
-    let exe = std::fs::read(&opts.oxtree_binary)
-        .ctx(|| format!("reading {}", opts.oxtree_binary.display()))?;
+    let exe = image_binary(&opts.oxtree_binary, &work.path)?;
     write_mode(r, "usr/bin/oxtree", &exe, 0o755)?;
     let kernel = boot_kernel(r)?;
     if kernel.is_some() {
@@ -308,9 +308,11 @@ fn mmdebstrap(
             shell_quote(&pref)
         ));
     }
+    let mut _cache_lock = None;
     if let Some(c) = &opts.cachedir {
         std::fs::create_dir_all(c).ctx(|| format!("creating {}", c.display()))?;
         let c = std::fs::canonicalize(c).ctx(|| format!("resolving {}", c.display()))?;
+        _cache_lock = Some(lock_cache(&c, progress)?);
         let c = shell_quote(&c.to_string_lossy());
         args.push("--skip=essential/unlink".into());
         args.push(format!(
@@ -343,6 +345,28 @@ fn mmdebstrap(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     run_streamed(cmd, &args.join(" "), progress)
+}
+
+/// Hold an exclusive lock on the cache directory while mmdebstrap uses it:
+/// apt in two roots sharing one archive directory would fight over its
+/// lock and partial downloads.
+fn lock_cache(cache: &Path, progress: &(dyn Fn(Event<'_>) + Sync)) -> Result<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let p = cache.join(".oxtree-compose.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .ctx(|| format!("opening {}", p.display()))?;
+    if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+        progress(Event::Output(&format!(
+            "I: waiting for another compose to release {}",
+            cache.display()
+        )));
+        flock(&f, FlockOperation::LockExclusive).ctx(|| format!("locking {}", p.display()))?;
+    }
+    Ok(f)
 }
 
 /// Run a command, passing each output line to `progress`; on failure the
@@ -388,6 +412,25 @@ fn run_streamed(mut cmd: Command, what: &str, progress: &(dyn Fn(Event<'_>) + Sy
         });
     }
     Ok(())
+}
+
+/// The oxtree binary for the image: without debug information when the
+/// host has `strip` (a debug build is hundreds of MB, and it is copied
+/// into the initramfs too), else as is.
+fn image_binary(exe: &Path, work: &Path) -> Result<Vec<u8>> {
+    let stripped = work.join("oxtree.stripped");
+    let ok = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(exe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let src = if ok { stripped.as_path() } else { exe };
+    std::fs::read(src).ctx(|| format!("reading {}", src.display()))
 }
 
 /// The kernel version of `boot/vmlinuz-KVER` (the newest if several).
