@@ -81,6 +81,10 @@ enum Command {
     /// Early boot: make the deployment named by ostree= on the kernel
     /// command line the new root (for the initramfs)
     PrepareRoot(PrepareRootCmd),
+    /// Compose OS commits from Debian packages
+    Compose(commands::compose::Args),
+    /// Query the Debian packages of composed commits
+    Db(commands::db::Args),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -126,6 +130,8 @@ fn main() {
         Command::Uninstall(a) => commands::layer::uninstall(a),
         Command::Override(a) => commands::layer::override_(a),
         Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
+        Command::Compose(a) => commands::compose::run(repo, a),
+        Command::Db(a) => commands::db::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

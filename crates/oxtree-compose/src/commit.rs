@@ -20,10 +20,24 @@ pub fn commit_root(
     timestamp: u64,
     parent: Option<Checksum>,
 ) -> Result<Checksum> {
-    commit_root_with_progress(repo, root, branch, metadata, timestamp, parent, &|_, _| {})
+    let (c, _) = commit_root_with_progress(
+        repo,
+        root,
+        branch,
+        metadata,
+        timestamp,
+        parent,
+        false,
+        &|_, _| {},
+    )?;
+    Ok(c)
 }
 
-/// [`commit_root`] reporting progress.
+/// [`commit_root`] reporting progress. With `reuse_parent`, when the
+/// parent has the same tree, timestamp and metadata, no commit is written,
+/// the ref is left alone and `(parent, false)` is returned; otherwise
+/// `(new commit, true)`.
+#[allow(clippy::too_many_arguments)]
 pub fn commit_root_with_progress(
     repo: &mut Repo,
     root: &Path,
@@ -31,8 +45,9 @@ pub fn commit_root_with_progress(
     mut metadata: Metadata,
     timestamp: u64,
     parent: Option<Checksum>,
+    reuse_parent: bool,
     progress: CommitProgress<'_>,
-) -> Result<Checksum> {
+) -> Result<(Checksum, bool)> {
     oxtree_repo::refs::parse_refspec(branch)?;
     metadata.set_strv("ostree.ref-binding", &[branch.to_string()]);
     let subject = metadata.get_str("version").unwrap_or("").to_string();
@@ -40,6 +55,17 @@ pub fn commit_root_with_progress(
     let mut mt = MutableTree::new();
     tx.write_dir_into(root, &mut mt, &CommitModifier::default(), progress)?;
     let tree = mt.write(&tx)?;
+    if let (true, Some(p)) = (reuse_parent, parent) {
+        let pc = repo.load_commit(&p)?;
+        if (pc.root_tree, pc.root_meta) == tree
+            && pc.timestamp == timestamp
+            && pc.metadata == metadata
+            && pc.subject == subject
+        {
+            drop(tx);
+            return Ok((p, false));
+        }
+    }
     let opts = CommitOptions {
         subject,
         body: String::new(),
@@ -51,5 +77,5 @@ pub fn commit_root_with_progress(
     let sync = tx.sync_enabled();
     tx.commit()?;
     repo.write_ref(branch, Some(&csum), sync)?;
-    Ok(csum)
+    Ok((csum, true))
 }
