@@ -5,22 +5,23 @@
 //! remove/reset`, `uninstall` back to the plain base, and a failing
 //! install that leaves every deployment as it was.
 //!
-//! The two base trees are built once with mmdebstrap (about two minutes
-//! each, downloads cached) under /var/cache/oxtree-tests/layer and
-//! committed in the deployable layout to a cached repository; apt inside
-//! the layering sandbox downloads from the Debian archive.
+//! The two bases are composed once with `oxtree compose tree` (minutes;
+//! downloads cached under /var/cache/oxtree-tests) into a repository kept
+//! under /var/cache/oxtree-tests/layer; apt inside the layering sandbox
+//! downloads from the Debian archive.
 
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH};
-use oxtree_compose::{layout, packages};
 use oxtree_object::Metadata;
 use std::path::Path;
 use std::process::Command;
 
 const CACHE: &str = "/var/cache/oxtree-tests/layer";
+/// Package downloads, shared with tests/compose.rs.
+const APT_CACHE: &str = "/var/cache/oxtree-tests/apt";
 /// Bumped when the fixture changes, so a stale cache is not reused.
-const FIXTURE: &str = "v1";
+const FIXTURE: &str = "v2";
 
 fn sh(script: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
@@ -33,57 +34,37 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A minbase Debian tree with `pkgs`, cached as CACHE/NAME.
-fn rootfs(name: &str, pkgs: &str) -> String {
-    let dir = format!("{CACHE}/{name}");
-    if !Path::new(&format!("{dir}.complete")).exists() {
+/// A repository holding `debian/main` (version 1: systemd, systemd-sysv,
+/// linux-image-amd64, less) and `debian/next` (version 2: the same plus
+/// iproute2), both composed by `oxtree compose tree`; built once and kept
+/// under CACHE (a compose takes minutes).
+fn bases(ox: &str) -> String {
+    let repo = format!("{CACHE}/bases-{FIXTURE}.repo");
+    if Path::new(&format!("{repo}.complete")).exists() {
+        return repo;
+    }
+    sh(&format!(
+        "set -e; rm -rf {repo}; mkdir -p {CACHE} {APT_CACHE}; {ox} init --repo={repo} --mode=bare"
+    ));
+    for (branch, version, extra) in [
+        ("debian/main", "1", ""),
+        ("debian/next", "2", ", \"iproute2\""),
+    ] {
+        let tf = format!("{repo}.{version}.toml");
+        std::fs::write(
+            &tf,
+            format!(
+                "ref = \"{branch}\"\nsuite = \"bookworm\"\nversion = \"{version}\"\n\
+                 packages = [\"systemd\", \"systemd-sysv\", \"linux-image-amd64\", \"less\"{extra}]\n"
+            ),
+        )
+        .unwrap();
         sh(&format!(
-            "set -e; rm -rf {dir} {dir}.tmp; mkdir -p {CACHE}/debs
-             mmdebstrap --quiet --mode=root --variant=minbase --include={pkgs} \
-               --skip=essential/unlink \
-               --setup-hook='mkdir -p \"$1\"/var/cache/apt/archives/' \
-               --setup-hook='sync-in {CACHE}/debs /var/cache/apt/archives/' \
-               --customize-hook='sync-out /var/cache/apt/archives {CACHE}/debs' \
-               --format=directory bookworm {dir}.tmp
-             mv {dir}.tmp {dir}; touch {dir}.complete"
+            "{ox} compose tree --repo={repo} --cachedir={APT_CACHE} {tf} && rm {tf}"
         ));
     }
-    dir
-}
-
-/// A repository holding `debian/main` at base 1 (version 1) and
-/// `debian/next` at base 2 (version 2, adds iproute2), both in the
-/// deployable layout; built once.
-fn bases() -> String {
-    let repo_dir = format!("{CACHE}/bases-{FIXTURE}.repo");
-    if Path::new(&format!("{repo_dir}.complete")).exists() {
-        return repo_dir;
-    }
-    let b1 = rootfs("base1", "systemd,systemd-sysv,linux-image-amd64,less");
-    let b2 = rootfs(
-        "base2",
-        "systemd,systemd-sysv,linux-image-amd64,less,iproute2",
-    );
-    sh(&format!("rm -rf {repo_dir}"));
-    let mut repo =
-        oxtree_repo::Repo::init(Path::new(&repo_dir), oxtree_repo::RepoMode::Bare).unwrap();
-    for (tree, branch, version, ts) in [
-        (&b1, "debian/main", "1", 1_700_000_000u64),
-        (&b2, "debian/next", "2", 1_700_100_000u64),
-    ] {
-        let work = format!("{CACHE}/work-{branch}").replace("debian/", "");
-        sh(&format!("rm -rf {work} && cp -a {tree} {work}"));
-        let w = Path::new(&work);
-        // mmdebstrap leaves device nodes in /dev; the layout empties it.
-        layout::to_deployable(w).unwrap();
-        let mut md = Metadata::new();
-        md.set_str("version", version);
-        packages::set_metadata(&mut md, &packages::installed(w).unwrap());
-        oxtree_compose::commit_root(&mut repo, w, branch, md, ts, None).unwrap();
-        sh(&format!("rm -rf {work}"));
-    }
-    sh(&format!("touch {repo_dir}.complete"));
-    repo_dir
+    sh(&format!("touch {repo}.complete"));
+    repo
 }
 
 fn section(out: &str, name: &str) -> String {
@@ -107,8 +88,8 @@ fn install_upgrade_override_uninstall() {
     ] {
         require(b);
     }
-    let bases = bases();
     let ox = env!("CARGO_BIN_EXE_oxtree");
+    let bases = bases(ox);
     let scratch = tempfile::Builder::new()
         .prefix("oxtree-layering-")
         .tempdir_in("/var/tmp")
@@ -123,7 +104,7 @@ truncate -s 6G $D/img && mkfs.ext4 -q $D/img || exit 90
 mount -o loop $D/img $S || exit 91
 trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
 {CHECK_ENTRIES_SH}
-dep0() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["deployments"]; print(d[0]["checksum"]+"."+str(d[0]["serial"]))'; }}
+dep0() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; d=[x for x in json.load(sys.stdin)["deployments"] if x["index"] == 0][0]; print(d["checksum"]+"."+str(d["serial"]))'; }}
 root0() {{ echo $S/ostree/deploy/debian/deploy/$(dep0); }}
 snapshot() {{ $OX admin status --sysroot=$S --run-dir=$R; ls $S/ostree/deploy/debian/deploy; readlink $S/boot/loader; }}
 $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S debian >/dev/null || exit 92
@@ -177,6 +158,7 @@ check_entries upgrade
 [ -x $(root0)/usr/bin/ip ] && echo has-ip
 $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; a=json.load(sys.stdin)["deployments"][0]; print("base", a["base-checksum"], a["version"])'
 echo base2 $BASE2
+echo "db-diff"; $OX --repo=$S/ostree/repo db diff $BASE1 $BASE2
 $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 
 echo "== failing"
@@ -196,6 +178,22 @@ cat $(root0).origin
 # The plain default renders as ostree does (the rollback is layered).
 [ "$($OX admin status --sysroot=$S --run-dir=$R | head -3)" = "$(ostree admin status --sysroot=$S | head -3)" ] && echo same-as-ostree
 $OX --repo=$S/ostree/repo refs | grep -c oxtree/base
+ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
+
+echo "== dryrun"
+BEFORE=$(snapshot)
+$OX install --sysroot=$S --run-dir=$R --dry-run --json vim-tiny 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin); print("dry", r["dry-run"], sorted(p["name"] for p in r["install"]), r["remove"])'
+[ "$BEFORE" = "$(snapshot)" ] && echo unchanged
+
+echo "== stage"
+$OX override remove --sysroot=$S --run-dir=$R --stage --json less > $D/stage.json 2>$D/stage.err; echo rc=$?
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("staged", r["staged"], r["requested-base-removals"])' $D/stage.json
+$OX admin status --sysroot=$S --run-dir=$R | grep -E "staged|RemovedBasePackages"
+$OX --repo=$S/ostree/repo refs | grep -c oxtree/staged-deployment
+[ -e $(root0)/usr/bin/less ] && echo default-has-less
+$OX admin finalize-staged --sysroot=$S --run-dir=$R >/dev/null; echo rc=$?
+[ -e $(root0)/usr/bin/less ] || echo finalized-no-less
+grep -A1 overrides $(root0).origin
 ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
 echo "== end"
 "#
@@ -228,6 +226,9 @@ echo "== end"
     let base2 = s.lines().find_map(|l| l.strip_prefix("base2 ")).unwrap();
     assert!(s.contains(&format!("base {base2} 2\n")), "{s}");
     assert!(s.contains("No update available.\nrc=0"), "{s}");
+    let dd = &s[s.find("db-diff\n").unwrap()..];
+    assert!(dd.lines().any(|l| l.contains("iproute2")), "{s}");
+    assert!(!dd.lines().any(|l| l.contains("nano")), "{s}");
 
     let s = section(&out, "failing");
     assert!(s.contains("rc=1\nunchanged\n"), "{s}");
@@ -244,6 +245,29 @@ echo "== end"
     assert!(s.contains("rc=0\nno-nano\nhas-ip\nis-base2\n"), "{s}");
     assert!(s.contains("[origin]\nrefspec=debian/main\n"), "{s}");
     assert!(s.contains("same-as-ostree") && s.contains("fsck-ok"), "{s}");
+
+    let s = section(&out, "dryrun");
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("dry True [") && l.contains("'vim-tiny'")),
+        "{s}"
+    );
+    assert!(s.contains("unchanged"), "{s}");
+
+    let s = section(&out, "stage");
+    assert!(s.contains("rc=0\nstaged True ['less']\n"), "{s}");
+    assert!(
+        s.contains("(staged)") && s.contains("RemovedBasePackages: less"),
+        "{s}"
+    );
+    assert!(
+        s.contains("\n1\ndefault-has-less\nrc=0\nfinalized-no-less\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("[overrides]\nremove=less;") && s.contains("fsck-ok"),
+        "{s}"
+    );
 }
 
 /// The overlay's delta commit gives exactly the tree a full commit of the

@@ -3,7 +3,7 @@
 //! `admin upgrade`. The logic is in `oxtree_compose::layer`; this decides
 //! what to build, deploys it and renders the result.
 
-use crate::commands::admin::{cleanup, open, print_deploy, pull_into};
+use crate::commands::admin::{open, print_deploy, pull_into};
 use anyhow::{bail, Context, Result};
 use oxtree_compose::layer::{self, AptDirs, BuildOptions, LayerSpec, Step};
 use oxtree_compose::packages::PackageDiff;
@@ -29,6 +29,9 @@ pub struct Common {
     /// Print the result as JSON (progress goes to stderr)
     #[arg(long)]
     json: bool,
+    /// Only show what apt would install and remove; change nothing
+    #[arg(long, conflicts_with = "stage")]
+    dry_run: bool,
 }
 
 #[derive(clap::Args)]
@@ -133,6 +136,22 @@ pub fn override_(a: OverrideArgs) -> Result<()> {
             Ok(())
         }),
     }
+}
+
+/// Keep layered bases (and a staged commit) referenced, then clean up.
+fn cleanup(s: &mut Sysroot, json: bool) -> Result<()> {
+    layer::sync_refs(s).context("updating layering refs")?;
+    let r = s.cleanup().context("cleaning up")?;
+    if r.prune.freed > 0 {
+        say(
+            json,
+            &format!(
+                "Freed objects: {}",
+                crate::output::format_size(r.prune.freed)
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Progress lines: stdout, or stderr when stdout carries JSON.
@@ -290,9 +309,12 @@ fn change(c: &Common, edit: impl FnOnce(&mut LayerSpec) -> Result<()>) -> Result
     let mut new = spec.clone();
     edit(&mut new)?;
     layer::check_names(new.packages.iter().chain(&new.removals))?;
+    if c.dry_run {
+        return dry_run(&s, &merge, &base, &new, c.json);
+    }
     let (commit, diff) = build(&s, &merge, &base, &new, c.json)?;
     let d = deploy(&mut s, c, &merge, &commit, &new)?;
-    cleanup(&mut s)?;
+    cleanup(&mut s, c.json)?;
     render(c, &d, &base, &new, diff.as_ref());
     Ok(())
 }
@@ -305,6 +327,60 @@ pub struct UpgradeRequest<'a> {
     pub allow_downgrade: bool,
     pub override_commit: Option<&'a str>,
     pub stage: bool,
+}
+
+/// `--dry-run`: apt's simulation of `spec` on `base`.
+fn dry_run(
+    s: &Sysroot,
+    merge: &Deployment,
+    base: &Checksum,
+    spec: &LayerSpec,
+    json: bool,
+) -> Result<()> {
+    let r = if spec.is_layered() {
+        let progress = |_: Step, msg: &str| say(json, &format!("{msg}..."));
+        layer::resolve(
+            s.repo(),
+            base,
+            spec,
+            &BuildOptions {
+                apt: apt_dirs(s, merge),
+                timestamp: None,
+                progress: &progress,
+            },
+        )?
+    } else {
+        layer::Resolution::default()
+    };
+    if json {
+        let list = |v: &[(String, String)]| {
+            v.iter()
+                .map(|(n, ver)| serde_json::json!({ "name": n, "version": ver }))
+                .collect::<Vec<_>>()
+        };
+        let v = serde_json::json!({
+            "dry-run": true,
+            "base-checksum": base.to_hex(),
+            "layered": spec.is_layered(),
+            "requested-packages": spec.packages,
+            "requested-base-removals": spec.removals,
+            "install": list(&r.install),
+            "remove": list(&r.remove),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if !spec.is_layered() {
+        println!("Would deploy the base commit {base} (nothing layered)");
+    }
+    for (n, v) in &r.install {
+        println!("Would install: {n} {v}");
+    }
+    for (n, v) in &r.remove {
+        println!("Would remove: {n} {v}");
+    }
+    println!("Dry run: nothing changed");
+    Ok(())
 }
 
 /// `admin upgrade` of a deployment with layered packages: fetch the base
@@ -353,10 +429,11 @@ pub fn upgrade_layered(sysroot: &Path, run_dir: &Path, u: UpgradeRequest<'_>) ->
         os: Some(merge.osname.clone()),
         stage: u.stage,
         json: false,
+        dry_run: false,
     };
     let (commit, diff) = build(&s, &merge, &new_base, &spec, false)?;
     let d = deploy(&mut s, &c, &merge, &commit, &spec)?;
-    cleanup(&mut s)?;
+    cleanup(&mut s, false)?;
     render(&c, &d, &new_base, &spec, diff.as_ref());
     Ok(true)
 }

@@ -172,16 +172,6 @@ pub struct Built {
     pub diff: PackageDiff,
 }
 
-/// Names apt would remove in a simulation (`Remv NAME [...]`).
-fn simulated_removals(stdout: &str) -> BTreeSet<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("Remv "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(|n| n.split(':').next().unwrap_or(n).to_string())
-        .collect()
-}
-
 /// apt's own reasons (its `E:` lines), or the tail it printed.
 fn apt_reason(e: &ComposeError) -> String {
     match e {
@@ -288,6 +278,65 @@ pub fn build(
     spec: &LayerSpec,
     opts: &BuildOptions<'_>,
 ) -> Result<Built> {
+    let (_, built) = layer_impl(repo, base, spec, opts, false)?;
+    Ok(built.expect("not a dry run"))
+}
+
+/// What apt would do for `spec` on `base` (a dry run: checkout, package
+/// lists update and apt's simulation; nothing is committed).
+pub fn resolve(
+    repo: &Repo,
+    base: &Checksum,
+    spec: &LayerSpec,
+    opts: &BuildOptions<'_>,
+) -> Result<Resolution> {
+    Ok(layer_impl(repo, base, spec, opts, true)?.0)
+}
+
+/// Packages apt's simulation installs and removes: (name, version).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub install: Vec<(String, String)>,
+    pub remove: Vec<(String, String)>,
+}
+
+/// Parse `Inst NAME [OLD] (VERSION …)` and `Remv NAME [VERSION]` lines.
+fn parse_simulation(stdout: &str) -> Resolution {
+    let mut r = Resolution::default();
+    for l in stdout.lines() {
+        let (inst, rest) = match (l.strip_prefix("Inst "), l.strip_prefix("Remv ")) {
+            (Some(x), _) => (true, x),
+            (_, Some(x)) => (false, x),
+            _ => continue,
+        };
+        let Some(name) = rest.split_whitespace().next() else {
+            continue;
+        };
+        let name = name.split(':').next().unwrap_or(name).to_string();
+        let ver = if inst {
+            rest.split_once('(')
+                .and_then(|(_, v)| v.split_whitespace().next())
+        } else {
+            rest.split_once('[').and_then(|(_, v)| v.split(']').next())
+        }
+        .unwrap_or("")
+        .to_string();
+        if inst {
+            r.install.push((name, ver));
+        } else {
+            r.remove.push((name, ver));
+        }
+    }
+    r
+}
+
+fn layer_impl(
+    repo: &Repo,
+    base: &Checksum,
+    spec: &LayerSpec,
+    opts: &BuildOptions<'_>,
+    dry: bool,
+) -> Result<(Resolution, Option<Built>)> {
     check_names(spec.packages.iter().chain(&spec.removals))?;
     let progress = opts.progress;
     let tmp = repo.path().join("tmp");
@@ -396,13 +445,17 @@ pub fn build(
     sim.extend(args.iter().map(String::as_str));
     let out =
         apt(&sim).map_err(|e| ComposeError::Layer(format!("cannot {what}: {}", apt_reason(&e))))?;
-    let removed = simulated_removals(&String::from_utf8_lossy(&out.stdout));
+    let resolution = parse_simulation(&String::from_utf8_lossy(&out.stdout));
+    let removed: BTreeSet<String> = resolution.remove.iter().map(|(n, _)| n.clone()).collect();
     let extra: Vec<&String> = removed.difference(&spec.removals).collect();
     if !extra.is_empty() {
         return Err(ComposeError::Layer(format!(
             "cannot {what}: apt would also remove {} (they depend on a removed package or conflict with a new one)",
             extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         )));
+    }
+    if dry {
+        return Ok((resolution, None));
     }
     progress(
         Step::Install,
@@ -411,6 +464,7 @@ pub fn build(
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     apt(&argv).map_err(|e| ComposeError::Layer(format!("cannot {what}: {}", apt_reason(&e))))?;
 
+    adopt_initramfs(&root)?;
     crate::layout::to_deployable(&root)?;
     let new_pkgs = packages::installed(&root)?;
     let diff = packages::diff(&base_pkgs, &new_pkgs);
@@ -449,12 +503,43 @@ pub fn build(
     let commit = tx.write_commit_object(tree, &copts)?;
     tx.commit()?;
     drop(ov);
-    Ok(Built {
-        commit,
-        base: *base,
-        packages: new_pkgs,
-        diff,
-    })
+    Ok((
+        resolution,
+        Some(Built {
+            commit,
+            base: *base,
+            packages: new_pkgs,
+            diff,
+        }),
+    ))
+}
+
+/// A package trigger may have rebuilt the initramfs of an installed
+/// kernel: update-initramfs writes `boot/initrd.img-KVER`, while the
+/// deployable layout keeps it as `usr/lib/modules/KVER/initramfs.img`
+/// (whose kernel is already there, so the layout would not move it).
+fn adopt_initramfs(root: &Path) -> Result<()> {
+    let boot = root.join("boot");
+    let Ok(rd) = std::fs::read_dir(&boot) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(kver) = name.strip_prefix("initrd.img-") else {
+            continue;
+        };
+        let mods = root.join("usr/lib/modules").join(kver);
+        let has_kernel = boot.join(format!("vmlinuz-{kver}")).exists();
+        if kver.contains('/') || has_kernel || !mods.join("vmlinuz").is_file() {
+            continue;
+        }
+        let dest = mods.join("initramfs.img");
+        std::fs::rename(e.path(), &dest).map_err(|source| ComposeError::Io {
+            context: format!("moving boot/{name} to {}", dest.display()),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 fn short(c: &Checksum) -> String {
@@ -557,9 +642,14 @@ mod tests {
         assert!(check_names(&["nano".to_string(), "libc6:amd64".to_string()]).is_ok());
         assert!(check_names(&["-o".to_string()]).is_err());
         assert!(check_names(&["a b".to_string()]).is_err());
-        let out =
-            "Inst nano (7.2-1 Debian:12/stable [amd64])\nRemv less [590-2]\nRemv foo:amd64 [1]\n";
-        let r = simulated_removals(out);
-        assert_eq!(r.into_iter().collect::<Vec<_>>(), vec!["foo", "less"]);
+        let out = "Inst nano (7.2-1 Debian:12/stable [amd64])\nConf nano (7.2-1 Debian:12/stable [amd64])\nRemv less [590-2]\nRemv foo:amd64 [1]\nInst libx [1.0] (1.1 Debian:12 [amd64])\n";
+        let r = parse_simulation(out);
+        let own = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(r.install, own(&[("nano", "7.2-1"), ("libx", "1.1")]));
+        assert_eq!(r.remove, own(&[("less", "590-2"), ("foo", "1")]));
     }
 }

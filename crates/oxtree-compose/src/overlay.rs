@@ -73,6 +73,14 @@ impl OverlayRoot {
             std::fs::create_dir(dir.join(d))
                 .map_err(io_err(format!("creating {}", dir.join(d).display())))?;
         }
+        // The merged root shows the upper directory's owner and mode: make
+        // them the base root's.
+        let lower = std::fs::metadata(dir.join("lower"))
+            .map_err(io_err(format!("stat {}", dir.join("lower").display())))?;
+        let upper = dir.join("upper");
+        std::os::unix::fs::chown(&upper, Some(lower.uid()), Some(lower.gid()))
+            .and_then(|_| std::fs::set_permissions(&upper, lower.permissions()))
+            .map_err(io_err(format!("setting up {}", upper.display())))?;
         // Relative layer paths (resolved against the working directory)
         // keep commas or colons in the sysroot path out of the options.
         let out = Command::new("mount")
