@@ -346,6 +346,7 @@ fn layer_impl(
     let mut ov = OverlayRoot::create(repo, base, &work)?;
     let root = ov.merged();
     crate::layout::to_installable(&root)?;
+    kernels_to_boot(&root)?;
 
     let base_pkgs = packages::installed(&root)?;
     let in_base = |n: &str| {
@@ -512,6 +513,47 @@ fn layer_impl(
             diff,
         }),
     ))
+}
+
+/// Put each kernel back where Debian's tools expect it
+/// (`boot/vmlinuz-KVER`, `boot/initrd.img-KVER`, …), so a package whose
+/// trigger runs update-initramfs (an initramfs hook, firmware) gets the
+/// initramfs rebuilt; `to_deployable` moves them back afterwards.
+fn kernels_to_boot(root: &Path) -> Result<()> {
+    let modules = root.join("usr/lib/modules");
+    let Ok(rd) = std::fs::read_dir(&modules) else {
+        return Ok(());
+    };
+    let io = |what: String| {
+        move |source| ComposeError::Io {
+            context: what,
+            source,
+        }
+    };
+    std::fs::create_dir_all(root.join("boot")).map_err(io("creating boot".into()))?;
+    for e in rd.flatten() {
+        let kver = e.file_name().to_string_lossy().into_owned();
+        if !e.path().join("vmlinuz").is_file() {
+            continue;
+        }
+        for (from, to) in [
+            ("vmlinuz", "vmlinuz"),
+            ("initramfs.img", "initrd.img"),
+            ("config", "config"),
+            ("System.map", "System.map"),
+        ] {
+            let src = e.path().join(from);
+            if src.is_file() {
+                let dest = root.join("boot").join(format!("{to}-{kver}"));
+                std::fs::rename(&src, &dest).map_err(io(format!(
+                    "moving {} to {}",
+                    src.display(),
+                    dest.display()
+                )))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A package trigger may have rebuilt the initramfs of an installed

@@ -145,6 +145,7 @@ impl OverlayRoot {
         self.unmount()?;
         let upper = self.dir.join("upper");
         let mut ops = BTreeMap::new();
+        strip_ovl_xattrs(&upper)?;
         scan_upper(&upper, &mut Vec::new(), &[], &mut ops)?;
         let repo = tx.repo();
         let c = repo.load_commit(base)?;
