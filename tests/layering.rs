@@ -191,6 +191,8 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("staged", r["
 $OX admin status --sysroot=$S --run-dir=$R | grep -E "staged|RemovedBasePackages"
 $OX --repo=$S/ostree/repo refs | grep -c oxtree/staged-deployment
 [ -e $(root0)/usr/bin/less ] && echo default-has-less
+# Changes stack on the staged deployment, as with rpm-ostree.
+$OX install --sysroot=$S --run-dir=$R --dry-run --json vim-tiny 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin); print("stacked", r["requested-packages"], r["requested-base-removals"])'
 $OX admin finalize-staged --sysroot=$S --run-dir=$R >/dev/null; echo rc=$?
 [ -e $(root0)/usr/bin/less ] || echo finalized-no-less
 grep -A1 overrides $(root0).origin
@@ -261,7 +263,9 @@ echo "== end"
         "{s}"
     );
     assert!(
-        s.contains("\n1\ndefault-has-less\nrc=0\nfinalized-no-less\n"),
+        s.contains(
+            "\n1\ndefault-has-less\nstacked ['vim-tiny'] ['less']\nrc=0\nfinalized-no-less\n"
+        ),
         "{s}"
     );
     assert!(

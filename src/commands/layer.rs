@@ -164,7 +164,10 @@ fn say(json: bool, line: &str) {
 }
 
 /// apt's state and the admin's sources for a stateroot.
-fn apt_dirs(s: &Sysroot, merge: &Deployment) -> AptDirs {
+fn apt_dirs(s: &Sysroot, d: &Deployment) -> AptDirs {
+    // Sources come from a deployment that has an /etc (a staged one has
+    // none yet): the configuration merge deployment.
+    let merge = s.merge_deployment(&d.osname).unwrap_or(d);
     let var = s.path().join(format!("ostree/deploy/{}/var", merge.osname));
     AptDirs {
         lists: Some(var.join("lib/apt/lists")),
@@ -281,11 +284,17 @@ fn render(
     println!("Deployment {} is the new default", d.name());
 }
 
-/// The merge deployment, its spec and its base commit.
+/// The deployment whose request is edited, its spec and its base commit.
+/// As rpm-ostree, that is the newest deployment of the stateroot (the
+/// staged one, else the default), so changes stack on a pending
+/// deployment instead of replacing it; /etc still merges from the booted
+/// one.
 fn current(s: &Sysroot, os: Option<&str>) -> Result<(Deployment, LayerSpec, Checksum)> {
     let osname = s.resolve_osname(os)?;
     let merge = s
-        .merge_deployment(&osname)
+        .staged()
+        .filter(|d| d.osname == osname)
+        .or_else(|| s.deployments().iter().find(|d| d.osname == osname))
         .cloned()
         .with_context(|| format!("no deployment of stateroot {osname}"))?;
     let spec = merge
