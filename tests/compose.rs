@@ -334,6 +334,11 @@ fn bad_treefiles_fail_clearly_and_keep_the_ref() {
             "ref = \"debian/test/bad\"\nsuite = \"bookworm\"\npackages = [\"oxtree-no-such-package\"]\n",
             "oxtree-no-such-package",
         ),
+        (
+            "excluded-dependency.toml",
+            "ref = \"debian/test/bad\"\nsuite = \"bookworm\"\npackages = [\"iproute2\"]\nexclude = [\"libmnl0\"]\n",
+            "libmnl0",
+        ),
     ];
     for (name, text, expect) in cases {
         let tf = write_treefile(d.path(), name, text);
@@ -349,14 +354,88 @@ fn bad_treefiles_fail_clearly_and_keep_the_ref() {
             .unwrap_or_else(|| panic!("{name}: no error line:\n{stderr}"));
         let err = last[err_at..].join("\n");
         assert!(err.contains(expect), "{name}: unclear error:\n{err}");
-        assert!(
-            err.contains(name) || name == "no-such-package.toml",
-            "{name}: {err}"
-        );
+        // Treefile errors name the file; apt's errors name the package.
+        let parse_error = !name.starts_with("no-such") && !name.starts_with("excluded");
+        assert!(err.contains(name) || !parse_error, "{name}: {err}");
         assert_eq!(
             ok(ox(&repo).args(["rev-parse", "debian/test/bad"])).trim(),
             before,
             "{name}: ref moved"
         );
     }
+}
+
+/// The contract layering relies on: a checkout of a composed commit made
+/// installable takes `apt-get install` in the sandbox, and converting it
+/// back gives a deployable tree whose package list has the new package.
+#[test]
+fn installable_checkout_takes_apt_and_goes_back() {
+    use oxtree_compose::{packages, run_in_root, to_deployable, to_installable, SandboxOptions};
+    let (d, base) = min_repo();
+    let repo = d.path().join("repo");
+    let co = scratch();
+    let dir = co.path().join("root");
+    ok(ostree(&repo)
+        .args(["checkout", "--force-copy", base])
+        .arg(&dir));
+    to_installable(&dir).unwrap();
+    assert!(dir.join("etc/apt").is_dir());
+    assert!(dir.join("var/lib/dpkg/status").is_file());
+    let opts = SandboxOptions {
+        binds: vec![(CACHE.into(), "/var/cache/apt/archives".into())],
+        ..Default::default()
+    };
+    {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        run_in_root(&dir, &["apt-get", "update", "-q"], &opts).unwrap();
+        run_in_root(
+            &dir,
+            &[
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "iproute2",
+            ],
+            &opts,
+        )
+        .unwrap();
+    }
+    let before = ok(ostree(&repo).args(["cat", base, "/usr/lib/tmpfiles.d/oxtree-var.conf"]));
+    let rep = to_deployable(&dir).unwrap();
+    assert_eq!(rep.kernel, None);
+    assert!(!dir.join("etc").exists());
+    assert!(dir.join("usr/etc/iproute2").is_dir());
+    assert!(!dir.join("usr/etc/resolv.conf").exists());
+    assert!(!dir.join("usr/sbin/policy-rc.d").exists());
+    assert_eq!(std::fs::read_dir(dir.join("var")).unwrap().count(), 0);
+    let after = std::fs::read_to_string(dir.join("usr/lib/tmpfiles.d/oxtree-var.conf")).unwrap();
+    for l in before.lines() {
+        assert!(after.lines().any(|a| a == l), "lost tmpfiles line {l:?}");
+    }
+    let pk = packages::installed(&dir).unwrap();
+    assert!(pk.iter().any(|p| p.name == "iproute2"));
+    assert!(pk.iter().any(|p| p.name == "less"));
+
+    // Commit it like layering does; db diff sees the new package.
+    let mut r = oxtree_repo::Repo::open(&repo).unwrap();
+    let mut md = oxtree_object::Metadata::new();
+    packages::set_metadata(&mut md, &pk);
+    let base_sum: oxtree_object::Checksum = base.parse().unwrap();
+    let c = oxtree_compose::commit_root(
+        &mut r,
+        &dir,
+        "debian/test/layered",
+        md,
+        1_700_000_001,
+        Some(base_sum),
+    )
+    .unwrap();
+    ok(ostree(&repo).arg("fsck"));
+    let out = ok(ox(&repo).args(["db", "diff", base, &c.to_string()]));
+    assert!(
+        out.contains("Added:\n") && out.contains("  iproute2 "),
+        "{out}"
+    );
 }

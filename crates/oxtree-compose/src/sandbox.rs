@@ -1,8 +1,8 @@
 //! Run Debian tools (apt, dpkg, maintainer scripts, update-initramfs)
 //! confined to a root with bubblewrap: the root is bound on `/`, with a
 //! fresh `/proc`, a minimal `/dev`, tmpfs `/tmp` and `/run`, the host's
-//! network, a clean environment, and a `policy-rc.d` that forbids starting
-//! services.
+//! network (and the host's resolv.conf when the root has none), a clean
+//! environment, and a `policy-rc.d` that forbids starting services.
 
 use crate::error::{ComposeError, IoContext, Result};
 use crate::fsat;
@@ -61,7 +61,8 @@ pub fn command(root: &Path, argv: &[&str], opts: &SandboxOptions) -> Command {
     let mut c = Command::new(BWRAP);
     c.arg("--bind").arg(root).arg("/");
     c.args(["--proc", "/proc", "--dev", "/dev"]);
-    c.args(["--tmpfs", "/tmp", "--tmpfs", "/run"]);
+    // /tmp must be world-writable: apt drops to the _apt user.
+    c.args(["--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"]);
     c.args(["--unshare-ipc", "--unshare-uts", "--die-with-parent"]);
     if !opts.share_net {
         c.arg("--unshare-net");
@@ -97,7 +98,9 @@ pub fn command(root: &Path, argv: &[&str], opts: &SandboxOptions) -> Command {
 /// [`ComposeError::Command`] with the command and the tail of its stderr.
 pub fn run_in_root(root: &Path, argv: &[&str], opts: &SandboxOptions) -> Result<Output> {
     let _policy = PolicyRcD::install(root)?;
-    let mut c = command(root, argv, opts);
+    let mut opts = opts.clone();
+    let _resolv = host_resolv_conf(root, &mut opts)?;
+    let mut c = command(root, argv, &opts);
     c.stdin(Stdio::null());
     let out = c
         .output()
@@ -126,6 +129,43 @@ pub(crate) fn check(argv: &[&str], out: Output, tail_lines: usize) -> Result<Out
 pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// With a shared network, a root without its own `/etc/resolv.conf` (a
+/// composed tree drops it) gets the host's, read-only, so apt can resolve
+/// names; the empty mount point is removed again afterwards.
+fn host_resolv_conf(root: &Path, opts: &mut SandboxOptions) -> Result<Option<Temporary>> {
+    const RESOLV: &str = "etc/resolv.conf";
+    let host = Path::new("/etc/resolv.conf");
+    if !opts.share_net || !host.exists() {
+        return Ok(None);
+    }
+    let rfd = fsat::open_root(root)?;
+    let r = rfd.as_fd();
+    if !fsat::is_dir(r, "etc")? || fsat::lstat(r, RESOLV)?.is_some() {
+        return Ok(None);
+    }
+    fsat::write(r, RESOLV, b"")?;
+    opts.ro_binds
+        .push((host.to_path_buf(), format!("/{RESOLV}")));
+    Ok(Some(Temporary {
+        root: root.to_path_buf(),
+        rel: RESOLV,
+    }))
+}
+
+/// A file created in the root for one run, removed on drop.
+pub(crate) struct Temporary {
+    root: PathBuf,
+    rel: &'static str,
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Ok(rfd) = fsat::open_root(&self.root) {
+            let _ = fsat::remove(rfd.as_fd(), self.rel);
+        }
+    }
 }
 
 /// A `policy-rc.d` written for the duration of a sandboxed run (unless the
@@ -165,5 +205,81 @@ impl Drop for PolicyRcD {
                 let _ = fsat::remove(rfd.as_fd(), POLICY_RC_D);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A root whose /usr is the host's (read-only), enough to run sh.
+    fn root() -> (tempfile::TempDir, SandboxOptions) {
+        let t = tempfile::tempdir().unwrap();
+        for l in ["bin", "lib", "lib64", "sbin"] {
+            symlink(format!("usr/{l}"), t.path().join(l)).unwrap();
+        }
+        std::fs::create_dir_all(t.path().join("usr/sbin")).unwrap();
+        std::fs::create_dir_all(t.path().join("out")).unwrap();
+        let opts = SandboxOptions {
+            ro_binds: vec![("/usr".into(), "/usr".into())],
+            ..Default::default()
+        };
+        (t, opts)
+    }
+
+    #[test]
+    fn runs_confined_with_a_clean_environment() {
+        let (t, opts) = root();
+        let opts = opts.source_date_epoch(42);
+        let out = run_in_root(
+            t.path(),
+            &[
+                "/bin/sh",
+                "-c",
+                "echo \"$DEBIAN_FRONTEND $SOURCE_DATE_EPOCH ${CARGO:-none}\"; echo hi > /out/f; test -d /proc/self; test -k /tmp",
+            ],
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "noninteractive 42 none\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("out/f")).unwrap(),
+            "hi\n"
+        );
+        // The temporary policy-rc.d is gone again.
+        assert!(!t.path().join("usr/sbin/policy-rc.d").exists());
+    }
+
+    #[test]
+    fn failure_carries_command_and_stderr_tail() {
+        let (t, opts) = root();
+        let err = run_in_root(
+            t.path(),
+            &[
+                "/bin/sh",
+                "-c",
+                "for i in $(seq 100); do echo line$i >&2; done; exit 3",
+            ],
+            &opts,
+        )
+        .unwrap_err();
+        match &err {
+            ComposeError::Command {
+                command,
+                status,
+                stderr_tail,
+            } => {
+                assert!(command.starts_with("/bin/sh -c"), "{command}");
+                assert!(status.contains('3'), "{status}");
+                assert!(stderr_tail.ends_with("line100"), "{stderr_tail}");
+                assert!(!stderr_tail.contains("line70\n"), "{stderr_tail}");
+            }
+            e => panic!("unexpected error {e}"),
+        }
+        assert!(err.to_string().contains("line99"));
     }
 }
