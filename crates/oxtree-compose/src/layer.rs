@@ -369,19 +369,6 @@ fn layer_impl(
     }
 
     let mut sb = SandboxOptions::default();
-    // A world-writable /tmp: apt's download methods run as _apt and need
-    // it (the sandbox's own tmpfs /tmp is 0755).
-    let sbtmp = ov.dir().join("tmp");
-    std::fs::create_dir(&sbtmp)
-        .and_then(|_| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&sbtmp, std::fs::Permissions::from_mode(0o1777))
-        })
-        .map_err(|source| ComposeError::Io {
-            context: format!("creating {}", sbtmp.display()),
-            source,
-        })?;
-    sb.binds.push((sbtmp, "/tmp".to_string()));
     for (host, inside) in [
         (&opts.apt.lists, "/var/lib/apt/lists"),
         (&opts.apt.cache, "/var/cache/apt"),
@@ -401,21 +388,6 @@ fn layer_impl(
                 })?;
             sb.binds.push((h.clone(), inside.to_string()));
         }
-    }
-    // Name resolution for apt: the host's resolver configuration (the
-    // tree's own is dropped by the deployable layout; remove whatever
-    // stands there so the bind cannot follow a symlink out of the root).
-    let resolv = Path::new("/etc/resolv.conf");
-    if resolv.exists() {
-        let here = root.join("etc/resolv.conf");
-        if std::fs::symlink_metadata(&here).is_ok() {
-            std::fs::remove_file(&here).map_err(|source| ComposeError::Io {
-                context: format!("removing {}", here.display()),
-                source,
-            })?;
-        }
-        sb.ro_binds
-            .push((resolv.to_path_buf(), "/etc/resolv.conf".to_string()));
     }
     let use_etc = match &opts.apt.etc {
         Some(e) if e.is_dir() => {
