@@ -172,14 +172,23 @@ pub struct Built {
     pub diff: PackageDiff,
 }
 
-/// apt's own reasons (its `E:` lines), or the tail it printed.
+/// apt's own reasons (its `E:` lines, and dpkg's errors when a package
+/// failed to unpack or configure), or the tail it printed.
 fn apt_reason(e: &ComposeError) -> String {
     match e {
         ComposeError::Command { stderr_tail, .. } => {
-            let errs: Vec<&str> = stderr_tail
-                .lines()
-                .filter(|l| l.starts_with("E: "))
-                .collect();
+            let mut errs: Vec<&str> = Vec::new();
+            let mut in_dpkg = false;
+            for l in stderr_tail.lines() {
+                if l.starts_with("E: ") || l.starts_with("dpkg: error") {
+                    in_dpkg = l.starts_with("dpkg: error");
+                    errs.push(l);
+                } else if in_dpkg && l.starts_with(' ') {
+                    errs.push(l);
+                } else {
+                    in_dpkg = false;
+                }
+            }
             if errs.is_empty() {
                 stderr_tail.trim().to_string()
             } else {
@@ -649,6 +658,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(back.to_origin(Some(&o2)).to_text(), plain.to_text());
+    }
+
+    #[test]
+    fn apt_reasons_keep_dpkg_errors() {
+        let e = ComposeError::Command {
+            command: "apt-get install -y foo".into(),
+            status: "exit status: 100".into(),
+            stderr_tail: "debconf: noise\ndpkg: error processing package foo (--configure):\n installed foo package post-installation script subprocess returned error exit status 1\nE: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
+        };
+        assert_eq!(
+            apt_reason(&e),
+            "dpkg: error processing package foo (--configure):\n installed foo package post-installation script subprocess returned error exit status 1\nE: Sub-process /usr/bin/dpkg returned an error code (1)"
+        );
     }
 
     #[test]
