@@ -74,9 +74,19 @@ enum Command {
     Serve(commands::serve::Args),
     /// Manage a sysroot: deployments, stateroots, boot entries
     Admin(commands::admin::Args),
+    /// Layer Debian packages on the base of the default deployment
+    Install(commands::layer::InstallArgs),
+    /// Remove layered packages again
+    Uninstall(commands::layer::UninstallArgs),
+    /// Remove base packages, or undo such removals
+    Override(commands::layer::OverrideArgs),
     /// Early boot: make the deployment named by ostree= on the kernel
     /// command line the new root (for the initramfs)
     PrepareRoot(PrepareRootCmd),
+    /// Compose OS commits from Debian packages
+    Compose(commands::compose::Args),
+    /// Query the Debian packages of composed commits
+    Db(commands::db::Args),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -119,7 +129,12 @@ fn main() {
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
         Command::Admin(a) => commands::admin::run(repo, a),
+        Command::Install(a) => commands::layer::install(a),
+        Command::Uninstall(a) => commands::layer::uninstall(a),
+        Command::Override(a) => commands::layer::override_(a),
         Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
+        Command::Compose(a) => commands::compose::run(repo, a),
+        Command::Db(a) => commands::db::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

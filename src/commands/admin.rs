@@ -251,7 +251,10 @@ fn write_line(w: &WriteReport) {
     );
 }
 
-fn cleanup(s: &mut Sysroot) -> Result<()> {
+pub(crate) fn cleanup(s: &mut Sysroot) -> Result<()> {
+    // Keep the bases of layered deployments (and a staged commit) from
+    // the prune.
+    oxtree_compose::layer::sync_refs(s).context("updating layering refs")?;
     let r = s.cleanup().context("cleaning up")?;
     if r.prune.freed > 0 {
         println!("Freed objects: {}", format_size(r.prune.freed));
@@ -259,7 +262,7 @@ fn cleanup(s: &mut Sysroot) -> Result<()> {
     Ok(())
 }
 
-fn open(path: &Path, run: &Path) -> Result<Sysroot> {
+pub(crate) fn open(path: &Path, run: &Path) -> Result<Sysroot> {
     let mut s = Sysroot::open_locked(path)
         .with_context(|| format!("opening sysroot {}", path.display()))?;
     s.set_run_dir(run)?;
@@ -272,7 +275,7 @@ fn open_unlocked(path: &Path, run: &Path) -> Result<Sysroot> {
     Ok(s)
 }
 
-fn print_deploy(r: &oxtree_sysroot::DeployReport) {
+pub(crate) fn print_deploy(r: &oxtree_sysroot::DeployReport) {
     if let Some(e) = &r.etc {
         println!(
             "Copying /etc changes: {} modified, {} removed, {} added",
@@ -286,7 +289,12 @@ fn print_deploy(r: &oxtree_sysroot::DeployReport) {
 
 /// Fetch `branch` (at `commit`, if given) from `remote` into the sysroot
 /// repository, with the remote's TLS and proxy settings.
-fn pull_into(s: &Sysroot, remote: &str, branch: &str, commit: Option<&str>) -> Result<()> {
+pub(crate) fn pull_into(
+    s: &Sysroot,
+    remote: &str,
+    branch: &str,
+    commit: Option<&str>,
+) -> Result<()> {
     use oxtree_transport::{PullOptions, Remote};
     let repo = s.repo();
     let r = Remote::open(repo, remote)?;
@@ -516,6 +524,19 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             if u.pull_only && u.deploy_only {
                 bail!("Cannot simultaneously specify --pull-only and --deploy-only");
             }
+            // A deployment with layered packages follows its base refspec
+            // and gets its packages layered again on the new base.
+            let req = crate::commands::layer::UpgradeRequest {
+                os: u.os.as_deref(),
+                pull: !u.deploy_only,
+                deploy: !u.pull_only,
+                allow_downgrade: u.allow_downgrade,
+                override_commit: u.override_commit.as_deref(),
+                stage: u.stage,
+            };
+            if crate::commands::layer::upgrade_layered(sr, rn, req)? {
+                return Ok(());
+            }
             let mut s = open(sr, rn)?;
             let src = s.upgrade_source(u.os.as_deref())?;
             let commit = u.override_commit.clone().or(src.override_commit.clone());
@@ -693,11 +714,30 @@ fn status(s: &Sysroot, json: bool) -> Result<()> {
                 .map(|(i, d)| (Some(i), d)),
         )
         .collect();
+    // What is layered on a deployment: (base commit, spec); None for a
+    // plain one (whose output stays exactly ostree's).
+    let layered = |d: &oxtree_sysroot::Deployment| {
+        use oxtree_compose::layer::{self, LayerSpec};
+        let spec = d.origin.as_ref().and_then(LayerSpec::from_origin)?;
+        let csum = oxtree_object::Checksum::from_hex(&d.csum).ok()?;
+        let base = layer::base_commit(s.repo(), &csum).ok()?;
+        (base != csum || spec.is_layered()).then_some((base, spec))
+    };
+    let pending = |i: Option<usize>, d: &oxtree_sysroot::Deployment| match (i, booted) {
+        (None, _) => true,
+        (Some(i), Some(b)) => i < b && d.osname == s.deployments()[b].osname,
+        _ => false,
+    };
     if json {
         let list: Vec<_> = rows
             .iter()
             .map(|(i, d)| {
                 let origin = d.origin.as_ref().map(|o| o.to_text());
+                let l = layered(d);
+                let refspec = match &l {
+                    Some((_, spec)) => Some(spec.base_refspec.as_str()),
+                    None => d.refspec(),
+                };
                 serde_json::json!({
                     "index": i,
                     "osname": d.osname,
@@ -707,8 +747,13 @@ fn status(s: &Sysroot, json: bool) -> Result<()> {
                     "staged": i.is_none(),
                     "pinned": d.is_pinned(),
                     "unlocked": s.unlocked_state(d),
+                    "pending": pending(*i, d),
                     "version": version(&d.csum),
-                    "origin-refspec": d.refspec(),
+                    "origin-refspec": refspec,
+                    "layered": l.is_some(),
+                    "base-checksum": l.as_ref().map(|(b, _)| b.to_hex()).unwrap_or_else(|| d.csum.clone()),
+                    "requested-packages": l.as_ref().map(|(_, sp)| sp.packages.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+                    "requested-base-removals": l.as_ref().map(|(_, sp)| sp.removals.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
                     "origin": origin,
                     "bootcsum": d.bootcsum,
                     "kargs": d.kargs,
@@ -740,6 +785,19 @@ fn status(s: &Sysroot, json: bool) -> Result<()> {
         }
         if d.is_pinned() {
             println!("    Pinned: yes");
+        }
+        if let Some((base, spec)) = layered(d) {
+            println!("    origin refspec: {}", spec.base_refspec);
+            println!("    BaseCommit: {base}");
+            if !spec.packages.is_empty() {
+                let v: Vec<&str> = spec.packages.iter().map(String::as_str).collect();
+                println!("    LayeredPackages: {}", v.join(" "));
+            }
+            if !spec.removals.is_empty() {
+                let v: Vec<&str> = spec.removals.iter().map(String::as_str).collect();
+                println!("    RemovedBasePackages: {}", v.join(" "));
+            }
+            continue;
         }
         match &d.origin {
             None => println!("    origin: none"),

@@ -14,6 +14,51 @@ pub enum ComposeError {
     Repo(#[from] oxtree_repo::RepoError),
     #[error(transparent)]
     Sysroot(#[from] oxtree_sysroot::SysrootError),
+    /// A command (in the sandbox or on the host) exited unsuccessfully.
+    #[error("{command} failed ({status}){}", fmt_tail(.stderr_tail))]
+    Command {
+        command: String,
+        status: String,
+        /// The last lines of its standard error.
+        stderr_tail: String,
+    },
+    /// The treefile cannot be read or is invalid.
+    #[error("treefile {path}: {message}")]
+    Treefile { path: String, message: String },
+    /// The root does not have the shape an operation needs.
+    #[error("{0}")]
+    Layout(String),
+    /// The dpkg database of a root cannot be parsed.
+    #[error("dpkg database: {0}")]
+    Dpkg(String),
+    /// Commit metadata has an unexpected shape.
+    #[error("commit {commit}: {message}")]
+    Metadata { commit: String, message: String },
+    /// Package layering cannot do what was asked (the message says why).
+    #[error("{0}")]
+    Layer(String),
+}
+
+fn fmt_tail(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", tail.trim_end())
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ComposeError>;
+
+/// Attach a context to io results.
+pub(crate) trait IoContext<T> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<std::io::Error>> IoContext<T> for std::result::Result<T, E> {
+    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| ComposeError::Io {
+            context: f().into(),
+            source: e.into(),
+        })
+    }
+}

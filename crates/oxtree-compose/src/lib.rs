@@ -17,6 +17,21 @@
 //!
 //! The library never prints; long steps report progress through callbacks.
 
+pub mod commit;
+pub mod compose;
 pub mod error;
+mod fsat;
+pub mod layer;
+pub mod layout;
+pub mod overlay;
+pub mod packages;
+pub mod sandbox;
+pub mod treefile;
 
+pub use commit::commit_root;
+pub use compose::{compose_tree, ComposeOptions, Composed, Event};
 pub use error::{ComposeError, Result};
+pub use layout::{to_deployable, to_installable, LayoutReport};
+pub use packages::{Package, PackageDiff};
+pub use sandbox::{run_in_root, SandboxOptions};
+pub use treefile::Treefile;

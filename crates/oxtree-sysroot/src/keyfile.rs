@@ -79,6 +79,13 @@ impl KeyFile {
         false
     }
 
+    /// Remove a whole group (rpm-ostree drops `[packages]` this way).
+    pub fn remove_group(&mut self, group: &str) -> bool {
+        let before = self.groups.len();
+        self.groups.retain(|(g, _)| g != group);
+        self.groups.len() != before
+    }
+
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         for (i, (g, kv)) in self.groups.iter().enumerate() {
