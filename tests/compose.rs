@@ -93,15 +93,32 @@ packages = ["less"]
 version = "1.0"
 "#;
 
-/// One minimal compose shared by the reproducibility and diff tests.
-fn min_repo() -> &'static (tempfile::TempDir, String) {
-    static MIN_REPO: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+/// One minimal compose shared by the reproducibility, diff and layering
+/// tests. A static is never dropped, so it lives in
+/// /var/tmp/oxtree-compose-test-min-PID, and earlier runs' copies (whose
+/// process is gone) are removed here.
+fn min_repo() -> &'static (PathBuf, String) {
+    static MIN_REPO: OnceLock<(PathBuf, String)> = OnceLock::new();
     MIN_REPO.get_or_init(|| {
         tools();
-        let d = scratch();
-        init(&d.path().join("repo"), "bare");
-        let tf = write_treefile(d.path(), "min.toml", MIN);
-        let c = compose_ok(&d.path().join("repo"), &tf);
+        const PREFIX: &str = "oxtree-compose-test-min-";
+        for e in std::fs::read_dir("/var/tmp")
+            .unwrap()
+            .filter_map(|e| e.ok())
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(PREFIX) {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let d = PathBuf::from(format!("/var/tmp/{PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        init(&d.join("repo"), "bare");
+        let tf = write_treefile(&d, "min.toml", MIN);
+        let c = compose_ok(&d.join("repo"), &tf);
         (d, c)
     })
 }
@@ -255,9 +272,9 @@ fn same_treefile_same_commit() {
 #[test]
 fn db_diff_shows_added_packages() {
     let (d, base) = min_repo();
-    let repo = d.path().join("repo");
+    let repo = d.join("repo");
     let tf = write_treefile(
-        d.path(),
+        d,
         "ip.toml",
         r#"
 ref = "debian/test/ip"
@@ -372,7 +389,7 @@ fn bad_treefiles_fail_clearly_and_keep_the_ref() {
 fn installable_checkout_takes_apt_and_goes_back() {
     use oxtree_compose::{packages, run_in_root, to_deployable, to_installable, SandboxOptions};
     let (d, base) = min_repo();
-    let repo = d.path().join("repo");
+    let repo = d.join("repo");
     let co = scratch();
     let dir = co.path().join("root");
     ok(ostree(&repo)
