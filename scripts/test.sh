@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests drive
 # (the real ostree CLI, attr tools, gpg, python3's http.server, mkfs for
-# loop-mounted sysroots, mmdebstrap and bubblewrap for compose), then runs
-# format, lint and all tests.
+# loop-mounted sysroots, mmdebstrap, bubblewrap and lsinitramfs for compose
+# and layering), then runs format, lint and all tests. Compose and layering
+# tests download real Debian packages (cached in /var/cache/oxtree-tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v lsinitramfs >/dev/null || need+=(initramfs-tools-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root or install them)" >&2

@@ -101,6 +101,12 @@ struct PrepareRootCmd {
 }
 
 fn main() {
+    // Rust ignores SIGPIPE, so `oxtree db list | head` would panic on the
+    // closed pipe; like other Unix tools, just end quietly.
+    // SAFETY: setting a signal disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let repo = cli.repo.clone();
     let result = match cli.command {
