@@ -256,3 +256,35 @@ echo "== end"
     assert_eq!(lines[2].trim(), "0", "{st}");
     assert_eq!(lines[3].trim(), "No deployments.", "{st}");
 }
+
+/// Kernel arguments an image ships in `usr/lib/oxtree/kargs` (compose's
+/// kernel-args): added on deploy, dropped when a newer image drops them,
+/// and the admin's own arguments are kept throughout.
+#[test]
+fn image_kernel_args_follow_the_image() {
+    let out = run(r#"
+$OX admin init-fs $S || exit 1
+$OX admin os-init --sysroot=$S fakeos || exit 2
+mkdir -p $T/usr/lib/oxtree
+echo 'quiet console=ttyS0' > $T/usr/lib/oxtree/kargs
+commit 1.0
+$OX admin deploy --sysroot=$S --os=fakeos --karg=root=/dev/sda fakeos/main || exit 3
+echo "== one"; grep '^options' $S/boot/loader/entries/ostree-1-fakeos.conf
+$OX admin kargs edit-in-place --sysroot=$S --append=mine=1 || exit 4
+echo 'quiet splash' > $T/usr/lib/oxtree/kargs
+commit 2.0
+$OX admin deploy --sysroot=$S --os=fakeos fakeos/main || exit 5
+echo "== two"; grep '^options' $S/boot/loader/entries/ostree-2-fakeos.conf
+echo "== end"
+"#);
+    let one = section(&out, "one");
+    assert!(
+        one.contains("root=/dev/sda quiet console=ttyS0 ostree="),
+        "{out}"
+    );
+    let two = section(&out, "two");
+    assert!(
+        two.contains("root=/dev/sda quiet mine=1 splash ostree="),
+        "{out}"
+    );
+}

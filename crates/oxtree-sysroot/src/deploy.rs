@@ -6,6 +6,10 @@ use crate::deployment::Deployment;
 use crate::error::{IoContext, Result, SysrootError};
 use crate::etc_merge::{self, EtcDiff};
 use crate::kargs::KernelArgs;
+
+/// Kernel arguments an image asks for, one line of whitespace-separated
+/// arguments (written by `compose tree` from the treefile's kernel-args).
+pub const IMAGE_KARGS: &str = "usr/lib/oxtree/kargs";
 use crate::keyfile::KeyFile;
 use crate::util;
 use crate::write::WriteReport;
@@ -105,6 +109,31 @@ impl Sysroot {
         })
     }
 
+    /// The kernel arguments a commit's image ships in [`IMAGE_KARGS`].
+    fn image_kargs(&self, csum: &oxtree_object::Checksum) -> Result<Vec<String>> {
+        let c = self.repo().load_commit(csum)?;
+        let node = match self
+            .repo()
+            .resolve_path((c.root_tree, c.root_meta), IMAGE_KARGS)
+        {
+            Ok(n) => n,
+            Err(oxtree_repo::RepoError::NoSuchPath(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let oxtree_repo::Node::File(f) = node else {
+            return Ok(Vec::new());
+        };
+        let mut text = String::new();
+        use std::io::Read;
+        self.repo()
+            .open_file(&f)?
+            .content
+            .take(64 << 10)
+            .read_to_string(&mut text)
+            .ctx(|| format!("reading {IMAGE_KARGS} of {csum}"))?;
+        Ok(text.split_whitespace().map(str::to_string).collect())
+    }
+
     /// Check out `rev` as a new deployment directory with its origin (and,
     /// with `with_etc`, its merged /etc); nothing refers to it yet. Returns
     /// the deployment, the /etc changes carried over, and the merge
@@ -133,6 +162,22 @@ impl Sysroot {
             None => merge.as_ref().map(|m| m.kargs.as_str()).unwrap_or(""),
         };
         let mut kargs = KernelArgs::parse(base);
+        // Kernel arguments the image asks for (`usr/lib/oxtree/kargs`, from
+        // the treefile's kernel-args): those the previous image had and
+        // this one dropped go, new ones are added, the admin's own stay.
+        let new_image = self.image_kargs(&csum)?;
+        let old_image = match &merge {
+            Some(m) => self.image_kargs(&self.repo().resolve_rev(&m.csum)?)?,
+            None => Vec::new(),
+        };
+        for k in old_image.iter().filter(|k| !new_image.contains(k)) {
+            kargs.delete(k);
+        }
+        for k in &new_image {
+            if !kargs.contains(k) {
+                kargs.append(k);
+            }
+        }
         for k in &opts.karg_replace {
             kargs.replace(k);
         }
