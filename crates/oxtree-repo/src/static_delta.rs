@@ -342,7 +342,7 @@ pub fn apply_part(h: &PartHeader, i: usize, part: &[u8], tx: &Transaction<'_>) -
         .min(sd::MAX_PART_PAYLOAD);
     let payload = sd::decompress_part(part, max)
         .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
-    let payload = PartPayload::decode(&payload)
+    let payload = PartPayload::decode_owned(payload)
         .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
     let mut sink = TxSink {
         tx,
