@@ -321,6 +321,17 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| TransportError::io("starting the async runtime", e))
 }
 
+/// The pull client's runtime: one thread runs the fetches and the object
+/// imports. The kernel keeps receiving into the sockets while an object is
+/// written, and no wake-up crosses threads per finished fetch; with worker
+/// threads, the futex and epoll traffic cost more than the overlap won.
+pub fn client_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TransportError::io("starting the async runtime", e))
+}
+
 /// Fetch one small file synchronously (config, summary, a ref).
 pub fn get_blocking(fetcher: &Fetcher, url: &str, limit: u64) -> Result<Option<Vec<u8>>> {
     let rt = runtime()?;

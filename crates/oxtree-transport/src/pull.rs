@@ -31,7 +31,7 @@
 //! runtime; verification and writing happen on the calling thread.
 
 use crate::error::{Result, TransportError};
-use crate::fetch::{join_url, runtime, Body, FetchOptions, Fetcher};
+use crate::fetch::{client_runtime, join_url, runtime, Body, FetchOptions, Fetcher};
 use crate::remote::Remote;
 use crate::summary::Summary;
 use crate::verify::RemoteVerifier;
@@ -274,7 +274,7 @@ pub fn pull(
         .map(|r| parse_ref_request(r))
         .collect::<Result<Vec<_>>>()?;
     let fetcher = Fetcher::new(opts.fetch.clone())?;
-    let rt = runtime()?;
+    let rt = client_runtime()?;
     rt.block_on(pull_async(
         repo, remote, &verifier, requests, opts, &fetcher, progress,
     ))
