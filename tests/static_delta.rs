@@ -8,49 +8,14 @@
 
 use oxtree_object::static_delta::{self as sd, PartPayload, Superblock};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 #[path = "support/net.rs"]
 mod net;
-use net::{free_port, require, wait_for_port, Guard};
-
-fn oxtree() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
-    Command::new(bin)
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-}
-
-#[track_caller]
-fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let o = run(bin, repo, args);
-    assert!(
-        o.status.success(),
-        "{} {:?} failed:\nstdout: {}\nstderr: {}",
-        bin.display(),
-        args,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-#[track_caller]
-fn fails(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let o = run(bin, repo, args);
-    assert!(
-        !o.status.success(),
-        "{} {:?} unexpectedly succeeded",
-        bin.display(),
-        args
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use net::{logging_server, require};
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{fails, ok, oxtree, run};
 
 fn prng(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -410,28 +375,6 @@ fn snapshot_indexes(repo: &Path) -> Vec<(String, Vec<u8>)> {
     }
     v.sort();
     v
-}
-
-/// python3 -m http.server whose request log goes to `log`.
-fn logging_server(dir: &Path, log: &Path) -> (Guard, String) {
-    let port = free_port();
-    let child = Command::new(require("python3"))
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("starting python3 -m http.server");
-    let g = Guard(child);
-    wait_for_port(port);
-    (g, format!("http://127.0.0.1:{port}/"))
 }
 
 #[test]

@@ -8,39 +8,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[path = "support/net.rs"]
 mod net;
 use net::{python_server, require, Guard};
-
-fn oxtree() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
-    Command::new(bin)
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-}
-
-#[track_caller]
-fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let o = run(bin, repo, args);
-    assert!(
-        o.status.success(),
-        "{} {:?} failed:\nstdout: {}\nstderr: {}",
-        bin.display(),
-        args,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{ok, oxtree, run};
 
 /// A tree with a subdirectory, a symlink, an empty file and a larger file.
 fn make_tree(dir: &Path) {

@@ -50,6 +50,15 @@ pub fn wait_for_port(port: u16) {
 
 /// python3 -m http.server serving `dir` on a free loopback port.
 pub fn python_server(dir: &Path) -> (Guard, String) {
+    serve_dir(dir, Stdio::null())
+}
+
+/// The same, with the request log written to `log`.
+pub fn logging_server(dir: &Path, log: &Path) -> (Guard, String) {
+    serve_dir(dir, std::fs::File::create(log).unwrap().into())
+}
+
+fn serve_dir(dir: &Path, stderr: Stdio) -> (Guard, String) {
     let py = require("python3");
     let port = free_port();
     let child = Command::new(py)
@@ -63,7 +72,7 @@ pub fn python_server(dir: &Path) -> (Guard, String) {
         ])
         .arg(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("starting python3 -m http.server");
     let g = Guard(child);
