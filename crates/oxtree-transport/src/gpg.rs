@@ -447,12 +447,16 @@ fn sign_data_unlocked(
     Ok((bytes, fpr))
 }
 
-/// Pick the secret keys named by `ids` (all when `ids` is empty); an id
-/// matching no key is an error.
-pub fn select_secret_keys(
-    keys: Vec<SignedSecretKey>,
+/// The keys named by `ids` (all when `ids` is empty), an id matching the
+/// primary key or a subkey (by `fingerprints`); an id matching no key is
+/// an error (`no {what} '{id}' in {place}`).
+fn select_keys<K: Clone>(
+    keys: Vec<K>,
     ids: &[String],
-) -> Result<Vec<SignedSecretKey>> {
+    fingerprints: impl Fn(&K) -> Vec<String>,
+    what: &str,
+    place: &str,
+) -> Result<Vec<K>> {
     if ids.is_empty() {
         return Ok(keys);
     }
@@ -460,18 +464,24 @@ pub fn select_secret_keys(
     for id in ids {
         let k = keys
             .iter()
-            .find(|k| {
-                key_id_matches(id, &fingerprint_hex(&k.primary_key))
-                    || k.secret_subkeys
-                        .iter()
-                        .any(|s| key_id_matches(id, &fingerprint_hex(&s.key)))
-            })
-            .ok_or_else(|| {
-                TransportError::Config(format!("no secret key '{id}' in the key file"))
-            })?;
+            .find(|k| fingerprints(k).iter().any(|f| key_id_matches(id, f)))
+            .ok_or_else(|| TransportError::Config(format!("no {what} '{id}' in {place}")))?;
         out.push(k.clone());
     }
     Ok(out)
+}
+
+/// Pick the secret keys named by `ids` (all when `ids` is empty).
+pub fn select_secret_keys(
+    keys: Vec<SignedSecretKey>,
+    ids: &[String],
+) -> Result<Vec<SignedSecretKey>> {
+    let fprs = |k: &SignedSecretKey| {
+        std::iter::once(fingerprint_hex(&k.primary_key))
+            .chain(k.secret_subkeys.iter().map(|s| fingerprint_hex(&s.key)))
+            .collect()
+    };
+    select_keys(keys, ids, fprs, "secret key", "the key file")
 }
 
 /// Pick the public keys named by `ids` (all when empty).
@@ -479,23 +489,12 @@ pub fn select_public_keys(
     keys: Vec<SignedPublicKey>,
     ids: &[String],
 ) -> Result<Vec<SignedPublicKey>> {
-    if ids.is_empty() {
-        return Ok(keys);
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        let k = keys
-            .iter()
-            .find(|k| {
-                key_id_matches(id, &fingerprint_hex(&k.primary_key))
-                    || k.public_subkeys
-                        .iter()
-                        .any(|s| key_id_matches(id, &fingerprint_hex(&s.key)))
-            })
-            .ok_or_else(|| TransportError::Config(format!("no key '{id}' in the input")))?;
-        out.push(k.clone());
-    }
-    Ok(out)
+    let fprs = |k: &SignedPublicKey| {
+        std::iter::once(fingerprint_hex(&k.primary_key))
+            .chain(k.public_subkeys.iter().map(|s| fingerprint_hex(&s.key)))
+            .collect()
+    };
+    select_keys(keys, ids, fprs, "key", "the input")
 }
 
 /// Verify each key's self-signatures (a key failing them is refused at
