@@ -162,11 +162,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             remote::delete_remote(&mut repo, &name, if_exists)?;
         }
         Action::List { show_urls } => {
-            let names = remote::list_remotes(&repo)?;
-            let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
-            for n in names {
+            // One read of the config and remotes.d for the whole list.
+            let mut entries = remote::remote_entries(&repo)?;
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
+            for e in entries {
+                let n = &e.name;
                 if show_urls {
-                    let url = Remote::open(&repo, &n)?.url;
+                    let url = e.remote()?.url;
                     println!("{n:<width$}  {url}");
                 } else {
                     println!("{n}");

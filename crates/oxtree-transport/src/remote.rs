@@ -34,6 +34,13 @@ pub struct RemoteEntry {
     config: RepoConfig,
 }
 
+impl RemoteEntry {
+    /// The remote this entry defines.
+    pub fn remote(&self) -> Result<Remote> {
+        Remote::from_config(&self.config, &self.name)
+    }
+}
+
 /// The remotes directory a repository reads, if any.
 pub fn remotes_dir(repo: &Repo) -> Option<PathBuf> {
     repo.is_system().then(|| PathBuf::from(SYSTEM_REMOTES_DIR))
@@ -239,7 +246,7 @@ impl Remote {
 
     pub fn open(repo: &Repo, name: &str) -> Result<Remote> {
         match remote_entries(repo)?.into_iter().find(|e| e.name == name) {
-            Some(e) => Remote::from_config(&e.config, name),
+            Some(e) => e.remote(),
             None => Err(TransportError::NoSuchRemote(name.to_string())),
         }
     }
