@@ -380,13 +380,17 @@ mod tests {
     #[test]
     fn parses_remotes() {
         let c = RepoConfig::parse(
-            "[core]\nrepo_version=1\n\n[remote \"a\"]\nurl=http://x/\nbranches=main;b/c;\ngpg-verify=false\n\n[remote \"b\"]\nurl=http://y\n",
+            "[core]\nrepo_version=1\n\n[remote \"a\"]\nurl=http://x/\nbranches=main;b/c;\ngpg-verify=false\nhttp2=false\nproxy=http://p:3128\n\n[remote \"b\"]\nurl=http://y\n",
         )
         .unwrap();
         assert_eq!(remote_names(&c), vec!["a", "b"]);
         let a = Remote::from_config(&c, "a").unwrap();
         assert_eq!(a.branches, vec!["main", "b/c"]);
         assert!(!a.gpg_verify);
+        // The remote's settings reach the HTTP client's options.
+        let f = a.fetch_options(FetchOptions::default()).unwrap();
+        assert!(!f.http2);
+        assert_eq!(f.proxy.as_deref(), Some("http://p:3128"));
         let b = Remote::from_config(&c, "b").unwrap();
         assert!(b.gpg_verify && !b.gpg_verify_summary && !b.sign_verify);
         assert!(b.http2 && !b.tls_permissive && b.proxy.is_none());
