@@ -56,7 +56,10 @@ pub fn temp_name(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}{}-{n}-{nanos:x}", std::process::id())
+    // The pid is read once: one getpid per object showed in pull profiles.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    format!("{prefix}{pid}-{n}-{nanos:x}")
 }
 
 /// Write a small file atomically: temp file, optional fsync, rename.

@@ -775,13 +775,14 @@ impl State<'_> {
             Job::DirTree(_, level, scope) => {
                 verify_meta(kind, &csum, &bytes)?;
                 let t = DirTree::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
-                self.tx.write_meta_trusted_name(kind, &csum, &bytes)?;
+                // resolve_locally found it absent before it was fetched.
+                self.tx.write_meta_fetched(kind, &csum, &bytes)?;
                 self.queue_tree_children(&t, level, scope)?;
             }
             Job::DirMeta(_) => {
                 verify_meta(kind, &csum, &bytes)?;
                 DirMeta::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
-                self.tx.write_meta_trusted_name(kind, &csum, &bytes)?;
+                self.tx.write_meta_fetched(kind, &csum, &bytes)?;
             }
             Job::File(_) => unreachable!("handled above"),
         }
@@ -1027,7 +1028,8 @@ fn keep_bad(
     }
 }
 
-/// Verify and store one `.filez` object; returns its uncompressed size.
+/// Verify and store one `.filez` object, which `resolve_locally` found
+/// absent before it was fetched; returns its uncompressed size.
 fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64> {
     let bad = |r: &dyn std::fmt::Display| object_err(ObjectType::File, csum, r);
     let mut r = body.into_reader();
@@ -1044,7 +1046,7 @@ fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64
         .map_err(|e| bad(&format!("truncated header: {e}")))?;
     let (ah, _) = ArchiveHeader::decode(&head).map_err(|e| bad(&e))?;
     if ah.file.is_symlink() {
-        tx.write_content_expect(csum, &ah.file, 0, std::io::empty())
+        tx.write_content_fetched(csum, &ah.file, 0, std::io::empty())
             .map_err(|e| keep_bad(e, &bad))?;
         return Ok(0);
     }
@@ -1054,7 +1056,7 @@ fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64
         remaining: ah.size,
         total: ah.size,
     };
-    tx.write_content_expect(csum, &ah.file, ah.size, &mut exact)
+    tx.write_content_fetched(csum, &ah.file, ah.size, &mut exact)
         .map_err(|e| keep_bad(e, &bad))?;
     let mut extra = [0u8; 1];
     match inflater.read(&mut extra) {
