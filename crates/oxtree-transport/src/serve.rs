@@ -13,19 +13,23 @@
 use crate::error::{Result, TransportError};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, StreamBody};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Files up to this size are read whole and sent in one piece.
+const SMALL_FILE: u64 = 256 << 10;
 
 pub struct Server {
     root: Arc<OwnedFd>,
@@ -136,8 +140,21 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return status(StatusCode::NOT_FOUND);
     }
+    let mut len = st.st_size as u64;
     let body = if head {
         empty()
+    } else if len <= SMALL_FILE {
+        // Most objects are a few KiB: one read here costs far less than
+        // tokio's file reads, which hop to a blocking thread and back for
+        // every chunk (and for the end of file).
+        let mut data = Vec::with_capacity(len as usize);
+        if std::fs::File::from(fd).read_to_end(&mut data).is_err() {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        len = data.len() as u64;
+        Full::new(Bytes::from(data))
+            .map_err(|never| match never {})
+            .boxed()
     } else {
         let file = tokio::fs::File::from_std(std::fs::File::from(fd));
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 << 10);
@@ -147,7 +164,7 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(
         hyper::header::CONTENT_LENGTH,
-        hyper::header::HeaderValue::from(st.st_size as u64),
+        hyper::header::HeaderValue::from(len),
     );
     h.insert(
         hyper::header::CONTENT_TYPE,
