@@ -689,6 +689,9 @@ pub fn generate(
         .iter()
         .filter(|o| !from_set.contains(*o))
         .filter(|o| !(o.0 == ObjectType::Commit && o.1 == *to))
+        // Detached metadata is named by its commit, not its bytes: it
+        // travels in the superblock, never as a part object.
+        .filter(|o| o.0 != ObjectType::CommitMeta)
         .map(|o| (o.0, o.1))
         .collect();
     new.sort_by(|a, b| (b.0.is_meta(), a.0, a.1 .0).cmp(&(a.0.is_meta(), b.0, b.1 .0)));
