@@ -822,3 +822,65 @@ fn oxtree_pull_uses_static_deltas() {
     assert!(!target.exists(), "the delta's commit was stored");
     fsck_both(&bad);
 }
+
+/// A remote that verifies ed25519 signatures (`sign-verify`) also checks
+/// the signatures of a signed delta superblock when pulling: signed by an
+/// untrusted key, the pull fails naming the delta, the ref stays and the
+/// delta's commit is not stored; signed by the trusted key, the pull uses
+/// the delta.
+#[test]
+fn pull_checks_delta_superblock_signatures() {
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, c1, c2) = source(tmp.path(), &ox);
+    let key = || {
+        let out = ok(&ox, &src, &["sign", "--generate-key"]);
+        let mut l = out.lines();
+        (l.next().unwrap().to_string(), l.next().unwrap().to_string())
+    };
+    let (sec, public) = key();
+    let (other_sec, _) = key();
+    ok(&ox, &src, &["sign", &c1, &sec]);
+    ok(&ox, &src, &["sign", &c2, &sec]);
+    let name = format!("{c1}-{c2}");
+    let generate = |k: &str| {
+        let args = ["static-delta", "generate", "--from", &c1, "--to", &c2];
+        ok(&ox, &src, &[&args[..], &[&format!("--sign={k}")]].concat());
+        ok(&ox, &src, &["summary", "-u"]);
+    };
+    generate(&other_sec);
+    let log = tmp.path().join("http.log");
+    let (_g, url) = logging_server(&src, &log);
+    let dst = new_repo(&ox, &tmp.path().join("dst"), "archive");
+    let verify = format!("--sign-verify=ed25519=inline:{public}");
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--no-gpg-verify", &verify, "o", &url],
+    );
+    ok(&ox, &dst, &["pull", "--disable-static-deltas", "o", &c1]);
+    let rd = dst.join("refs/remotes/o");
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::write(rd.join("main"), format!("{c1}\n")).unwrap();
+    let target = dst
+        .join("objects")
+        .join(&c2[..2])
+        .join(format!("{}.commit", &c2[2..]));
+
+    let e = fails(&ox, &dst, &["pull", "o", "main"]);
+    assert!(
+        e.contains(&format!("static delta {name}")) && e.contains("superblock signature"),
+        "{e}"
+    );
+    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c1);
+    assert!(!target.exists(), "the delta's commit was stored");
+
+    ok(&ox, &src, &["static-delta", "delete", &name]);
+    generate(&sec);
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    ok(&ox, &dst, &["pull", "o", "main"]);
+    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    assert!(reqs.contains("/superblock"), "no delta used:\n{reqs}");
+    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c2);
+    fsck_both(&dst);
+}

@@ -490,8 +490,10 @@ async fn pull_async(
 /// parts are fetched concurrently and each verified (size, checksum, every
 /// object) before use. On success the target commit is stored, marked
 /// partial. When the remote requires signed commits, the signatures the
-/// superblock carries are checked before anything is applied (no
-/// signatures there: no delta). Returns whether a delta was used.
+/// superblock carries for the commit are checked before anything is
+/// applied (no signatures there: no delta), and so are the superblock's
+/// own ed25519 signatures, if it is signed. Returns whether a delta was
+/// used.
 #[allow(clippy::too_many_arguments)]
 async fn pull_static_delta(
     repo: &Repo,
@@ -545,9 +547,16 @@ async fn pull_static_delta(
             format!("superblock hashes to {actual}, the summary says {sb_csum}"),
         ));
     }
-    let (sb, _sigs) = parse_superblock_file(&sb_bytes)?;
+    let (sb, sigs) = parse_superblock_file(&sb_bytes)?;
     if sb.to != *to || sb.from != from {
         return Err(TransportError::bad(what, "superblock is for another delta"));
+    }
+    if let Some((inner, _)) = sd::decode_signed(&sb_bytes)? {
+        verifier.verify_delta_superblock(
+            &sd::delta_name(from.as_ref(), to),
+            &inner,
+            sigs.as_ref(),
+        )?;
     }
     let mut tx = repo.begin()?;
     if let Some(s) = opts.sync {

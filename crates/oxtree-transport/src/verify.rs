@@ -243,6 +243,36 @@ impl RemoteVerifier {
         Ok(())
     }
 
+    /// Check the ed25519 signatures a static delta superblock carries
+    /// (`inner` is the signed superblock, `sigs` the signed container's
+    /// `a{sv}`), when the remote verifies ed25519 signatures and the
+    /// superblock has some: a bad or foreign signature refuses the delta.
+    /// An unsigned superblock is accepted, as ostree does: the summary
+    /// names its checksum and the commit's own signatures are checked.
+    pub fn verify_delta_superblock(
+        &self,
+        delta: &str,
+        inner: &[u8],
+        sigs: Option<&Metadata>,
+    ) -> Result<()> {
+        let Some(md) = sigs.filter(|_| self.ed_commits) else {
+            return Ok(());
+        };
+        let fail = |e: TransportError| {
+            TransportError::Signature(format!(
+                "static delta {delta} from remote '{}': superblock signature verification \
+                 failed: {e}",
+                self.remote
+            ))
+        };
+        let sigs = sign::signatures_in(md, ED25519_KEY).map_err(fail)?;
+        if sigs.is_empty() {
+            return Ok(());
+        }
+        self.ed.verify(inner, &sigs).map_err(fail)?;
+        Ok(())
+    }
+
     /// Check `summary.sig` (`sig`, when the remote has one) over `summary`.
     pub fn verify_summary(&self, summary: &[u8], sig: Option<&[u8]>) -> Result<()> {
         if !self.verifies_summary() {
