@@ -884,3 +884,51 @@ fn pull_checks_delta_superblock_signatures() {
     assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c2);
     fsck_both(&dst);
 }
+
+/// `static-delta indexes` and `reindex` print and write what ostree's do,
+/// and `pull` finds a delta through `delta-indexes/` alone: the summary
+/// (ostree's, `indexed-deltas`) was written before the delta existed, and
+/// only `reindex` published it.
+#[test]
+fn pull_finds_deltas_through_delta_indexes() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = new_repo(&ost, &tmp.path().join("src"), "archive");
+    let tree = tmp.path().join("tree");
+    tree_v1(&tree);
+    let c1 = commit(&ost, &src, &tree, "one");
+    ok(&ost, &src, &["summary", "-u"]);
+    let log = tmp.path().join("http.log");
+    let (_g, url) = logging_server(&src, &log);
+    let dst = new_repo(&ox, &tmp.path().join("dst"), "archive");
+    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    ok(&ox, &dst, &["pull", "o", "main"]);
+    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c1);
+
+    tree_v2(&tree);
+    let c2 = commit(&ost, &src, &tree, "two");
+    ok(&ost, &src, &["summary", "-u"]);
+    ok(&ost, &src, &["static-delta", "generate", "main"]);
+    let none = ok(&ost, &src, &["static-delta", "indexes"]);
+    assert_eq!(ok(&ox, &src, &["static-delta", "indexes"]), none);
+    ok(&ox, &src, &["static-delta", "reindex", "--to", "main"]);
+    let listed = ok(&ost, &src, &["static-delta", "indexes"]);
+    assert_eq!(listed.trim(), c2);
+    assert_eq!(ok(&ox, &src, &["static-delta", "indexes"]), listed);
+    let ours = snapshot_indexes(&src);
+    std::fs::remove_dir_all(src.join("delta-indexes")).unwrap();
+    ok(&ost, &src, &["static-delta", "reindex"]);
+    assert_eq!(snapshot_indexes(&src), ours, "delta-indexes differ");
+    let view = ok(&ost, &src, &["summary", "--view"]);
+    assert!(!view.contains("ostree.static-deltas"), "{view}");
+
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    ok(&ox, &dst, &["pull", "o", "main"]);
+    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    assert!(reqs.contains("/delta-indexes/"), "index not read:\n{reqs}");
+    assert!(reqs.contains("/superblock"), "no delta used:\n{reqs}");
+    assert!(!reqs.contains(".filez"), "objects fetched singly:\n{reqs}");
+    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c2);
+    fsck_both(&dst);
+}

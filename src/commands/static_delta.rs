@@ -1,4 +1,5 @@
-//! `oxtree static-delta list|show|delete|generate|apply-offline|verify`:
+//! `oxtree static-delta list|show|delete|generate|apply-offline|verify|
+//! indexes|reindex`:
 //! manage static deltas, with ostree 2022.7's flags and output.
 
 use crate::output::format_size;
@@ -30,6 +31,14 @@ enum Cmd {
     ApplyOffline(ApplyArgs),
     /// Verify static delta signatures
     Verify(VerifyArgs),
+    /// List static delta indexes
+    Indexes,
+    /// Regenerate static delta indexes
+    Reindex {
+        /// Only update delta index to revision REV
+        #[arg(long, value_name = "REV")]
+        to: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -114,6 +123,24 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         Cmd::Generate(g) => generate(repo, g),
         Cmd::ApplyOffline(ap) => apply(repo, ap),
         Cmd::Verify(v) => verify(repo, v),
+        Cmd::Indexes => {
+            let r = open_repo(repo)?;
+            let targets = oxtree_transport::summary::list_delta_indexes(&r)?;
+            if targets.is_empty() {
+                println!("(No static deltas indexes)");
+            }
+            for t in targets {
+                println!("{t}");
+            }
+            Ok(())
+        }
+        Cmd::Reindex { to } => {
+            let r = open_repo(repo)?;
+            let to = to.map(|t| r.resolve_rev(&t)).transpose()?;
+            let sync = r.fsync_enabled()?;
+            oxtree_transport::summary::write_delta_indexes(&r, sync, to.as_ref())?;
+            Ok(())
+        }
     }
 }
 

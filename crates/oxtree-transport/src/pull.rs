@@ -388,6 +388,7 @@ async fn pull_async(
     if !opts.disable_static_deltas && !opts.commit_metadata_only && opts.subpaths.is_empty() {
         if let Some(s) = &summary {
             let deltas = s.static_delta_map();
+            let indexed = s.indexed_deltas();
             for (name, to) in &targets {
                 let spec = name.as_ref().map(|n| {
                     if opts.mirror {
@@ -403,6 +404,7 @@ async fn pull_async(
                     fetcher,
                     opts,
                     &deltas,
+                    indexed,
                     spec.as_deref(),
                     to,
                 )
@@ -501,13 +503,22 @@ async fn pull_static_delta(
     verifier: &RemoteVerifier,
     fetcher: &Fetcher,
     opts: &PullOptions,
-    deltas: &[(String, Checksum)],
+    listed: &[(String, Checksum)],
+    indexed: bool,
     local_ref: Option<&str>,
     to: &Checksum,
 ) -> Result<bool> {
     use oxtree_object::static_delta as sd;
     use oxtree_repo::static_delta::{parse_superblock_file, StaticDeltaApplier};
-    if deltas.is_empty() || repo.has_object(ObjectType::Commit, to)? {
+    if repo.has_object(ObjectType::Commit, to)? {
+        return Ok(false);
+    }
+    let from_index = match indexed {
+        true => fetch_delta_index(remote, fetcher, to).await?,
+        false => None,
+    };
+    let deltas = from_index.as_deref().unwrap_or(listed);
+    if deltas.is_empty() {
         return Ok(false);
     }
     let from = match local_ref {
@@ -605,6 +616,32 @@ async fn pull_static_delta(
         repo.write_detached_metadata_bytes(to, &d, sync)?;
     }
     Ok(true)
+}
+
+/// Largest delta index accepted (ostree's list a few deltas per target).
+const MAX_DELTA_INDEX_SIZE: u64 = 4 << 20;
+
+/// The deltas to `to` listed in the remote's `delta-indexes/` (None: it
+/// has no index for `to`). The index is not signed: what it names is
+/// checked like the summary's list (the superblock against the checksum
+/// given here, the commit it carries against `to`, every object).
+async fn fetch_delta_index(
+    remote: &Remote,
+    fetcher: &Fetcher,
+    to: &Checksum,
+) -> Result<Option<Vec<(String, Checksum)>>> {
+    use oxtree_object::static_delta as sd;
+    let rel = sd::delta_index_path(to);
+    let url = join_url(&remote.url, &rel);
+    let Some(body) = fetcher.get(&url, MAX_DELTA_INDEX_SIZE, None).await? else {
+        return Ok(None);
+    };
+    let bytes = body
+        .into_vec()
+        .map_err(|e| TransportError::io("reading a delta index", e))?;
+    let md = Metadata::decode(&bytes)
+        .map_err(|e| TransportError::bad(format!("delta index {rel}"), e))?;
+    Ok(Some(crate::summary::static_delta_map_in(&md)))
 }
 
 fn delta_part_arrived(

@@ -162,29 +162,19 @@ impl Summary {
 
     /// `ostree.static-deltas`: delta name → superblock checksum.
     pub fn static_delta_map(&self) -> Vec<(String, Checksum)> {
-        let Some(Value::Dict(d)) = self.metadata.get(sd::KEY_STATIC_DELTAS) else {
+        if self.metadata.get(sd::KEY_STATIC_DELTAS).is_none() {
             return self.static_deltas.clone();
-        };
-        let mut out = Vec::new();
-        for (k, v) in d.iter() {
-            let Value::Str(k) = k else { continue };
-            let v = match v {
-                Value::Value(inner) => &**inner,
-                other => other,
-            };
-            let Value::Array(a) = v else { continue };
-            let bytes: Vec<u8> = a
-                .iter()
-                .filter_map(|x| match x {
-                    Value::U8(b) => Some(*b),
-                    _ => None,
-                })
-                .collect();
-            if let Ok(c) = Checksum::from_bytes(&bytes) {
-                out.push((k.to_string(), c));
-            }
         }
-        out
+        static_delta_map_in(&self.metadata)
+    }
+
+    /// `ostree.summary.indexed-deltas`: the publisher keeps
+    /// `delta-indexes/`, which clients consult for a target's deltas.
+    pub fn indexed_deltas(&self) -> bool {
+        matches!(
+            self.metadata.get("ostree.summary.indexed-deltas"),
+            Some(Value::Bool(true))
+        )
     }
 
     pub fn mode(&self) -> Option<&str> {
@@ -232,15 +222,51 @@ impl Summary {
     }
 }
 
+/// The `ostree.static-deltas` entry of a summary's or a delta index's
+/// metadata: delta name → superblock checksum (malformed entries skipped).
+pub fn static_delta_map_in(md: &Metadata) -> Vec<(String, Checksum)> {
+    let Some(Value::Dict(d)) = md.get(sd::KEY_STATIC_DELTAS) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in d.iter() {
+        let Value::Str(k) = k else { continue };
+        let v = match v {
+            Value::Value(inner) => &**inner,
+            other => other,
+        };
+        let Value::Array(a) = v else { continue };
+        let bytes: Vec<u8> = a
+            .iter()
+            .filter_map(|x| match x {
+                Value::U8(b) => Some(*b),
+                _ => None,
+            })
+            .collect();
+        if let Ok(c) = Checksum::from_bytes(&bytes) {
+            out.push((k.to_string(), c));
+        }
+    }
+    out
+}
+
 /// Rewrite `delta-indexes/`: for each delta target, `XX/REST.index`, an
 /// `a{sv}` whose `ostree.static-deltas` lists the deltas to it (name →
 /// superblock checksum); indexes of targets without deltas are removed.
-pub fn write_delta_indexes(repo: &Repo, sync: bool) -> Result<()> {
+/// With `only`, just that target's index (`static-delta reindex --to`).
+pub fn write_delta_indexes(repo: &Repo, sync: bool, only: Option<&Checksum>) -> Result<()> {
     let io = |what: &str, e: std::io::Error| TransportError::io(what, e);
     let mut by_target: std::collections::BTreeMap<String, Vec<(String, Checksum)>> =
         Default::default();
+    let only = only.map(sd::delta_index_path);
     for (name, csum) in repo.static_delta_checksums()? {
         let (_, to) = sd::parse_delta_name(&name)?;
+        if only
+            .as_ref()
+            .is_some_and(|o| *o != sd::delta_index_path(&to))
+        {
+            continue;
+        }
         by_target
             .entry(sd::delta_index_path(&to))
             .or_default()
@@ -259,7 +285,8 @@ pub fn write_delta_indexes(repo: &Repo, sync: bool) -> Result<()> {
                     sub.file_name().to_string_lossy(),
                     f.file_name().to_string_lossy()
                 );
-                if rel.ends_with(".index") && !by_target.contains_key(&rel) {
+                let wanted = only.as_ref().is_none_or(|o| *o == rel);
+                if wanted && rel.ends_with(".index") && !by_target.contains_key(&rel) {
                     let _ = std::fs::remove_file(f.path());
                 }
             }
@@ -282,6 +309,33 @@ pub fn write_delta_indexes(repo: &Repo, sync: bool) -> Result<()> {
     Ok(())
 }
 
+/// The targets that have a delta index in `repo`, sorted.
+pub fn list_delta_indexes(repo: &Repo) -> Result<Vec<Checksum>> {
+    let io = |e: std::io::Error| TransportError::io("listing delta-indexes", e);
+    let root = repo.path().join("delta-indexes");
+    let mut out = Vec::new();
+    if !root.is_dir() {
+        return Ok(out);
+    }
+    for sub in std::fs::read_dir(&root).map_err(io)? {
+        let sub = sub.map_err(io)?;
+        let prefix = sub.file_name().to_string_lossy().into_owned();
+        let Ok(files) = std::fs::read_dir(sub.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_suffix(".index") {
+                if let Ok(c) = sd::from_mb64(&format!("{prefix}{rest}")) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|c| c.to_hex());
+    Ok(out)
+}
+
 /// Regenerate `summary` in `repo` (like `ostree summary -u`): records
 /// `core.indexed-deltas=true` as ostree does, writes the file atomically and
 /// removes a now stale `summary.sig`. Returns the summary written.
@@ -293,7 +347,7 @@ pub fn update_summary(repo: &mut Repo, last_modified: u64) -> Result<Summary> {
         repo.write_config(cfg)?;
     }
     let sync = repo.fsync_enabled()?;
-    write_delta_indexes(repo, sync)?;
+    write_delta_indexes(repo, sync, None)?;
     fsutil::write_atomic_at(repo.dir(), "summary", &s.encode(), sync)
         .map_err(|e| TransportError::io("writing summary", e))?;
     match rustix::fs::unlinkat(repo.dir(), "summary.sig", rustix::fs::AtFlags::empty()) {
