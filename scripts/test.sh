@@ -2,8 +2,9 @@
 # The whole test suite on a fresh machine: installs what the tests drive
 # (the real ostree CLI, attr tools, gpg, python3's http.server, mkfs for
 # loop-mounted sysroots, mmdebstrap, bubblewrap and lsinitramfs for compose
-# and layering), then runs format, lint and all tests. Compose and layering
-# tests download real Debian packages (cached in /var/cache/oxtree-tests).
+# and layering, nginx and openssl for HTTP/2 over TLS), then runs format,
+# lint and all tests. Compose and layering tests download real Debian
+# packages (cached in /var/cache/oxtree-tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v lsinitramfs >/dev/null || need+=(initramfs-tools-core)
+command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root or install them)" >&2

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A binary from the system, or a test failure saying what to install.
 pub fn require(bin: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"] {
         let p = Path::new(dir).join(bin);
         if p.is_file() {
             return p;
