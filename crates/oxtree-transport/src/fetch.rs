@@ -101,6 +101,34 @@ impl Fetcher {
     pub fn new(opts: FetchOptions) -> Result<Fetcher> {
         // reqwest is built without a bundled crypto provider; use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let extra = match &opts.tls_ca_pem {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TransportError::Config(format!("tls-ca-path: {e}")))?,
+            None => Vec::new(),
+        };
+        let client = match Self::builder(&opts)?.tls_certs_merge(extra.clone()).build() {
+            Ok(c) => c,
+            // The platform verifier refuses to start on a system without
+            // any CA certificate (a minimal image lacking ca-certificates):
+            // plain http must still work there, and https trusts only
+            // tls-ca-path.
+            Err(e) if !opts.tls_permissive => Self::builder(&opts)?
+                .tls_certs_only(extra)
+                .build()
+                .map_err(|_| {
+                TransportError::Config(format!("HTTP client: {}", error_chain(&e)))
+            })?,
+            Err(e) => return Err(TransportError::Config(format!("HTTP client: {e}"))),
+        };
+        Ok(Fetcher {
+            client,
+            opts,
+            bytes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Everything of the client but its trusted roots.
+    fn builder(opts: &FetchOptions) -> Result<reqwest::ClientBuilder> {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("oxtree/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)
@@ -119,19 +147,7 @@ impl Fetcher {
         if opts.tls_permissive {
             b = b.tls_danger_accept_invalid_certs(true);
         }
-        if let Some(pem) = &opts.tls_ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| TransportError::Config(format!("tls-ca-path: {e}")))?;
-            b = b.tls_certs_merge(certs);
-        }
-        let client = b
-            .build()
-            .map_err(|e| TransportError::Config(format!("HTTP client: {e}")))?;
-        Ok(Fetcher {
-            client,
-            opts,
-            bytes: Arc::new(AtomicU64::new(0)),
-        })
+        Ok(b)
     }
 
     /// Bytes received so far (all requests, all attempts).
