@@ -3,6 +3,9 @@
 //! so each tool runs in a private mount namespace, chrooted into a tmpfs
 //! root that has the host's /usr, its own `/ostree/repo` and its own
 //! `/etc/ostree/remotes.d`; the machine's own /etc and / are never touched.
+//! The scenario ends with a pull over HTTP through a remote that only
+//! remotes.d defines; the chroot has no CA certificates, as a minimal
+//! image without ca-certificates, which must not stop a plain-http pull.
 
 #[path = "support/ns.rs"]
 mod ns;
@@ -42,6 +45,23 @@ printf '[remote "d"]\nurl=http://127.0.0.1:2/d1\n' > /etc/ostree/remotes.d/d1.co
 printf '[remote "d"]\nurl=http://127.0.0.1:2/d2\n' > /etc/ostree/remotes.d/d2.conf
 $X remote list --repo=/ostree/repo 2>/tmp/err; echo "rc=$?"
 grep -c 'Multiple specifications found for remote "d"' /tmp/err
+rm /etc/ostree/remotes.d/d2.conf
+echo "== pull through a remote defined in remotes.d"
+mkdir -p /tmp/t && echo hello > /tmp/t/f
+$X init --repo=/tmp/srv --mode=archive
+$X commit --repo=/tmp/srv -b main --timestamp=2021-01-01 -s s --tree=dir=/tmp/t
+$X summary --repo=/tmp/srv -u
+python3 -m http.server -d /tmp/srv --bind 127.0.0.1 "$PORT" >/dev/null 2>&1 &
+srv=$!
+i=0
+until python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null; do
+  i=$((i+1)); [ $i -gt 200 ] && break; sleep 0.1
+done
+printf '[remote "p"]\nurl=http://127.0.0.1:%s\ngpg-verify=false\n' "$PORT" > /etc/ostree/remotes.d/p.conf
+$X pull --repo=/ostree/repo p main >/dev/null; echo "rc=$?"
+$X rev-parse --repo=/ostree/repo p:main
+$X fsck --repo=/ostree/repo >/dev/null; echo "rc=$?"
+kill $srv
 "#;
 
 fn run_in_system_root(tool: &str) -> String {
@@ -57,19 +77,24 @@ fn run_in_system_root(tool: &str) -> String {
         "/oxtree"
     };
     std::fs::write(scratch.path().join("scenario.sh"), SCENARIO).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let script = format!(
         r#"set -e
 R={d}/root
 mkdir -p $R
 mount -t tmpfs tmpfs $R
-mkdir -p $R/usr $R/proc $R/dev $R/tmp $R/etc/ostree/remotes.d $R/ostree
+mkdir -p $R/usr $R/proc $R/dev $R/tmp $R/var/tmp $R/etc/ostree/remotes.d $R/ostree
 for l in bin sbin lib lib64; do [ -L /$l ] && ln -s usr/$l $R/$l; done
 mount --bind /usr $R/usr
 mount --rbind /dev $R/dev
 mount -t proc proc $R/proc
 touch $R/oxtree && mount --bind {ox} $R/oxtree
 cp {d}/scenario.sh $R/scenario.sh
-chroot $R env X={x} sh /scenario.sh 2>&1
+chroot $R env X={x} PORT={port} sh /scenario.sh 2>&1
 "#
     );
     run_unshared(&script)
@@ -88,5 +113,8 @@ fn system_repo_remotes_d_matches_ostree() {
         want.contains("b    http://127.0.0.1:2/b"),
         "ostree run: {want}"
     );
+    assert!(want.contains("== pull through"), "ostree run: {want}");
+    let pulled = want.split("== pull through").nth(1).unwrap();
+    assert!(pulled.lines().any(|l| l.len() == 64), "ostree run: {want}");
     assert_eq!(got, want, "oxtree:\n{got}\nostree:\n{want}");
 }
