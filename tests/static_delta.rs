@@ -377,36 +377,62 @@ fn snapshot_indexes(repo: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// An archive repo with v1 committed and summarized by `bin`, served over
+/// HTTP with a request log, and a client repo of `client` pulling from it.
+struct Published {
+    src: PathBuf,
+    tree: PathBuf,
+    c1: String,
+    log: PathBuf,
+    url: String,
+    dst: PathBuf,
+    _server: net::Guard,
+}
+
+fn publish_v1(tmp: &Path, bin: &Path, client: &Path, client_mode: &str) -> Published {
+    let src = new_repo(bin, &tmp.join("src"), "archive");
+    let tree = tmp.join("tree");
+    tree_v1(&tree);
+    let c1 = commit(bin, &src, &tree, "one");
+    ok(bin, &src, &["summary", "-u"]);
+    let log = tmp.join("http.log");
+    let (_server, url) = logging_server(&src, &log);
+    let dst = new_repo(client, &tmp.join("dst"), client_mode);
+    Published {
+        src,
+        tree,
+        c1,
+        log,
+        url,
+        dst,
+        _server,
+    }
+}
+
 #[test]
 fn ostree_pulls_oxtree_delta_over_http() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = new_repo(&ox, &tmp.path().join("src"), "archive");
-    let tree = tmp.path().join("tree");
-    tree_v1(&tree);
-    let c1 = commit(&ox, &src, &tree, "one");
-    ok(&ox, &src, &["summary", "-u"]);
-    let log = tmp.path().join("http.log");
-    let (_g, url) = logging_server(&src, &log);
-    let dst = new_repo(&ost, &tmp.path().join("dst"), "bare-user");
+    let p = publish_v1(tmp.path(), &ox, &ost, "bare-user");
+    let (src, tree, c1, log, url, dst) = (&p.src, &p.tree, &p.c1, &p.log, &p.url, &p.dst);
     ok(
         &ost,
-        &dst,
-        &["remote", "add", "--no-gpg-verify", "origin", &url],
+        dst,
+        &["remote", "add", "--no-gpg-verify", "origin", url],
     );
-    ok(&ost, &dst, &["pull", "origin", "main"]);
-    assert_eq!(ok(&ost, &dst, &["rev-parse", "origin:main"]).trim(), c1);
+    ok(&ost, dst, &["pull", "origin", "main"]);
+    assert_eq!(ok(&ost, dst, &["rev-parse", "origin:main"]).trim(), *c1);
 
-    tree_v2(&tree);
-    let c2 = commit(&ox, &src, &tree, "two");
-    ok(&ox, &src, &["static-delta", "generate", "main"]);
-    ok(&ox, &src, &["summary", "-u"]);
-    let before = std::fs::read_to_string(&log).unwrap().len();
-    let out = ok(&ost, &dst, &["pull", "origin", "main"]);
-    assert_eq!(ok(&ost, &dst, &["rev-parse", "origin:main"]).trim(), c2);
-    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
-    let m1 = sd::mb64(&oxtree_object::Checksum::from_hex(&c1).unwrap());
+    tree_v2(tree);
+    let c2 = commit(&ox, src, tree, "two");
+    ok(&ox, src, &["static-delta", "generate", "main"]);
+    ok(&ox, src, &["summary", "-u"]);
+    let before = std::fs::read_to_string(log).unwrap().len();
+    let out = ok(&ost, dst, &["pull", "origin", "main"]);
+    assert_eq!(ok(&ost, dst, &["rev-parse", "origin:main"]).trim(), c2);
+    let reqs = std::fs::read_to_string(log).unwrap()[before..].to_string();
+    let m1 = sd::mb64(&oxtree_object::Checksum::from_hex(c1).unwrap());
     assert!(
         reqs.contains(&format!("GET /deltas/{}/{}", &m1[..2], &m1[2..])),
         "ostree did not fetch the delta:\n{reqs}\n{out}"
@@ -424,8 +450,8 @@ fn ostree_pulls_oxtree_delta_over_http() {
         singly < 10,
         "ostree fetched every object one by one despite the delta:\n{reqs}"
     );
-    fsck_both(&dst);
-    assert_eq!(ls(&dst, &c2), ls(&src, &c2));
+    fsck_both(dst);
+    assert_eq!(ls(dst, &c2), ls(src, &c2));
 }
 
 /// Rewrite a delta's part 0 and superblock through `f`.
@@ -894,41 +920,35 @@ fn pull_finds_deltas_through_delta_indexes() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let src = new_repo(&ost, &tmp.path().join("src"), "archive");
-    let tree = tmp.path().join("tree");
-    tree_v1(&tree);
-    let c1 = commit(&ost, &src, &tree, "one");
-    ok(&ost, &src, &["summary", "-u"]);
-    let log = tmp.path().join("http.log");
-    let (_g, url) = logging_server(&src, &log);
-    let dst = new_repo(&ox, &tmp.path().join("dst"), "archive");
-    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
-    ok(&ox, &dst, &["pull", "o", "main"]);
-    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c1);
+    let p = publish_v1(tmp.path(), &ost, &ox, "archive");
+    let (src, tree, c1, log, url, dst) = (&p.src, &p.tree, &p.c1, &p.log, &p.url, &p.dst);
+    ok(&ox, dst, &["remote", "add", "--no-gpg-verify", "o", url]);
+    ok(&ox, dst, &["pull", "o", "main"]);
+    assert_eq!(ok(&ox, dst, &["rev-parse", "o:main"]).trim(), *c1);
 
-    tree_v2(&tree);
-    let c2 = commit(&ost, &src, &tree, "two");
-    ok(&ost, &src, &["summary", "-u"]);
-    ok(&ost, &src, &["static-delta", "generate", "main"]);
-    let none = ok(&ost, &src, &["static-delta", "indexes"]);
-    assert_eq!(ok(&ox, &src, &["static-delta", "indexes"]), none);
-    ok(&ox, &src, &["static-delta", "reindex", "--to", "main"]);
-    let listed = ok(&ost, &src, &["static-delta", "indexes"]);
+    tree_v2(tree);
+    let c2 = commit(&ost, src, tree, "two");
+    ok(&ost, src, &["summary", "-u"]);
+    ok(&ost, src, &["static-delta", "generate", "main"]);
+    let none = ok(&ost, src, &["static-delta", "indexes"]);
+    assert_eq!(ok(&ox, src, &["static-delta", "indexes"]), none);
+    ok(&ox, src, &["static-delta", "reindex", "--to", "main"]);
+    let listed = ok(&ost, src, &["static-delta", "indexes"]);
     assert_eq!(listed.trim(), c2);
-    assert_eq!(ok(&ox, &src, &["static-delta", "indexes"]), listed);
-    let ours = snapshot_indexes(&src);
+    assert_eq!(ok(&ox, src, &["static-delta", "indexes"]), listed);
+    let ours = snapshot_indexes(src);
     std::fs::remove_dir_all(src.join("delta-indexes")).unwrap();
-    ok(&ost, &src, &["static-delta", "reindex"]);
-    assert_eq!(snapshot_indexes(&src), ours, "delta-indexes differ");
-    let view = ok(&ost, &src, &["summary", "--view"]);
+    ok(&ost, src, &["static-delta", "reindex"]);
+    assert_eq!(snapshot_indexes(src), ours, "delta-indexes differ");
+    let view = ok(&ost, src, &["summary", "--view"]);
     assert!(!view.contains("ostree.static-deltas"), "{view}");
 
-    let before = std::fs::read_to_string(&log).unwrap().len();
-    ok(&ox, &dst, &["pull", "o", "main"]);
-    let reqs = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    let before = std::fs::read_to_string(log).unwrap().len();
+    ok(&ox, dst, &["pull", "o", "main"]);
+    let reqs = std::fs::read_to_string(log).unwrap()[before..].to_string();
     assert!(reqs.contains("/delta-indexes/"), "index not read:\n{reqs}");
     assert!(reqs.contains("/superblock"), "no delta used:\n{reqs}");
     assert!(!reqs.contains(".filez"), "objects fetched singly:\n{reqs}");
-    assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c2);
-    fsck_both(&dst);
+    assert_eq!(ok(&ox, dst, &["rev-parse", "o:main"]).trim(), c2);
+    fsck_both(dst);
 }
