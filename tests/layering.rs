@@ -159,6 +159,10 @@ check_entries upgrade
 $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; a=json.load(sys.stdin)["deployments"][0]; print("base", a["base-checksum"], a["version"])'
 echo base2 $BASE2
 echo "db-diff"; $OX --repo=$S/ostree/repo db diff $BASE1 $BASE2
+# switch moves the base refspec and keeps the layered packages.
+$OX admin switch --sysroot=$S --run-dir=$R debian/next >/dev/null; echo switch-rc=$?
+grep baserefspec $(root0).origin
+[ -x $(root0)/usr/bin/nano ] && echo switched-has-nano
 $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 
 echo "== failing"
@@ -228,7 +232,11 @@ echo "== end"
     let base2 = s.lines().find_map(|l| l.strip_prefix("base2 ")).unwrap();
     assert!(s.contains(&format!("base {base2} 2\n")), "{s}");
     assert!(s.contains("No update available.\nrc=0"), "{s}");
-    let dd = &s[s.find("db-diff\n").unwrap()..];
+    assert!(
+        s.contains("switch-rc=0\nbaserefspec=debian/next\nswitched-has-nano\n"),
+        "{s}"
+    );
+    let dd = &s[s.find("db-diff\n").unwrap()..s.find("switch-rc=").unwrap()];
     assert!(dd.lines().any(|l| l.contains("iproute2")), "{s}");
     assert!(!dd.lines().any(|l| l.contains("nano")), "{s}");
 
@@ -245,7 +253,7 @@ echo "== end"
 
     let s = section(&out, "uninstall");
     assert!(s.contains("rc=0\nno-nano\nhas-ip\nis-base2\n"), "{s}");
-    assert!(s.contains("[origin]\nrefspec=debian/main\n"), "{s}");
+    assert!(s.contains("[origin]\nrefspec=debian/next\n"), "{s}");
     assert!(s.contains("same-as-ostree") && s.contains("fsck-ok"), "{s}");
 
     let s = section(&out, "dryrun");

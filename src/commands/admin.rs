@@ -533,6 +533,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 allow_downgrade: u.allow_downgrade,
                 override_commit: u.override_commit.as_deref(),
                 stage: u.stage,
+                rebase: None,
             };
             if crate::commands::layer::upgrade_layered(sr, rn, req)? {
                 return Ok(());
@@ -563,6 +564,20 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
         Cmd::Switch(w) => {
             if w.reboot {
                 bail!("admin switch --reboot: not implemented yet");
+            }
+            // A deployment with layered packages moves its base and keeps
+            // its packages.
+            let req = crate::commands::layer::UpgradeRequest {
+                os: w.os.as_deref(),
+                pull: true,
+                deploy: true,
+                allow_downgrade: true,
+                override_commit: None,
+                stage: w.stage,
+                rebase: Some(&w.refspec),
+            };
+            if crate::commands::layer::upgrade_layered(sr, rn, req)? {
+                return Ok(());
             }
             let mut s = open(sr, rn)?;
             let src = s.upgrade_source(w.os.as_deref())?;

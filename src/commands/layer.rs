@@ -336,6 +336,9 @@ pub struct UpgradeRequest<'a> {
     pub allow_downgrade: bool,
     pub override_commit: Option<&'a str>,
     pub stage: bool,
+    /// `admin switch REFSPEC`: follow this base refspec from now on
+    /// (a bare REF keeps the current remote), as `rpm-ostree rebase`.
+    pub rebase: Option<&'a str>,
 }
 
 /// `--dry-run`: apt's simulation of `spec` on `base`.
@@ -393,13 +396,26 @@ fn dry_run(
 }
 
 /// `admin upgrade` of a deployment with layered packages: fetch the base
-/// refspec, and when it moved, layer the same request on the new base.
+/// refspec, and when it moved, layer the same request on the new base;
+/// `admin switch` (`rebase`) does the same on another base refspec.
 /// Returns false (doing nothing) when the deployment is not layered.
 pub fn upgrade_layered(sysroot: &Path, run_dir: &Path, u: UpgradeRequest<'_>) -> Result<bool> {
     let mut s = open(sysroot, run_dir)?;
-    let (merge, spec, old_base) = current(&s, u.os)?;
+    let (merge, mut spec, old_base) = current(&s, u.os)?;
     if !spec.is_layered() {
         return Ok(false);
+    }
+    if let Some(to) = u.rebase {
+        let (old_remote, _) = oxtree_sysroot::upgrade::split_refspec(&spec.base_refspec);
+        let (remote, branch) = oxtree_sysroot::upgrade::split_refspec(to);
+        let new = match remote.or(old_remote) {
+            Some(r) => format!("{r}:{branch}"),
+            None => branch.to_string(),
+        };
+        if new == spec.base_refspec {
+            bail!("Old and new refs are equal: {new}");
+        }
+        spec.base_refspec = new;
     }
     let (remote, branch) = oxtree_sysroot::upgrade::split_refspec(&spec.base_refspec);
     if u.pull {
@@ -415,11 +431,11 @@ pub fn upgrade_layered(sysroot: &Path, run_dir: &Path, u: UpgradeRequest<'_>) ->
         Some(c) => s.repo().resolve_rev(c)?,
         None => s.repo().resolve_rev(&spec.base_refspec)?,
     };
-    if new_base == old_base {
+    if new_base == old_base && u.rebase.is_none() {
         println!("No update available.");
         return Ok(true);
     }
-    if !u.allow_downgrade {
+    if !u.allow_downgrade && u.rebase.is_none() {
         let old_ts = s.repo().load_commit(&old_base)?.timestamp;
         let new_ts = s.repo().load_commit(&new_base)?.timestamp;
         if new_ts < old_ts {
