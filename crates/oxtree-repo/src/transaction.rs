@@ -22,8 +22,8 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A staging directory older than this, from a writer that died, is removed.
 const STALE_STAGING_SECS: i64 = 24 * 3600;
@@ -43,6 +43,8 @@ pub struct Transaction<'r> {
     used: AtomicU64,
     /// Learned from the first object file this transaction creates.
     defaults: OnceLock<CreateDefaults>,
+    /// A background syncfs is running (see [`BACKGROUND_SYNC_BYTES`]).
+    syncing: Arc<AtomicBool>,
     _lock: RepoLock,
 }
 
@@ -93,6 +95,7 @@ impl Repo {
             budget,
             used: AtomicU64::new(0),
             defaults: OnceLock::new(),
+            syncing: Arc::new(AtomicBool::new(false)),
             _lock: lock,
         })
     }
@@ -298,14 +301,41 @@ impl<'r> Transaction<'r> {
 
     /// Account for `n` more bytes written; fails before the budget is exceeded.
     fn charge(&self, n: u64) -> Result<()> {
-        let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        let used = before + n;
         if used > self.budget {
             return Err(RepoError::NoSpace(format!(
                 "writing {used} bytes would exceed the {} bytes allowed by min-free-space",
                 self.budget
             )));
         }
+        if self.sync && before / BACKGROUND_SYNC_BYTES != used / BACKGROUND_SYNC_BYTES {
+            self.background_sync();
+        }
         Ok(())
+    }
+
+    /// Start a syncfs on another thread unless one is running: the disk
+    /// writes back while the transaction goes on, and the syncfs in
+    /// `commit` (which alone makes the objects durable) finds little left.
+    fn background_sync(&self) {
+        if self.syncing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(fd) = self.staging.try_clone() else {
+            self.syncing.store(false, Ordering::Release);
+            return;
+        };
+        let busy = Arc::clone(&self.syncing);
+        let spawned = std::thread::Builder::new()
+            .name("oxtree-writeback".into())
+            .spawn(move || {
+                let _ = fs::syncfs(&fd);
+                busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.syncing.store(false, Ordering::Release);
+        }
     }
 
     fn refund(&self, n: u64) {
@@ -708,6 +738,9 @@ fn deflate_step(
 /// written, so the disk works while the commit goes on and the final
 /// syncfs has less left to wait for.
 const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
+
+/// Written bytes between background syncfs calls (see `background_sync`).
+const BACKGROUND_SYNC_BYTES: u64 = 64 << 20;
 
 /// Ask the kernel to start writing a file's dirty pages now, without
 /// waiting (sync_file_range with SYNC_FILE_RANGE_WRITE). Durability still
