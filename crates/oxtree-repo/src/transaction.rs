@@ -20,9 +20,9 @@ use oxtree_object::{
 };
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A staging directory older than this, from a writer that died, is removed.
@@ -32,9 +32,10 @@ pub struct Transaction<'r> {
     repo: &'r Repo,
     staging: OwnedFd,
     staging_name: String,
-    /// (temp name in staging, kind, checksum) of every object to publish.
-    staged: Mutex<Vec<(String, ObjectType, Checksum)>>,
-    staged_set: Mutex<HashSet<(ObjectType, Checksum)>>,
+    /// Every object to publish, with the number naming its temp file in
+    /// staging (see `tmp_name`): a large pull stages tens of thousands.
+    staged: Mutex<HashMap<(ObjectType, Checksum), u32>>,
+    next_tmp: AtomicU32,
     sync: bool,
     done: bool,
     /// Bytes this transaction may still write before the filesystem would
@@ -88,8 +89,8 @@ impl Repo {
             repo: self,
             staging,
             staging_name,
-            staged: Mutex::new(Vec::new()),
-            staged_set: Mutex::new(HashSet::new()),
+            staged: Mutex::new(HashMap::new()),
+            next_tmp: AtomicU32::new(0),
             sync: self.fsync_enabled()?,
             done: false,
             budget,
@@ -203,27 +204,30 @@ impl<'r> Transaction<'r> {
     /// to fetch that way) pass `disk: false`: each lookup of an absent
     /// object is a failing stat.
     fn is_present(&self, kind: ObjectType, csum: &Checksum, disk: bool) -> Result<bool> {
-        if self.staged_set.lock().unwrap().contains(&(kind, *csum)) {
+        if self.staged.lock().unwrap().contains_key(&(kind, *csum)) {
             return Ok(true);
         }
         Ok(disk && self.repo.has_object(kind, csum)?)
     }
 
+    /// A new temp file name in staging, and the number it is made of. The
+    /// staging directory is this transaction's own, so a counter is unique.
+    fn tmp_name(&self) -> (u32, String) {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        (n, staged_name(n))
+    }
+
     /// Record a finished temp file in staging as object `csum`; it keeps
     /// its temp name until `commit` renames it into `objects/` (one rename).
     /// With `disk`, an object already in the repository is dropped.
-    fn stage(&self, tmp: &str, kind: ObjectType, csum: Checksum, disk: bool) -> Result<bool> {
-        let mut set = self.staged_set.lock().unwrap();
-        if set.contains(&(kind, csum)) || (disk && self.repo.has_object(kind, &csum)?) {
-            drop(set);
-            let _ = fs::unlinkat(&self.staging, tmp, AtFlags::empty());
+    fn stage(&self, tmp: u32, kind: ObjectType, csum: Checksum, disk: bool) -> Result<bool> {
+        let mut staged = self.staged.lock().unwrap();
+        if staged.contains_key(&(kind, csum)) || (disk && self.repo.has_object(kind, &csum)?) {
+            drop(staged);
+            let _ = fs::unlinkat(&self.staging, staged_name(tmp), AtFlags::empty());
             return Ok(false);
         }
-        set.insert((kind, csum));
-        self.staged
-            .lock()
-            .unwrap()
-            .push((tmp.to_string(), kind, csum));
+        staged.insert((kind, csum), tmp);
         Ok(true)
     }
 
@@ -238,12 +242,12 @@ impl<'r> Transaction<'r> {
             return Ok(csum);
         }
         self.charge(bytes.len() as u64)?;
-        let tmp = fsutil::temp_name("meta-");
+        let (id, tmp) = self.tmp_name();
         let fd = self.create_tmp(&tmp, 0o644)?;
         let mut f = std::fs::File::from(fd);
         f.write_all(bytes).ctx(|| "writing metadata object")?;
         drop(f);
-        self.stage(&tmp, kind, csum, false)?;
+        self.stage(id, kind, csum, false)?;
         Ok(csum)
     }
 
@@ -373,7 +377,7 @@ impl<'r> Transaction<'r> {
         header.validate()?;
         let mode = self.repo.mode();
         let mut hasher = header.hasher();
-        let tmp = fsutil::temp_name("file-");
+        let (id, tmp) = self.tmp_name();
 
         if header.is_symlink() && mode != RepoMode::BareUser && mode != RepoMode::Archive {
             let csum = hasher.finish();
@@ -399,7 +403,7 @@ impl<'r> Transaction<'r> {
                 fsutil::set_link_xattrs(&fsutil::proc_path(&self.staging, &tmp), &header.xattrs)
                     .ctx(|| "setting xattrs of a symlink object")?;
             }
-            let new = self.stage(&tmp, ObjectType::File, csum, false)?;
+            let new = self.stage(id, ObjectType::File, csum, false)?;
             return Ok(Written {
                 checksum: csum,
                 new,
@@ -502,7 +506,7 @@ impl<'r> Transaction<'r> {
         match result {
             Ok(csum) => {
                 drop(f);
-                let new = self.stage(&tmp, ObjectType::File, csum, disk)?;
+                let new = self.stage(id, ObjectType::File, csum, disk)?;
                 if !new {
                     self.refund(size);
                 }
@@ -560,17 +564,13 @@ impl<'r> Transaction<'r> {
         let w = self.write_content_at(header, size, content, false)?;
         if w.checksum != *expected {
             if w.new {
-                self.staged_set
+                let removed = self
+                    .staged
                     .lock()
                     .unwrap()
                     .remove(&(ObjectType::File, w.checksum));
-                let mut staged = self.staged.lock().unwrap();
-                let found = staged
-                    .iter()
-                    .position(|x| x.1 == ObjectType::File && x.2 == w.checksum);
-                if let Some(i) = found {
-                    let (tmp, _, _) = staged.swap_remove(i);
-                    let _ = fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
+                if let Some(id) = removed {
+                    let _ = fs::unlinkat(&self.staging, staged_name(id), AtFlags::empty());
                 }
             }
             return Err(RepoError::BadObject {
@@ -664,7 +664,7 @@ impl<'r> Transaction<'r> {
         let mode = self.repo.mode();
         let objects = self.repo.objects_dir();
         let mut made = [false; 256];
-        for (tmp, kind, csum) in &staged {
+        for ((kind, csum), tmp) in &staged {
             let name = loose_path(csum, *kind, mode);
             let sub = csum.0[0] as usize;
             if !made[sub] {
@@ -672,7 +672,7 @@ impl<'r> Transaction<'r> {
                     .ctx(|| "creating objects subdir")?;
                 made[sub] = true;
             }
-            fs::renameat(&self.staging, tmp, objects, &name)
+            fs::renameat(&self.staging, staged_name(*tmp), objects, &name)
                 .ctx(|| format!("publishing object {name}"))?;
         }
         if self.sync && !staged.is_empty() {
@@ -738,6 +738,11 @@ fn deflate_step(
 /// written, so the disk works while the commit goes on and the final
 /// syncfs has less left to wait for.
 const EARLY_WRITEBACK_BYTES: u64 = 1 << 20;
+
+/// The temp file name of staged object number `n`.
+fn staged_name(n: u32) -> String {
+    format!("o{n:x}")
+}
 
 /// Written bytes between background syncfs calls (see `background_sync`).
 const BACKGROUND_SYNC_BYTES: u64 = 64 << 20;
