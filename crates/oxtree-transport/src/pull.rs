@@ -42,6 +42,8 @@ use oxtree_repo::traverse::MAX_TREE_DEPTH;
 use oxtree_repo::{Repo, RepoConfig, RepoError, RepoMode, Transaction};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// ostree's OSTREE_MAX_METADATA_SIZE.
@@ -275,9 +277,151 @@ pub fn pull(
         .collect::<Result<Vec<_>>>()?;
     let fetcher = Fetcher::new(opts.fetch.clone())?;
     let rt = client_runtime()?;
-    rt.block_on(pull_async(
-        repo, remote, &verifier, requests, opts, &fetcher, progress,
-    ))
+    let mut tx = repo.begin()?;
+    if let Some(s) = opts.sync {
+        tx.set_sync(s);
+    }
+    let walk = std::thread::scope(|scope| {
+        let out = Outputs {
+            tx: &tx,
+            files: FileWriter::start(scope, &tx),
+            progress,
+        };
+        rt.block_on(pull_async(
+            repo, remote, &verifier, requests, opts, &fetcher, out,
+        ))
+        // The writer thread ends once its queue is empty (joined here).
+    })?;
+    let sync = tx.sync_enabled();
+    if let Err(e) = walk.outcome {
+        // Keep what was verified for the next pull; move no ref.
+        let _ = tx.commit();
+        return Err(e);
+    }
+    tx.commit()?;
+    for (c, b) in walk.detached {
+        repo.write_detached_metadata_bytes(&c, &b, sync)?;
+    }
+    for c in walk.partial {
+        repo.clear_commit_partial(&c)?;
+    }
+    let mut result = PullResult {
+        progress: walk.progress,
+        ..Default::default()
+    };
+    for (name, c) in walk.targets {
+        result.commits.push(c);
+        if let Some(n) = name {
+            let spec = if opts.mirror {
+                n.clone()
+            } else {
+                format!("{}:{n}", remote.name)
+            };
+            repo.write_ref(&spec, Some(&c), sync)?;
+            result.refs.push((spec, c));
+        }
+    }
+    Ok(result)
+}
+
+/// What the walk of the commits left for `pull` to finish: the
+/// transaction is committed (also after a failure, keeping what was
+/// verified), then refs move only when `outcome` is Ok.
+struct Walk {
+    outcome: Result<()>,
+    targets: Vec<(Option<String>, Checksum)>,
+    partial: Vec<Checksum>,
+    detached: Vec<(Checksum, Vec<u8>)>,
+    progress: PullProgress,
+}
+
+/// Where the walk's results go: objects into the pull's transaction (file
+/// objects through the writer thread), progress to the caller.
+struct Outputs<'a> {
+    tx: &'a Transaction<'a>,
+    files: FileWriter,
+    progress: &'a dyn Fn(&PullProgress),
+}
+
+/// Largest total size of fetched file objects held in memory while they
+/// wait for the writer thread (bodies over 1 MiB are in temp files).
+const WRITER_QUEUE_BYTES: usize = 1 << 20;
+
+/// File objects are verified and written on a thread of their own while
+/// the pull's thread goes on fetching: inflating, hashing and writing the
+/// content is most of a pull's CPU time, and the fetching (HTTP, parsing
+/// trees) then overlaps with it on a second core.
+struct FileWriter {
+    jobs: std::sync::mpsc::Sender<(Checksum, Body, OwnedSemaphorePermit)>,
+    done: tokio::sync::mpsc::UnboundedReceiver<(Checksum, Result<u64>)>,
+    /// Permits are KiB of queued in-memory bodies.
+    budget: Arc<Semaphore>,
+    queued: usize,
+}
+
+impl FileWriter {
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        tx: &'scope Transaction<'_>,
+    ) -> FileWriter {
+        let (jobs, queue) = std::sync::mpsc::channel::<(Checksum, Body, OwnedSemaphorePermit)>();
+        let (report, done) = tokio::sync::mpsc::unbounded_channel();
+        scope.spawn(move || {
+            for (csum, body, permit) in queue {
+                let r = import_filez(tx, &csum, body);
+                drop(permit);
+                if report.send((csum, r)).is_err() {
+                    break;
+                }
+            }
+        });
+        FileWriter {
+            jobs,
+            done,
+            budget: Arc::new(Semaphore::new(WRITER_QUEUE_BYTES >> 10)),
+            queued: 0,
+        }
+    }
+
+    /// Queue a fetched file object; waits while the queue is full.
+    async fn write(&mut self, csum: Checksum, body: Body) -> Result<()> {
+        let kib = match &body {
+            Body::Mem(v) => (v.len() >> 10).clamp(1, WRITER_QUEUE_BYTES >> 10),
+            Body::File(_) => 1,
+        };
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(kib as u32)
+            .await
+            .map_err(|e| TransportError::bad("file writer", e))?;
+        self.jobs
+            .send((csum, body, permit))
+            .map_err(|_| TransportError::bad("file writer", "the writer thread stopped"))?;
+        self.queued += 1;
+        Ok(())
+    }
+
+    /// A finished object (size written) without waiting; None: none yet.
+    fn try_finished(&mut self) -> Option<Result<u64>> {
+        let (_, r) = self.done.try_recv().ok()?;
+        self.queued -= 1;
+        Some(r)
+    }
+
+    /// Wait for the next finished object; None: nothing is queued.
+    async fn finished(&mut self) -> Option<Result<u64>> {
+        if self.queued == 0 {
+            return None;
+        }
+        let r = match self.done.recv().await {
+            Some((_, r)) => r,
+            None => Err(TransportError::bad(
+                "file writer",
+                "the writer thread stopped",
+            )),
+        };
+        self.queued -= 1;
+        Some(r)
+    }
 }
 
 async fn pull_async(
@@ -287,8 +431,9 @@ async fn pull_async(
     mut requests: Vec<RefRequest>,
     opts: &PullOptions,
     fetcher: &Fetcher,
-    progress: &dyn Fn(&PullProgress),
-) -> Result<PullResult> {
+    out: Outputs<'_>,
+) -> Result<Walk> {
+    let progress = out.progress;
     // The remote must be an archive repository.
     let config_url = join_url(&remote.url, "config");
     let cfg = fetcher
@@ -413,13 +558,10 @@ async fn pull_async(
         }
     }
 
-    let mut tx = repo.begin()?;
-    if let Some(s) = opts.sync {
-        tx.set_sync(s);
-    }
     let mut st = State {
         repo,
-        tx: &tx,
+        tx: out.tx,
+        files: out.files,
         opts,
         verifier,
         waiting: HashMap::new(),
@@ -448,42 +590,23 @@ async fn pull_async(
             parent: false,
         });
     }
-    let outcome = st.run(fetcher, progress).await;
-    let partial = std::mem::take(&mut st.partial);
-    let detached = std::mem::take(&mut st.detached);
-    let mut prog = st.progress.clone();
-    prog.bytes = fetcher.bytes_received();
-    drop(st);
-    let sync = tx.sync_enabled();
-    if let Err(e) = outcome {
-        // Keep what was verified for the next pull; move no ref.
-        let _ = tx.commit();
-        return Err(e);
-    }
-    tx.commit()?;
-    for (c, b) in detached {
-        repo.write_detached_metadata_bytes(&c, &b, sync)?;
-    }
-    for c in partial {
-        repo.clear_commit_partial(&c)?;
-    }
-    let mut result = PullResult {
-        progress: prog,
-        ..Default::default()
-    };
-    for (name, c) in targets {
-        result.commits.push(c);
-        if let Some(n) = name {
-            let spec = if opts.mirror {
-                n.clone()
-            } else {
-                format!("{}:{n}", remote.name)
-            };
-            repo.write_ref(&spec, Some(&c), sync)?;
-            result.refs.push((spec, c));
+    let mut outcome = st.run(fetcher, progress).await;
+    // Whatever happened, let the writer finish what it was given (it
+    // writes only verified objects) before the transaction is committed.
+    while let Some(r) = st.files.finished().await {
+        if let (Err(e), Ok(())) = (st.file_written(r), &outcome) {
+            outcome = Err(e);
         }
     }
-    Ok(result)
+    let mut prog = st.progress.clone();
+    prog.bytes = fetcher.bytes_received();
+    Ok(Walk {
+        outcome,
+        targets,
+        partial: std::mem::take(&mut st.partial),
+        detached: std::mem::take(&mut st.detached),
+        progress: prog,
+    })
 }
 
 /// Use a static delta to `to` when the summary lists one: `FROM-TO` from
@@ -664,6 +787,7 @@ fn delta_part_arrived(
 struct State<'a> {
     repo: &'a Repo,
     tx: &'a Transaction<'a>,
+    files: FileWriter,
     opts: &'a PullOptions,
     verifier: &'a RemoteVerifier,
     /// Commits fetched (or found locally) whose signatures are still to be
@@ -746,9 +870,20 @@ impl State<'_> {
             let (job, body) = done.map_err(|e| TransportError::bad("fetch task", e))?;
             let (kind, csum) = job.name();
             let body = body.map_err(|e| object_err(kind, &csum, e))?;
-            self.process(job, body)?;
+            self.process(job, body).await?;
+            while let Some(r) = self.files.try_finished() {
+                self.file_written(r)?;
+            }
             progress(&self.snapshot(fetcher));
         }
+    }
+
+    /// Account for a file object the writer thread has finished.
+    fn file_written(&mut self, r: Result<u64>) -> Result<()> {
+        let size = r?;
+        self.progress.fetched_content += 1;
+        self.progress.content_bytes += size;
+        Ok(())
     }
 
     fn snapshot(&self, fetcher: &Fetcher) -> PullProgress {
@@ -784,7 +919,7 @@ impl State<'_> {
         Ok(true)
     }
 
-    fn process(&mut self, job: Job, body: Option<Body>) -> Result<()> {
+    async fn process(&mut self, job: Job, body: Option<Body>) -> Result<()> {
         let (kind, csum) = job.name();
         let Some(body) = body else {
             return match job {
@@ -800,10 +935,7 @@ impl State<'_> {
         };
         self.progress.fetched += 1;
         if kind == ObjectType::File {
-            let size = import_filez(self.tx, &csum, body)?;
-            self.progress.fetched_content += 1;
-            self.progress.content_bytes += size;
-            return Ok(());
+            return self.files.write(csum, body).await;
         }
         self.progress.fetched_metadata += 1;
         let bytes = body
