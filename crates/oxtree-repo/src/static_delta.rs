@@ -622,6 +622,7 @@ fn fill_parts(
 ) -> Result<Vec<Fallback>> {
     let mut fallbacks = Vec::new();
     let mut deferred_symlinks = Vec::new();
+    let mut scratch = crate::bsdiff::Scratch::default();
     for (kind, csum) in new {
         if kind.is_meta() {
             let bytes = repo.load_meta_bytes(*kind, csum)?;
@@ -639,9 +640,10 @@ fn fill_parts(
             if oh.is_regular()
                 && world_readable
                 && (old.len() + content.len()) as u64 <= opts.max_bsdiff_size
+                && old.len() <= crate::bsdiff::MAX_OLD_SIZE
             {
                 let mut patch = Vec::new();
-                bsdiff::diff(&old, &content, &mut patch).ctx(|| "computing bsdiff")?;
+                crate::bsdiff::diff(&old, &content, &mut scratch, &mut patch);
                 // The raw stream is uncompressed (the part's xz squeezes
                 // the mostly-zero diff bytes): judge it by what is left.
                 let weight = patch.iter().filter(|&&x| x != 0).count();
