@@ -23,9 +23,15 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Release the buffer (after a large diff, so it is not kept around).
-    pub fn shrink(&mut self) {
-        self.sa = Vec::new();
+    /// Largest buffer [`Scratch::trim`] keeps (entries).
+    const KEEP: usize = 4 << 20;
+
+    /// Release the buffer if it is large: a 16 MiB suffix array would
+    /// otherwise stay allocated while the parts are compressed.
+    pub fn trim(&mut self) {
+        if self.sa.capacity() > Self::KEEP {
+            self.sa = Vec::new();
+        }
     }
 }
 

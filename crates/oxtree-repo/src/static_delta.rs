@@ -450,8 +450,8 @@ impl PartBuilder {
     }
 }
 
-/// A finished part's payload, to compress: (index, payload bytes).
-type PartJob = (usize, Vec<u8>);
+/// A finished part's payload, to compress: (index, payload).
+type PartJob = (usize, PartPayload);
 /// A compressed part: (index, checksum, size, bytes when inline).
 type PartDone = (usize, Checksum, u64, Option<Vec<u8>>);
 
@@ -482,7 +482,7 @@ impl Builder<'_> {
         let i = self.headers.len();
         self.headers.push((p.usize, p.objects));
         self.send
-            .send((i, p.payload.encode()))
+            .send((i, p.payload))
             .map_err(|_| invalid("the part compressor stopped"))
     }
 }
@@ -496,7 +496,8 @@ fn compress_parts(
 ) -> Result<Vec<PartDone>> {
     let mut out = Vec::new();
     for (i, payload) in recv {
-        let bytes = sd::compress_part(&payload);
+        // Encoded straight into the compressor: no second copy.
+        let bytes = sd::compress_part_payload(&payload);
         drop(payload);
         let csum = Checksum::of(&bytes);
         let size = bytes.len() as u64;
@@ -644,6 +645,8 @@ fn fill_parts(
             {
                 let mut patch = Vec::new();
                 crate::bsdiff::diff(&old, &content, &mut scratch, &mut patch);
+                drop(old);
+                scratch.trim();
                 // The raw stream is uncompressed (the part's xz squeezes
                 // the mostly-zero diff bytes): judge it by what is left.
                 let weight = patch.iter().filter(|&&x| x != 0).count();
