@@ -581,8 +581,13 @@ impl Builder<'_> {
     }
 }
 
-/// path → file checksum of every file in a commit's tree.
-fn files_by_path(repo: &Repo, commit: &Checksum) -> Result<BTreeMap<String, Checksum>> {
+/// path → file checksum of every file in a commit's tree, except below
+/// directories whose dirtree is in `skip`.
+fn files_by_path(
+    repo: &Repo,
+    commit: &Checksum,
+    skip: Option<&crate::traverse::Reachable>,
+) -> Result<BTreeMap<String, Checksum>> {
     let c = repo.load_commit(commit)?;
     let mut out = BTreeMap::new();
     let mut stack = vec![(String::new(), c.root_tree)];
@@ -592,6 +597,9 @@ fn files_by_path(repo: &Repo, commit: &Checksum) -> Result<BTreeMap<String, Chec
             out.insert(format!("{prefix}/{}", f.name), f.checksum);
         }
         for d in &t.dirs {
+            if skip.is_some_and(|s| s.contains(&(ObjectType::DirTree, d.tree))) {
+                continue;
+            }
             stack.push((format!("{prefix}/{}", d.name), d.tree));
         }
     }
@@ -898,12 +906,22 @@ pub fn generate(
 ) -> Result<GenerateReport> {
     let to_commit_bytes = repo.load_meta_bytes(ObjectType::Commit, to)?;
     let _to_commit: Commit = repo.load_commit(to)?;
-    let mut to_set = HashSet::new();
-    repo.traverse_commit(to, 0, &mut to_set)?;
-    let mut from_set = HashSet::new();
-    if let Some(f) = from {
-        repo.traverse_commit(f, 0, &mut from_set)?;
-    }
+    // The two walks are independent: one per core.
+    let (to_set, from_set) = rayon::join(
+        || -> Result<_> {
+            let mut to_set = HashSet::new();
+            repo.traverse_commit(to, 0, &mut to_set)?;
+            Ok(to_set)
+        },
+        || -> Result<_> {
+            let mut from_set = HashSet::new();
+            if let Some(f) = from {
+                repo.traverse_commit(f, 0, &mut from_set)?;
+            }
+            Ok(from_set)
+        },
+    );
+    let (to_set, from_set) = (to_set?, from_set?);
     let mut new: Vec<(ObjectType, Checksum)> = to_set
         .iter()
         .filter(|o| !from_set.contains(*o))
@@ -921,8 +939,13 @@ pub fn generate(
     // file with the same name (bsdiff output is only kept when it pays).
     let mut modified: HashMap<Checksum, Checksum> = HashMap::new();
     if let (Some(f), true) = (from, opts.bsdiff) {
-        let old = files_by_path(repo, f)?;
-        let newp = files_by_path(repo, to)?;
+        // New files only live under directories `from` lacks, so the new
+        // side's walk skips the rest (most of the tree).
+        let (old, newp) = rayon::join(
+            || files_by_path(repo, f, None),
+            || files_by_path(repo, to, Some(&from_set)),
+        );
+        let (old, newp) = (old?, newp?);
         let mut by_name: HashMap<String, Vec<Checksum>> = HashMap::new();
         for (p, c) in &old {
             let base = p.rsplit('/').next().unwrap_or("").to_string();
