@@ -4,6 +4,7 @@
 //! Every path below the repository is reached through directory handles;
 //! names that come from objects are validated by `oxtree-object` first.
 
+pub mod bsdiff;
 pub mod checkout;
 pub mod commit;
 pub mod config;

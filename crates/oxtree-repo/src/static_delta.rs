@@ -450,8 +450,8 @@ impl PartBuilder {
     }
 }
 
-/// A finished part's payload, to compress: (index, payload bytes).
-type PartJob = (usize, Vec<u8>);
+/// A finished part's payload, to compress: (index, payload).
+type PartJob = (usize, PartPayload);
 /// A compressed part: (index, checksum, size, bytes when inline).
 type PartDone = (usize, Checksum, u64, Option<Vec<u8>>);
 
@@ -482,7 +482,7 @@ impl Builder<'_> {
         let i = self.headers.len();
         self.headers.push((p.usize, p.objects));
         self.send
-            .send((i, p.payload.encode()))
+            .send((i, p.payload))
             .map_err(|_| invalid("the part compressor stopped"))
     }
 }
@@ -496,7 +496,8 @@ fn compress_parts(
 ) -> Result<Vec<PartDone>> {
     let mut out = Vec::new();
     for (i, payload) in recv {
-        let bytes = sd::compress_part(&payload);
+        // Encoded straight into the compressor: no second copy.
+        let bytes = sd::compress_part_payload(&payload);
         drop(payload);
         let csum = Checksum::of(&bytes);
         let size = bytes.len() as u64;
@@ -580,8 +581,13 @@ impl Builder<'_> {
     }
 }
 
-/// path → file checksum of every file in a commit's tree.
-fn files_by_path(repo: &Repo, commit: &Checksum) -> Result<BTreeMap<String, Checksum>> {
+/// path → file checksum of every file in a commit's tree, except below
+/// directories whose dirtree is in `skip`.
+fn files_by_path(
+    repo: &Repo,
+    commit: &Checksum,
+    skip: Option<&crate::traverse::Reachable>,
+) -> Result<BTreeMap<String, Checksum>> {
     let c = repo.load_commit(commit)?;
     let mut out = BTreeMap::new();
     let mut stack = vec![(String::new(), c.root_tree)];
@@ -591,6 +597,9 @@ fn files_by_path(repo: &Repo, commit: &Checksum) -> Result<BTreeMap<String, Chec
             out.insert(format!("{prefix}/{}", f.name), f.checksum);
         }
         for d in &t.dirs {
+            if skip.is_some_and(|s| s.contains(&(ObjectType::DirTree, d.tree))) {
+                continue;
+            }
             stack.push((format!("{prefix}/{}", d.name), d.tree));
         }
     }
@@ -610,8 +619,168 @@ fn load_file(repo: &Repo, csum: &Checksum) -> Result<(FileHeader, Vec<u8>)> {
         .ctx(|| format!("reading {csum}.file"))
 }
 
+/// Memory the diffs in flight (and the objects waiting behind them) may
+/// hold; one diff larger than this still runs, alone.
+const DIFF_BUDGET: usize = 64 << 20;
+
+/// What a bsdiff of `old` → `new` holds at once: both files, the 4-byte
+/// suffix array of `old`, and a patch about as long as `new`.
+fn diff_cost(old: usize, new: usize) -> usize {
+    5 * old + 2 * new
+}
+
+/// A new object on its way into the parts, in order.
+enum Item {
+    Meta(ObjectType, Checksum, Vec<u8>),
+    File {
+        csum: Checksum,
+        h: FileHeader,
+        /// Shared with the diff's worker, which drops it before answering.
+        content: std::sync::Arc<Vec<u8>>,
+        /// The old file it is diffed against, and the diff's sequence
+        /// number while it is computed.
+        diff: Option<(Checksum, usize)>,
+    },
+}
+
+/// A diff for a worker: (sequence number, old, new).
+type DiffJob = (usize, Vec<u8>, std::sync::Arc<Vec<u8>>);
+/// A worker's answer: (sequence number, the patch if it pays, or Err if
+/// the diff panicked).
+type DiffDone = (usize, std::result::Result<Option<Vec<u8>>, ()>);
+
+/// The ordered queue between reading objects and adding them to parts.
+struct Filler<'a, 'b, 'c> {
+    b: &'a mut Builder<'b>,
+    report: &'a mut GenerateReport,
+    opts: &'a GenerateOptions,
+    repo: &'c Repo,
+    queue: std::collections::VecDeque<(Item, usize)>,
+    /// Sum of the queued items' costs.
+    held: usize,
+    /// Answers not yet consumed, by sequence number.
+    patches: HashMap<usize, Option<Vec<u8>>>,
+    done_recv: std::sync::mpsc::Receiver<DiffDone>,
+    fallbacks: Vec<Fallback>,
+    deferred_symlinks: Vec<(Checksum, FileHeader)>,
+}
+
+impl Filler<'_, '_, '_> {
+    fn push(&mut self, item: Item, cost: usize) -> Result<()> {
+        self.queue.push_back((item, cost));
+        self.held += cost;
+        self.drain(false)
+    }
+
+    /// Wait until `cost` more fits in [`DIFF_BUDGET`] (or nothing is held).
+    fn make_room(&mut self, cost: usize) -> Result<()> {
+        self.drain(false)?;
+        while self.held > 0 && self.held + cost > DIFF_BUDGET {
+            self.wait()?;
+            self.drain(false)?;
+        }
+        Ok(())
+    }
+
+    /// Take one answer, blocking.
+    fn wait(&mut self) -> Result<()> {
+        let (seq, r) = self
+            .done_recv
+            .recv()
+            .map_err(|_| invalid("the bsdiff workers stopped"))?;
+        let patch = r.map_err(|()| invalid("a bsdiff worker panicked"))?;
+        self.patches.insert(seq, patch);
+        Ok(())
+    }
+
+    /// Add the queue's ready prefix to the parts; with `all`, wait for
+    /// answers until the queue is empty.
+    fn drain(&mut self, all: bool) -> Result<()> {
+        while let Ok((seq, r)) = self.done_recv.try_recv() {
+            let patch = r.map_err(|()| invalid("a bsdiff worker panicked"))?;
+            self.patches.insert(seq, patch);
+        }
+        loop {
+            let ready = match self.queue.front() {
+                None => return Ok(()),
+                Some((
+                    Item::File {
+                        diff: Some((_, seq)),
+                        ..
+                    },
+                    _,
+                )) => self.patches.contains_key(seq),
+                Some(_) => true,
+            };
+            if !ready {
+                if !all {
+                    return Ok(());
+                }
+                self.wait()?;
+                continue;
+            }
+            let Some((item, cost)) = self.queue.pop_front() else {
+                return Ok(());
+            };
+            self.consume(item)?;
+            self.held -= cost;
+        }
+    }
+
+    fn consume(&mut self, item: Item) -> Result<()> {
+        let (csum, h, content, diff) = match item {
+            Item::Meta(kind, csum, bytes) => return self.b.add_meta(kind, csum, &bytes),
+            Item::File {
+                csum,
+                h,
+                content,
+                diff,
+            } => (csum, h, content, diff),
+        };
+        if let Some((oc, seq)) = diff {
+            if let Some(patch) = self.patches.remove(&seq).flatten() {
+                self.b
+                    .add_bsdiff(csum, &h, &oc, content.len() as u64, &patch)?;
+                self.report.bsdiff += 1;
+                return Ok(());
+            }
+        }
+        let min = self.opts.min_fallback_size;
+        if min > 0 && content.len() as u64 > min {
+            self.fallbacks.push(Fallback {
+                kind: ObjectType::File,
+                checksum: csum,
+                size: storage_size(self.repo, ObjectType::File, &csum)?,
+                usize: content.len() as u64,
+            });
+            return Ok(());
+        }
+        self.b.add_content(csum, &h, &content)
+    }
+}
+
+/// The raw bsdiff stream from `old` to `new` when it pays: the stream is
+/// uncompressed (the part's xz squeezes the mostly-zero diff bytes), so
+/// judge it by what is left.
+fn diff_if_it_pays(
+    old: &[u8],
+    new: &[u8],
+    scratch: &mut crate::bsdiff::Scratch,
+) -> Option<Vec<u8>> {
+    let mut patch = Vec::new();
+    crate::bsdiff::diff(old, new, scratch, &mut patch);
+    scratch.trim();
+    let weight = patch.iter().filter(|&&x| x != 0).count();
+    (weight < new.len()).then_some(patch)
+}
+
 /// Put every new object into parts (metadata, then bsdiff'd or raw
 /// files, then symlinks); returns the objects left as fallbacks.
+///
+/// Objects are read in order on this thread; bsdiffs run on a worker per
+/// core (they are most of the time) while later objects are read, within
+/// [`DIFF_BUDGET`], and everything enters the parts in the original order
+/// so the delta does not depend on scheduling.
 fn fill_parts(
     repo: &Repo,
     new: &[(ObjectType, Checksum)],
@@ -620,54 +789,112 @@ fn fill_parts(
     b: &mut Builder<'_>,
     report: &mut GenerateReport,
 ) -> Result<Vec<Fallback>> {
-    let mut fallbacks = Vec::new();
-    let mut deferred_symlinks = Vec::new();
-    for (kind, csum) in new {
-        if kind.is_meta() {
-            let bytes = repo.load_meta_bytes(*kind, csum)?;
-            b.add_meta(*kind, *csum, &bytes)?;
-            continue;
+    use std::sync::{mpsc, Arc, Mutex};
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let (job_send, job_recv) = mpsc::channel::<DiffJob>();
+    let job_recv = Mutex::new(job_recv);
+    let (done_send, done_recv) = mpsc::channel::<DiffDone>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let done_send = done_send.clone();
+            let job_recv = &job_recv;
+            s.spawn(move || {
+                let mut scratch = crate::bsdiff::Scratch::default();
+                loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = job_recv.lock().map(|r| r.recv());
+                    let Ok(Ok((seq, old, new))) = job else { break };
+                    // A panic becomes an error: the reader waits for every
+                    // answer, so a lost one would hang it.
+                    let patch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        diff_if_it_pays(&old, &new, &mut scratch)
+                    }))
+                    .map_err(|_| ());
+                    drop((old, new));
+                    if done_send.send((seq, patch)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        let (h, content) = load_file(repo, csum)?;
-        if h.is_symlink() {
-            deferred_symlinks.push((*csum, h));
-            continue;
-        }
-        if let Some(oc) = modified.get(csum) {
-            let (oh, old) = load_file(repo, oc)?;
-            let world_readable = oh.mode & 0o004 != 0;
-            if oh.is_regular()
-                && world_readable
-                && (old.len() + content.len()) as u64 <= opts.max_bsdiff_size
-            {
-                let mut patch = Vec::new();
-                bsdiff::diff(&old, &content, &mut patch).ctx(|| "computing bsdiff")?;
-                // The raw stream is uncompressed (the part's xz squeezes
-                // the mostly-zero diff bytes): judge it by what is left.
-                let weight = patch.iter().filter(|&&x| x != 0).count();
-                if weight < content.len() {
-                    b.add_bsdiff(*csum, &h, oc, content.len() as u64, &patch)?;
-                    report.bsdiff += 1;
+        drop(done_send);
+        let mut f = Filler {
+            b,
+            report,
+            opts,
+            repo,
+            queue: std::collections::VecDeque::new(),
+            held: 0,
+            patches: HashMap::new(),
+            done_recv,
+            fallbacks: Vec::new(),
+            deferred_symlinks: Vec::new(),
+        };
+        let r = (|| -> Result<()> {
+            let mut seq = 0;
+            for (kind, csum) in new {
+                if kind.is_meta() {
+                    let bytes = repo.load_meta_bytes(*kind, csum)?;
+                    let cost = bytes.len();
+                    f.make_room(cost)?;
+                    f.push(Item::Meta(*kind, *csum, bytes), cost)?;
                     continue;
                 }
+                let (h, content) = load_file(repo, csum)?;
+                if h.is_symlink() {
+                    f.deferred_symlinks.push((*csum, h));
+                    continue;
+                }
+                if let Some(oc) = modified.get(csum) {
+                    let (oh, old) = load_file(repo, oc)?;
+                    let world_readable = oh.mode & 0o004 != 0;
+                    if oh.is_regular()
+                        && world_readable
+                        && (old.len() + content.len()) as u64 <= opts.max_bsdiff_size
+                        && old.len() <= crate::bsdiff::MAX_OLD_SIZE
+                    {
+                        let cost = diff_cost(old.len(), content.len());
+                        f.make_room(cost)?;
+                        let content = Arc::new(content);
+                        job_send
+                            .send((seq, old, Arc::clone(&content)))
+                            .map_err(|_| invalid("the bsdiff workers stopped"))?;
+                        f.push(
+                            Item::File {
+                                csum: *csum,
+                                h,
+                                content,
+                                diff: Some((*oc, seq)),
+                            },
+                            cost,
+                        )?;
+                        seq += 1;
+                        continue;
+                    }
+                }
+                let cost = content.len();
+                f.make_room(cost)?;
+                f.push(
+                    Item::File {
+                        csum: *csum,
+                        h,
+                        content: Arc::new(content),
+                        diff: None,
+                    },
+                    cost,
+                )?;
             }
+            f.drain(true)?;
+            Ok(())
+        })();
+        drop(job_send);
+        r?;
+        for (csum, h) in std::mem::take(&mut f.deferred_symlinks) {
+            f.b.add_content(csum, &h, &[])?;
         }
-        if opts.min_fallback_size > 0 && content.len() as u64 > opts.min_fallback_size {
-            fallbacks.push(Fallback {
-                kind: ObjectType::File,
-                checksum: *csum,
-                size: storage_size(repo, ObjectType::File, csum)?,
-                usize: content.len() as u64,
-            });
-            continue;
-        }
-        b.add_content(*csum, &h, &content)?;
-    }
-    for (csum, h) in deferred_symlinks {
-        b.add_content(csum, &h, &[])?;
-    }
-    b.flush()?;
-    Ok(fallbacks)
+        f.b.flush()?;
+        Ok(f.fallbacks)
+    })
 }
 
 /// Generate `from → to` (or from scratch) into the repository's `deltas/`.
@@ -679,12 +906,22 @@ pub fn generate(
 ) -> Result<GenerateReport> {
     let to_commit_bytes = repo.load_meta_bytes(ObjectType::Commit, to)?;
     let _to_commit: Commit = repo.load_commit(to)?;
-    let mut to_set = HashSet::new();
-    repo.traverse_commit(to, 0, &mut to_set)?;
-    let mut from_set = HashSet::new();
-    if let Some(f) = from {
-        repo.traverse_commit(f, 0, &mut from_set)?;
-    }
+    // The two walks are independent: one per core.
+    let (to_set, from_set) = rayon::join(
+        || -> Result<_> {
+            let mut to_set = HashSet::new();
+            repo.traverse_commit(to, 0, &mut to_set)?;
+            Ok(to_set)
+        },
+        || -> Result<_> {
+            let mut from_set = HashSet::new();
+            if let Some(f) = from {
+                repo.traverse_commit(f, 0, &mut from_set)?;
+            }
+            Ok(from_set)
+        },
+    );
+    let (to_set, from_set) = (to_set?, from_set?);
     let mut new: Vec<(ObjectType, Checksum)> = to_set
         .iter()
         .filter(|o| !from_set.contains(*o))
@@ -705,8 +942,13 @@ pub fn generate(
     // file with the same name (bsdiff output is only kept when it pays).
     let mut modified: HashMap<Checksum, Checksum> = HashMap::new();
     if let (Some(f), true) = (from, opts.bsdiff) {
-        let old = files_by_path(repo, f)?;
-        let newp = files_by_path(repo, to)?;
+        // New files only live under directories `from` lacks, so the new
+        // side's walk skips the rest (most of the tree).
+        let (old, newp) = rayon::join(
+            || files_by_path(repo, f, None),
+            || files_by_path(repo, to, Some(&from_set)),
+        );
+        let (old, newp) = (old?, newp?);
         let mut by_name: HashMap<String, Vec<Checksum>> = HashMap::new();
         for (p, c) in &old {
             let base = p.rsplit('/').next().unwrap_or("").to_string();
