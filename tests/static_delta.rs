@@ -952,3 +952,49 @@ fn pull_finds_deltas_through_delta_indexes() {
     assert_eq!(ok(&ox, dst, &["rev-parse", "o:main"]).trim(), c2);
     fsck_both(dst);
 }
+
+/// `generate --filename=F` writes the superblock to F and the parts beside
+/// it, as ostree does, leaving the repository's deltas alone; ostree
+/// applies the result offline.
+#[test]
+fn generate_to_a_file_like_ostree() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, c1, c2) = source(tmp.path(), &ox);
+    let files = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut layouts = Vec::new();
+    for (tool, name) in [(&ost, "by-ostree"), (&ox, "by-oxtree")] {
+        let out = tmp.path().join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        let f = format!("--filename={}", out.join("super").display());
+        ok(
+            tool,
+            &src,
+            &["static-delta", "generate", "--from", &c1, "--to", &c2, &f],
+        );
+        layouts.push(files(&out));
+    }
+    assert_eq!(layouts[1], layouts[0]);
+    assert!(layouts[1].contains(&"super".to_string()), "{layouts:?}");
+    assert_eq!(
+        ok(&ox, &src, &["static-delta", "list"]).trim(),
+        "(No static deltas)"
+    );
+    let dst = with_v1(&src, &tmp.path().join("dst"), "bare-user", &c1);
+    let sb = tmp.path().join("by-oxtree/super");
+    ok(
+        &ost,
+        &dst,
+        &["static-delta", "apply-offline", sb.to_str().unwrap()],
+    );
+    fsck_both(&dst);
+    assert_eq!(ls(&dst, &c2), ls(&src, &c2));
+}

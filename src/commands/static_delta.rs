@@ -79,6 +79,10 @@ struct GenArgs {
     /// Read secret keys for --sign from FILE
     #[arg(long, value_name = "FILE")]
     keys_file: Option<PathBuf>,
+    /// Write the delta's superblock to FILENAME and its parts beside it,
+    /// not into the repository
+    #[arg(long, value_name = "FILENAME")]
+    filename: Option<PathBuf>,
     /// Revision (alternative to --to)
     rev: Option<String>,
 }
@@ -258,7 +262,7 @@ fn generate(repo: Option<PathBuf>, g: GenArgs) -> Result<()> {
         }
     };
     let name = sd::delta_name(from.as_ref(), &to);
-    if g.if_not_exists && r.load_static_delta_superblock(&name).is_ok() {
+    if g.if_not_exists && g.filename.is_none() && r.load_static_delta_superblock(&name).is_ok() {
         println!("Delta {name} already exists.");
         return Ok(());
     }
@@ -285,10 +289,14 @@ fn generate(repo: Option<PathBuf>, g: GenArgs) -> Result<()> {
         bsdiff: !g.disable_bsdiff,
         inline: g.inline,
         timestamp: now(),
+        output: g.filename.clone(),
     };
     rsd::generate(&r, from.as_ref(), &to, &opts)?;
     if !keys.is_empty() {
-        let sbpath = r.static_delta_dir(&name)?.join("superblock");
+        let sbpath = match &g.filename {
+            Some(f) => f.clone(),
+            None => r.static_delta_dir(&name)?.join("superblock"),
+        };
         let bytes = std::fs::read(&sbpath)?;
         let mut sigs = Vec::new();
         for k in &keys {

@@ -28,6 +28,9 @@ pub struct GenerateOptions {
     pub inline: bool,
     /// Timestamp to record (seconds since the epoch).
     pub timestamp: u64,
+    /// `--filename`: write the superblock to this file and the parts
+    /// beside it, instead of into the repository's `deltas/`.
+    pub output: Option<PathBuf>,
 }
 
 impl Default for GenerateOptions {
@@ -39,6 +42,7 @@ impl Default for GenerateOptions {
             bsdiff: true,
             inline: false,
             timestamp: 0,
+            output: None,
         }
     }
 }
@@ -970,11 +974,27 @@ pub fn generate(
         }
     }
 
-    let dir = repo.path().join(sd::delta_dir(from, to));
-    if dir.exists() {
-        crate::transaction::remove_tree_at(repo.dir(), &sd::delta_dir(from, to))
-            .ctx(|| format!("removing old {}", dir.display()))?;
-    }
+    let (dir, sb_name) = match &opts.output {
+        Some(file) => {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| invalid(format!("--filename {}: no file name", file.display())))?;
+            let dir = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (dir, name.to_string())
+        }
+        None => {
+            let dir = repo.path().join(sd::delta_dir(from, to));
+            if dir.exists() {
+                crate::transaction::remove_tree_at(repo.dir(), &sd::delta_dir(from, to))
+                    .ctx(|| format!("removing old {}", dir.display()))?;
+            }
+            (dir, "superblock".to_string())
+        }
+    };
     std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
     let mut report = GenerateReport {
         name: sd::delta_name(from, to),
@@ -1051,7 +1071,7 @@ pub fn generate(
     let bytes = sb.encode();
     fsutil::write_atomic_at(
         fsutil::open_dir(&dir).ctx(|| "opening delta dir")?,
-        "superblock",
+        &sb_name,
         &bytes,
         false,
     )
