@@ -998,3 +998,35 @@ fn generate_to_a_file_like_ostree() {
     fsck_both(&dst);
     assert_eq!(ls(&dst, &c2), ls(&src, &c2));
 }
+
+/// `--swap-endianness` writes a big-endian superblock (on this
+/// little-endian host): both tools show it as such and ostree and oxtree
+/// both apply it.
+#[test]
+fn swapped_endianness_deltas_apply() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, c1, c2) = source(tmp.path(), &ox);
+    let args = ["static-delta", "generate", "--swap-endianness"];
+    ok(
+        &ox,
+        &src,
+        &[&args[..], &["--from", &c1, "--to", &c2]].concat(),
+    );
+    let name = format!("{c1}-{c2}");
+    let shown = ok(&ost, &src, &["static-delta", "show", &name]);
+    assert!(shown.contains("Endianness: big"), "{shown}");
+    assert!(ok(&ox, &src, &["static-delta", "show", &name]).contains("Endianness: big"));
+    let dir = delta_dir(&src, Some(&c1), &c2);
+    for (tool, repo) in [(&ost, "dst-ostree"), (&ox, "dst-oxtree")] {
+        let dst = with_v1(&src, &tmp.path().join(repo), "bare-user", &c1);
+        ok(
+            tool,
+            &dst,
+            &["static-delta", "apply-offline", dir.to_str().unwrap()],
+        );
+        fsck_both(&dst);
+        assert_eq!(ls(&dst, &c2), ls(&src, &c2));
+    }
+}

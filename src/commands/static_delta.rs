@@ -83,6 +83,12 @@ struct GenArgs {
     /// not into the repository
     #[arg(long, value_name = "FILENAME")]
     filename: Option<PathBuf>,
+    /// Choose metadata endianness ('l' or 'B')
+    #[arg(long, value_name = "ENDIAN", conflicts_with = "swap_endianness")]
+    set_endianness: Option<String>,
+    /// Swap metadata endianness from host order
+    #[arg(long)]
+    swap_endianness: bool,
     /// Revision (alternative to --to)
     rev: Option<String>,
 }
@@ -290,6 +296,12 @@ fn generate(repo: Option<PathBuf>, g: GenArgs) -> Result<()> {
         inline: g.inline,
         timestamp: now(),
         output: g.filename.clone(),
+        big_endian: match g.set_endianness.as_deref() {
+            Some("B") => true,
+            Some("l") => false,
+            Some(other) => bail!("Invalid endianness '{other}'"),
+            None => cfg!(target_endian = "big") != g.swap_endianness,
+        },
     };
     rsd::generate(&r, from.as_ref(), &to, &opts)?;
     if !keys.is_empty() {

@@ -31,6 +31,9 @@ pub struct GenerateOptions {
     /// `--filename`: write the superblock to this file and the parts
     /// beside it, instead of into the repository's `deltas/`.
     pub output: Option<PathBuf>,
+    /// Record the superblock's numbers big-endian (`ostree.endianness`
+    /// 'B', `--swap-endianness` on this little-endian host).
+    pub big_endian: bool,
 }
 
 impl Default for GenerateOptions {
@@ -43,6 +46,7 @@ impl Default for GenerateOptions {
             inline: false,
             timestamp: 0,
             output: None,
+            big_endian: false,
         }
     }
 }
@@ -1038,7 +1042,8 @@ pub fn generate(
     }
 
     let mut md = Metadata::new();
-    md.set(sd::KEY_ENDIANNESS, Value::U8(b'l'));
+    let endianness = if opts.big_endian { b'B' } else { b'l' };
+    md.set(sd::KEY_ENDIANNESS, Value::U8(endianness));
     let mut sb = Superblock {
         metadata: md,
         timestamp: opts.timestamp,
