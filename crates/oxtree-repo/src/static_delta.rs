@@ -278,6 +278,8 @@ impl DeltaSink for TxSink<'_, '_> {
         }
         let reading = || format!("reading {csum}.file");
         let hasher = f.header.hasher();
+        let mut content =
+            std::io::BufReader::with_capacity(128 << 10, (&mut f.content).take(f.size + 1));
         let (actual, len, blob) = match f.fd.take() {
             Some(fd) => {
                 let mut w = HashingWriter {
@@ -285,7 +287,7 @@ impl DeltaSink for TxSink<'_, '_> {
                     out: std::io::sink(),
                     len: 0,
                 };
-                std::io::copy(&mut f.content, &mut w).ctx(reading)?;
+                std::io::copy(&mut content, &mut w).ctx(reading)?;
                 let file = FileAt::new(std::fs::File::from(fd)).ctx(reading)?;
                 (w.hasher.finish(), w.len, Blob::File(file))
             }
@@ -295,7 +297,7 @@ impl DeltaSink for TxSink<'_, '_> {
                     out: BlobWriter::new(self.tx),
                     len: 0,
                 };
-                std::io::copy(&mut (&mut f.content).take(f.size + 1), &mut w).ctx(reading)?;
+                std::io::copy(&mut content, &mut w).ctx(reading)?;
                 let blob = w.out.finish().ctx(reading)?;
                 (w.hasher.finish(), w.len, blob)
             }
@@ -956,4 +958,85 @@ pub fn generate(
     report.fallbacks = sb.fallbacks.len();
     report.superblock_checksum = Some(Checksum::of(&bytes));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RepoMode;
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn read_back(b: &Blob) -> Vec<u8> {
+        let mut v = vec![0u8; b.size() as usize];
+        b.read_exact_at(&mut v, 0).unwrap();
+        v
+    }
+
+    #[test]
+    fn blobs_spill_to_a_file_past_one_mib() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let tx = repo.begin().unwrap();
+        for (n, in_file) in [(1000, false), (BLOB_IN_MEMORY, false), (3 << 20, true)] {
+            let data = bytes(n);
+            let mut w = BlobWriter::new(&tx);
+            for chunk in data.chunks(100_003) {
+                w.write_all(chunk).unwrap();
+            }
+            let b = w.finish().unwrap();
+            assert_eq!(matches!(b, Blob::File(_)), in_file, "{n} bytes");
+            assert_eq!(read_back(&b), data);
+        }
+    }
+
+    #[test]
+    fn read_sources_are_verified_and_read_by_offset() {
+        for mode in [RepoMode::Archive, RepoMode::BareUserOnly] {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = Repo::init(&tmp.path().join("repo"), mode).unwrap();
+            let content = bytes(2 << 20);
+            let h = FileHeader::regular(0, 0, 0o100644, oxtree_object::Xattrs::new());
+            let tx = repo.begin().unwrap();
+            let csum = tx
+                .write_content(&h, content.len() as u64, &content[..])
+                .unwrap()
+                .checksum;
+            tx.commit().unwrap();
+
+            let tx = repo.begin().unwrap();
+            let mut sink = TxSink {
+                tx: &tx,
+                budget: 0,
+                header_usize: 0,
+            };
+            let b = sink.read_source(&csum).unwrap();
+            assert!(matches!(b, Blob::File(_)), "{mode:?}");
+            assert_eq!(read_back(&b), content, "{mode:?}");
+            drop(b);
+
+            // A source whose content does not hash to its name is refused.
+            let path = repo
+                .path()
+                .join("objects")
+                .join(loose_path(&csum, ObjectType::File, mode));
+            let mut stored = std::fs::read(&path).unwrap();
+            let n = stored.len();
+            stored[n / 2] ^= 1;
+            let mut perms = std::fs::metadata(&path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            std::fs::set_permissions(&path, perms).unwrap();
+            std::fs::write(&path, &stored).unwrap();
+            drop(tx);
+            let tx = repo.begin().unwrap();
+            let mut sink = TxSink {
+                tx: &tx,
+                budget: 0,
+                header_usize: 0,
+            };
+            assert!(sink.read_source(&csum).is_err(), "{mode:?}");
+        }
+    }
 }
