@@ -934,14 +934,15 @@ struct PieceReader<'a, D: ?Sized, Src> {
 
 enum Current<'a, D: ?Sized, Src> {
     Range {
-        src: Either<'a, D, Src>,
+        src: RangeIn<'a, D, Src>,
         off: u64,
         left: u64,
     },
     Patch(Bspatch<Window<'a, D>, Rc<Src>>),
 }
 
-enum Either<'a, D: ?Sized, Src> {
+/// What a [`Current::Range`] is a range of.
+enum RangeIn<'a, D: ?Sized, Src> {
     Data(&'a D),
     Source(Rc<Src>),
 }
@@ -962,12 +963,12 @@ impl<'a, D: RandomRead + ?Sized, Src: RandomRead> PieceReader<'a, D, Src> {
         };
         self.cur = Some(match p {
             Piece::Data { off, len } => Current::Range {
-                src: Either::Data(self.data),
+                src: RangeIn::Data(self.data),
                 off,
                 left: len,
             },
             Piece::Source { src, off, len } => Current::Range {
-                src: Either::Source(src),
+                src: RangeIn::Source(src),
                 off,
                 left: len,
             },
@@ -1003,8 +1004,8 @@ impl<'a, D: RandomRead + ?Sized, Src: RandomRead> PieceReader<'a, D, Src> {
                 Some(Current::Range { src, off, left }) => {
                     let n = (*left).min(buf.len() as u64) as usize;
                     match src {
-                        Either::Data(d) => d.read_exact_at(&mut buf[..n], *off)?,
-                        Either::Source(s) => s.read_exact_at(&mut buf[..n], *off)?,
+                        RangeIn::Data(d) => d.read_exact_at(&mut buf[..n], *off)?,
+                        RangeIn::Source(s) => s.read_exact_at(&mut buf[..n], *off)?,
                     }
                     *off += n as u64;
                     *left -= n as u64;
@@ -1053,7 +1054,8 @@ fn check_range(size: u64, off: u64, len: u64, what: &dyn Fn() -> String) -> Resu
     }
 }
 
-/// Read `off..off + len` of `data` into memory (`len` checked by the caller).
+/// Read `off..off + len` of `data` into memory, once it is checked to be
+/// inside (the caller bounds `len` by what it may allocate).
 fn read_range<D: RandomRead + ?Sized>(
     data: &D,
     off: u64,
