@@ -1,19 +1,22 @@
 //! A static delta part: `decompress_part` (bounded), `PartPayload::decode`
-//! and the opcode interpreter `execute_part`, on untrusted bytes.
+//! and `PartTables::read`, and the opcode interpreter `execute_part`
+//! (streaming each object to the sink), on untrusted bytes.
 //!
 //! Input: one byte `n` (objects, at most 8), `n` 33-byte (objtype,
 //! checksum) entries for the part header, then the part file. Must never
 //! panic or allocate without bound. A payload that decodes re-encodes to
-//! one that decodes equal. Every object the interpreter hands out is one
-//! the header lists, in order, and a content object's size stays within
-//! the payload or its declared size.
+//! one that decodes equal, and the tables read by offset equal the decoded
+//! ones. Every object the interpreter hands out is one the header lists,
+//! in order, and a content object streams exactly its declared size (or
+//! fails).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use oxtree_object::static_delta::{
-    decompress_part, execute_part, parse_objects, DeltaSink, PartPayload,
+    decompress_part, execute_part, parse_objects, DeltaSink, PartPayload, PartTables,
 };
 use oxtree_object::{Checksum, FileHeader, ObjectError, ObjectType};
+use std::io::Read;
 
 struct Sink {
     expected: Vec<(ObjectType, Checksum)>,
@@ -23,6 +26,7 @@ struct Sink {
 
 impl DeltaSink for Sink {
     type Error = ObjectError;
+    type Source = Vec<u8>;
     fn read_source(&mut self, c: &Checksum) -> Result<Vec<u8>, ObjectError> {
         // A deterministic "old file" of up to 4 kB.
         Ok(c.0
@@ -39,10 +43,20 @@ impl DeltaSink for Sink {
         self.built += 1;
         Ok(())
     }
-    fn write_content(&mut self, c: &Checksum, h: &FileHeader, b: &[u8]) -> Result<(), ObjectError> {
+    fn write_content(
+        &mut self,
+        c: &Checksum,
+        h: &FileHeader,
+        size: u64,
+        r: &mut dyn Read,
+    ) -> Result<(), ObjectError> {
         assert_eq!(self.expected[self.built], (ObjectType::File, *c));
         h.validate().expect("interpreter hands out valid headers");
-        assert!(b.len() <= self.limit.max(1 << 20));
+        let n = std::io::copy(r, &mut std::io::sink()).map_err(|e| ObjectError::Io {
+            what: "streaming an object",
+            source: e,
+        })?;
+        assert_eq!(n, size, "an object streams its declared size");
         self.built += 1;
         Ok(())
     }
@@ -68,6 +82,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let back = PartPayload::decode(&p.encode()).expect("re-encoded payload must decode");
     assert_eq!(back, p);
+    let t = PartTables::read(&payload[..]).expect("a payload that decodes has tables");
+    assert_eq!((&t.modes, &t.xattrs, &t.ops), (&p.modes, &p.xattrs, &p.ops));
+    assert_eq!(&payload[t.data.start as usize..t.data.end as usize], &p.data[..]);
     let mut sink = Sink {
         expected: objects.clone(),
         built: 0,

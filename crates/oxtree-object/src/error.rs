@@ -14,6 +14,11 @@ pub enum ObjectError {
     Malformed { what: &'static str, reason: String },
     #[error("compressed content is corrupt: {0}")]
     Compression(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 impl ObjectError {

@@ -26,6 +26,7 @@ use crate::gvariant::{be64, decode, encode, from_be64};
 use crate::objtype::ObjectType;
 use crate::xattrs::Xattrs;
 use std::io::{Read, Write};
+use std::rc::Rc;
 use zvariant::{OwnedValue, Value};
 
 /// Version of the part format (the only one ostree knows).
@@ -441,25 +442,61 @@ pub fn encode_signed(superblock: &[u8], sigs: &Metadata) -> Vec<u8> {
 
 /// Decompress a part file into its payload bytes (bounded).
 pub fn decompress_part(part: &[u8], max: u64) -> Result<Vec<u8>> {
-    let (&kind, data) = part.split_first().ok_or_else(|| bad("empty part"))?;
-    match kind {
-        0 => {
-            if data.len() as u64 > max {
-                return Err(bad("part payload larger than allowed"));
-            }
-            Ok(data.to_vec())
+    let mut out = Vec::new();
+    decompress_part_to(part, &mut out, max)?;
+    Ok(out)
+}
+
+/// Decompress a part file read by offset into `out`, refusing a payload
+/// over `max` bytes; returns the payload's length.
+pub fn decompress_part_to<D: RandomRead + ?Sized>(
+    part: &D,
+    out: &mut dyn Write,
+    max: u64,
+) -> Result<u64> {
+    let size = part.size();
+    if size == 0 {
+        return Err(bad("empty part"));
+    }
+    let mut kind = [0u8];
+    part.read_exact_at(&mut kind, 0)
+        .map_err(|e| ObjectError::Io {
+            what: "reading a part",
+            source: e,
+        })?;
+    let body = SeqReader::new(Window {
+        inner: part,
+        start: 1,
+        len: size - 1,
+    });
+    let (mut src, read_err): (Box<dyn Read + '_>, fn(std::io::Error) -> ObjectError) = match kind[0]
+    {
+        0 => (Box::new(body), |e| ObjectError::Io {
+            what: "reading a part",
+            source: e,
+        }),
+        b'x' => (Box::new(xz2::read::XzDecoder::new(body)), |e| {
+            ObjectError::Compression(format!("xz: {e}"))
+        }),
+        k => return Err(bad(format!("unknown part compression {k}"))),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        total += n as u64;
+        if total > max {
+            return Err(bad("part payload larger than allowed"));
         }
-        b'x' => {
-            let mut out = Vec::new();
-            let mut d = xz2::read::XzDecoder::new(data).take(max + 1);
-            d.read_to_end(&mut out)
-                .map_err(|e| ObjectError::Compression(format!("xz: {e}")))?;
-            if out.len() as u64 > max {
-                return Err(bad("part payload larger than allowed"));
-            }
-            Ok(out)
-        }
-        k => Err(bad(format!("unknown part compression {k}"))),
+        out.write_all(&buf[..n]).map_err(|e| ObjectError::Io {
+            what: "writing a part payload",
+            source: e,
+        })?;
     }
 }
 
@@ -644,40 +681,189 @@ impl PartPayload {
     }
 
     pub fn decode(b: &[u8]) -> Result<Self> {
-        let (mut p, e2, e3) = Self::decode_tables(b)?;
-        p.data = b[e2..e3].to_vec();
-        Ok(p)
+        let t = PartTables::read(b)?;
+        Ok(PartPayload {
+            data: b[t.data.start as usize..t.data.end as usize].to_vec(),
+            modes: t.modes,
+            xattrs: t.xattrs,
+            ops: t.ops,
+        })
     }
+}
 
-    /// Like [`decode`](Self::decode), but takes the payload buffer and
-    /// keeps the data section in it (moved to its front in place) instead
-    /// of copying it: a part's payload is up to 32 MiB, almost all data,
-    /// and holding it twice doubled the peak memory of applying a part.
-    pub fn decode_owned(mut b: Vec<u8>) -> Result<Self> {
-        let (mut p, e2, e3) = Self::decode_tables(&b)?;
-        b.truncate(e3);
-        b.drain(..e2);
-        p.data = b;
-        Ok(p)
+// ---------------------------------------------------------------- random access
+
+/// Bytes read by offset: a part's payload or a delta's read source, in
+/// memory or in a file, so that neither has to be held whole in memory.
+pub trait RandomRead {
+    /// Length in bytes.
+    fn size(&self) -> u64;
+    /// Fill `buf` from offset `off`; an error if that runs past the end.
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()>;
+}
+
+fn past_end() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end")
+}
+
+impl RandomRead for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
     }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        let src = usize::try_from(off)
+            .ok()
+            .and_then(|o| self.get(o..))
+            .and_then(|r| r.get(..buf.len()))
+            .ok_or_else(past_end)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
 
-    /// Everything but the data section, and that section's bounds.
-    fn decode_tables(b: &[u8]) -> Result<(Self, usize, usize)> {
-        if b.is_empty() {
+impl RandomRead for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        self.as_slice().read_exact_at(buf, off)
+    }
+}
+
+impl<T: RandomRead + ?Sized> RandomRead for &T {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        (**self).read_exact_at(buf, off)
+    }
+}
+
+impl<T: RandomRead + ?Sized> RandomRead for std::rc::Rc<T> {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        (**self).read_exact_at(buf, off)
+    }
+}
+
+/// A file read by offset (`pread`), its size taken once: the file must
+/// not change while it is read (an unlinked temp file, or an object).
+#[derive(Debug)]
+pub struct FileAt {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl FileAt {
+    pub fn new(file: std::fs::File) -> std::io::Result<Self> {
+        let size = file.metadata()?.len();
+        Ok(FileAt { file, size })
+    }
+}
+
+impl RandomRead for FileAt {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        if off
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size)
+        {
+            return Err(past_end());
+        }
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, off)
+    }
+}
+
+/// The bytes `start..start + len` of `inner`.
+struct Window<'a, D: ?Sized> {
+    inner: &'a D,
+    start: u64,
+    len: u64,
+}
+
+impl<D: RandomRead + ?Sized> RandomRead for Window<'_, D> {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        if off
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(past_end());
+        }
+        self.inner.read_exact_at(buf, self.start + off)
+    }
+}
+
+/// Reads `inner` from the start to the end, as a stream.
+pub struct SeqReader<D> {
+    inner: D,
+    pos: u64,
+}
+
+impl<D: RandomRead> SeqReader<D> {
+    pub fn new(inner: D) -> Self {
+        SeqReader { inner, pos: 0 }
+    }
+}
+
+impl<D: RandomRead> Read for SeqReader<D> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.inner.size() - self.pos).min(buf.len() as u64) as usize;
+        self.inner.read_exact_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A part payload's tables: what is not its data section, which stays
+/// where it is (a payload is up to 1 GiB, almost all data).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartTables {
+    /// (uid, gid, mode), host order.
+    pub modes: Vec<(u32, u32, u32)>,
+    pub xattrs: Vec<Xattrs>,
+    pub ops: Vec<u8>,
+    /// Where the data section is in the payload.
+    pub data: std::ops::Range<u64>,
+}
+
+impl PartTables {
+    /// Parse the framing from the payload's tail and load the tables.
+    pub fn read<D: RandomRead + ?Sized>(b: &D) -> Result<Self> {
+        let io = |e| ObjectError::Io {
+            what: "reading a part payload",
+            source: e,
+        };
+        let total = b.size();
+        if total == 0 {
             return Err(bad("empty part payload"));
         }
-        let os = offset_size(b.len());
-        if b.len() < 3 * os {
+        let total = usize::try_from(total).map_err(|_| bad("part payload too large"))?;
+        let os = offset_size(total);
+        if total < 3 * os {
             return Err(bad("part payload too short"));
         }
-        let fr = b.len() - 3 * os;
-        let e3 = read_offset(&b[fr..fr + os]);
-        let e2 = read_offset(&b[fr + os..fr + 2 * os]);
-        let e1 = read_offset(&b[fr + 2 * os..fr + 3 * os]);
+        let fr = total - 3 * os;
+        let mut tail = [0u8; 24];
+        b.read_exact_at(&mut tail[..3 * os], fr as u64)
+            .map_err(io)?;
+        let e3 = read_offset(&tail[..os]);
+        let e2 = read_offset(&tail[os..2 * os]);
+        let e1 = read_offset(&tail[2 * os..3 * os]);
         if !(e1 <= e2 && e2 <= e3 && e3 <= fr) {
             return Err(bad("bad part payload framing"));
         }
-        let modes_b = &b[..e1];
+        let mut head = vec![0u8; e2];
+        b.read_exact_at(&mut head, 0).map_err(io)?;
+        let mut ops = vec![0u8; fr - e3];
+        b.read_exact_at(&mut ops, e3 as u64).map_err(io)?;
+        let modes_b = &head[..e1];
         if !modes_b.len().is_multiple_of(12) {
             return Err(bad("mode table is not a multiple of 12 bytes"));
         }
@@ -688,7 +874,7 @@ impl PartPayload {
                 (r(0), r(4), r(8))
             })
             .collect();
-        let xattrs = split_var_array(&b[e1..e2])?
+        let xattrs = split_var_array(&head[e1..e2])?
             .into_iter()
             .map(|x| {
                 if x.is_empty() {
@@ -699,16 +885,12 @@ impl PartPayload {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((
-            PartPayload {
-                modes,
-                xattrs,
-                data: Vec::new(),
-                ops: b[e3..fr].to_vec(),
-            },
-            e2,
-            e3,
-        ))
+        Ok(PartTables {
+            modes,
+            xattrs,
+            ops,
+            data: e2 as u64..e3 as u64,
+        })
     }
 }
 
@@ -738,27 +920,161 @@ pub struct OpStats {
 /// its name before storing it.
 pub trait DeltaSink {
     type Error: From<ObjectError>;
-    /// Content of a regular file object the delta reads from.
-    fn read_source(&mut self, csum: &Checksum) -> std::result::Result<Vec<u8>, Self::Error>;
+    /// A read source's content, read by offset.
+    type Source: RandomRead;
+    /// Content of a regular file object the delta reads from, verified.
+    fn read_source(&mut self, csum: &Checksum) -> std::result::Result<Self::Source, Self::Error>;
     fn write_meta(
         &mut self,
         kind: ObjectType,
         csum: &Checksum,
         bytes: &[u8],
     ) -> std::result::Result<(), Self::Error>;
+    /// Store a file object whose content (`size` bytes, none for a
+    /// symlink) `content` streams. A read error from `content` means the
+    /// delta is bad: nothing is to be stored.
     fn write_content(
         &mut self,
         csum: &Checksum,
         header: &FileHeader,
-        content: &[u8],
+        size: u64,
+        content: &mut dyn Read,
     ) -> std::result::Result<(), Self::Error>;
 }
 
-struct OpenObject {
+/// Largest metadata object a `S` opcode may copy (ostree's limit).
+const MAX_META_SIZE: u64 = 128 << 20;
+
+/// Where an open object's bytes come from, in order.
+enum Piece<Src> {
+    /// A range of the part data.
+    Data { off: u64, len: u64 },
+    /// A range of a read source.
+    Source { src: Rc<Src>, off: u64, len: u64 },
+    /// The output of a bsdiff patch (a range of the part data) on a read
+    /// source, making `size` bytes.
+    Patch {
+        off: u64,
+        len: u64,
+        src: Rc<Src>,
+        size: u64,
+    },
+}
+
+struct OpenObject<Src> {
     csum: Checksum,
     header: FileHeader,
     size: u64,
-    buf: Vec<u8>,
+    /// Bytes the pieces produce.
+    written: u64,
+    pieces: Vec<Piece<Src>>,
+}
+
+/// Streams an object from its pieces. It keeps the first error it meets
+/// (the delta's fault, to report naming the object), as the sink sees it
+/// only as an I/O error.
+struct PieceReader<'a, D: ?Sized, Src> {
+    data: &'a D,
+    pieces: std::vec::IntoIter<Piece<Src>>,
+    cur: Option<Current<'a, D, Src>>,
+    failure: Option<String>,
+}
+
+enum Current<'a, D: ?Sized, Src> {
+    Range {
+        src: RangeIn<'a, D, Src>,
+        off: u64,
+        left: u64,
+    },
+    Patch(Bspatch<Window<'a, D>, Rc<Src>>),
+}
+
+/// What a [`Current::Range`] is a range of.
+enum RangeIn<'a, D: ?Sized, Src> {
+    Data(&'a D),
+    Source(Rc<Src>),
+}
+
+impl<'a, D: RandomRead + ?Sized, Src: RandomRead> PieceReader<'a, D, Src> {
+    fn new(data: &'a D, pieces: Vec<Piece<Src>>) -> Self {
+        PieceReader {
+            data,
+            pieces: pieces.into_iter(),
+            cur: None,
+            failure: None,
+        }
+    }
+
+    fn next_piece(&mut self) -> std::io::Result<bool> {
+        let Some(p) = self.pieces.next() else {
+            return Ok(false);
+        };
+        self.cur = Some(match p {
+            Piece::Data { off, len } => Current::Range {
+                src: RangeIn::Data(self.data),
+                off,
+                left: len,
+            },
+            Piece::Source { src, off, len } => Current::Range {
+                src: RangeIn::Source(src),
+                off,
+                left: len,
+            },
+            Piece::Patch {
+                off,
+                len,
+                src,
+                size,
+            } => {
+                let patch = Window {
+                    inner: self.data,
+                    start: off,
+                    len,
+                };
+                Current::Patch(Bspatch::new(patch, src, size)?)
+            }
+        });
+        Ok(true)
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = match &mut self.cur {
+                None => {
+                    if !self.next_piece()? {
+                        return Ok(0);
+                    }
+                    continue;
+                }
+                Some(Current::Range { src, off, left }) => {
+                    let n = (*left).min(buf.len() as u64) as usize;
+                    match src {
+                        RangeIn::Data(d) => d.read_exact_at(&mut buf[..n], *off)?,
+                        RangeIn::Source(s) => s.read_exact_at(&mut buf[..n], *off)?,
+                    }
+                    *off += n as u64;
+                    *left -= n as u64;
+                    n
+                }
+                Some(Current::Patch(p)) => p.read(buf)?,
+            };
+            if n > 0 {
+                return Ok(n);
+            }
+            self.cur = None;
+        }
+    }
+}
+
+impl<D: RandomRead + ?Sized, Src: RandomRead> Read for PieceReader<'_, D, Src> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_inner(buf).inspect_err(|e| {
+            self.failure.get_or_insert_with(|| e.to_string());
+        })
+    }
 }
 
 struct Cursor<'a> {
@@ -775,18 +1091,30 @@ impl Cursor<'_> {
     }
 }
 
-fn slice<'a>(data: &'a [u8], off: u64, len: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
-    let end = off
-        .checked_add(len)
-        .filter(|&e| e <= data.len() as u64)
-        .ok_or_else(|| {
-            bad(format!(
-                "{}: offset {off} + length {len} is outside the {} bytes of part data",
-                what(),
-                data.len()
-            ))
-        })?;
-    Ok(&data[off as usize..end as usize])
+/// Check that `off..off + len` is inside `data`.
+fn check_range(size: u64, off: u64, len: u64, what: &dyn Fn() -> String) -> Result<()> {
+    match off.checked_add(len) {
+        Some(e) if e <= size => Ok(()),
+        _ => Err(bad(format!(
+            "{}: offset {off} + length {len} is outside the {size} bytes of part data",
+            what(),
+        ))),
+    }
+}
+
+/// Read `off..off + len` of `data` into memory, once it is checked to be
+/// inside (the caller bounds `len` by what it may allocate).
+fn read_range<D: RandomRead + ?Sized>(
+    data: &D,
+    off: u64,
+    len: u64,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    check_range(data.size(), off, len, what)?;
+    let mut v = vec![0u8; len as usize];
+    data.read_exact_at(&mut v, off)
+        .map_err(|e| bad(format!("{}: reading part data: {e}", what())))?;
+    Ok(v)
 }
 
 /// Opcode counts given the part's object list (exact).
@@ -852,14 +1180,53 @@ pub fn execute_part<S: DeltaSink>(
     payload: &PartPayload,
     sink: &mut S,
 ) -> std::result::Result<(), S::Error> {
-    let data = &payload.data[..];
-    let mut c = Cursor {
-        ops: &payload.ops,
-        pos: 0,
+    run_part(
+        objects,
+        &payload.modes,
+        &payload.xattrs,
+        &payload.ops,
+        &payload.data[..],
+        sink,
+    )
+}
+
+/// [`execute_part`] on a payload read by offset (e.g. from a file), with
+/// its tables already loaded: objects are streamed to the sink, never
+/// held whole in memory.
+pub fn execute_part_at<S: DeltaSink, D: RandomRead + ?Sized>(
+    objects: &[(ObjectType, Checksum)],
+    tables: &PartTables,
+    payload: &D,
+    sink: &mut S,
+) -> std::result::Result<(), S::Error> {
+    let data = Window {
+        inner: payload,
+        start: tables.data.start,
+        len: tables.data.end - tables.data.start,
     };
+    run_part(
+        objects,
+        &tables.modes,
+        &tables.xattrs,
+        &tables.ops,
+        &data,
+        sink,
+    )
+}
+
+fn run_part<S: DeltaSink, D: RandomRead + ?Sized>(
+    objects: &[(ObjectType, Checksum)],
+    modes: &[(u32, u32, u32)],
+    xattrs: &[Xattrs],
+    ops: &[u8],
+    data: &D,
+    sink: &mut S,
+) -> std::result::Result<(), S::Error> {
+    let data_size = data.size();
+    let mut c = Cursor { ops, pos: 0 };
     let mut idx = 0usize;
-    let mut open: Option<OpenObject> = None;
-    let mut source: Option<(Checksum, Vec<u8>)> = None;
+    let mut open: Option<OpenObject<S::Source>> = None;
+    let mut source: Option<Rc<S::Source>> = None;
     let name = |idx: usize| -> String {
         match objects.get(idx) {
             Some((k, c)) => format!("object {c}.{}", k.as_str()),
@@ -876,12 +1243,10 @@ pub fn execute_part<S: DeltaSink>(
         let n = || name(idx);
         let mo = c.var(&n)?;
         let xo = c.var(&n)?;
-        let (uid, gid, mode) = *payload
-            .modes
+        let (uid, gid, mode) = *modes
             .get(usize::try_from(mo).unwrap_or(usize::MAX))
             .ok_or_else(|| bad(format!("{}: mode index {mo} out of range", n())))?;
-        let xattrs = payload
-            .xattrs
+        let xattrs = xattrs
             .get(usize::try_from(xo).unwrap_or(usize::MAX))
             .ok_or_else(|| bad(format!("{}: xattr index {xo} out of range", n())))?
             .clone();
@@ -894,8 +1259,25 @@ pub fn execute_part<S: DeltaSink>(
             xattrs,
         })
     };
-    while c.pos < payload.ops.len() {
-        let op = payload.ops[c.pos];
+    // Hand an object to the sink; a failure of the stream is the delta's.
+    let store = |sink: &mut S,
+                 idx: usize,
+                 csum: &Checksum,
+                 header: &FileHeader,
+                 size: u64,
+                 pieces: Vec<Piece<S::Source>>|
+     -> std::result::Result<(), S::Error> {
+        let mut r = PieceReader::new(data, pieces);
+        match sink.write_content(csum, header, size, &mut r) {
+            Ok(()) => Ok(()),
+            Err(e) => match r.failure.take() {
+                Some(f) => Err(bad(format!("{}: {f}", name(idx))).into()),
+                None => Err(e),
+            },
+        }
+    };
+    while c.pos < ops.len() {
+        let op = ops[c.pos];
         c.pos += 1;
         match op {
             OP_OPEN_SPLICE_AND_CLOSE => {
@@ -909,23 +1291,31 @@ pub fn execute_part<S: DeltaSink>(
                 if kind.is_meta() {
                     let len = c.var(&n)?;
                     let off = c.var(&n)?;
-                    let b = slice(data, off, len, &n)?;
-                    sink.write_meta(kind, &csum, b)?;
+                    check_range(data_size, off, len, &n)?;
+                    if len > MAX_META_SIZE {
+                        return Err(bad(format!("{}: {len} bytes is too large", n())).into());
+                    }
+                    let b = read_range(data, off, len, &n)?;
+                    sink.write_meta(kind, &csum, &b)?;
                 } else if kind != ObjectType::File {
                     return Err(bad(format!("{}: not a file or metadata object", n())).into());
                 } else {
                     let mut h = content_open(&mut c, idx)?;
                     let len = c.var(&n)?;
                     let off = c.var(&n)?;
-                    let b = slice(data, off, len, &n)?;
+                    check_range(data_size, off, len, &n)?;
                     if crate::mode::is_lnk(h.mode) {
-                        h.symlink_target = String::from_utf8(b.to_vec())
+                        if len > crate::file::MAX_HEADER_SIZE as u64 {
+                            return Err(bad(format!("{}: symlink target too long", n())).into());
+                        }
+                        let b = read_range(data, off, len, &n)?;
+                        h.symlink_target = String::from_utf8(b)
                             .map_err(|_| bad(format!("{}: symlink target is not UTF-8", n())))?;
                         h.validate().map_err(|e| bad(format!("{}: {e}", n())))?;
-                        sink.write_content(&csum, &h, &[])?;
+                        sink.write_content(&csum, &h, 0, &mut std::io::empty())?;
                     } else {
                         h.validate().map_err(|e| bad(format!("{}: {e}", n())))?;
-                        sink.write_content(&csum, &h, b)?;
+                        store(sink, idx, &csum, &h, len, vec![Piece::Data { off, len }])?;
                     }
                 }
                 idx += 1;
@@ -953,7 +1343,8 @@ pub fn execute_part<S: DeltaSink>(
                     csum,
                     header: h,
                     size,
-                    buf: Vec::new(),
+                    written: 0,
+                    pieces: Vec::new(),
                 });
             }
             OP_WRITE => {
@@ -963,12 +1354,12 @@ pub fn execute_part<S: DeltaSink>(
                 let o = open
                     .as_mut()
                     .ok_or_else(|| bad(format!("{}: write with no open object", n())))?;
-                let src: &[u8] = match &source {
-                    Some((_, s)) => s,
-                    None => data,
+                let src_size = match &source {
+                    Some(s) => s.size(),
+                    None => data_size,
                 };
-                let b = slice(src, off, len, &n)?;
-                if o.buf.len() as u64 + len > o.size {
+                check_range(src_size, off, len, &n)?;
+                if o.written + len > o.size {
                     return Err(bad(format!(
                         "{}: write past the declared size of {} bytes",
                         n(),
@@ -976,15 +1367,24 @@ pub fn execute_part<S: DeltaSink>(
                     ))
                     .into());
                 }
-                o.buf.extend_from_slice(b);
+                o.written += len;
+                if len > 0 {
+                    o.pieces.push(match &source {
+                        Some(s) => Piece::Source {
+                            src: Rc::clone(s),
+                            off,
+                            len,
+                        },
+                        None => Piece::Data { off, len },
+                    });
+                }
             }
             OP_SET_READ_SOURCE => {
                 let n = || name(idx);
                 let off = c.var(&n)?;
-                let b = slice(data, off, 32, &n)?;
-                let src = Checksum::from_bytes(b)?;
-                let content = sink.read_source(&src)?;
-                source = Some((src, content));
+                let b = read_range(data, off, 32, &n)?;
+                let src = Checksum::from_bytes(&b)?;
+                source = Some(Rc::new(sink.read_source(&src)?));
             }
             OP_UNSET_READ_SOURCE => source = None,
             OP_CLOSE => {
@@ -992,33 +1392,41 @@ pub fn execute_part<S: DeltaSink>(
                 let o = open
                     .take()
                     .ok_or_else(|| bad(format!("{}: close with no open object", n())))?;
-                if o.buf.len() as u64 != o.size {
+                if o.written != o.size {
                     return Err(bad(format!(
                         "{}: {} bytes written, {} declared",
                         n(),
-                        o.buf.len(),
+                        o.written,
                         o.size
                     ))
                     .into());
                 }
-                sink.write_content(&o.csum, &o.header, &o.buf)?;
+                store(sink, idx, &o.csum, &o.header, o.size, o.pieces)?;
                 idx += 1;
             }
             OP_BSPATCH => {
                 let n = || name(idx);
                 let off = c.var(&n)?;
                 let len = c.var(&n)?;
-                let patch = slice(data, off, len, &n)?;
+                check_range(data_size, off, len, &n)?;
                 let o = open
                     .as_mut()
                     .ok_or_else(|| bad(format!("{}: bspatch with no open object", n())))?;
-                let (_, old) = source
+                let old = source
                     .as_ref()
                     .ok_or_else(|| bad(format!("{}: bspatch with no read source", n())))?;
-                if !o.buf.is_empty() {
+                if o.written != 0 {
                     return Err(bad(format!("{}: bspatch after a write", n())).into());
                 }
-                o.buf = bspatch(old, o.size, patch).map_err(|e| bad(format!("{}: {e}", n())))?;
+                // The patch makes exactly the object's declared size, or
+                // fails (naming the object) while the object is stored.
+                o.written = o.size;
+                o.pieces.push(Piece::Patch {
+                    off,
+                    len,
+                    src: Rc::clone(old),
+                    size: o.size,
+                });
             }
             other => {
                 return Err(bad(format!(
@@ -1057,57 +1465,157 @@ fn offtin(b: &[u8]) -> i64 {
     }
 }
 
-/// Apply a raw bsdiff stream (the header-less format of mendsley's bsdiff
-/// library, which ostree uses): control triples of sign-magnitude
-/// little-endian i64 (diff length, extra length, seek), each followed by
-/// the diff and extra bytes. `new_size` comes from the delta.
-pub fn bspatch(old: &[u8], new_size: u64, patch: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if new_size > MAX_OBJECT_SIZE {
-        return Err(format!("bspatch output of {new_size} bytes is too large"));
+/// A raw bsdiff stream (the header-less format of mendsley's bsdiff
+/// library, which ostree uses) applied as a reader: control triples of
+/// sign-magnitude little-endian i64 (diff length, extra length, seek),
+/// each followed by the diff and extra bytes. Reads the patch and the old
+/// file by offset through a small buffer; yields exactly `new_size` bytes
+/// or an error.
+pub struct Bspatch<P, O> {
+    patch: P,
+    old: O,
+    new_size: u64,
+    produced: u64,
+    /// Position in the patch.
+    p: u64,
+    /// Position in the old file of the next diff byte.
+    oldpos: i64,
+    /// Where the old file position goes after the current control.
+    next_oldpos: i64,
+    diff_left: u64,
+    extra_left: u64,
+    scratch: Vec<u8>,
+}
+
+fn patch_err(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bspatch: {msg}"))
+}
+
+/// Largest read the patch reader serves at once.
+const BSPATCH_CHUNK: usize = 64 << 10;
+
+impl<P: RandomRead, O: RandomRead> Bspatch<P, O> {
+    /// `new_size` comes from the delta.
+    pub fn new(patch: P, old: O, new_size: u64) -> std::io::Result<Self> {
+        if new_size > MAX_OBJECT_SIZE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bspatch output of {new_size} bytes is too large"),
+            ));
+        }
+        Ok(Bspatch {
+            patch,
+            old,
+            new_size,
+            produced: 0,
+            p: 0,
+            oldpos: 0,
+            next_oldpos: 0,
+            diff_left: 0,
+            extra_left: 0,
+            scratch: Vec::new(),
+        })
     }
-    let new_size = new_size as usize;
-    let mut new = Vec::with_capacity(new_size.min(patch.len().saturating_mul(64) + 4096));
-    let mut p = 0usize;
-    let mut oldpos: i64 = 0;
-    while new.len() < new_size {
-        let ctrl = patch
-            .get(p..p + 24)
-            .ok_or("bspatch: truncated control block")?;
-        p += 24;
+
+    /// Read the next control triple and check it against the patch and
+    /// the output size; false at the end of the output.
+    fn next_control(&mut self) -> std::io::Result<bool> {
+        self.oldpos = self.next_oldpos;
+        if self.produced >= self.new_size {
+            return Ok(false);
+        }
+        let plen = self.patch.size();
+        if self.p.checked_add(24).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated control block"));
+        }
+        let mut ctrl = [0u8; 24];
+        self.patch.read_exact_at(&mut ctrl, self.p)?;
+        self.p += 24;
         let (d, x, s) = (offtin(&ctrl[0..]), offtin(&ctrl[8..]), offtin(&ctrl[16..]));
         if d < 0 || x < 0 {
-            return Err("bspatch: negative length".into());
+            return Err(patch_err("negative length"));
         }
-        let (d, x) = (d as u64, x as u64);
-        if new.len() as u64 + d > new_size as u64 {
-            return Err("bspatch: diff past the end of the output".into());
+        let (du, xu) = (d as u64, x as u64);
+        if self.produced + du > self.new_size {
+            return Err(patch_err("diff past the end of the output"));
         }
-        let diff = patch
-            .get(p..)
-            .and_then(|r| r.get(..d as usize))
-            .ok_or("bspatch: truncated diff data")?;
-        p += d as usize;
-        for (i, &b) in diff.iter().enumerate() {
-            let o = oldpos.checked_add(i as i64).ok_or("bspatch: overflow")?;
-            let add = if o >= 0 && (o as u64) < old.len() as u64 {
-                old[o as usize]
-            } else {
-                0
-            };
-            new.push(b.wrapping_add(add));
+        if self.p.checked_add(du).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated diff data"));
         }
-        oldpos = oldpos.checked_add(d as i64).ok_or("bspatch: overflow")?;
-        if new.len() as u64 + x > new_size as u64 {
-            return Err("bspatch: extra past the end of the output".into());
+        let after_diff = self
+            .oldpos
+            .checked_add(d)
+            .ok_or_else(|| patch_err("overflow"))?;
+        if self.produced + du + xu > self.new_size {
+            return Err(patch_err("extra past the end of the output"));
         }
-        let extra = patch
-            .get(p..)
-            .and_then(|r| r.get(..x as usize))
-            .ok_or("bspatch: truncated extra data")?;
-        p += x as usize;
-        new.extend_from_slice(extra);
-        oldpos = oldpos.checked_add(s).ok_or("bspatch: overflow")?;
+        if (self.p + du).checked_add(xu).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated extra data"));
+        }
+        self.next_oldpos = after_diff
+            .checked_add(s)
+            .ok_or_else(|| patch_err("overflow"))?;
+        self.diff_left = du;
+        self.extra_left = xu;
+        Ok(true)
     }
+
+    /// `buf[..n]` holds diff bytes: add the old file's bytes under them
+    /// (zero outside the old file).
+    fn add_old(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        let n = buf.len() as i64;
+        let lo = self.oldpos.max(0);
+        let hi = (self.oldpos + n).min(self.old.size().min(i64::MAX as u64) as i64);
+        if lo >= hi {
+            return Ok(());
+        }
+        let len = (hi - lo) as usize;
+        self.scratch.resize(len, 0);
+        self.old.read_exact_at(&mut self.scratch, lo as u64)?;
+        let at = (lo - self.oldpos) as usize;
+        for (b, o) in buf[at..at + len].iter_mut().zip(&self.scratch) {
+            *b = b.wrapping_add(*o);
+        }
+        Ok(())
+    }
+}
+
+impl<P: RandomRead, O: RandomRead> Read for Bspatch<P, O> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(BSPATCH_CHUNK) as u64;
+        while self.diff_left == 0 && self.extra_left == 0 {
+            if !self.next_control()? {
+                return Ok(0);
+            }
+        }
+        let n = if self.diff_left > 0 {
+            let n = self.diff_left.min(max) as usize;
+            self.patch.read_exact_at(&mut buf[..n], self.p)?;
+            self.add_old(&mut buf[..n])?;
+            self.oldpos += n as i64;
+            self.diff_left -= n as u64;
+            n
+        } else {
+            let n = self.extra_left.min(max) as usize;
+            self.patch.read_exact_at(&mut buf[..n], self.p)?;
+            self.extra_left -= n as u64;
+            n
+        };
+        self.p += n as u64;
+        self.produced += n as u64;
+        Ok(n)
+    }
+}
+
+/// Apply a raw bsdiff stream in memory (see [`Bspatch`]). `new_size`
+/// comes from the delta.
+pub fn bspatch(old: &[u8], new_size: u64, patch: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut r = Bspatch::new(patch, old, new_size).map_err(|e| e.to_string())?;
+    let mut new = Vec::with_capacity(new_size.min(patch.len() as u64 * 64 + 4096) as usize);
+    r.read_to_end(&mut new).map_err(|e| e.to_string())?;
     Ok(new)
 }
 
@@ -1338,7 +1846,6 @@ mod tests {
         };
         let b = p.encode();
         assert_eq!(PartPayload::decode(&b).unwrap(), p);
-        assert_eq!(PartPayload::decode_owned(b.clone()).unwrap(), p);
         let only_empty = PartPayload {
             xattrs: vec![Xattrs::new()],
             ..Default::default()
@@ -1390,6 +1897,7 @@ mod tests {
     struct NullSink(usize);
     impl DeltaSink for NullSink {
         type Error = ObjectError;
+        type Source = Vec<u8>;
         fn read_source(&mut self, _: &Checksum) -> Result<Vec<u8>> {
             Ok(Vec::new())
         }
@@ -1397,10 +1905,313 @@ mod tests {
             self.0 += 1;
             Ok(())
         }
-        fn write_content(&mut self, _: &Checksum, _: &FileHeader, _: &[u8]) -> Result<()> {
+        fn write_content(
+            &mut self,
+            _: &Checksum,
+            _: &FileHeader,
+            _: u64,
+            r: &mut dyn Read,
+        ) -> Result<()> {
+            std::io::copy(r, &mut std::io::sink()).map_err(|e| ObjectError::Io {
+                what: "test",
+                source: e,
+            })?;
             self.0 += 1;
             Ok(())
         }
+    }
+
+    /// The in-memory bspatch this crate had before it streamed: the
+    /// reference the streaming one must match.
+    fn bspatch_reference(
+        old: &[u8],
+        new_size: u64,
+        patch: &[u8],
+    ) -> std::result::Result<Vec<u8>, String> {
+        if new_size > MAX_OBJECT_SIZE {
+            return Err(format!("bspatch output of {new_size} bytes is too large"));
+        }
+        let new_size = new_size as usize;
+        let mut new = Vec::new();
+        let mut p = 0usize;
+        let mut oldpos: i64 = 0;
+        while new.len() < new_size {
+            let ctrl = patch
+                .get(p..p + 24)
+                .ok_or("bspatch: truncated control block")?;
+            p += 24;
+            let (d, x, s) = (offtin(&ctrl[0..]), offtin(&ctrl[8..]), offtin(&ctrl[16..]));
+            if d < 0 || x < 0 {
+                return Err("bspatch: negative length".into());
+            }
+            let (d, x) = (d as u64, x as u64);
+            if new.len() as u64 + d > new_size as u64 {
+                return Err("bspatch: diff past the end of the output".into());
+            }
+            let diff = patch
+                .get(p..)
+                .and_then(|r| r.get(..d as usize))
+                .ok_or("bspatch: truncated diff data")?;
+            p += d as usize;
+            for (i, &b) in diff.iter().enumerate() {
+                let o = oldpos.checked_add(i as i64).ok_or("bspatch: overflow")?;
+                let add = if o >= 0 && (o as u64) < old.len() as u64 {
+                    old[o as usize]
+                } else {
+                    0
+                };
+                new.push(b.wrapping_add(add));
+            }
+            oldpos = oldpos.checked_add(d as i64).ok_or("bspatch: overflow")?;
+            if new.len() as u64 + x > new_size as u64 {
+                return Err("bspatch: extra past the end of the output".into());
+            }
+            let extra = patch
+                .get(p..)
+                .and_then(|r| r.get(..x as usize))
+                .ok_or("bspatch: truncated extra data")?;
+            p += x as usize;
+            new.extend_from_slice(extra);
+            oldpos = oldpos.checked_add(s).ok_or("bspatch: overflow")?;
+        }
+        Ok(new)
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn ctrl_word(v: i64) -> [u8; 8] {
+        let m = v.unsigned_abs() | if v < 0 { 1 << 63 } else { 0 };
+        m.to_le_bytes()
+    }
+
+    /// A well-formed random patch and its output size.
+    fn random_patch(rng: &mut Rng, old_len: usize) -> (Vec<u8>, u64) {
+        let mut patch = Vec::new();
+        let mut size = 0u64;
+        for _ in 0..rng.below(6) {
+            let d = rng.below(200_000) as i64;
+            let x = rng.below(1000) as i64;
+            let s = rng.below(2 * old_len as u64 + 1) as i64 - old_len as i64;
+            for v in [d, x, s] {
+                patch.extend_from_slice(&ctrl_word(v));
+            }
+            patch.extend(rng.bytes((d + x) as usize));
+            size += (d + x) as u64;
+        }
+        (patch, size)
+    }
+
+    /// Read `r` to the end with reads of random small sizes.
+    fn read_choppy(r: &mut impl Read, rng: &mut Rng) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = vec![0u8; 1 + rng.below(70_000) as usize];
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn streaming_bspatch_matches_the_in_memory_one() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..200 {
+            let old_len = rng.below(100_000) as usize;
+            let old = rng.bytes(old_len);
+            let (mut patch, mut size) = random_patch(&mut rng, old.len());
+            // Some rounds are damaged: cut, flipped or given a wrong size.
+            match round % 5 {
+                1 if !patch.is_empty() => {
+                    let cut = rng.below(patch.len() as u64) as usize;
+                    patch.truncate(cut);
+                }
+                2 if !patch.is_empty() => {
+                    let at = rng.below(patch.len() as u64) as usize;
+                    patch[at] ^= 0x80;
+                }
+                3 => size = rng.below(size + 10),
+                _ => {}
+            }
+            let expected = bspatch_reference(&old, size, &patch);
+            assert_eq!(bspatch(&old, size, &patch), expected, "round {round}");
+            let got = Bspatch::new(&patch[..], &old[..], size)
+                .and_then(|mut r| read_choppy(&mut r, &mut rng))
+                .map_err(|e| e.to_string());
+            assert_eq!(got, expected, "round {round} (choppy reads)");
+        }
+    }
+
+    #[test]
+    fn bspatch_refuses_hostile_controls() {
+        let patch_of = |d: i64, x: i64, s: i64, tail: usize| {
+            let mut p = Vec::new();
+            for v in [d, x, s] {
+                p.extend_from_slice(&ctrl_word(v));
+            }
+            p.extend(std::iter::repeat_n(1u8, tail));
+            p
+        };
+        let cases = [
+            (patch_of(-1, 0, 0, 0), 4, "negative length"),
+            (patch_of(0, -3, 0, 0), 4, "negative length"),
+            (patch_of(5, 0, 0, 5), 4, "diff past the end"),
+            (patch_of(4, 0, 0, 3), 4, "truncated diff"),
+            (patch_of(2, 3, 0, 5), 4, "extra past the end"),
+            (patch_of(2, 2, 0, 3), 4, "truncated extra"),
+            (patch_of(2, 2, i64::MAX, 4), 8, "overflow"),
+        ];
+        for (patch, size, msg) in cases {
+            let e = bspatch(b"abcdef", size, &patch).unwrap_err();
+            assert!(e.contains(msg), "{e} (expected {msg})");
+            assert_eq!(Err(e), bspatch_reference(b"abcdef", size, &patch));
+        }
+        assert!(bspatch(b"", MAX_OBJECT_SIZE + 1, &[]).is_err());
+    }
+
+    /// Records what a part builds.
+    #[derive(Default)]
+    struct Collect {
+        sources: std::collections::HashMap<Checksum, Vec<u8>>,
+        built: Vec<(Checksum, Option<FileHeader>, Vec<u8>)>,
+    }
+    impl DeltaSink for Collect {
+        type Error = ObjectError;
+        type Source = Vec<u8>;
+        fn read_source(&mut self, c: &Checksum) -> Result<Vec<u8>> {
+            Ok(self.sources[c].clone())
+        }
+        fn write_meta(&mut self, _: ObjectType, c: &Checksum, b: &[u8]) -> Result<()> {
+            self.built.push((*c, None, b.to_vec()));
+            Ok(())
+        }
+        fn write_content(
+            &mut self,
+            c: &Checksum,
+            h: &FileHeader,
+            size: u64,
+            r: &mut dyn Read,
+        ) -> Result<()> {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).map_err(|e| ObjectError::Io {
+                what: "test",
+                source: e,
+            })?;
+            assert_eq!(v.len() as u64, size);
+            self.built.push((*c, Some(h.clone()), v));
+            Ok(())
+        }
+    }
+
+    /// A part using every opcode: a metadata splice, a file splice, a
+    /// symlink, writes from the data and from a read source, a bspatch.
+    fn every_opcode_part() -> (Vec<(ObjectType, Checksum)>, PartPayload, Collect) {
+        let old = b"the old file, read by the delta".to_vec();
+        let src = Checksum([3; 32]);
+        let mut data = Vec::new();
+        data.extend_from_slice(b"dirmeta!");
+        data.extend_from_slice(b"spliced content");
+        data.extend_from_slice(b"target");
+        data.extend_from_slice(&src.0);
+        // bspatch: 3 diff bytes (+1 on "the"), 2 extra, then 4 diff bytes
+        // from offset 4 ("old ").
+        let patch_off = data.len() as u64;
+        for v in [3i64, 2, 1] {
+            data.extend_from_slice(&ctrl_word(v));
+        }
+        data.extend_from_slice(&[1, 1, 1]);
+        data.extend_from_slice(b"XY");
+        for v in [4i64, 0, 0] {
+            data.extend_from_slice(&ctrl_word(v));
+        }
+        data.extend_from_slice(&[0, 0, 0, 0]);
+        let patch_len = data.len() as u64 - patch_off;
+        let mut ops = vec![b'S', 8, 0];
+        ops.extend_from_slice(&[b'S', 0, 0, 15, 8]);
+        ops.extend_from_slice(&[b'S', 1, 0, 6, 23]);
+        ops.extend_from_slice(&[b'o', 0, 0, 9, b'w', 4, 8, b'w', 5, 0, b'c']);
+        ops.extend_from_slice(&[b'r', 29, b'o', 0, 1, 7, b'w', 3, 4, b'w', 4, 0, b'c', b'R']);
+        ops.extend_from_slice(&[b'r', 29, b'o', 0, 0, 9, b'B']);
+        write_varuint64(&mut ops, patch_off);
+        write_varuint64(&mut ops, patch_len);
+        ops.extend_from_slice(b"cR");
+        let objects = vec![
+            (ObjectType::DirMeta, Checksum([1; 32])),
+            (ObjectType::File, Checksum([2; 32])),
+            (ObjectType::File, Checksum([4; 32])),
+            (ObjectType::File, Checksum([5; 32])),
+            (ObjectType::File, Checksum([6; 32])),
+            (ObjectType::File, Checksum([7; 32])),
+        ];
+        let p = PartPayload {
+            modes: vec![(0, 0, 0o100644), (0, 0, 0o120777)],
+            xattrs: vec![
+                Xattrs::new(),
+                Xattrs::from_pairs([(b"user.a".to_vec(), b"b".to_vec())]),
+            ],
+            data,
+            ops,
+        };
+        let mut sink = Collect::default();
+        sink.sources.insert(src, old);
+        (objects, p, sink)
+    }
+
+    #[test]
+    fn a_part_read_by_offset_builds_what_it_builds_in_memory() {
+        let (objects, p, mut mem) = every_opcode_part();
+        execute_part(&objects, &p, &mut mem).unwrap();
+        let contents: Vec<&[u8]> = mem.built.iter().map(|b| &b.2[..]).collect();
+        let expected: [&[u8]; 6] = [
+            b"dirmeta!",
+            b"spliced content",
+            b"",
+            b"splidirme",
+            b"oldthe ",
+            b"uifXYold ",
+        ];
+        assert_eq!(contents, expected);
+        assert_eq!(mem.built[2].1.as_ref().unwrap().symlink_target, "target");
+        assert!(!mem.built[4].1.as_ref().unwrap().xattrs.is_empty());
+
+        let encoded = p.encode();
+        let tables = PartTables::read(&encoded[..]).unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&encoded).unwrap();
+        let file = FileAt::new(f).unwrap();
+        let (_, _, mut from_file) = every_opcode_part();
+        execute_part_at(&objects, &tables, &file, &mut from_file).unwrap();
+        assert_eq!(from_file.built, mem.built);
+    }
+
+    #[test]
+    fn a_bad_patch_fails_naming_its_object() {
+        let (objects, mut p, mut sink) = every_opcode_part();
+        // Shorten the second control's diff data: truncated diff.
+        let n = p.ops.len();
+        p.ops[n - 3] -= 1;
+        let e = execute_part(&objects, &p, &mut sink).unwrap_err();
+        let c = Checksum([7; 32]);
+        assert!(e.to_string().contains(&format!("{c}.file")), "{e}");
+        assert!(
+            e.to_string().contains("bspatch: truncated diff data"),
+            "{e}"
+        );
     }
 
     #[test]

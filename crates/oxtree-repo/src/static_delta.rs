@@ -10,11 +10,13 @@ use crate::error::{IoContext, RepoError, Result};
 use crate::objects::loose_path;
 use crate::{fsutil, Repo, Transaction};
 use oxtree_object::static_delta::{
-    self as sd, DeltaSink, Fallback, PartHeader, PartPayload, Superblock,
+    self as sd, DeltaSink, Fallback, FileAt, PartHeader, PartPayload, PartTables, RandomRead,
+    SeqReader, Superblock,
 };
 use oxtree_object::{Checksum, Commit, FileHeader, Metadata, ObjectType};
 use rustix::fs::{self as rfs, AtFlags};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use zvariant::Value;
 
@@ -149,6 +151,100 @@ pub fn parse_superblock_file(bytes: &[u8]) -> Result<(Superblock, Option<Metadat
 
 // ------------------------------------------------------------------ apply
 
+/// Bytes held in memory while small, else in an unnamed temp file: a
+/// decompressed part payload or a delta's read source.
+enum Blob {
+    Mem(Vec<u8>),
+    File(FileAt),
+}
+
+impl RandomRead for Blob {
+    fn size(&self) -> u64 {
+        match self {
+            Blob::Mem(v) => v.size(),
+            Blob::File(f) => f.size(),
+        }
+    }
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+        match self {
+            Blob::Mem(v) => v.read_exact_at(buf, off),
+            Blob::File(f) => f.read_exact_at(buf, off),
+        }
+    }
+}
+
+/// Up to this many bytes, a [`Blob`] stays in memory.
+const BLOB_IN_MEMORY: usize = 1 << 20;
+
+/// Fills a [`Blob`], moving to a temp file in the transaction's staging
+/// directory once it outgrows [`BLOB_IN_MEMORY`].
+struct BlobWriter<'a, 'r> {
+    tx: &'a Transaction<'r>,
+    mem: Vec<u8>,
+    file: Option<BufWriter<std::fs::File>>,
+}
+
+impl<'a, 'r> BlobWriter<'a, 'r> {
+    fn new(tx: &'a Transaction<'r>) -> Self {
+        BlobWriter {
+            tx,
+            mem: Vec::new(),
+            file: None,
+        }
+    }
+
+    fn finish(self) -> std::io::Result<Blob> {
+        match self.file {
+            Some(w) => Ok(Blob::File(FileAt::new(
+                w.into_inner().map_err(|e| e.into_error())?,
+            )?)),
+            None => Ok(Blob::Mem(self.mem)),
+        }
+    }
+}
+
+impl Write for BlobWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > BLOB_IN_MEMORY {
+            let mut w = BufWriter::with_capacity(128 << 10, self.tx.temp_file()?);
+            w.write_all(&std::mem::take(&mut self.mem))?;
+            self.file = Some(w);
+        }
+        match &mut self.file {
+            Some(w) => w.write(buf),
+            None => {
+                self.mem.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Passes bytes on to `out` (if any) while hashing them.
+struct HashingWriter<W> {
+    hasher: oxtree_object::Hasher,
+    out: W,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Writes a part's objects through a transaction, verified.
 struct TxSink<'a, 'r> {
     tx: &'a Transaction<'r>,
@@ -172,9 +268,12 @@ impl TxSink<'_, '_> {
 
 impl DeltaSink for TxSink<'_, '_> {
     type Error = RepoError;
+    type Source = Blob;
 
-    fn read_source(&mut self, csum: &Checksum) -> Result<Vec<u8>> {
-        let f = self.tx.repo().open_file(csum)?;
+    /// The source's content, its checksum verified once: read in place
+    /// for bare modes, decompressed to a [`Blob`] for archive.
+    fn read_source(&mut self, csum: &Checksum) -> Result<Blob> {
+        let mut f = self.tx.repo().open_file(csum)?;
         if !f.header.is_regular() {
             return Err(invalid(format!(
                 "delta read source {csum}.file is not a regular file"
@@ -185,16 +284,40 @@ impl DeltaSink for TxSink<'_, '_> {
                 "delta read source {csum}.file is too large"
             )));
         }
-        let (header, content) = f.read_all().ctx(|| format!("reading {csum}.file"))?;
-        let actual = header.checksum(&content);
-        if actual != *csum {
+        let reading = || format!("reading {csum}.file");
+        let hasher = f.header.hasher();
+        let mut content =
+            std::io::BufReader::with_capacity(128 << 10, (&mut f.content).take(f.size + 1));
+        let (actual, len, blob) = match f.fd.take() {
+            Some(fd) => {
+                let mut w = HashingWriter {
+                    hasher,
+                    out: std::io::sink(),
+                    len: 0,
+                };
+                std::io::copy(&mut content, &mut w).ctx(reading)?;
+                let file = FileAt::new(std::fs::File::from(fd)).ctx(reading)?;
+                (w.hasher.finish(), w.len, Blob::File(file))
+            }
+            None => {
+                let mut w = HashingWriter {
+                    hasher,
+                    out: BlobWriter::new(self.tx),
+                    len: 0,
+                };
+                std::io::copy(&mut content, &mut w).ctx(reading)?;
+                let blob = w.out.finish().ctx(reading)?;
+                (w.hasher.finish(), w.len, blob)
+            }
+        };
+        if actual != *csum || len != f.size || blob.size() != f.size {
             return Err(RepoError::BadObject {
                 checksum: *csum,
                 kind: ObjectType::File,
                 reason: format!("corrupt delta read source: content hashes to {actual}"),
             });
         }
-        Ok(content)
+        Ok(blob)
     }
 
     fn write_meta(&mut self, kind: ObjectType, csum: &Checksum, bytes: &[u8]) -> Result<()> {
@@ -206,11 +329,11 @@ impl DeltaSink for TxSink<'_, '_> {
         &mut self,
         csum: &Checksum,
         header: &FileHeader,
-        content: &[u8],
+        size: u64,
+        content: &mut dyn Read,
     ) -> Result<()> {
-        self.charge(content.len() as u64, &format!("{csum}.file"))?;
-        self.tx
-            .write_content_expect(csum, header, content.len() as u64, content)?;
+        self.charge(size, &format!("{csum}.file"))?;
+        self.tx.write_content_expect(csum, header, size, content)?;
         Ok(())
     }
 }
@@ -261,7 +384,9 @@ impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
 
     /// Verify part `i`'s bytes (size and checksum from the superblock),
     /// decompress them within bounds and write its objects, verified.
-    pub fn apply_part(&self, i: usize, part: &[u8]) -> Result<()> {
+    /// The part is read by offset (from memory or a file): large parts and
+    /// objects are streamed, never held whole in memory.
+    pub fn apply_part<D: RandomRead + ?Sized>(&self, i: usize, part: &D) -> Result<()> {
         let h = self
             .superblock
             .parts
@@ -324,40 +449,55 @@ fn value_to_metadata(v: &Value<'_>) -> Option<Metadata> {
 }
 
 /// Verify and apply one part (the API the pull code uses per fetched part).
-pub fn apply_part(h: &PartHeader, i: usize, part: &[u8], tx: &Transaction<'_>) -> Result<()> {
-    if part.len() as u64 != h.size {
+pub fn apply_part<D: RandomRead + ?Sized>(
+    h: &PartHeader,
+    i: usize,
+    part: &D,
+    tx: &Transaction<'_>,
+) -> Result<()> {
+    if part.size() != h.size {
         return Err(invalid(format!(
             "static delta part {i} ({}) is {} bytes, the superblock says {}",
             h.checksum,
-            part.len(),
+            part.size(),
             h.size
         )));
     }
-    let actual = Checksum::of(part);
+    let mut hasher = oxtree_object::Hasher::new();
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(128 << 10, SeqReader::new(part)),
+        &mut hasher,
+    )
+    .ctx(|| format!("reading static delta part {i}"))?;
+    let actual = hasher.finish();
     if actual != h.checksum {
         return Err(invalid(format!(
             "static delta part {i} is corrupt: expected checksum {}, got {actual}",
             h.checksum
         )));
     }
+    let bad_part = |e| invalid(format!("static delta part {i} ({}): {e}", h.checksum));
     // The payload holds the objects' bytes (or patches about as large),
     // tables and opcodes: twice the declared object bytes plus 16 MiB is
-    // generous and stops a small part from inflating without bound.
+    // generous and stops a small part from inflating without bound. Past
+    // 1 MiB it goes to an unnamed temp file, read back by offset.
     let max = h
         .usize
         .saturating_mul(2)
         .saturating_add(16 << 20)
         .min(sd::MAX_PART_PAYLOAD);
-    let payload = sd::decompress_part(part, max)
-        .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
-    let payload = PartPayload::decode_owned(payload)
-        .map_err(|e| invalid(format!("static delta part {i} ({}): {e}", h.checksum)))?;
+    let mut w = BlobWriter::new(tx);
+    sd::decompress_part_to(part, &mut w, max).map_err(bad_part)?;
+    let payload = w
+        .finish()
+        .ctx(|| format!("writing static delta part {i}"))?;
+    let tables = PartTables::read(&payload).map_err(bad_part)?;
     let mut sink = TxSink {
         tx,
         budget: h.usize,
         header_usize: h.usize,
     };
-    sd::execute_part(&h.objects, &payload, &mut sink).map_err(|e| match e {
+    sd::execute_part_at(&h.objects, &tables, &payload, &mut sink).map_err(|e| match e {
         RepoError::Object(o) => invalid(format!("static delta part {i}: {o}")),
         other => other,
     })
@@ -389,10 +529,13 @@ pub fn apply_offline(repo: &Repo, spec: &str) -> Result<Checksum> {
     let (sb, _sigs) = parse_superblock_file(&bytes)?;
     apply_superblock(repo, &sb, |i| {
         if let Some(b) = sb.inline_part(i) {
-            return Ok(b);
+            return Ok(Box::new(b));
         }
         let p = dir.join(i.to_string());
-        std::fs::read(&p).ctx(|| format!("reading {}", p.display()))
+        let f = std::fs::File::open(&p)
+            .and_then(FileAt::new)
+            .ctx(|| format!("reading {}", p.display()))?;
+        Ok(Box::new(f))
     })?;
     Ok(sb.to)
 }
@@ -401,7 +544,7 @@ pub fn apply_offline(repo: &Repo, spec: &str) -> Result<Checksum> {
 pub fn apply_superblock(
     repo: &Repo,
     sb: &Superblock,
-    mut part: impl FnMut(usize) -> Result<Vec<u8>>,
+    mut part: impl FnMut(usize) -> Result<Box<dyn RandomRead>>,
 ) -> Result<()> {
     let tx = repo.begin()?;
     let applier = StaticDeltaApplier::new(sb, &tx)?;
@@ -410,7 +553,7 @@ pub fn apply_superblock(
             continue;
         }
         let b = part(i)?;
-        applier.apply_part(i, &b)?;
+        applier.apply_part(i, &*b)?;
     }
     let detached = applier.finish()?;
     let sync = tx.sync_enabled();
@@ -1085,4 +1228,85 @@ pub fn generate(
     report.fallbacks = sb.fallbacks.len();
     report.superblock_checksum = Some(Checksum::of(&bytes));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RepoMode;
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    fn read_back(b: &Blob) -> Vec<u8> {
+        let mut v = vec![0u8; b.size() as usize];
+        b.read_exact_at(&mut v, 0).unwrap();
+        v
+    }
+
+    #[test]
+    fn blobs_spill_to_a_file_past_one_mib() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("repo"), RepoMode::Archive).unwrap();
+        let tx = repo.begin().unwrap();
+        for (n, in_file) in [(1000, false), (BLOB_IN_MEMORY, false), (3 << 20, true)] {
+            let data = bytes(n);
+            let mut w = BlobWriter::new(&tx);
+            for chunk in data.chunks(100_003) {
+                w.write_all(chunk).unwrap();
+            }
+            let b = w.finish().unwrap();
+            assert_eq!(matches!(b, Blob::File(_)), in_file, "{n} bytes");
+            assert_eq!(read_back(&b), data);
+        }
+    }
+
+    #[test]
+    fn read_sources_are_verified_and_read_by_offset() {
+        for mode in [RepoMode::Archive, RepoMode::BareUserOnly] {
+            let tmp = tempfile::tempdir().unwrap();
+            let repo = Repo::init(&tmp.path().join("repo"), mode).unwrap();
+            let content = bytes(2 << 20);
+            let h = FileHeader::regular(0, 0, 0o100644, oxtree_object::Xattrs::new());
+            let tx = repo.begin().unwrap();
+            let csum = tx
+                .write_content(&h, content.len() as u64, &content[..])
+                .unwrap()
+                .checksum;
+            tx.commit().unwrap();
+
+            let tx = repo.begin().unwrap();
+            let mut sink = TxSink {
+                tx: &tx,
+                budget: 0,
+                header_usize: 0,
+            };
+            let b = sink.read_source(&csum).unwrap();
+            assert!(matches!(b, Blob::File(_)), "{mode:?}");
+            assert_eq!(read_back(&b), content, "{mode:?}");
+            drop(b);
+
+            // A source whose content does not hash to its name is refused.
+            let path = repo
+                .path()
+                .join("objects")
+                .join(loose_path(&csum, ObjectType::File, mode));
+            let mut stored = std::fs::read(&path).unwrap();
+            let n = stored.len();
+            stored[n / 2] ^= 1;
+            let mut perms = std::fs::metadata(&path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            std::fs::set_permissions(&path, perms).unwrap();
+            std::fs::write(&path, &stored).unwrap();
+            drop(tx);
+            let tx = repo.begin().unwrap();
+            let mut sink = TxSink {
+                tx: &tx,
+                budget: 0,
+                header_usize: 0,
+            };
+            assert!(sink.read_source(&csum).is_err(), "{mode:?}");
+        }
+    }
 }

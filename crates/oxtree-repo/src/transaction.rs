@@ -231,6 +231,26 @@ impl<'r> Transaction<'r> {
         Ok(true)
     }
 
+    /// An unnamed temp file in the staging directory, gone once closed:
+    /// room for data too large to hold in memory while writing objects.
+    pub(crate) fn temp_file(&self) -> std::io::Result<std::fs::File> {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(0o600);
+        if let Ok(fd) = fs::openat(&self.staging, ".", flags | OFlags::TMPFILE, mode) {
+            return Ok(fd.into());
+        }
+        // No O_TMPFILE on this filesystem: a named file, unlinked at once.
+        let name = fsutil::temp_name("spill-");
+        let fd = fs::openat(
+            &self.staging,
+            &name,
+            flags | OFlags::CREATE | OFlags::EXCL,
+            mode,
+        )?;
+        fs::unlinkat(&self.staging, &name, AtFlags::empty())?;
+        Ok(fd.into())
+    }
+
     /// Write a metadata object from its bytes; returns its checksum.
     pub fn write_meta(&self, kind: ObjectType, bytes: &[u8]) -> Result<Checksum> {
         self.write_meta_at(kind, bytes, true)

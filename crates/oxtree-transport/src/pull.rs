@@ -713,7 +713,7 @@ async fn pull_static_delta(
             continue;
         }
         if let Some(b) = sb.inline_part(i) {
-            applier.apply_part(i, &b)?;
+            applier.apply_part(i, &b[..])?;
             continue;
         }
         let url = join_url(&remote.url, &format!("{dir}/{i}"));
@@ -776,12 +776,17 @@ fn delta_part_arrived(
     let body = body?.ok_or_else(|| {
         TransportError::bad(what.to_string(), format!("part {i} not found (HTTP 404)"))
     })?;
-    let bytes = body
-        .into_vec()
-        .map_err(|e| TransportError::io("reading a delta part", e))?;
-    applier
-        .apply_part(i, &bytes)
-        .map_err(|e| TransportError::bad(what.to_string(), e))
+    // A large part was spilled to a temp file: read it from there by
+    // offset rather than into memory.
+    let applied = match body {
+        Body::Mem(bytes) => applier.apply_part(i, &bytes[..]),
+        Body::File(f) => {
+            let f = oxtree_object::static_delta::FileAt::new(f)
+                .map_err(|e| TransportError::io("reading a delta part", e))?;
+            applier.apply_part(i, &f)
+        }
+    };
+    applied.map_err(|e| TransportError::bad(what.to_string(), e))
 }
 
 struct State<'a> {
