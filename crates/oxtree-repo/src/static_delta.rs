@@ -527,15 +527,19 @@ pub fn apply_offline(repo: &Repo, spec: &str) -> Result<Checksum> {
     let (dir, sbpath) = locate(repo, spec)?;
     let bytes = std::fs::read(&sbpath).ctx(|| format!("reading {}", sbpath.display()))?;
     let (sb, _sigs) = parse_superblock_file(&bytes)?;
-    apply_superblock(repo, &sb, |i| {
+    apply_superblock(repo, &sb, |i, tx| {
         if let Some(b) = sb.inline_part(i) {
             return Ok(Box::new(b));
         }
+        // A copy of our own: the part is read twice (checksum, then
+        // payload), and a file someone else can write could change between.
         let p = dir.join(i.to_string());
-        let f = std::fs::File::open(&p)
-            .and_then(FileAt::new)
-            .ctx(|| format!("reading {}", p.display()))?;
-        Ok(Box::new(f))
+        let mut w = BlobWriter::new(tx);
+        std::fs::File::open(&p)
+            .and_then(|mut f| std::io::copy(&mut f, &mut w))
+            .and_then(|_| w.finish())
+            .map(|b| Box::new(b) as Box<dyn RandomRead>)
+            .ctx(|| format!("reading {}", p.display()))
     })?;
     Ok(sb.to)
 }
@@ -544,7 +548,7 @@ pub fn apply_offline(repo: &Repo, spec: &str) -> Result<Checksum> {
 pub fn apply_superblock(
     repo: &Repo,
     sb: &Superblock,
-    mut part: impl FnMut(usize) -> Result<Box<dyn RandomRead>>,
+    mut part: impl FnMut(usize, &Transaction<'_>) -> Result<Box<dyn RandomRead>>,
 ) -> Result<()> {
     let tx = repo.begin()?;
     let applier = StaticDeltaApplier::new(sb, &tx)?;
@@ -552,7 +556,7 @@ pub fn apply_superblock(
         if applier.part_is_present(i)? {
             continue;
         }
-        let b = part(i)?;
+        let b = part(i, &tx)?;
         applier.apply_part(i, &*b)?;
     }
     let detached = applier.finish()?;
