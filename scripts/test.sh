@@ -21,7 +21,7 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v lsinitramfs >/dev/null || need+=(initramfs-tools-core)
 command -v openssl >/dev/null || need+=(openssl)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root or install them)" >&2
