@@ -8,61 +8,14 @@
 //! servers are killed by their own handle.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 #[path = "support/net.rs"]
 mod net;
 use net::{free_port, python_server, require, wait_for_port, Guard};
-
-fn oxtree() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn run_env(bin: &Path, repo: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut c = Command::new(bin);
-    c.arg(format!("--repo={}", repo.display())).args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-}
-
-fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
-    run_env(bin, repo, args, &[])
-}
-
-#[track_caller]
-fn check(bin: &Path, args: &[&str], o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{} {:?} failed:\nstdout: {}\nstderr: {}",
-        bin.display(),
-        args,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-#[track_caller]
-fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    check(bin, args, run(bin, repo, args))
-}
-
-/// Runs, must fail; returns stderr.
-#[track_caller]
-fn fails(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let o = run(bin, repo, args);
-    assert!(
-        !o.status.success(),
-        "{} {:?} unexpectedly succeeded:\nstdout: {}",
-        bin.display(),
-        args,
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{check, fails, ok, oxtree, run_env};
 
 /// A throwaway GnuPG home with one key (protected by `passphrase` unless
 /// it is empty); its gpg-agent is stopped on drop.

@@ -1,5 +1,6 @@
 //! Running the built oxtree (or ostree) on a repo in the tests: `run`
-//! returns the output, `ok` asserts success and returns stdout, `fails`
+//! (`run_env`: with extra environment) returns the output, `ok` asserts
+//! success and returns stdout (`check` does that for an output), `fails`
 //! asserts failure and returns stderr. Included with `#[path]`.
 
 #![allow(dead_code)]
@@ -12,16 +13,23 @@ pub fn oxtree() -> PathBuf {
 }
 
 pub fn run(bin: &Path, repo: &Path, args: &[&str]) -> Output {
-    Command::new(bin)
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
+    run_env(bin, repo, args, &[])
+}
+
+/// `run` with extra environment variables.
+pub fn run_env(bin: &Path, repo: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(bin);
+    c.arg(format!("--repo={}", repo.display())).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output()
         .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
 }
 
+/// Assert that `o` (of `bin args`) succeeded; its stdout.
 #[track_caller]
-pub fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
-    let o = run(bin, repo, args);
+pub fn check(bin: &Path, args: &[&str], o: Output) -> String {
     assert!(
         o.status.success(),
         "{} {:?} failed:\nstdout: {}\nstderr: {}",
@@ -34,13 +42,19 @@ pub fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
 }
 
 #[track_caller]
+pub fn ok(bin: &Path, repo: &Path, args: &[&str]) -> String {
+    check(bin, args, run(bin, repo, args))
+}
+
+#[track_caller]
 pub fn fails(bin: &Path, repo: &Path, args: &[&str]) -> String {
     let o = run(bin, repo, args);
     assert!(
         !o.status.success(),
-        "{} {:?} unexpectedly succeeded",
+        "{} {:?} unexpectedly succeeded:\nstdout: {}",
         bin.display(),
-        args
+        args,
+        String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
