@@ -11,6 +11,17 @@ use serde::{de::DeserializeOwned, Serialize};
 use zvariant::serialized::{Context, Data, Format};
 use zvariant::{Type, LE};
 
+/// The bytes of an `ay` held in a dynamic value; None unless every
+/// element is a byte.
+pub fn byte_array(a: &zvariant::Array<'_>) -> Option<Vec<u8>> {
+    a.iter()
+        .map(|x| match x {
+            zvariant::Value::U8(b) => Some(*b),
+            _ => None,
+        })
+        .collect()
+}
+
 fn context() -> Context {
     Context::new(Format::GVariant, LE, 0)
 }

@@ -406,10 +406,7 @@ fn zvariant_struct_yay(v: &Value<'_>) -> Option<Vec<u8>> {
     let Value::U8(c) = f[0] else { return None };
     let Value::Array(a) = &f[1] else { return None };
     let mut out = vec![c];
-    for x in a.iter() {
-        let Value::U8(b) = x else { return None };
-        out.push(*b);
-    }
+    out.extend(crate::gvariant::byte_array(a)?);
     Some(out)
 }
 

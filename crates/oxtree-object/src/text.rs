@@ -118,13 +118,7 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
             // A byte array that is a printable NUL-terminated string prints
             // as b'...' like GLib does.
             if elem_sig == "y" {
-                let bytes: Vec<u8> = a
-                    .iter()
-                    .filter_map(|x| match x {
-                        Value::U8(b) => Some(*b),
-                        _ => None,
-                    })
-                    .collect();
+                let bytes = crate::gvariant::byte_array(a).unwrap_or_default();
                 if let Some((0, body)) = bytes.split_last() {
                     if let Ok(s) = std::str::from_utf8(body) {
                         if !s.contains('\0') && s.chars().all(|c| !c.is_control()) {

@@ -236,13 +236,9 @@ pub fn static_delta_map_in(md: &Metadata) -> Vec<(String, Checksum)> {
             other => other,
         };
         let Value::Array(a) = v else { continue };
-        let bytes: Vec<u8> = a
-            .iter()
-            .filter_map(|x| match x {
-                Value::U8(b) => Some(*b),
-                _ => None,
-            })
-            .collect();
+        let Some(bytes) = oxtree_object::gvariant::byte_array(a) else {
+            continue;
+        };
         if let Ok(c) = Checksum::from_bytes(&bytes) {
             out.push((k.to_string(), c));
         }
@@ -261,35 +257,15 @@ pub fn write_delta_indexes(repo: &Repo, sync: bool, only: Option<&Checksum>) -> 
     let only = only.map(sd::delta_index_path);
     for (name, csum) in repo.static_delta_checksums()? {
         let (_, to) = sd::parse_delta_name(&name)?;
-        if only
-            .as_ref()
-            .is_some_and(|o| *o != sd::delta_index_path(&to))
-        {
-            continue;
+        let rel = sd::delta_index_path(&to);
+        if only.as_ref().is_none_or(|o| *o == rel) {
+            by_target.entry(rel).or_default().push((name, csum));
         }
-        by_target
-            .entry(sd::delta_index_path(&to))
-            .or_default()
-            .push((name, csum));
     }
-    let root = repo.path().join("delta-indexes");
-    if root.is_dir() {
-        for sub in std::fs::read_dir(&root).map_err(|e| io("listing delta-indexes", e))? {
-            let sub = sub.map_err(|e| io("listing delta-indexes", e))?;
-            let Ok(files) = std::fs::read_dir(sub.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let rel = format!(
-                    "delta-indexes/{}/{}",
-                    sub.file_name().to_string_lossy(),
-                    f.file_name().to_string_lossy()
-                );
-                let wanted = only.as_ref().is_none_or(|o| *o == rel);
-                if wanted && rel.ends_with(".index") && !by_target.contains_key(&rel) {
-                    let _ = std::fs::remove_file(f.path());
-                }
-            }
+    for t in list_delta_indexes(repo)? {
+        let rel = sd::delta_index_path(&t);
+        if only.as_ref().is_none_or(|o| *o == rel) && !by_target.contains_key(&rel) {
+            let _ = std::fs::remove_file(repo.path().join(&rel));
         }
     }
     for (rel, deltas) in &mut by_target {
