@@ -703,6 +703,15 @@ fn past_end() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end")
 }
 
+/// Refuse a read of `len` bytes at `off` from something of `size` bytes
+/// that would not lie entirely inside it.
+fn within(off: u64, len: usize, size: u64) -> std::io::Result<()> {
+    match off.checked_add(len as u64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(past_end()),
+    }
+}
+
 impl RandomRead for [u8] {
     fn size(&self) -> u64 {
         self.len() as u64
@@ -765,12 +774,7 @@ impl RandomRead for FileAt {
         self.size
     }
     fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-        if off
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.size)
-        {
-            return Err(past_end());
-        }
+        within(off, buf.len(), self.size)?;
         std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, off)
     }
 }
@@ -787,12 +791,7 @@ impl<D: RandomRead + ?Sized> RandomRead for Window<'_, D> {
         self.len
     }
     fn read_exact_at(&self, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-        if off
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.len)
-        {
-            return Err(past_end());
-        }
+        within(off, buf.len(), self.len)?;
         self.inner.read_exact_at(buf, self.start + off)
     }
 }
