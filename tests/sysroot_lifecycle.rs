@@ -152,7 +152,7 @@ $OX admin kargs edit-in-place --sysroot=$S --append=ostree=/evil 2>&1; echo rc=$
 [ "$(readlink $S/boot/loader)" = "$B" ] && echo unchanged
 ostree admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 2
 grep -h ^options $S/boot/loader/entries/*.conf | sed 's/ostree=[^ ]*/OSTREE/' | sort -u
-$OX admin status --sysroot=$S --json | grep -c '"kargs": "root=/dev/vda ostree=[^ ]* foo=bar"'
+$OX admin status --sysroot=$S --json | python3 -c 'import json,re,sys; print(sum(1 for d in json.load(sys.stdin)["deployments"] if re.fullmatch("root=/dev/vda ostree=[^ ]* foo=bar", d["kargs"])))'
 echo "== end"
 "#);
     let k = &out[out.find("== kargs").unwrap()..];

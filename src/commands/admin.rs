@@ -2,7 +2,10 @@
 //! command names, flags and (for a sysroot that is not booted) output.
 
 use crate::output::format_size;
+use crate::reporter::context;
 use anyhow::{bail, Context, Result};
+use oxtree_host::{Applied, Transaction, UpgradeOutcome};
+use oxtree_sysroot::cleanup::CleanupReport;
 use oxtree_sysroot::write::WriteReport;
 use oxtree_sysroot::{DeployOptions, KeyFile, Sysroot};
 use std::path::{Path, PathBuf};
@@ -39,7 +42,11 @@ enum Cmd {
     /// Make deployment INDEX the default (rpm-ostree semantics)
     SetDefault { index: usize },
     /// Make the previous deployment the default (rpm-ostree semantics)
-    Rollback,
+    Rollback {
+        /// Reboot after a successful rollback
+        #[arg(short = 'r', long)]
+        reboot: bool,
+    },
     /// Exempt deployments from garbage collection
     Pin {
         /// Unset pin
@@ -127,6 +134,9 @@ struct DeployArgs {
     /// With --stage: hold finalization back until the lock file is removed
     #[arg(long)]
     lock_finalization: bool,
+    /// Reboot after a successful deploy
+    #[arg(short = 'r', long)]
+    reboot: bool,
     /// Refspec or checksum
     rev: String,
 }
@@ -251,18 +261,25 @@ fn write_line(w: &WriteReport) {
     );
 }
 
-pub(crate) fn cleanup(s: &mut Sysroot) -> Result<()> {
-    // Keep the bases of layered deployments (and a staged commit) from
-    // the prune.
-    oxtree_compose::layer::sync_refs(s).context("updating layering refs")?;
-    let r = s.cleanup().context("cleaning up")?;
+/// `Freed objects: …` after a cleanup that freed something.
+pub(crate) fn print_freed(r: &CleanupReport, json: bool) {
     if r.prune.freed > 0 {
-        println!("Freed objects: {}", format_size(r.prune.freed));
+        let line = format!("Freed objects: {}", format_size(r.prune.freed));
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
+}
+
+/// Clean up a sysroot this command already holds locked.
+fn cleanup(s: &mut Sysroot) -> Result<()> {
+    print_freed(&oxtree_host::cleanup_locked(s)?, false);
     Ok(())
 }
 
-pub(crate) fn open(path: &Path, run: &Path) -> Result<Sysroot> {
+fn open(path: &Path, run: &Path) -> Result<Sysroot> {
     let mut s = Sysroot::open_locked(path)
         .with_context(|| format!("opening sysroot {}", path.display()))?;
     s.set_run_dir(run)?;
@@ -287,83 +304,34 @@ pub(crate) fn print_deploy(r: &oxtree_sysroot::DeployReport) {
     write_line(&r.write);
 }
 
-/// Fetch `branch` (at `commit`, if given) from `remote` into the sysroot
-/// repository, with the remote's TLS and proxy settings.
-pub(crate) fn pull_into(
-    s: &Sysroot,
-    remote: &str,
-    branch: &str,
-    commit: Option<&str>,
-) -> Result<()> {
-    use oxtree_transport::{PullOptions, Remote};
-    let repo = s.repo();
-    let r = Remote::open(repo, remote)?;
-    let mut opts = PullOptions::default();
-    opts.fetch = r.fetch_options(opts.fetch)?;
-    let req = match commit {
-        Some(c) => format!("{branch}@{c}"),
-        None => branch.to_string(),
-    };
-    oxtree_transport::pull(repo, &r, &[req], &opts, &|_| {})
-        .with_context(|| format!("pulling {branch} from {remote}"))?;
-    Ok(())
+/// How a deployment was applied: the staged line, or the /etc and boot
+/// entry lines (only the staged line, on stderr, when stdout is JSON).
+pub(crate) fn print_applied(a: &Applied, json: bool) {
+    match a {
+        Applied::Staged(d) => {
+            let line = format!(
+                "Staged deployment {}; it is finalized at shutdown",
+                d.name()
+            );
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+        Applied::Deployed(r) if !json => print_deploy(r),
+        Applied::Deployed(_) => {}
+    }
 }
 
-/// Shared tail of upgrade and switch: fetch, check, deploy or stage.
-struct Target<'a> {
-    os: Option<String>,
-    remote: Option<&'a str>,
-    branch: &'a str,
-    commit: Option<&'a str>,
-    origin: KeyFile,
-    pull: bool,
-    deploy: bool,
-    allow_downgrade: bool,
-    /// switch: deploy even when the commit is the same (the origin changes)
-    always: bool,
-    stage: bool,
-}
-
-fn upgrade_to(s: &mut Sysroot, t: Target<'_>) -> Result<()> {
-    use oxtree_sysroot::upgrade::UpgradeCheck;
-    let src = s.upgrade_source(t.os.as_deref())?;
-    if t.pull {
-        if let Some(remote) = t.remote {
-            pull_into(s, remote, t.branch, t.commit)?;
-        }
+/// A deploying transaction: how it was applied, the cleanup after it and,
+/// for a layered deployment, its packages.
+fn print_transaction(t: &Transaction) {
+    print_applied(&t.applied, false);
+    print_freed(&t.cleanup, false);
+    if t.layered.is_some() {
+        crate::commands::layer::render(t, false);
     }
-    if !t.deploy {
-        return Ok(());
-    }
-    let rev = match (t.commit, t.remote) {
-        (Some(c), _) => c.to_string(),
-        (None, Some(r)) => format!("{r}:{}", t.branch),
-        (None, None) => t.branch.to_string(),
-    };
-    let csum = match s.check_upgrade(&src.merge, &rev, t.allow_downgrade)? {
-        UpgradeCheck::NoChange if !t.always => {
-            println!("No update available.");
-            return Ok(());
-        }
-        UpgradeCheck::NoChange => s.repo().resolve_rev(&rev)?,
-        UpgradeCheck::Deploy(c) => c,
-    };
-    let opts = DeployOptions {
-        osname: Some(src.osname.clone()),
-        origin: Some(t.origin),
-        ..DeployOptions::default()
-    };
-    if t.stage {
-        let d = s.stage(&csum.to_hex(), &opts, false)?;
-        println!(
-            "Staged deployment {}; it is finalized at shutdown",
-            d.name()
-        );
-    } else {
-        let r = s.deploy(&csum.to_hex(), &opts)?;
-        print_deploy(&r);
-    }
-    cleanup(s)
 }
 
 pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
@@ -376,7 +344,6 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             println!("ostree/deploy/{osname} initialized as OSTree root");
         }
         Cmd::Deploy(d) => {
-            let mut s = open(sr, rn)?;
             let origin = match &d.origin_file {
                 Some(p) => {
                     let t = std::fs::read_to_string(p)
@@ -398,25 +365,26 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 retain: d.retain,
                 not_as_default: d.not_as_default,
             };
-            if d.lock_finalization && !d.stage {
-                bail!("--lock-finalization requires --stage");
-            }
-            if d.stage {
-                if d.retain || d.not_as_default {
-                    bail!("--stage cannot be combined with --retain or --not-as-default");
-                }
-                let st = s.stage(&d.rev, &opts, d.lock_finalization)?;
-                println!(
-                    "Staged deployment {}; it is finalized at shutdown",
-                    st.name()
-                );
-            } else {
-                let r = s.deploy(&d.rev, &opts)?;
-                print_deploy(&r);
-            }
-            cleanup(&mut s)?;
+            let t = oxtree_host::deploy(
+                &context(sr, rn, false),
+                &oxtree_host::DeployRequest {
+                    rev: d.rev.clone(),
+                    opts,
+                    stage: d.stage,
+                    lock_finalization: d.lock_finalization,
+                    reboot: d.reboot,
+                },
+            )?;
+            print_transaction(&t);
         }
-        Cmd::Status { json } => status(&open_unlocked(sr, rn)?, json)?,
+        Cmd::Status { json } => {
+            let h = oxtree_host::status(&context(sr, rn, json))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+            } else {
+                print!("{}", h.to_text());
+            }
+        }
         Cmd::Undeploy { index } => {
             let mut s = open(sr, rn)?;
             let (d, w) = s.undeploy(index)?;
@@ -431,12 +399,10 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             write_line(&w);
             println!("Deployment {name} is now the default");
         }
-        Cmd::Rollback => {
-            let mut s = open(sr, rn)?;
-            let name = s.deployment(1).map(|d| d.name()).unwrap_or_default();
-            let w = s.rollback()?;
-            write_line(&w);
-            println!("Deployment {name} is now the default");
+        Cmd::Rollback { reboot } => {
+            let r = oxtree_host::rollback(&context(sr, rn, false), reboot)?;
+            write_line(&r.write);
+            println!("Deployment {} is now the default", r.default.name());
         }
         Cmd::Pin { unpin, index } => {
             let mut s = open(sr, rn)?;
@@ -499,10 +465,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             o.set("origin", "refspec", &format!("{remote}:{branch}"));
             s.write_origin(i, &o)?;
         }
-        Cmd::Cleanup => {
-            let mut s = open(sr, rn)?;
-            cleanup(&mut s)?;
-        }
+        Cmd::Cleanup => print_freed(&oxtree_host::cleanup(&context(sr, rn, false))?, false),
         Cmd::ConfigDiff { os } => {
             let s = open_unlocked(sr, rn)?;
             let os = s.resolve_osname(os.as_deref())?;
@@ -518,96 +481,29 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
         }
         Cmd::Upgrade(u) => {
-            if u.reboot {
-                bail!("admin upgrade --reboot: not implemented yet");
-            }
-            if u.pull_only && u.deploy_only {
-                bail!("Cannot simultaneously specify --pull-only and --deploy-only");
-            }
-            // A deployment with layered packages follows its base refspec
-            // and gets its packages layered again on the new base.
-            let req = crate::commands::layer::UpgradeRequest {
-                os: u.os.as_deref(),
-                pull: !u.deploy_only,
-                deploy: !u.pull_only,
+            let req = oxtree_host::UpgradeRequest {
+                os: u.os,
+                pull_only: u.pull_only,
+                deploy_only: u.deploy_only,
                 allow_downgrade: u.allow_downgrade,
-                override_commit: u.override_commit.as_deref(),
+                override_commit: u.override_commit,
                 stage: u.stage,
-                rebase: None,
+                reboot: u.reboot,
             };
-            if crate::commands::layer::upgrade_layered(sr, rn, req)? {
-                return Ok(());
+            match oxtree_host::upgrade(&context(sr, rn, false), &req)? {
+                UpgradeOutcome::NoChange => println!("No update available."),
+                UpgradeOutcome::PulledOnly => {}
+                UpgradeOutcome::Applied(t) => print_transaction(&t),
             }
-            let mut s = open(sr, rn)?;
-            let src = s.upgrade_source(u.os.as_deref())?;
-            let commit = u.override_commit.clone().or(src.override_commit.clone());
-            let mut origin = oxtree_sysroot::upgrade::new_origin(src.merge.origin.as_ref(), None);
-            if let Some(c) = &u.override_commit {
-                origin.set("origin", "override-commit", c);
-            }
-            upgrade_to(
-                &mut s,
-                Target {
-                    os: Some(src.osname.clone()),
-                    remote: src.remote.as_deref(),
-                    branch: &src.branch,
-                    commit: commit.as_deref(),
-                    origin,
-                    pull: !u.deploy_only,
-                    deploy: !u.pull_only,
-                    allow_downgrade: u.allow_downgrade,
-                    always: false,
-                    stage: u.stage,
-                },
-            )?;
         }
         Cmd::Switch(w) => {
-            if w.reboot {
-                bail!("admin switch --reboot: not implemented yet");
-            }
-            // A deployment with layered packages moves its base and keeps
-            // its packages.
-            let req = crate::commands::layer::UpgradeRequest {
-                os: w.os.as_deref(),
-                pull: true,
-                deploy: true,
-                allow_downgrade: true,
-                override_commit: None,
+            let req = oxtree_host::SwitchRequest {
+                os: w.os,
+                refspec: w.refspec,
                 stage: w.stage,
-                rebase: Some(&w.refspec),
+                reboot: w.reboot,
             };
-            if crate::commands::layer::upgrade_layered(sr, rn, req)? {
-                return Ok(());
-            }
-            let mut s = open(sr, rn)?;
-            let src = s.upgrade_source(w.os.as_deref())?;
-            let (remote, branch) = oxtree_sysroot::upgrade::split_refspec(&w.refspec);
-            // A bare REF keeps the current remote, as ostree does.
-            let remote = remote.map(str::to_string).or(src.remote.clone());
-            let refspec = match &remote {
-                Some(r) => format!("{r}:{branch}"),
-                None => branch.to_string(),
-            };
-            if refspec == src.refspec {
-                bail!("Old and new refs are equal: {refspec}");
-            }
-            let origin =
-                oxtree_sysroot::upgrade::new_origin(src.merge.origin.as_ref(), Some(&refspec));
-            upgrade_to(
-                &mut s,
-                Target {
-                    os: Some(src.osname.clone()),
-                    remote: remote.as_deref(),
-                    branch,
-                    commit: None,
-                    origin,
-                    pull: true,
-                    deploy: true,
-                    allow_downgrade: true,
-                    always: true,
-                    stage: w.stage,
-                },
-            )?;
+            print_transaction(&oxtree_host::switch(&context(sr, rn, false), &req)?);
         }
         Cmd::Kargs {
             cmd:
@@ -707,120 +603,4 @@ fn proc_cmdline_kargs() -> Result<String> {
         .filter(|a| !a.starts_with("BOOT_IMAGE=") && !a.starts_with("initrd="))
         .collect::<Vec<_>>()
         .join(" "))
-}
-
-fn status(s: &Sysroot, json: bool) -> Result<()> {
-    let booted = s.booted_index();
-    let version = |csum: &str| {
-        oxtree_object::Checksum::from_hex(csum)
-            .ok()
-            .and_then(|c| s.repo().load_commit(&c).ok())
-            .and_then(|c| c.metadata.get_str("version").map(str::to_string))
-    };
-    // The staged deployment comes first, as in ostree.
-    let rows: Vec<(Option<usize>, &oxtree_sysroot::Deployment)> = s
-        .staged()
-        .map(|d| (None, d))
-        .into_iter()
-        .chain(
-            s.deployments()
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (Some(i), d)),
-        )
-        .collect();
-    // What is layered on a deployment: (base commit, spec); None for a
-    // plain one (whose output stays exactly ostree's).
-    let layered = |d: &oxtree_sysroot::Deployment| {
-        use oxtree_compose::layer::{self, LayerSpec};
-        let spec = d.origin.as_ref().and_then(LayerSpec::from_origin)?;
-        let csum = oxtree_object::Checksum::from_hex(&d.csum).ok()?;
-        let base = layer::base_commit(s.repo(), &csum).ok()?;
-        (base != csum || spec.is_layered()).then_some((base, spec))
-    };
-    let pending = |i: Option<usize>, d: &oxtree_sysroot::Deployment| match (i, booted) {
-        (None, _) => true,
-        (Some(i), Some(b)) => i < b && d.osname == s.deployments()[b].osname,
-        _ => false,
-    };
-    if json {
-        let list: Vec<_> = rows
-            .iter()
-            .map(|(i, d)| {
-                let origin = d.origin.as_ref().map(|o| o.to_text());
-                let l = layered(d);
-                let refspec = match &l {
-                    Some((_, spec)) => Some(spec.base_refspec.as_str()),
-                    None => d.refspec(),
-                };
-                serde_json::json!({
-                    "index": i,
-                    "osname": d.osname,
-                    "checksum": d.csum,
-                    "serial": d.deployserial,
-                    "booted": i.is_some() && *i == booted,
-                    "staged": i.is_none(),
-                    "pinned": d.is_pinned(),
-                    "unlocked": s.unlocked_state(d),
-                    "pending": pending(*i, d),
-                    "version": version(&d.csum),
-                    "origin-refspec": refspec,
-                    "layered": l.is_some(),
-                    "base-checksum": l.as_ref().map(|(b, _)| b.to_hex()).unwrap_or_else(|| d.csum.clone()),
-                    "requested-packages": l.as_ref().map(|(_, sp)| sp.packages.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-                    "requested-base-removals": l.as_ref().map(|(_, sp)| sp.removals.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-                    "origin": origin,
-                    "bootcsum": d.bootcsum,
-                    "kargs": d.kargs,
-                })
-            })
-            .collect();
-        let v = serde_json::json!({ "deployments": list });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("No deployments.");
-        return Ok(());
-    }
-    for (i, d) in rows {
-        let tag = match (i, booted) {
-            (None, _) => " (staged)",
-            (Some(i), Some(b)) if i < b && d.osname == s.deployments()[b].osname => " (pending)",
-            (Some(i), Some(b)) if i > b && d.osname == s.deployments()[b].osname => " (rollback)",
-            _ => "",
-        };
-        let mark = if i.is_some() && i == booted { '*' } else { ' ' };
-        println!("{mark} {} {}{tag}", d.osname, d.name());
-        if let Some(v) = version(&d.csum) {
-            println!("    Version: {v}");
-        }
-        if let Some(u) = s.unlocked_state(d) {
-            println!("    Unlocked: {u}");
-        }
-        if d.is_pinned() {
-            println!("    Pinned: yes");
-        }
-        if let Some((base, spec)) = layered(d) {
-            println!("    origin refspec: {}", spec.base_refspec);
-            println!("    BaseCommit: {base}");
-            if !spec.packages.is_empty() {
-                let v: Vec<&str> = spec.packages.iter().map(String::as_str).collect();
-                println!("    LayeredPackages: {}", v.join(" "));
-            }
-            if !spec.removals.is_empty() {
-                let v: Vec<&str> = spec.removals.iter().map(String::as_str).collect();
-                println!("    RemovedBasePackages: {}", v.join(" "));
-            }
-            continue;
-        }
-        match &d.origin {
-            None => println!("    origin: none"),
-            Some(o) => match o.get("origin", "refspec") {
-                Some(r) => println!("    origin refspec: {r}"),
-                None => println!("    origin: <unknown origin type>"),
-            },
-        }
-    }
-    Ok(())
 }

@@ -32,6 +32,9 @@ pub enum SysrootError {
     BadOrigin { file: String, reason: String },
     #[error("bootloader '{0}' is not supported (supported: auto, none, bls)")]
     UnsupportedBootloader(String),
+    /// `try_open_locked`: another process holds the sysroot lock.
+    #[error("sysroot {0} is busy: another process holds its lock (ostree/lock)")]
+    Busy(String),
     #[error("{0}")]
     Invalid(String),
 }

@@ -125,6 +125,16 @@ impl Sysroot {
     /// Open and take the exclusive sysroot lock (`ostree/lock`, the same
     /// flock ostree takes), held until the value is dropped.
     pub fn open_locked(path: &Path) -> Result<Sysroot> {
+        Self::open_with_lock(path, true)
+    }
+
+    /// As [`Sysroot::open_locked`], but fail at once with
+    /// [`SysrootError::Busy`] when another process holds the lock.
+    pub fn try_open_locked(path: &Path) -> Result<Sysroot> {
+        Self::open_with_lock(path, false)
+    }
+
+    fn open_with_lock(path: &Path, wait: bool) -> Result<Sysroot> {
         let dir = fsutil::open_dir(path).ctx(|| format!("opening sysroot {}", path.display()))?;
         let lock = fs::openat(
             &dir,
@@ -139,7 +149,20 @@ impl Sysroot {
                 source: e.into(),
             },
         })?;
-        fs::flock(&lock, fs::FlockOperation::LockExclusive).ctx(|| "locking the sysroot")?;
+        if wait {
+            fs::flock(&lock, fs::FlockOperation::LockExclusive).ctx(|| "locking the sysroot")?;
+        } else {
+            fs::flock(&lock, fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    SysrootError::Busy(path.display().to_string())
+                } else {
+                    SysrootError::Io {
+                        context: "locking the sysroot".into(),
+                        source: e.into(),
+                    }
+                }
+            })?;
+        }
         let mut s = Sysroot::open(path)?;
         s._lock = Some(lock);
         Ok(s)

@@ -30,6 +30,9 @@ pub enum TransportError {
     TooLarge { url: String, limit: u64 },
     #[error("{what}: {reason}")]
     Bad { what: String, reason: String },
+    /// The pull was cancelled (`PullOptions::cancel`); no ref moved.
+    #[error("cancelled")]
+    Cancelled,
     #[error("{context}: {source}")]
     Io {
         context: String,

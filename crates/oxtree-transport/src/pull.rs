@@ -42,6 +42,7 @@ use oxtree_repo::traverse::MAX_TREE_DEPTH;
 use oxtree_repo::{Repo, RepoConfig, RepoError, RepoMode, Transaction};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -72,6 +73,20 @@ pub struct PullOptions {
     pub max_metadata_size: u64,
     /// Largest compressed content object accepted.
     pub max_content_size: u64,
+    /// Set (by another thread) to stop the pull between objects: it then
+    /// fails with [`TransportError::Cancelled`], keeps what was verified
+    /// (a later pull resumes from it) and moves no ref.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl PullOptions {
+    /// `Err(Cancelled)` once [`PullOptions::cancel`] is set.
+    fn check_cancelled(&self) -> Result<()> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::Relaxed) => Err(TransportError::Cancelled),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for PullOptions {
@@ -87,6 +102,7 @@ impl Default for PullOptions {
             sync: None,
             max_metadata_size: MAX_METADATA_SIZE,
             max_content_size: 64 << 30,
+            cancel: None,
         }
     }
 }
@@ -295,6 +311,10 @@ pub fn pull(
     let sync = tx.sync_enabled();
     if let Err(e) = walk.outcome {
         // Keep what was verified for the next pull; move no ref.
+        let _ = tx.commit();
+        return Err(e);
+    }
+    if let Err(e) = opts.check_cancelled() {
         let _ = tx.commit();
         return Err(e);
     }
@@ -709,6 +729,7 @@ async fn pull_static_delta(
     }
     let mut inflight: JoinSet<(usize, Result<Option<Body>>)> = JoinSet::new();
     for (i, h) in sb.parts.iter().enumerate() {
+        opts.check_cancelled()?;
         if applier.part_is_present(i)? {
             continue;
         }
@@ -831,6 +852,9 @@ impl State<'_> {
         let spill = self.repo.path().join("tmp");
         let max = self.opts.max_in_flight.max(1);
         loop {
+            // Between objects: a cancelled pull stops here (the caller
+            // commits what was verified and moves no ref).
+            self.opts.check_cancelled()?;
             while inflight.len() < max {
                 let Some(job) = self.pending.pop_front() else {
                     break;

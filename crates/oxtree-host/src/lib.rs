@@ -1,0 +1,130 @@
+//! The host's transactions as a library: what `oxtree admin
+//! upgrade|switch|deploy|rollback|cleanup|status` and `oxtree
+//! install|uninstall|override` do, for the CLI and for an agent (oxtreed)
+//! alike, so that no front end re-implements a transaction.
+//!
+//! - Every mutation opens the sysroot with its exclusive lock
+//!   (`ostree/lock`) and holds it for its whole length; with
+//!   [`LockMode::Try`] a held lock is [`HostError::Busy`] instead of a wait.
+//! - Each returns a typed outcome ([`UpgradeOutcome`], [`Transaction`],
+//!   [`LayerOutcome`], …) carrying what a front end needs to render it;
+//!   "no update" is an outcome, not an error.
+//! - Progress goes to a [`Reporter`] as [`Event`]s; a [`Cancel`] token
+//!   stops a pull between objects and a layering build between steps.
+//! - Plain and layered deployments share one [`Origin`] type and one
+//!   upgrader (same origin deployment, same downgrade check).
+//! - [`status`] returns the serializable, bootc-shaped [`Host`].
+//! - The library never prints.
+
+pub mod auto_rollback;
+mod error;
+mod layer;
+mod ops;
+mod origin;
+mod progress;
+mod reboot;
+mod status;
+mod upgrade;
+
+pub use error::{HostError, Result};
+pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
+pub use ops::{
+    cleanup, cleanup_locked, deploy, rollback, Applied, DeployRequest, LayeredBuild,
+    RollbackOutcome, Transaction,
+};
+pub use origin::Origin;
+pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};
+pub use reboot::{CommandReboot, Reboot, SystemctlReboot};
+pub use status::{status, BootEntry, DeploymentRow, Host, HostSpec, HostStatus, API_VERSION};
+pub use upgrade::{switch, upgrade, SwitchRequest, UpgradeOutcome, UpgradeRequest};
+
+use oxtree_sysroot::Sysroot;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How a transaction waits for the sysroot lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LockMode {
+    /// Block until the lock is free (the CLI, as ostree does).
+    #[default]
+    Wait,
+    /// Fail at once with [`HostError::Busy`] (an agent that queues).
+    Try,
+}
+
+/// Where the transactions run and what they report to.
+#[derive(Clone)]
+pub struct Context {
+    /// The sysroot (`/` on a booted host).
+    pub sysroot: PathBuf,
+    /// Runtime state (`/run`): the staged deployment, unlock state.
+    pub run_dir: PathBuf,
+    pub reporter: Arc<dyn Reporter>,
+    pub cancel: Cancel,
+    /// Asked to reboot after a deploy that requested it.
+    pub reboot: Arc<dyn Reboot>,
+    pub lock: LockMode,
+}
+
+impl Context {
+    /// Defaults: no progress, a fresh cancel token, `systemctl reboot`,
+    /// waiting for the lock.
+    pub fn new(sysroot: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Context {
+        Context {
+            sysroot: sysroot.into(),
+            run_dir: run_dir.into(),
+            reporter: Arc::new(NullReporter),
+            cancel: Cancel::new(),
+            reboot: Arc::new(SystemctlReboot),
+            lock: LockMode::Wait,
+        }
+    }
+
+    pub fn with_reporter(mut self, r: Arc<dyn Reporter>) -> Context {
+        self.reporter = r;
+        self
+    }
+
+    pub fn with_cancel(mut self, c: Cancel) -> Context {
+        self.cancel = c;
+        self
+    }
+
+    pub fn with_reboot(mut self, r: Arc<dyn Reboot>) -> Context {
+        self.reboot = r;
+        self
+    }
+
+    pub fn with_lock(mut self, l: LockMode) -> Context {
+        self.lock = l;
+        self
+    }
+
+    pub(crate) fn report(&self, e: Event) {
+        self.reporter.report(e);
+    }
+
+    pub(crate) fn say(&self, text: impl Into<String>) {
+        self.report(Event::Message { text: text.into() });
+    }
+
+    /// Open the sysroot holding its lock (see [`LockMode`]).
+    pub fn open_locked(&self) -> Result<Sysroot> {
+        let p = &self.sysroot;
+        let r = match self.lock {
+            LockMode::Wait => Sysroot::open_locked(p),
+            LockMode::Try => Sysroot::try_open_locked(p),
+        };
+        let mut s =
+            r.map_err(|e| HostError::from(e).context(format!("opening sysroot {}", p.display())))?;
+        s.set_run_dir(&self.run_dir)?;
+        Ok(s)
+    }
+
+    /// Open the sysroot without its lock (read-only uses: status).
+    pub fn open_unlocked(&self) -> Result<Sysroot> {
+        let mut s = Sysroot::open(&self.sysroot)?;
+        s.set_run_dir(&self.run_dir)?;
+        Ok(s)
+    }
+}

@@ -1,0 +1,408 @@
+//! The host's status as one serializable type, shaped like bootc's `Host`
+//! (`apiVersion`, `kind`, `spec`, `status.{booted,staged,rollback}`), for
+//! `admin status --json`, an agent's API and the CLI's text alike.
+//!
+//! Besides bootc's shape, `deployments` is the flat list of every
+//! deployment in ostree's order (staged first), with the keys
+//! `admin status --json` has always had, for scripts.
+//!
+//! All types are `#[non_exhaustive]`: new fields (boot health, automatic
+//! rollback, update policy) can be added without breaking readers; keep
+//! them optional (`Option`, skipped when empty).
+
+use crate::error::Result;
+use crate::upgrade::fmt_ts;
+use crate::Context;
+use oxtree_compose::layer::{self, LayerSpec};
+use oxtree_object::Checksum;
+use oxtree_sysroot::{Deployment, Sysroot};
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "org.oxtree/v1";
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Host {
+    /// `org.oxtree/v1`.
+    pub api_version: String,
+    /// `Host`.
+    pub kind: String,
+    pub spec: HostSpec,
+    pub status: HostStatus,
+    /// Every deployment, staged first, then the boot order.
+    pub deployments: Vec<DeploymentRow>,
+}
+
+/// What the host is set to follow: the origin of its newest deployment
+/// (the staged one, else the default one) of the booted (or only)
+/// stateroot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HostSpec {
+    pub stateroot: Option<String>,
+    /// `REMOTE:REF` or `REF` (the base refspec of a layered deployment).
+    pub refspec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_commit: Option<String>,
+    pub layered_packages: Vec<String>,
+    pub removed_base_packages: Vec<String>,
+}
+
+/// bootc's `status`. On a sysroot that is not booted (an image being
+/// prepared, tests) `booted` and `rollback` are null and every deployment
+/// but the staged one is in `otherDeployments`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HostStatus {
+    /// The deployment finalized at shutdown.
+    pub staged: Option<BootEntry>,
+    /// The running deployment.
+    pub booted: Option<BootEntry>,
+    /// The deployment booted before (ostree's "(rollback)").
+    pub rollback: Option<BootEntry>,
+    /// Every other deployment (pending ones, other stateroots, older ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_deployments: Vec<BootEntry>,
+}
+
+/// One deployment, for `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct BootEntry {
+    /// Position in the boot order (None: staged).
+    pub index: Option<usize>,
+    /// The refspec it follows (the base refspec when layered).
+    pub refspec: Option<String>,
+    /// The commit's `version` metadata.
+    pub version: Option<String>,
+    /// The commit's timestamp, RFC 3339.
+    pub timestamp: Option<String>,
+    /// The deployed commit.
+    pub checksum: String,
+    /// The base commit (the deployed commit unless packages are layered).
+    pub base_checksum: String,
+    pub stateroot: String,
+    pub deploy_serial: u32,
+    pub pinned: bool,
+    /// `development`, `hotfix`, … when /usr is unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<String>,
+    pub layered_packages: Vec<String>,
+    pub removed_base_packages: Vec<String>,
+    /// Kernel arguments of its boot entry.
+    pub kargs: String,
+    /// Checksum of its kernel and initramfs.
+    pub boot_checksum: String,
+}
+
+/// One entry of the flat `deployments` list (the keys of oxtree's
+/// original `admin status --json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct DeploymentRow {
+    pub index: Option<usize>,
+    pub osname: String,
+    pub checksum: String,
+    pub serial: u32,
+    pub booted: bool,
+    pub staged: bool,
+    pub pinned: bool,
+    pub unlocked: Option<String>,
+    /// Newer than the booted one (staged, or before it in the order).
+    pub pending: bool,
+    pub version: Option<String>,
+    pub origin_refspec: Option<String>,
+    pub layered: bool,
+    pub base_checksum: String,
+    pub requested_packages: Vec<String>,
+    pub requested_base_removals: Vec<String>,
+    /// The origin file's text.
+    pub origin: Option<String>,
+    pub bootcsum: String,
+    pub kargs: String,
+    /// The commit's timestamp (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+}
+
+/// The status of the sysroot. Read without taking the lock (as ostree's
+/// `admin status`), so it answers while a transaction runs.
+pub fn status(cx: &Context) -> Result<Host> {
+    let s = cx.open_unlocked()?;
+    Ok(host_of(&s))
+}
+
+/// What is layered on `d`: (base commit, spec); None for a plain one.
+fn layered_of(s: &Sysroot, d: &Deployment) -> Option<(Checksum, LayerSpec)> {
+    let spec = d.origin.as_ref().and_then(LayerSpec::from_origin)?;
+    let csum = Checksum::from_hex(&d.csum).ok()?;
+    let base = layer::base_commit(s.repo(), &csum).ok()?;
+    (base != csum || spec.is_layered()).then_some((base, spec))
+}
+
+fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
+    let booted = s.booted_index();
+    let commit = Checksum::from_hex(&d.csum)
+        .ok()
+        .and_then(|c| s.repo().load_commit(&c).ok());
+    let l = layered_of(s, d);
+    let pending = match (i, booted) {
+        (None, _) => true,
+        (Some(i), Some(b)) => i < b && d.osname == s.deployments()[b].osname,
+        _ => false,
+    };
+    DeploymentRow {
+        index: i,
+        osname: d.osname.clone(),
+        checksum: d.csum.clone(),
+        serial: d.deployserial,
+        booted: i.is_some() && i == booted,
+        staged: i.is_none(),
+        pinned: d.is_pinned(),
+        unlocked: s.unlocked_state(d),
+        pending,
+        version: commit
+            .as_ref()
+            .and_then(|c| c.metadata.get_str("version").map(str::to_string)),
+        origin_refspec: match &l {
+            Some((_, spec)) => Some(spec.base_refspec.clone()),
+            None => d.refspec().map(str::to_string),
+        },
+        layered: l.is_some(),
+        base_checksum: l
+            .as_ref()
+            .map(|(b, _)| b.to_hex())
+            .unwrap_or_else(|| d.csum.clone()),
+        requested_packages: l
+            .as_ref()
+            .map(|(_, sp)| sp.packages.iter().cloned().collect())
+            .unwrap_or_default(),
+        requested_base_removals: l
+            .as_ref()
+            .map(|(_, sp)| sp.removals.iter().cloned().collect())
+            .unwrap_or_default(),
+        origin: d.origin.as_ref().map(|o| o.to_text()),
+        bootcsum: d.bootcsum.clone(),
+        kargs: d.kargs.clone(),
+        timestamp: commit.as_ref().map(|c| c.timestamp),
+    }
+}
+
+impl From<&DeploymentRow> for BootEntry {
+    fn from(r: &DeploymentRow) -> Self {
+        BootEntry {
+            index: r.index,
+            refspec: r.origin_refspec.clone(),
+            version: r.version.clone(),
+            timestamp: r.timestamp.map(fmt_ts),
+            checksum: r.checksum.clone(),
+            base_checksum: r.base_checksum.clone(),
+            stateroot: r.osname.clone(),
+            deploy_serial: r.serial,
+            pinned: r.pinned,
+            unlocked: r.unlocked.clone(),
+            layered_packages: r.requested_packages.clone(),
+            removed_base_packages: r.requested_base_removals.clone(),
+            kargs: r.kargs.clone(),
+            boot_checksum: r.bootcsum.clone(),
+        }
+    }
+}
+
+/// ostree's tag of a row: staged, pending or rollback (relative to the
+/// booted deployment of the same stateroot).
+fn tag(rows: &[DeploymentRow], r: &DeploymentRow) -> &'static str {
+    let booted = rows.iter().find(|b| b.booted);
+    match (
+        r.index,
+        booted.and_then(|b| b.index.map(|i| (i, &b.osname))),
+    ) {
+        (None, _) => " (staged)",
+        (Some(i), Some((b, os))) if i < b && r.osname == *os => " (pending)",
+        (Some(i), Some((b, os))) if i > b && r.osname == *os => " (rollback)",
+        _ => "",
+    }
+}
+
+pub(crate) fn host_of(s: &Sysroot) -> Host {
+    // The staged deployment comes first, as in ostree.
+    let deployments: Vec<DeploymentRow> = s
+        .staged()
+        .map(|d| row(s, None, d))
+        .into_iter()
+        .chain(
+            s.deployments()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| row(s, Some(i), d)),
+        )
+        .collect();
+    let mut status = HostStatus::default();
+    for r in &deployments {
+        let e = BootEntry::from(r);
+        match tag(&deployments, r) {
+            _ if r.booted => status.booted = Some(e),
+            " (staged)" => status.staged = Some(e),
+            " (rollback)" if status.rollback.is_none() => status.rollback = Some(e),
+            _ => status.other_deployments.push(e),
+        }
+    }
+    let osname = s.resolve_osname(None).ok();
+    let followed = osname.as_deref().and_then(|os| {
+        s.staged()
+            .filter(|d| d.osname == os)
+            .or_else(|| s.deployments().iter().find(|d| d.osname == os))
+    });
+    let origin = followed
+        .and_then(|d| d.origin.as_ref())
+        .and_then(crate::Origin::from_keyfile);
+    let spec = HostSpec {
+        stateroot: osname,
+        refspec: origin.as_ref().map(|o| o.refspec.clone()),
+        override_commit: origin.as_ref().and_then(|o| o.override_commit.clone()),
+        layered_packages: origin
+            .as_ref()
+            .map(|o| o.packages.iter().cloned().collect())
+            .unwrap_or_default(),
+        removed_base_packages: origin
+            .as_ref()
+            .map(|o| o.removals.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
+    Host {
+        api_version: API_VERSION.into(),
+        kind: "Host".into(),
+        spec,
+        status,
+        deployments,
+    }
+}
+
+impl Host {
+    /// `admin status` as text: exactly ostree's lines for plain
+    /// deployments, plus `BaseCommit`, `LayeredPackages` and
+    /// `RemovedBasePackages` for layered ones.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let rows = &self.deployments;
+        if rows.is_empty() {
+            return "No deployments.\n".into();
+        }
+        let mut out = String::new();
+        for r in rows {
+            let mark = if r.booted { '*' } else { ' ' };
+            let _ = writeln!(
+                out,
+                "{mark} {} {}.{}{}",
+                r.osname,
+                r.checksum,
+                r.serial,
+                tag(rows, r)
+            );
+            if let Some(v) = &r.version {
+                let _ = writeln!(out, "    Version: {v}");
+            }
+            if let Some(u) = &r.unlocked {
+                let _ = writeln!(out, "    Unlocked: {u}");
+            }
+            if r.pinned {
+                out.push_str("    Pinned: yes\n");
+            }
+            if r.layered {
+                let refspec = r.origin_refspec.as_deref().unwrap_or_default();
+                let _ = writeln!(out, "    origin refspec: {refspec}");
+                let _ = writeln!(out, "    BaseCommit: {}", r.base_checksum);
+                if !r.requested_packages.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "    LayeredPackages: {}",
+                        r.requested_packages.join(" ")
+                    );
+                }
+                if !r.requested_base_removals.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "    RemovedBasePackages: {}",
+                        r.requested_base_removals.join(" ")
+                    );
+                }
+                continue;
+            }
+            match (&r.origin, &r.origin_refspec) {
+                (None, _) => out.push_str("    origin: none\n"),
+                (Some(_), Some(refspec)) => {
+                    let _ = writeln!(out, "    origin refspec: {refspec}");
+                }
+                (Some(_), None) => out.push_str("    origin: <unknown origin type>\n"),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(index: Option<usize>, booted: bool) -> DeploymentRow {
+        DeploymentRow {
+            index,
+            osname: "os".into(),
+            checksum: "ab".into(),
+            serial: index.map_or(9, |i| i as u32),
+            booted,
+            staged: index.is_none(),
+            kargs: "root=/dev/vda".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shape_and_text() {
+        let mut rows = vec![r(None, false), r(Some(0), true), r(Some(1), false)];
+        rows[1].version = Some("2.0".into());
+        rows[1].origin = Some("[origin]\nrefspec=o:x\n".into());
+        rows[1].origin_refspec = Some("o:x".into());
+        rows[1].timestamp = Some(1_704_067_200);
+        rows[2].pinned = true;
+        rows[2].layered = true;
+        rows[2].origin_refspec = Some("o:x".into());
+        rows[2].base_checksum = "cd".into();
+        rows[2].requested_packages = vec!["nano".into()];
+        let mut h = Host {
+            api_version: API_VERSION.into(),
+            kind: "Host".into(),
+            deployments: rows.clone(),
+            ..Default::default()
+        };
+        h.status.staged = Some((&rows[0]).into());
+        h.status.booted = Some((&rows[1]).into());
+        h.status.rollback = Some((&rows[2]).into());
+        assert_eq!(
+            h.to_text(),
+            "  os ab.9 (staged)\n    origin: none\n\
+             * os ab.0\n    Version: 2.0\n    origin refspec: o:x\n\
+             \x20 os ab.1 (rollback)\n    Pinned: yes\n    origin refspec: o:x\n    BaseCommit: cd\n    LayeredPackages: nano\n"
+        );
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(v["apiVersion"], "org.oxtree/v1");
+        assert_eq!(v["kind"], "Host");
+        assert_eq!(v["status"]["booted"]["version"], "2.0");
+        assert_eq!(v["status"]["booted"]["timestamp"], "2024-01-01T00:00:00Z");
+        assert_eq!(v["status"]["booted"]["deploySerial"], 0);
+        assert_eq!(v["status"]["rollback"]["layeredPackages"][0], "nano");
+        assert!(v["status"].get("otherDeployments").is_none());
+        assert_eq!(v["deployments"][0]["staged"], true);
+        assert_eq!(v["deployments"][2]["requested-packages"][0], "nano");
+        assert_eq!(v["deployments"][1]["origin-refspec"], "o:x");
+        // Round trip (for a remote CLI).
+        let back: Host = serde_json::from_value(v).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(Host::default().to_text(), "No deployments.\n");
+    }
+}

@@ -1,0 +1,90 @@
+//! Draws the events of `oxtree_host` transactions: messages on stdout
+//! (stderr when stdout carries JSON), pull progress on stderr (a bar on a
+//! terminal, one line otherwise).
+
+use crate::output::format_size;
+use indicatif::{ProgressBar, ProgressStyle};
+use oxtree_host::{Context, Event, Reporter};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub struct CliReporter {
+    json: bool,
+    tty: bool,
+    pull: Mutex<Option<(String, ProgressBar)>>,
+}
+
+impl CliReporter {
+    pub fn new(json: bool) -> CliReporter {
+        CliReporter {
+            json,
+            tty: std::io::stderr().is_terminal(),
+            pull: Mutex::new(None),
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
+impl Reporter for CliReporter {
+    fn report(&self, e: Event) {
+        match e {
+            Event::Message { text } => self.say(&text),
+            Event::Layering { text, .. } => self.say(&format!("{text}...")),
+            Event::PullStarted { remote, refspec } => {
+                let pb = if self.tty {
+                    let pb = ProgressBar::new(0);
+                    pb.set_style(
+                        ProgressStyle::with_template(
+                            "{msg} [{bar:30}] {pos}/{len} objects, {prefix}",
+                        )
+                        .unwrap()
+                        .progress_chars("=> "),
+                    );
+                    pb.set_message(format!("Pulling {refspec} from {remote}"));
+                    pb
+                } else {
+                    ProgressBar::hidden()
+                };
+                *self.pull.lock().unwrap() = Some((format!("{remote}:{refspec}"), pb));
+            }
+            Event::Pull(p) => {
+                if let Some((_, pb)) = &*self.pull.lock().unwrap() {
+                    pb.set_length(p.requested + p.scanned_local);
+                    pb.set_position(p.fetched + p.scanned_local);
+                    pb.set_prefix(format_size(p.bytes));
+                }
+            }
+            Event::PullDone(p) => {
+                if let Some((what, pb)) = self.pull.lock().unwrap().take() {
+                    pb.finish_and_clear();
+                    eprintln!(
+                        "Pulled {what}: {} objects fetched ({}), {} found locally",
+                        p.fetched,
+                        format_size(p.bytes),
+                        p.scanned_local
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The context of a CLI transaction: progress drawn here, the reboot
+/// hook `$OXTREE_REBOOT_COMMAND` (run with `sh -c`; for tests) or
+/// `systemctl reboot`.
+pub fn context(sysroot: &Path, run_dir: &Path, json: bool) -> Context {
+    let cx = Context::new(sysroot, run_dir).with_reporter(Arc::new(CliReporter::new(json)));
+    match std::env::var("OXTREE_REBOOT_COMMAND") {
+        Ok(c) if !c.is_empty() => cx.with_reboot(Arc::new(oxtree_host::CommandReboot(c))),
+        _ => cx,
+    }
+}
