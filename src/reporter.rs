@@ -4,10 +4,23 @@
 
 use crate::output::format_size;
 use indicatif::{ProgressBar, ProgressStyle};
-use oxtree_host::{Context, Event, Reporter};
+use oxtree_host::{Cancel, Context, Event, Reporter};
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The cancel token SIGINT sets.
+static CANCEL: OnceLock<Cancel> = OnceLock::new();
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if let Some(c) = CANCEL.get() {
+        c.cancel();
+    }
+    // SAFETY: signal() is async-signal-safe; the next Ctrl-C kills.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
 
 pub struct CliReporter {
     json: bool,
@@ -81,8 +94,19 @@ impl Reporter for CliReporter {
 /// The context of a CLI transaction: progress drawn here, the reboot
 /// hook `$OXTREE_REBOOT_COMMAND` (run with `sh -c`; for tests) or
 /// `systemctl reboot`.
+///
+/// The first Ctrl-C (SIGINT) cancels the transaction at its next check (a
+/// pull stops between objects and moves no ref); a second one kills.
 pub fn context(sysroot: &Path, run_dir: &Path, json: bool) -> Context {
-    let cx = Context::new(sysroot, run_dir).with_reporter(Arc::new(CliReporter::new(json)));
+    let cancel = CANCEL.get_or_init(Cancel::new).clone();
+    // SAFETY: the handler only stores to an atomic and resets the
+    // disposition, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    let cx = Context::new(sysroot, run_dir)
+        .with_reporter(Arc::new(CliReporter::new(json)))
+        .with_cancel(cancel);
     match std::env::var("OXTREE_REBOOT_COMMAND") {
         Ok(c) if !c.is_empty() => cx.with_reboot(Arc::new(oxtree_host::CommandReboot(c))),
         _ => cx,

@@ -128,3 +128,36 @@ impl Context {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_lock_is_busy_while_held() {
+        let d = tempfile::tempdir().unwrap();
+        oxtree_sysroot::init_fs(d.path()).unwrap();
+        let cx = Context::new(d.path(), d.path().join("run")).with_lock(LockMode::Try);
+        let held = Sysroot::open_locked(d.path()).unwrap();
+        let e = cleanup(&cx).unwrap_err();
+        assert_eq!(e.kind(), "busy", "{e}");
+        drop(held);
+        cleanup(&cx).unwrap();
+        // A sysroot with nothing deployed: nothing to upgrade, a bad request.
+        let e = upgrade(&cx, &UpgradeRequest::default()).unwrap_err();
+        assert_eq!(e.kind(), "bad-request", "{e}");
+        let e = upgrade(
+            &cx,
+            &UpgradeRequest {
+                pull_only: true,
+                deploy_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Cannot simultaneously"), "{e}");
+        let h = status(&cx).unwrap();
+        assert_eq!(h.api_version, API_VERSION);
+        assert!(h.deployments.is_empty());
+    }
+}

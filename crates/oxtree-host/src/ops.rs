@@ -214,7 +214,11 @@ pub(crate) fn origin_deployment(
     os: Option<&str>,
     what: &str,
 ) -> Result<(Deployment, Origin, Checksum)> {
-    let osname = s.resolve_osname(os)?;
+    let osname = s.resolve_osname(os).map_err(|e| match e {
+        // No stateroot, or several and none named: the request must say.
+        oxtree_sysroot::SysrootError::Invalid(m) => HostError::BadRequest(m),
+        e => e.into(),
+    })?;
     let d = s
         .staged()
         .filter(|d| d.osname == osname)
