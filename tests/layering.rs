@@ -7,20 +7,20 @@
 //!
 //! The two bases are composed once with `oxtree compose tree` (minutes;
 //! downloads cached under /var/cache/oxtree-tests) into a repository kept
-//! under /var/cache/oxtree-tests/layer; apt inside the layering sandbox
+//! as a fixture under /var/cache/oxtree-tests/fixtures; apt inside the layering sandbox
 //! downloads from the Debian archive.
 
+#[path = "support/fixture.rs"]
+mod fixture;
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH};
 use oxtree_object::Metadata;
-use std::path::Path;
 use std::process::Command;
 
-const CACHE: &str = "/var/cache/oxtree-tests/layer";
 /// Package downloads, shared with tests/compose.rs.
 const APT_CACHE: &str = "/var/cache/oxtree-tests/apt";
-/// Bumped when the fixture changes, so a stale cache is not reused.
+/// Bumped when the fixture changes in a way its treefiles do not show.
 const FIXTURE: &str = "v2";
 
 fn sh(script: &str) -> String {
@@ -36,35 +36,44 @@ fn sh(script: &str) -> String {
 
 /// A repository holding `debian/main` (version 1: systemd, systemd-sysv,
 /// linux-image-amd64, less) and `debian/next` (version 2: the same plus
-/// iproute2), both composed by `oxtree compose tree`; built once and kept
-/// under CACHE (a compose takes minutes).
+/// iproute2), both composed by `oxtree compose tree`; a fixture
+/// (tests/support/fixture.rs) keyed by the two treefiles, built once (a
+/// compose takes minutes) under /var/cache/oxtree-tests/fixtures.
 fn bases(ox: &str) -> String {
-    let repo = format!("{CACHE}/bases-{FIXTURE}.repo");
-    if Path::new(&format!("{repo}.complete")).exists() {
-        return repo;
-    }
-    sh(&format!(
-        "set -e; rm -rf {repo}; mkdir -p {CACHE} {APT_CACHE}; {ox} init --repo={repo} --mode=bare"
-    ));
-    for (branch, version, extra) in [
+    let treefiles = [
         ("debian/main", "1", ""),
         ("debian/next", "2", ", \"iproute2\""),
-    ] {
-        let tf = format!("{repo}.{version}.toml");
-        std::fs::write(
-            &tf,
-            format!(
-                "ref = \"{branch}\"\nsuite = \"bookworm\"\nversion = \"{version}\"\n\
-                 packages = [\"systemd\", \"systemd-sysv\", \"linux-image-amd64\", \"less\"{extra}]\n"
-            ),
+    ]
+    .map(|(branch, version, extra)| {
+        format!(
+            "ref = \"{branch}\"\nsuite = \"bookworm\"\nversion = \"{version}\"\n\
+             packages = [\"systemd\", \"systemd-sysv\", \"linux-image-amd64\", \"less\"{extra}]\n"
         )
-        .unwrap();
-        sh(&format!(
-            "{ox} compose tree --repo={repo} --cachedir={APT_CACHE} {tf} && rm {tf}"
-        ));
-    }
-    sh(&format!("touch {repo}.complete"));
-    repo
+    });
+    let dir = fixture::cached(
+        "layer-bases",
+        &[
+            FIXTURE.as_bytes(),
+            treefiles[0].as_bytes(),
+            treefiles[1].as_bytes(),
+        ],
+        |d| {
+            let repo = d.join("repo");
+            let repo = repo.display();
+            sh(&format!(
+                "set -e; mkdir -p {APT_CACHE}; {ox} init --repo={repo} --mode=bare"
+            ));
+            for (i, text) in treefiles.iter().enumerate() {
+                let tf = d.join(format!("{i}.toml"));
+                std::fs::write(&tf, text).unwrap();
+                let tf = tf.display();
+                sh(&format!(
+                    "{ox} compose tree --repo={repo} --cachedir={APT_CACHE} {tf} && rm {tf}"
+                ));
+            }
+        },
+    );
+    dir.join("repo").display().to_string()
 }
 
 fn section(out: &str, name: &str) -> String {
