@@ -61,12 +61,16 @@ pub fn key(inputs: &[&[u8]]) -> String {
 /// empty directory it is given) the first time anyone asks. `build` panics
 /// on failure; nothing is kept then.
 pub fn cached(name: &str, inputs: &[&[u8]], build: impl FnOnce(&Path)) -> PathBuf {
+    cached_in(&root(), name, inputs, build)
+}
+
+/// `cached` with the fixtures kept under `root`.
+pub fn cached_in(root: &Path, name: &str, inputs: &[&[u8]], build: impl FnOnce(&Path)) -> PathBuf {
     assert!(
         !name.is_empty() && !name.contains('/') && !name.starts_with('.'),
         "bad fixture name {name:?}"
     );
-    let root = root();
-    std::fs::create_dir_all(&root)
+    std::fs::create_dir_all(root)
         .unwrap_or_else(|e| panic!("creating fixture cache {}: {e}", root.display()));
     let id = format!("{name}-{}", key(inputs));
     let dir = root.join(&id);
