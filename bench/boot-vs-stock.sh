@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Boot time under qemu: a stock Debian bookworm minbase (direct kernel boot)
+# and, side by side in the same run, an oxtree disk image.
+#
+#   bench/boot-vs-stock.sh [--runs N] [--image DISK [--format qcow2|raw] [--uefi]]
+#
+# Every boot uses the VM tests' qemu settings (tests/support/vm.rs: TCG,
+# -smp 2 -cpu max -m 2048, virtio disk with cache=unsafe, user networking
+# with restrict=on and ssh forwarded from 127.0.0.1) on a fresh qcow2
+# overlay, so no run sees an earlier run's writes. Two times are taken from
+# qemu's start:
+#   ready   the line OXTREE-BOOT-READY on the serial console (the stock
+#           image prints it from a unit ordered after multi-user.target; an
+#           oxtree image should print it once boot-complete.target is
+#           reached), or `-` if it never came
+#   ssh     the first `ssh root@… true` that succeeds (the key is this
+#           script's, handed to the guest as fw_cfg opt/oxtree/authorized_keys;
+#           an oxtree image must have it authorized: build it with
+#           `oxtree to-disk --root-ssh-authorized-keys $KEY.pub`, where KEY is
+#           printed first, or pass --key)
+# Runs alternate (stock, image, stock, image, …); the table shows medians and
+# image/stock ratios (target for the oxtree image: <= 1.2).
+#
+# The stock image is the VM tests' cached fixture
+# (/var/cache/oxtree-tests/fixtures/stock-minbase-*, the one built by the
+# current tests/support/stock-minbase.sh); without one it is built here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=3
+image= format=qcow2 uefi=0 key=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --image) image=$(realpath "$2"); shift 2 ;;
+    --format) format=$2; shift 2 ;;
+    --uefi) uefi=1; shift ;;
+    --key) key=$(realpath "$2"); shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--image DISK [--format qcow2|raw] [--uefi]] [--key PRIVATE_KEY]" >&2; exit 2 ;;
+  esac
+done
+TIMEOUT=${OXTREE_BOOT_TIMEOUT:-600}
+
+scratch=$(mktemp -d /var/tmp/oxtree-boot-bench.XXXXXX)
+qemu_pid=
+cleanup() {
+  if [ -n "$qemu_pid" ]; then kill -9 "$qemu_pid" 2>/dev/null || true; fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+if [ -z "$key" ]; then
+  key=$scratch/id_ed25519
+  ssh-keygen -q -t ed25519 -N '' -C oxtree-bench -f "$key"
+fi
+echo "ssh key: $key (.pub)" >&2
+
+fixtures=${OXTREE_TEST_FIXTURES:-/var/cache/oxtree-tests/fixtures}
+stock=
+for d in "$fixtures"/stock-minbase-*/; do
+  if [ -f "$d/build.sh" ] && cmp -s "$d/build.sh" tests/support/stock-minbase.sh; then
+    stock=${d%/}
+  fi
+done
+if [ -z "$stock" ]; then
+  echo "building the stock minbase (no cached fixture; cargo test --test vm_harness caches one)" >&2
+  stock=$scratch/stock
+  sh tests/support/stock-minbase.sh "$stock" >"$scratch/stock-build.log" 2>&1 ||
+    { tail -30 "$scratch/stock-build.log"; exit 1; }
+fi
+echo "stock image: $stock" >&2
+
+now() { date +%s.%N; }
+
+# boot_once NAME BASE BASE_FORMAT [qemu args…]: one boot on an overlay of
+# BASE; prints "ready ssh" (seconds from qemu start, or - for ready).
+boot_once() {
+  local name=$1 base=$2 base_format=$3; shift 3
+  local d=$scratch/$name
+  rm -rf "$d"; mkdir -p "$d"
+  qemu-img create -q -f qcow2 -F "$base_format" -b "$base" "$d/disk.qcow2"
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  local t0
+  t0=$(now)
+  qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+    -display none -vga none -nodefaults \
+    -chardev "file,id=ser0,path=$d/serial.log" -serial chardev:ser0 \
+    -drive "file=$d/disk.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22" \
+    -device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
+    -fw_cfg "name=opt/oxtree/authorized_keys,file=$key.pub" \
+    "$@" >"$d/qemu.log" 2>&1 &
+  qemu_pid=$!
+  local ready=- ssh_t=
+  while :; do
+    if [ "$ready" = - ] && grep -aq OXTREE-BOOT-READY "$d/serial.log" 2>/dev/null; then
+      ready=$(echo "$(now) - $t0" | bc)
+    fi
+    if [ -z "$ssh_t" ] && timeout 15 ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no \
+      -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
+      -o ConnectTimeout=10 -o LogLevel=QUIET root@127.0.0.1 true </dev/null; then
+      ssh_t=$(echo "$(now) - $t0" | bc)
+    fi
+    if [ -n "$ssh_t" ] && { [ "$ready" != - ] || grep -aq OXTREE-BOOT-READY "$d/serial.log" ||
+      [ "$(echo "$(now) - $t0 > $ssh_t + 30" | bc)" = 1 ]; }; then
+      [ "$ready" = - ] && grep -aq OXTREE-BOOT-READY "$d/serial.log" && ready=$(echo "$(now) - $t0" | bc)
+      break
+    fi
+    if ! kill -0 "$qemu_pid" 2>/dev/null || [ "$(echo "$(now) - $t0 > $TIMEOUT" | bc)" = 1 ]; then
+      echo "$name: no ssh within ${TIMEOUT}s; serial console:" >&2
+      tail -20 "$d/serial.log" >&2
+      cat "$d/qemu.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  kill -9 "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=
+  [ "$ready" = - ] || ready=$(printf '%.1f' "$ready")
+  echo "$ready $(printf '%.1f' "$ssh_t")"
+}
+
+boot_stock() {
+  boot_once stock "$stock/disk.img" raw \
+    -kernel "$stock/vmlinuz" -initrd "$stock/initrd.img" -append "root=/dev/vda rw console=ttyS0"
+}
+
+# The hook for the oxtree image: a disk made by `oxtree to-disk`, booted
+# through its own bootloader (SeaBIOS, or OVMF with --uefi).
+boot_oxtree_image() {
+  local disk=$1 fmt=$2
+  local fw=()
+  if [ "$uefi" = 1 ]; then
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$scratch/OVMF_VARS.fd"
+    fw=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+      -drive "if=pflash,format=raw,unit=1,file=$scratch/OVMF_VARS.fd")
+  fi
+  boot_once oxtree "$disk" "$fmt" "${fw[@]}"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+: >"$scratch/stock.times"; : >"$scratch/oxtree.times"
+for i in $(seq "$runs"); do
+  # Not $(…): qemu's pid must stay known to this shell's cleanup.
+  boot_stock >"$scratch/r"
+  echo "run $i stock:  ready/ssh $(cat "$scratch/r") s" >&2; cat "$scratch/r" >>"$scratch/stock.times"
+  if [ -n "$image" ]; then
+    boot_oxtree_image "$image" "$format" >"$scratch/r"
+    echo "run $i oxtree: ready/ssh $(cat "$scratch/r") s" >&2; cat "$scratch/r" >>"$scratch/oxtree.times"
+  fi
+done
+
+col() { awk -v c="$1" '$c != "-" { print $c }' "$2" | median; }
+ratio() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else echo "scale=2; $1 / $2" | bc; fi; }
+sr=$(col 1 "$scratch/stock.times"); ss=$(col 2 "$scratch/stock.times")
+printf '%-22s %10s %10s\n' "median of $runs (s)" ready ssh
+printf '%-22s %10s %10s\n' "stock minbase" "$sr" "$ss"
+if [ -n "$image" ]; then
+  or=$(col 1 "$scratch/oxtree.times"); os=$(col 2 "$scratch/oxtree.times")
+  printf '%-22s %10s %10s\n' "oxtree image" "$or" "$os"
+  printf '%-22s %10s %10s\n' "ratio oxtree/stock" "$(ratio "$or" "$sr")" "$(ratio "$os" "$ss")"
+fi
