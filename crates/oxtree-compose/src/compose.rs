@@ -132,6 +132,9 @@ pub fn compose_tree(
             0o755,
         )?;
     }
+    if crate::units::install(r)? {
+        progress(Event::Step("Installed oxtree's systemd units"));
+    }
     for (src, dest) in &tf.add_files {
         progress(Event::Step(&format!("Adding {src} as {dest}")));
         add_file(r, &tf.base_dir.join(src), dest.trim_start_matches('/'))?;
@@ -218,10 +221,15 @@ const INITRAMFS_SCRIPT: &str = r#"#!/bin/sh
 PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
-grep -qE '(^| )ostree=' /proc/cmdline || exit 0
+# No grep here: the initramfs has only what hooks copied in.
+read -r cmdline < /proc/cmdline
+case " $cmdline " in *" ostree="*) ;; *) exit 0 ;; esac
 . /scripts/functions
 log_begin_msg "oxtree: preparing the deployment root"
 /usr/bin/oxtree prepare-root --sysroot "${rootmnt}" --switch-root || panic "oxtree prepare-root failed"
+# What ostree-prepare-root leaves for the booted system: /run is moved
+# into the new root by init, so this marks it as an ostree boot.
+: > /run/ostree-booted
 log_end_msg
 "#;
 
@@ -248,29 +256,6 @@ impl Drop for WorkDir {
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The host's apt sources (one-line and deb822 files), for mmdebstrap.
-fn host_sources() -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let main = Path::new("/etc/apt/sources.list");
-    if std::fs::metadata(main).is_ok_and(|m| m.len() > 0) {
-        out.push(main.to_path_buf());
-    }
-    if let Ok(rd) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut v: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
-            .collect();
-        v.sort();
-        out.extend(v);
-    }
-    if out.is_empty() {
-        return Err(ComposeError::Layout(
-            "the host has no apt sources; set `mirror` in the treefile".into(),
-        ));
-    }
-    Ok(out)
 }
 
 fn mmdebstrap(
@@ -326,11 +311,10 @@ fn mmdebstrap(
     args.push(root.to_string_lossy().into_owned());
     match &tf.mirror {
         Some(m) => args.extend(m.to_vec()),
-        None => args.extend(
-            host_sources()?
-                .into_iter()
-                .map(|p| p.to_string_lossy().into_owned()),
-        ),
+        None => {
+            let work = root.parent().unwrap_or(Path::new("/tmp"));
+            args.extend(crate::sources::default_mirrors(&tf.suite, work)?)
+        }
     }
     // A private mount namespace: the cache bind mount (and mmdebstrap's
     // own mounts) vanish with the process, even if it is killed.

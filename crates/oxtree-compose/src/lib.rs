@@ -26,7 +26,9 @@ pub mod layout;
 pub mod overlay;
 pub mod packages;
 pub mod sandbox;
+pub mod sources;
 pub mod treefile;
+pub mod units;
 
 pub use commit::commit_root;
 pub use compose::{compose_tree, ComposeOptions, Composed, Event};
