@@ -88,6 +88,8 @@ enum Command {
     Compose(commands::compose::Args),
     /// Query the Debian packages of composed commits
     Db(commands::db::Args),
+    /// Install a commit to a disk or image file that boots (BIOS and UEFI)
+    ToDisk(commands::to_disk::Args),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -142,6 +144,7 @@ fn main() {
         Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),
+        Command::ToDisk(a) => commands::to_disk::run(repo, a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

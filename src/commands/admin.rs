@@ -100,6 +100,17 @@ enum Cmd {
     },
     /// Early boot: set up the deployment named by ostree= as the new root
     PrepareRoot(PrepareRootArgs),
+    /// Run the health checks of /usr/lib/oxtree/health.d and /etc/oxtree/health.d
+    HealthCheck,
+    /// The boot reached boot-complete.target: bless it, or make an
+    /// automatic rollback permanent
+    BootComplete,
+    /// A health check failed: record it (and reboot with --reboot)
+    BootFailed {
+        /// Reboot afterwards, so the boot loader counts the try
+        #[arg(long)]
+        reboot: bool,
+    },
     /// Not implemented yet
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -580,6 +591,11 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 sr
             };
             prepare_root(p, root)?
+        }
+        Cmd::HealthCheck => crate::commands::boot_health::health_check(sr, Path::new("/"))?,
+        Cmd::BootComplete => crate::commands::boot_health::boot_complete(&mut open(sr, rn)?)?,
+        Cmd::BootFailed { reboot } => {
+            crate::commands::boot_health::boot_failed(&open_unlocked(sr, rn)?, reboot)?
         }
         Cmd::Other(args) => bail!(
             "admin {}: not implemented yet",

@@ -1,6 +1,7 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
 pub mod admin;
+pub mod boot_health;
 pub mod cat;
 pub mod checkout;
 pub mod checksum;
@@ -28,3 +29,4 @@ pub mod show;
 pub mod sign;
 pub mod static_delta;
 pub mod summary;
+pub mod to_disk;

@@ -30,7 +30,7 @@ pub enum SysrootError {
     BadEntry { file: String, reason: String },
     #[error("invalid origin file {file}: {reason}")]
     BadOrigin { file: String, reason: String },
-    #[error("bootloader '{0}' is not supported (supported: auto, none, bls)")]
+    #[error("bootloader '{0}' is not supported (supported: auto, none, bls, grub-static)")]
     UnsupportedBootloader(String),
     /// `try_open_locked`: another process holds the sysroot lock.
     #[error("sysroot {0} is busy: another process holds its lock (ostree/lock)")]

@@ -11,17 +11,20 @@
 //! The library never prints; operations return reports.
 
 pub mod bls;
+pub mod boot_health;
 pub mod bootloader;
 pub mod cleanup;
 pub mod deploy;
 pub mod deployment;
 pub mod error;
 pub mod etc_merge;
+pub mod grubenv;
 pub mod kargs;
 pub mod kernel;
 pub mod keyfile;
 pub mod prepare_root;
 pub mod staged;
+pub mod to_disk;
 pub mod unlock;
 pub mod upgrade;
 mod util;
@@ -94,6 +97,22 @@ pub fn init_fs(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory of the sysroot at `path`. On a booted system `/` is the
+/// deployment, whose `/ostree` is only a symlink into the physical root
+/// mounted at `/sysroot`: the sysroot's directory handle is then
+/// `/sysroot` (the deployment's own paths still resolve through `/`).
+fn open_physical(path: &Path) -> Result<OwnedFd> {
+    let booted_root = std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/"))
+        && std::fs::symlink_metadata("/ostree").is_ok_and(|m| m.file_type().is_symlink())
+        && std::fs::metadata("/sysroot/ostree").is_ok_and(|m| m.is_dir());
+    let real = if booted_root {
+        Path::new("/sysroot")
+    } else {
+        path
+    };
+    fsutil::open_dir(real).ctx(|| format!("opening sysroot {}", real.display()))
+}
+
 fn parse_suffix(link: Option<String>, prefix: &str) -> Option<u32> {
     link?.strip_prefix(prefix)?.parse().ok()
 }
@@ -101,7 +120,7 @@ fn parse_suffix(link: Option<String>, prefix: &str) -> Option<u32> {
 impl Sysroot {
     /// Open a sysroot and load its deployments (no lock taken).
     pub fn open(path: &Path) -> Result<Sysroot> {
-        let dir = fsutil::open_dir(path).ctx(|| format!("opening sysroot {}", path.display()))?;
+        let dir = open_physical(path)?;
         if util::open_path(dir.as_fd(), "ostree/repo").is_none() {
             return Err(SysrootError::NotASysroot(path.display().to_string()));
         }
@@ -135,7 +154,7 @@ impl Sysroot {
     }
 
     fn open_with_lock(path: &Path, wait: bool) -> Result<Sysroot> {
-        let dir = fsutil::open_dir(path).ctx(|| format!("opening sysroot {}", path.display()))?;
+        let dir = open_physical(path)?;
         let lock = fs::openat(
             &dir,
             "ostree/lock",

@@ -9,7 +9,8 @@
 //! 3. bind the stateroot's `ostree/deploy/OS/var` onto `DEPLOY/var`;
 //! 4. make `DEPLOY/usr` read-only (bind + remount ro), or, for a deployment
 //!    unlocked with `--hotfix`, mount its persistent overlay there;
-//! 5. bind the physical sysroot onto `DEPLOY/sysroot`;
+//! 5. bind the physical sysroot onto `DEPLOY/sysroot`, and its `boot`
+//!    onto `DEPLOY/boot` when /boot is on the same filesystem;
 //! 6. with `switch_root`, move the deployment mount onto the sysroot mount
 //!    point (as ostree-prepare-root does under systemd; the initrd's
 //!    switch-root then enters it).
@@ -204,6 +205,18 @@ pub fn prepare_root(sysroot: &Path, cmdline: &str, switch_root: bool) -> Result<
     mount::mount_bind(&root, &dsys)
         .ctx(|| format!("bind-mounting {} on {}", root.display(), dsys.display()))?;
     undo.push(&dsys);
+    // /boot on the root filesystem (no partition of its own to mount):
+    // show the physical root's boot directory at the deployment's /boot,
+    // as ostree-prepare-root does, so the booted system sees its loader.
+    let pboot = root.join("boot");
+    let dboot = deploy.join("boot");
+    let boot_here = fs::lstat(pboot.join("loader"))
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+    if boot_here && is_dir(&dboot) {
+        mount::mount_bind(&pboot, &dboot)
+            .ctx(|| format!("bind-mounting {} on {}", pboot.display(), dboot.display()))?;
+        undo.push(&dboot);
+    }
     let mounts = undo.0.clone();
     if switch_root {
         mount::mount_move(&deploy, &root)

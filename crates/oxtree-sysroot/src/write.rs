@@ -172,7 +172,11 @@ impl Sysroot {
 
     /// Make `new` the deployment list (index 0 is the default).
     pub fn write_deployments(&mut self, new: Vec<Deployment>) -> Result<WriteReport> {
-        let bootloader = crate::bootloader::from_config(self.config("bootloader"))?;
+        let bootloader = crate::bootloader::from_config(
+            self.config("oxtree-bootloader"),
+            self.config("bootloader"),
+            self.config("boot-counting-tries"),
+        )?;
         let boot = self.open_boot()?;
         let mut list = Vec::with_capacity(new.len());
         for d in new {
@@ -293,7 +297,21 @@ impl Sysroot {
             util::write_file(entries.as_fd(), &name, text.as_bytes())?;
         }
         fs::fsync(&entries).ctx(|| "syncing entries")?;
-        bootloader.write_config(boot.as_fd(), new_bv)?;
+        // Boot counting applies to a default that has not booted yet: not
+        // the booted deployment (a rollback to it, a cleanup), nor, on a
+        // sysroot that is not booted, the default it already had.
+        let untried_default = match (deployments.first(), self.booted_index()) {
+            (None, _) => false,
+            (Some(d), Some(b)) => !self.deployments.get(b).is_some_and(|b| b.same(d)),
+            (Some(d), None) => !self.deployments.first().is_some_and(|o| o.same(d)),
+        };
+        bootloader.write_config(
+            boot.as_fd(),
+            crate::bootloader::NewConfig {
+                bootversion: new_bv,
+                untried_default,
+            },
+        )?;
         self.write_refs(new_bv, new_sub, &deployments)?;
         if !util::exists(boot.as_fd(), "boot") {
             // Lets `/boot/ostree/...` resolve when /boot is its own filesystem.
