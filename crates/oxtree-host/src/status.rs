@@ -66,6 +66,13 @@ pub struct HostStatus {
     /// Every other deployment (pending ones, other stateroots, older ones).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_deployments: Vec<BootEntry>,
+    /// Boots the new default deployment has left before the boot loader
+    /// falls back (while it has not proven itself yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_tries_left: Option<u32>,
+    /// The last rollback the host made by itself, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic_rollback: Option<oxtree_sysroot::boot_health::AutoRollback>,
 }
 
 /// One deployment, for `status`.
@@ -274,6 +281,10 @@ pub(crate) fn host_of(s: &Sysroot) -> Host {
             .map(|o| o.removals.iter().cloned().collect())
             .unwrap_or_default(),
     };
+    // Unreadable records must not hide the deployments: status shows
+    // what it can.
+    status.boot_tries_left = s.boot_tries_left().ok().flatten();
+    status.automatic_rollback = s.last_auto_rollback().ok().flatten();
     Host {
         api_version: API_VERSION.into(),
         kind: "Host".into(),
@@ -340,6 +351,28 @@ impl Host {
                 }
                 (Some(_), None) => out.push_str("    origin: <unknown origin type>\n"),
             }
+        }
+        // oxtree's own lines, only when there is something to say (plain
+        // output stays ostree's).
+        if let Some(n) = self.status.boot_tries_left {
+            let _ = writeln!(
+                out,
+                "BootCounting: {n} tries left for the default deployment"
+            );
+        }
+        if let Some(r) = &self.status.automatic_rollback {
+            let when = fmt_ts(r.time);
+            let _ = writeln!(
+                out,
+                "AutomaticRollback: {when}: deployment {}{} failed: {}; now on {}",
+                r.failed.name(),
+                r.failed_version
+                    .as_deref()
+                    .map(|v| format!(" (version {v})"))
+                    .unwrap_or_default(),
+                r.reason,
+                r.restored.name()
+            );
         }
         out
     }

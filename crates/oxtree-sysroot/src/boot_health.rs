@@ -207,9 +207,7 @@ fn wait_with_timeout(mut child: std::process::Child, name: String, limit: Durati
         Some(st) => CheckResult {
             name,
             ok: false,
-            output: format!("{output}\n(exit status {st})")
-                .trim_start()
-                .to_string(),
+            output: format!("{output}\n({st})").trim_start().to_string(),
         },
         None => CheckResult {
             name,

@@ -1,0 +1,412 @@
+//! The host's whole life in a real VM (issue #11): compose the example
+//! container host (examples/host.toml, one cached base per treefile and
+//! oxtree binary), `to-disk` it, boot it with OVMF and with SeaBIOS, then,
+//! in the guest: the booted deployment, a read-only /usr, /var and /etc
+//! changes, podman and a Quadlet container; `admin upgrade --reboot` over
+//! HTTP from the test's own server, `admin rollback --reboot`, a staged
+//! upgrade finalized at shutdown; an update whose health check fails and
+//! one that cannot boot at all, both rolled back by the boot loader and
+//! made permanent with no command typed; and power cuts during an upgrade
+//! and during finalization, after which the guest boots a whole deployment
+//! and fsck is clean.
+//!
+//! One VM for everything: a boot under TCG costs about a minute.
+
+#[path = "support/fixture.rs"]
+mod fixture;
+#[path = "support/vm.rs"]
+mod vm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TREEFILE: &str = "examples/host.toml";
+const REF: &str = "debian/trixie/x86_64/host";
+/// Boots a new deployment gets before the fallback (to-disk --boot-tries).
+const TRIES: u32 = 2;
+
+fn oxtree() -> &'static str {
+    env!("CARGO_BIN_EXE_oxtree")
+}
+
+fn src(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[track_caller]
+fn run(args: &[&str]) -> String {
+    let out = Command::new(oxtree()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "oxtree {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The composed base repository (archive mode), shared by every run with
+/// the same treefile, files and oxtree binary (which the image carries).
+fn base_repo() -> PathBuf {
+    let mut inputs: Vec<Vec<u8>> = vec![std::fs::read(src(TREEFILE)).unwrap()];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src("examples/host"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        inputs.push(f.to_string_lossy().as_bytes().to_vec());
+        inputs.push(std::fs::read(f).unwrap());
+    }
+    inputs.push(std::fs::read(oxtree()).unwrap());
+    let refs: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let dir = fixture::cached("host-base", &refs, |dir| {
+        let repo = dir.join("repo");
+        let r = repo.to_str().unwrap();
+        run(&["--repo", r, "init", "--mode=archive"]);
+        run(&[
+            "--repo",
+            r,
+            "compose",
+            "tree",
+            "--cachedir=/var/cache/oxtree-tests/apt-trixie",
+            src(TREEFILE).to_str().unwrap(),
+        ]);
+    });
+    dir.join("repo")
+}
+
+/// A child process of this test, killed by its own pid on drop.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `oxtree serve` for `repo` on a free port of 127.0.0.1.
+fn serve(repo: &Path) -> (Guard, u16) {
+    let port = vm::free_port();
+    let child = Command::new(oxtree())
+        .arg("--repo")
+        .arg(repo)
+        .args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let g = Guard(child);
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (g, port)
+}
+
+/// A new commit on REF: `from` plus `files` (path, content, mode), with
+/// version `version`. Returns its checksum.
+fn derive(repo: &Path, from: &str, version: &str, files: &[(&str, &str, u32)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let marker = format!("{version}\n");
+    let all =
+        files
+            .iter()
+            .copied()
+            .chain([("usr/share/oxtree-test/version", marker.as_str(), 0o644)]);
+    for (p, text, mode) in all {
+        let f = t.path().join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, text).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = run(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "commit",
+        "-b",
+        REF,
+        &format!("--tree=ref={from}"),
+        &format!("--tree=dir={}", t.path().display()),
+        &format!("--add-metadata-string=version={version}"),
+        "-s",
+        &format!("test version {version}"),
+    ]);
+    out.trim().lines().last().unwrap().to_string()
+}
+
+/// The booted deployment's checksum and version, from `admin status --json`.
+fn booted(v: &vm::Vm) -> (String, String) {
+    let j: serde_json::Value = serde_json::from_str(&v.ok("oxtree admin status --json")).unwrap();
+    let b = &j["status"]["booted"];
+    (
+        b["checksum"].as_str().unwrap_or_default().to_string(),
+        b["version"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Wait (through any number of reboots) until `check` holds in the guest.
+fn wait_for(v: &vm::Vm, what: &str, timeout: Duration, check: &str) {
+    let t = Instant::now();
+    loop {
+        let left = timeout.saturating_sub(t.elapsed());
+        assert!(
+            !left.is_zero(),
+            "{what}: not within {timeout:?}\n{}",
+            v.diagnostics()
+        );
+        let o = v.ssh_timeout(check, Duration::from_secs(60));
+        if o.success() {
+            eprintln!("[boot] {what} after {:.0?}", t.elapsed());
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// The guest is on a whole deployment: the version file of its /usr is
+/// the version of the deployment `admin status` says is booted, the
+/// repository passes fsck, and the boot was blessed.
+#[track_caller]
+fn assert_whole(v: &vm::Vm, what: &str) -> String {
+    let (_, version) = booted(v);
+    let on_disk = v.ok("cat /usr/share/oxtree-test/version 2>/dev/null || echo 1");
+    assert_eq!(on_disk.trim(), version, "{what}: /usr and status disagree");
+    v.ok("oxtree --repo=/ostree/repo fsck");
+    version
+}
+
+fn podman_image(dir: &Path) -> PathBuf {
+    let root = dir.join("tiny");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("/bin/busybox (package busybox-static)");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let tar = dir.join("tiny.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+fn copy_in(v: &vm::Vm, file: &Path, dest: &str) {
+    let mut c = v.ssh_command(&format!("cat > {dest}"), Duration::from_secs(300));
+    c.stdin(std::fs::File::open(file).unwrap());
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "copying {} in", file.display());
+}
+
+const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
+
+#[test]
+fn host_lifecycle() {
+    if !vm::available() {
+        return;
+    }
+    let t0 = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    // The test's own repository: hardlinks to the cached base (objects
+    // are never changed in place), so derived commits stay here.
+    let repo = work.path().join("repo");
+    let st = Command::new("cp")
+        .arg("-al")
+        .arg(base_repo())
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = repo.to_str().unwrap();
+    let v1 = run(&["--repo", r, "rev-parse", REF]).trim().to_string();
+    eprintln!("[boot] base {v1} ready after {:.0?}", t0.elapsed());
+
+    let disk = work.path().join("host.qcow2");
+    let t = Instant::now();
+    run(&[
+        "--repo",
+        r,
+        "to-disk",
+        "--ref",
+        REF,
+        "--os",
+        "debian",
+        "--size=6G",
+        &format!("--boot-tries={TRIES}"),
+        &format!("--remote-url=http://{}", vm::GUEST_SERVER),
+        "--root-ssh-authorized-keys",
+        vm::public_key().to_str().unwrap(),
+        disk.to_str().unwrap(),
+    ]);
+    eprintln!("[boot] to-disk took {:.1?}", t.elapsed());
+    let (_server, port) = serve(&repo);
+
+    // 1. UEFI (OVMF): the image boots into its deployment.
+    let mut cfg = vm::Config::new(&disk, "qcow2");
+    cfg.firmware = vm::Firmware::Uefi;
+    cfg.guestfwd_port = Some(port);
+    let uefi = vm::Vm::start(cfg.clone());
+    uefi.wait_ssh(vm::BOOT_TIMEOUT);
+    assert_eq!(booted(&uefi).0, v1);
+    assert!(uefi
+        .ok("test -d /sys/firmware/efi && echo efi")
+        .contains("efi"));
+    uefi.shutdown_timeout(Duration::from_secs(300));
+    drop(uefi);
+
+    // 2. SeaBIOS from here on.
+    cfg.firmware = vm::Firmware::Bios;
+    let v = vm::Vm::start(cfg);
+    v.wait_ssh(vm::BOOT_TIMEOUT);
+    let status = v.ok("oxtree admin status");
+    assert!(
+        status.starts_with(&format!("* debian {v1}.0")),
+        "booted deployment not marked:\n{status}"
+    );
+    v.ok("test -e /run/ostree-booted");
+    let o = v.ssh("touch /usr/oxtree-test");
+    assert!(
+        !o.success() && o.stderr.contains("Read-only"),
+        "/usr is writable: {o:?}"
+    );
+    v.ok("findmnt -n /sysroot && findmnt -n /var && test -L /boot/loader");
+    v.ok("echo kept > /var/oxtree-test && echo '# oxtree-test edit' >> /etc/issue");
+    // podman with an image loaded locally (no registry: no network).
+    copy_in(&v, &podman_image(work.path()), "/var/tmp/tiny.tar");
+    v.ok("podman import /var/tmp/tiny.tar localhost/tiny:1");
+    let hello = v.ok("podman run --rm localhost/tiny:1 /bin/busybox echo hello-from-a-container");
+    assert!(hello.contains("hello-from-a-container"), "{hello}");
+    // A container bound to systemd through Quadlet.
+    v.ok(&format!(
+        "mkdir -p /etc/containers/systemd && printf '%s' '{QUADLET}' > /etc/containers/systemd/tiny.container && systemctl daemon-reload && systemctl start tiny.service"
+    ));
+    wait_for(
+        &v,
+        "tiny.service active",
+        Duration::from_secs(300),
+        "systemctl is-active tiny.service",
+    );
+
+    // 3. Upgrade over HTTP to v2, with --reboot.
+    let v2 = derive(&repo, &v1, "2", &[]);
+    v.reboot_with("oxtree admin upgrade --reboot");
+    assert_eq!(booted(&v), (v2.clone(), "2".into()));
+    assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
+    assert!(v.ok("cat /etc/issue").contains("# oxtree-test edit"));
+    wait_for(
+        &v,
+        "tiny.service after the upgrade",
+        Duration::from_secs(300),
+        "systemctl is-active tiny.service",
+    );
+    wait_for(&v, "v2 blessed", Duration::from_secs(300), "systemctl is-active oxtree-boot-complete.service && ! grep -q oxtree_tries /boot/grub/grubenv");
+    assert_eq!(assert_whole(&v, "after upgrade"), "2");
+
+    // Rollback, with --reboot: v1 again.
+    v.reboot_with("oxtree admin rollback --reboot");
+    assert_eq!(booted(&v).0, v1);
+    assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
+
+    // A staged upgrade, finalized at shutdown by the shipped unit.
+    let staged = v.ok("oxtree admin upgrade --stage");
+    assert!(staged.contains("Staged"), "{staged}");
+    v.ok("test -e /run/ostree/staged-deployment && systemctl is-active oxtree-finalize-staged.service");
+    v.reboot_and_wait();
+    assert_eq!(booted(&v).1, "2");
+    assert!(v.ok("cat /etc/issue").contains("# oxtree-test edit"));
+    wait_for(
+        &v,
+        "staged v2 blessed",
+        Duration::from_secs(300),
+        "! grep -q oxtree_tries /boot/grub/grubenv",
+    );
+    let v2_booted = booted(&v).0;
+
+    // 5a. v3 fails its health check: back on v2 by itself.
+    let v3 = derive(
+        &repo,
+        &v2,
+        "3",
+        &[(
+            "usr/lib/oxtree/health.d/50-broken",
+            "#!/bin/sh\necho 'v3 is broken on purpose' >&2\nexit 1\n",
+            0o755,
+        )],
+    );
+    v.ok("nohup sh -c 'sleep 1; oxtree admin upgrade --reboot' > /var/tmp/upgrade.log 2>&1 &");
+    let gone = Instant::now();
+    let check = format!("grep -q {v3} /boot/oxtree/auto-rollback.json && oxtree admin status --json | grep -A3 '\"booted\"' | grep -q {v2_booted}");
+    wait_for(
+        &v,
+        "automatic rollback from v3",
+        vm::BOOT_TIMEOUT * (TRIES + 2),
+        &check,
+    );
+    eprintln!("[boot] v3 rolled back after {:.0?}", gone.elapsed());
+    let status = v.ok("oxtree admin status");
+    assert!(
+        status.contains("AutomaticRollback:") && status.contains("health check 50-broken failed"),
+        "{status}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&v.ok("oxtree admin status --json")).unwrap();
+    assert_eq!(
+        j["status"]["automaticRollback"]["failed"]["checksum"],
+        v3.as_str()
+    );
+    assert_eq!(assert_whole(&v, "after the v3 rollback"), "2");
+
+    // 5b. v4 cannot boot at all (init exits at once: kernel panic).
+    let v4 = derive(
+        &repo,
+        &v2,
+        "4",
+        &[("usr/lib/systemd/systemd", "#!/bin/sh\nexit 1\n", 0o755)],
+    );
+    v.ok("nohup sh -c 'sleep 1; oxtree admin upgrade --reboot' > /var/tmp/upgrade.log 2>&1 &");
+    let check = format!("grep -q {v4} /boot/oxtree/auto-rollback.json");
+    wait_for(
+        &v,
+        "automatic rollback from v4",
+        vm::BOOT_TIMEOUT * (TRIES + 2),
+        &check,
+    );
+    let status = v.ok("oxtree admin status");
+    assert!(
+        status.contains("never reached boot-complete.target"),
+        "{status}"
+    );
+    assert_eq!(assert_whole(&v, "after the v4 rollback"), "2");
+
+    // 6. Power cuts: during an upgrade, and during finalization at shutdown.
+    derive(&repo, &v2, "5", &[]);
+    for (i, secs) in [4u64, 15].into_iter().enumerate() {
+        v.ok("nohup oxtree admin upgrade > /var/tmp/upgrade.log 2>&1 &");
+        std::thread::sleep(Duration::from_secs(secs));
+        v.power_cut();
+        v.restart();
+        v.wait_ssh(vm::BOOT_TIMEOUT);
+        let ver = assert_whole(&v, &format!("power cut {i} during upgrade"));
+        assert!(ver == "2" || ver == "5", "booted version {ver}");
+        // Whatever was interrupted, a new upgrade completes.
+        v.ok("oxtree admin cleanup");
+    }
+    for secs in [2u64, 8] {
+        v.ok("oxtree admin upgrade --stage || true");
+        v.ssh("systemctl reboot");
+        std::thread::sleep(Duration::from_secs(secs));
+        v.power_cut();
+        v.restart();
+        v.wait_ssh(vm::BOOT_TIMEOUT);
+        let ver = assert_whole(&v, "power cut during finalization");
+        assert!(ver == "2" || ver == "5", "booted version {ver}");
+    }
+    v.shutdown_timeout(Duration::from_secs(300));
+    eprintln!("[boot] host_lifecycle took {:.0?}", t0.elapsed());
+}
