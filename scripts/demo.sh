@@ -6,7 +6,10 @@
 #   2. transport: publish it with `oxtree serve` on 127.0.0.1
 #                 (a free port), pull it into a sysroot's repo over HTTP;
 #   3. deploy:    a sysroot in ./demo/sysroot: deploy v1, upgrade to v2 from
-#                 the remote, show the /etc merge, roll back, status.
+#                 the remote, show the /etc merge, roll back, status;
+#   4. boot:      scripts/demo-boot.sh: compose examples/host.toml, to-disk,
+#                 boot it in qemu, upgrade --reboot over HTTP, rollback
+#                 --reboot (DEMO_BOOT=0 skips it).
 # The sysroot part needs root (a bare repo keeps file owners); as another
 # user it is skipped with a note. Nothing outside the folder is touched: the
 # sysroot's boot entries live in demo/sysroot/boot, not the machine's /boot.
@@ -87,4 +90,14 @@ step "rollback to v1"
 sx rollback
 sx status
 echo
-echo "demo done: repo $DEMO/repo, sysroot $S"
+echo "sysroot demo done: repo $DEMO/repo, sysroot $S"
+
+# 4. The same life on a machine: compose a real image, make a disk, boot it
+#    in qemu, upgrade and roll back inside it (skip with DEMO_BOOT=0).
+if [ "${DEMO_BOOT:-1}" != 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    OX=$OX scripts/demo-boot.sh "$DEMO"
+  else
+    echo "(the boot demo needs root: skipped)"
+  fi
+fi

@@ -252,6 +252,8 @@ fn host_lifecycle() {
     let mut cfg = vm::Config::new(&disk, "qcow2");
     cfg.firmware = vm::Firmware::Uefi;
     cfg.guestfwd_port = Some(port);
+    // Power cuts must lose only what the guest had not made durable.
+    cfg.cache = "writeback";
     let uefi = vm::Vm::start(cfg.clone());
     uefi.wait_ssh(vm::BOOT_TIMEOUT);
     assert_eq!(booted(&uefi).0, v1);

@@ -176,6 +176,10 @@ pub struct Config {
     pub smp: u32,
     /// Guest `10.0.2.100:80` connects to the host's `127.0.0.1:PORT`.
     pub guestfwd_port: Option<u16>,
+    /// qemu's disk cache mode: `unsafe` (fast; guest flushes ignored) by
+    /// default; `writeback` honours the guest's flushes, so a power cut
+    /// loses exactly what the guest had not made durable.
+    pub cache: &'static str,
     /// Anything else for qemu's command line.
     pub extra_args: Vec<String>,
 }
@@ -190,6 +194,7 @@ impl Config {
             mem_mb: 2048,
             smp: 2,
             guestfwd_port: None,
+            cache: "unsafe",
             extra_args: Vec::new(),
         }
     }
@@ -302,9 +307,10 @@ impl Vm {
             self.qmp_path().display()
         ));
         q.arg("-drive").arg(format!(
-            "file={},if=virtio,format={},cache=unsafe",
+            "file={},if=virtio,format={},cache={}",
             c.disk.display(),
-            c.format
+            c.format,
+            c.cache
         ));
         if c.firmware == Firmware::Uefi {
             q.arg("-drive").arg(format!(
@@ -604,7 +610,8 @@ impl Vm {
 
     /// Hard power cut: SIGKILL to the qemu process we started. Whatever
     /// the guest had not written to the disk image is lost (the disk is
-    /// opened with cache=unsafe, so that includes its unflushed writes).
+    /// opened with `Config::cache`; with `unsafe` that includes writes the
+    /// guest flushed).
     pub fn power_cut(&self) {
         let mut child = self.child.lock().unwrap();
         if let Some(mut c) = child.take() {

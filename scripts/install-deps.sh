@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Install what oxtree's tests and demos drive, on Debian (as root): the
+# real ostree CLI and its test suite's tools, gpg, mmdebstrap and bubblewrap
+# for compose and layering, nginx and openssl for HTTP/2, and for the VM
+# tests and the boot demo qemu-system-x86 (from bookworm-backports on
+# bookworm, to match qemu-utils there), OVMF, GRUB's BIOS and EFI images,
+# dosfstools/mtools for the ESP, the ssh client, netcat and busybox-static.
+# Installs only what is missing; does nothing when all is there.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ostree || need+=(ostree)
+have getfattr || need+=(attr)
+have tar || need+=(tar)
+have gpg || need+=(gnupg)
+have gpgconf || need+=(gpgconf)
+have python3 || need+=(python3)
+have unshare || need+=(util-linux)
+have sfdisk || need+=(fdisk)
+have mkfs.ext4 || need+=(e2fsprogs)
+have mmdebstrap || need+=(mmdebstrap)
+have bwrap || need+=(bubblewrap)
+have lsinitramfs || need+=(initramfs-tools-core)
+have openssl || need+=(openssl)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+have ssh || need+=(openssh-client)
+have nc || need+=(netcat-openbsd)
+have grub-mkimage || need+=(grub-common)
+[ -f /usr/lib/grub/i386-pc/boot.img ] || need+=(grub-pc-bin)
+[ -d /usr/lib/grub/x86_64-efi ] || need+=(grub-efi-amd64-bin)
+have mkfs.fat || need+=(dosfstools)
+have mcopy || need+=(mtools)
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
+need_bpo=()
+have qemu-system-x86_64 || need_bpo+=(qemu-system-x86)
+have qemu-img || need_bpo+=(qemu-utils)
+[ ${#need[@]} -eq 0 ] && [ ${#need_bpo[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "missing: ${need[*]} ${need_bpo[*]} (run as root or install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+has_bpo() { grep -rqs -- '-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; }
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+if [ ${#need_bpo[@]} -gt 0 ] && [ "$codename" = bookworm ] && ! has_bpo; then
+  # The same mirror as the system's own Debian entry, with backports.
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  if [ -n "$uri" ]; then
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$uri" >/etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+fi
+apt-get update -qq
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ${#need_bpo[@]} -gt 0 ]; then
+  if has_bpo; then
+    apt-get install -y -qq -t "$codename-backports" "${need_bpo[@]}" >/dev/null
+  else
+    apt-get install -y -qq "${need_bpo[@]}" >/dev/null
+  fi
+fi
