@@ -344,7 +344,9 @@ fn host_lifecycle() {
     );
     v.ok("nohup sh -c 'sleep 1; oxtree admin upgrade --reboot' > /var/tmp/upgrade.log 2>&1 &");
     let gone = Instant::now();
-    let check = format!("grep -q {v3} /boot/oxtree/auto-rollback.json && oxtree admin status --json | grep -A3 '\"booted\"' | grep -q {v2_booted}");
+    let check = format!(
+        "grep -q {v3} /boot/oxtree/auto-rollback.json && oxtree admin status --json | tr -d ' \\n' | grep -q '\"booted\":{{[^}}]*\"checksum\":\"{v2_booted}\"'"
+    );
     wait_for(
         &v,
         "automatic rollback from v3",
