@@ -370,6 +370,18 @@ impl Vm {
             "starting {:?}",
             cmd.get_args().collect::<Vec<_>>().join(" ".as_ref())
         ));
+        // If the test process dies without dropping the Vm (killed, or a
+        // signal), qemu goes with it instead of running on.
+        // SAFETY: the closure only makes one async-signal-safe syscall.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
         *self.started.lock().unwrap() = Instant::now();
         *child = Some(cmd.spawn().expect("starting qemu-system-x86_64"));
         drop(child);
