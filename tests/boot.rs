@@ -205,6 +205,72 @@ fn copy_in(v: &vm::Vm, file: &Path, dest: &str) {
     assert!(out.status.success(), "copying {} in", file.display());
 }
 
+/// A flat apt repository in `dir` (served with the ostree repository, as
+/// `http://10.0.2.100/apt`) holding trixie's nano, downloaded on the host
+/// from the host's own Debian mirror: the guest reaches nothing else.
+fn apt_repo_with_nano(dir: &Path) {
+    let uri = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("URIs:"))
+                .map(|u| u.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .or_else(|| {
+            std::fs::read_to_string("/etc/apt/sources.list")
+                .ok()
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        (f.len() > 2 && f[0] == "deb" && !f[1].starts_with('['))
+                            .then(|| f[1].to_string())
+                    })
+                })
+        })
+        .expect("no Debian mirror in the host's apt sources");
+    let state = dir.join("state");
+    for d in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(state.join(d)).unwrap();
+    }
+    let list = state.join("sources.list");
+    std::fs::write(
+        &list,
+        format!(
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {uri} trixie main\n"
+        ),
+    )
+    .unwrap();
+    let apt = |args: &[&str]| {
+        let out = Command::new("apt-get")
+            .arg(format!("-oDir::Etc::SourceList={}", list.display()))
+            .arg("-oDir::Etc::SourceParts=/dev/null")
+            .arg(format!(
+                "-oDir::State::Lists={}",
+                state.join("lists").display()
+            ))
+            .arg(format!("-oDir::Cache={}", state.join("cache").display()))
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "apt-get {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    apt(&["-qq", "update"]);
+    apt(&["-qq", "download", "nano"]);
+    std::fs::remove_dir_all(&state).unwrap();
+    let out = Command::new("dpkg-scanpackages")
+        .args(["-m", "."])
+        .current_dir(dir)
+        .output()
+        .expect("dpkg-scanpackages (dpkg-dev)");
+    assert!(out.status.success());
+    std::fs::write(dir.join("Packages"), out.stdout).unwrap();
+}
+
 const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
 
 #[test]
@@ -411,6 +477,29 @@ fn host_lifecycle() {
         let ver = assert_whole(&v, "power cut during finalization");
         assert!(ver == "2" || ver == "5", "booted version {ver}");
     }
+    // 4. Package layering in the guest: nano from the test's own apt
+    //    repository, there after a reboot and after the next upgrade.
+    apt_repo_with_nano(&repo.join("apt"));
+    v.ok(&format!(
+        "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] http://{}/apt ./' > /etc/apt/sources.list.d/oxtree-test.list",
+        vm::GUEST_SERVER
+    ));
+    let t = Instant::now();
+    let layered = v.ok("oxtree install nano");
+    eprintln!("[boot] install nano took {:.0?}", t.elapsed());
+    assert!(layered.contains("Added: nano"), "{layered}");
+    v.reboot_and_wait();
+    v.ok("nano --version");
+    assert!(v
+        .ok("oxtree admin status")
+        .contains("LayeredPackages: nano"));
+    let v6 = derive(&repo, &v2, "6", &[]);
+    v.reboot_with("oxtree admin upgrade --reboot");
+    let status = v.ok("oxtree admin status");
+    assert!(status.contains(&format!("BaseCommit: {v6}")), "{status}");
+    v.ok("nano --version");
+    assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
+
     v.shutdown_timeout(Duration::from_secs(300));
     eprintln!("[boot] host_lifecycle took {:.0?}", t0.elapsed());
 }
