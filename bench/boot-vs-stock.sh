@@ -94,7 +94,7 @@ boot_once() {
   qemu_pid=$!
   local ready=- ssh_t=
   while :; do
-    if [ "$ready" = - ] && grep -aq OXTREE-BOOT-READY "$d/serial.log" 2>/dev/null; then
+    if [ "$ready" = - ] && grep -aq "$marker" "$d/serial.log" 2>/dev/null; then
       ready=$(echo "$(now) - $t0" | bc)
     fi
     if [ -z "$ssh_t" ] && timeout 15 ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no \
@@ -102,9 +102,9 @@ boot_once() {
       -o ConnectTimeout=10 -o LogLevel=QUIET root@127.0.0.1 true </dev/null; then
       ssh_t=$(echo "$(now) - $t0" | bc)
     fi
-    if [ -n "$ssh_t" ] && { [ "$ready" != - ] || grep -aq OXTREE-BOOT-READY "$d/serial.log" ||
+    if [ -n "$ssh_t" ] && { [ "$ready" != - ] || grep -aq "$marker" "$d/serial.log" ||
       [ "$(echo "$(now) - $t0 > $ssh_t + 30" | bc)" = 1 ]; }; then
-      [ "$ready" = - ] && grep -aq OXTREE-BOOT-READY "$d/serial.log" && ready=$(echo "$(now) - $t0" | bc)
+      [ "$ready" = - ] && grep -aq "$marker" "$d/serial.log" && ready=$(echo "$(now) - $t0" | bc)
       break
     fi
     if ! kill -0 "$qemu_pid" 2>/dev/null || [ "$(echo "$(now) - $t0 > $TIMEOUT" | bc)" = 1 ]; then
@@ -121,7 +121,13 @@ boot_once() {
   echo "$ready $(printf '%.1f' "$ssh_t")"
 }
 
+# What "ready" is on the serial console: the stock image's marker unit,
+# or, for an oxtree image, systemd reaching boot-complete.target (after
+# oxtree's health checks), printed as "Boot Completion Check".
+marker=OXTREE-BOOT-READY
+
 boot_stock() {
+  marker=OXTREE-BOOT-READY
   boot_once stock "$stock/disk.img" raw \
     -kernel "$stock/vmlinuz" -initrd "$stock/initrd.img" -append "root=/dev/vda rw console=ttyS0"
 }
@@ -136,6 +142,7 @@ boot_oxtree_image() {
     fw=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
       -drive "if=pflash,format=raw,unit=1,file=$scratch/OVMF_VARS.fd")
   fi
+  marker="Boot Completion Check"
   boot_once oxtree "$disk" "$fmt" "${fw[@]}"
 }
 
