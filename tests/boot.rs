@@ -268,7 +268,23 @@ fn apt_repo_with_nano(dir: &Path) {
         .output()
         .expect("dpkg-scanpackages (dpkg-dev)");
     assert!(out.status.success());
-    std::fs::write(dir.join("Packages"), out.stdout).unwrap();
+    let packages = out.stdout;
+    std::fs::write(dir.join("Packages"), &packages).unwrap();
+    // A Release file (apt refuses a repository without one); unsigned,
+    // which `[trusted=yes]` in the guest's source accepts.
+    let out = Command::new("sha256sum")
+        .arg(dir.join("Packages"))
+        .output()
+        .unwrap();
+    let hash = String::from_utf8_lossy(&out.stdout)[..64].to_string();
+    std::fs::write(
+        dir.join("Release"),
+        format!(
+            "Origin: oxtree-test\nLabel: oxtree-test\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {hash} {} Packages\n",
+            packages.len()
+        ),
+    )
+    .unwrap();
 }
 
 const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
