@@ -451,12 +451,24 @@ fn freeze_thaw(boot: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Put `src` (a deployment's kernel or initramfs) into /boot as `name`:
+/// a hardlink when /boot is on the deployment's filesystem, as ostree
+/// does (the file is a repository object, never changed in place), else
+/// a copy; either appears by one rename.
 fn copy_file(
     src_dir: BorrowedFd<'_>,
     src: &str,
     dst_dir: BorrowedFd<'_>,
     name: &str,
 ) -> Result<()> {
+    let tmp = fsutil::temp_name(".oxtree-k-");
+    if fs::linkat(src_dir, src, dst_dir, tmp.as_str(), fs::AtFlags::empty()).is_ok() {
+        let r = fs::renameat(dst_dir, tmp.as_str(), dst_dir, name);
+        if r.is_err() {
+            let _ = fs::unlinkat(dst_dir, tmp.as_str(), fs::AtFlags::empty());
+        }
+        return r.ctx(|| format!("linking {src} into /boot ({name})"));
+    }
     let sfd = fs::openat(
         src_dir,
         src,
@@ -464,7 +476,6 @@ fn copy_file(
         Mode::empty(),
     )
     .ctx(|| format!("opening {src}"))?;
-    let tmp = fsutil::temp_name(".oxtree-k-");
     let dfd = fs::openat(
         dst_dir,
         tmp.as_str(),
