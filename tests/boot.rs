@@ -205,16 +205,18 @@ fn copy_in(v: &vm::Vm, file: &Path, dest: &str) {
     assert!(out.status.success(), "copying {} in", file.display());
 }
 
-/// A flat apt repository in `dir` (served with the ostree repository, as
-/// `http://10.0.2.100/apt`) holding trixie's nano, downloaded on the host
-/// from the host's own Debian mirror: the guest reaches nothing else.
+/// An apt repository in `dir` (served with the ostree repository, as
+/// `http://10.0.2.100/apt trixie main`) holding trixie's nano, downloaded
+/// on the host from the host's own Debian mirror: the guest reaches
+/// nothing else. (`oxtree serve` refuses `.` path components, so not a
+/// flat `./` repository.)
 fn apt_repo_with_nano(dir: &Path) {
     let uri = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
         .ok()
         .and_then(|t| {
             t.lines()
                 .find_map(|l| l.strip_prefix("URIs:"))
-                .map(|u| u.split_whitespace().next().unwrap_or("").to_string())
+                .and_then(|u| u.split_whitespace().next().map(str::to_string))
         })
         .or_else(|| {
             std::fs::read_to_string("/etc/apt/sources.list")
@@ -228,11 +230,11 @@ fn apt_repo_with_nano(dir: &Path) {
                 })
         })
         .expect("no Debian mirror in the host's apt sources");
-    let state = dir.join("state");
+    let state = tempfile::tempdir().unwrap();
     for d in ["lists/partial", "cache/archives/partial"] {
-        std::fs::create_dir_all(state.join(d)).unwrap();
+        std::fs::create_dir_all(state.path().join(d)).unwrap();
     }
-    let list = state.join("sources.list");
+    let list = state.path().join("sources.list");
     std::fs::write(
         &list,
         format!(
@@ -240,17 +242,22 @@ fn apt_repo_with_nano(dir: &Path) {
         ),
     )
     .unwrap();
+    let pool = dir.join("pool");
+    std::fs::create_dir_all(&pool).unwrap();
     let apt = |args: &[&str]| {
         let out = Command::new("apt-get")
             .arg(format!("-oDir::Etc::SourceList={}", list.display()))
             .arg("-oDir::Etc::SourceParts=/dev/null")
             .arg(format!(
                 "-oDir::State::Lists={}",
-                state.join("lists").display()
+                state.path().join("lists").display()
             ))
-            .arg(format!("-oDir::Cache={}", state.join("cache").display()))
+            .arg(format!(
+                "-oDir::Cache={}",
+                state.path().join("cache").display()
+            ))
             .args(args)
-            .current_dir(dir)
+            .current_dir(&pool)
             .output()
             .unwrap();
         assert!(
@@ -261,26 +268,26 @@ fn apt_repo_with_nano(dir: &Path) {
     };
     apt(&["-qq", "update"]);
     apt(&["-qq", "download", "nano"]);
-    std::fs::remove_dir_all(&state).unwrap();
     let out = Command::new("dpkg-scanpackages")
-        .args(["-m", "."])
+        .args(["-m", "pool"])
         .current_dir(dir)
         .output()
         .expect("dpkg-scanpackages (dpkg-dev)");
     assert!(out.status.success());
     let packages = out.stdout;
-    std::fs::write(dir.join("Packages"), &packages).unwrap();
-    // A Release file (apt refuses a repository without one); unsigned,
-    // which `[trusted=yes]` in the guest's source accepts.
+    let bin = dir.join("dists/trixie/main/binary-amd64");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("Packages"), &packages).unwrap();
+    // An unsigned Release, which `[trusted=yes]` in the guest accepts.
     let out = Command::new("sha256sum")
-        .arg(dir.join("Packages"))
+        .arg(bin.join("Packages"))
         .output()
         .unwrap();
     let hash = String::from_utf8_lossy(&out.stdout)[..64].to_string();
     std::fs::write(
-        dir.join("Release"),
+        dir.join("dists/trixie/Release"),
         format!(
-            "Origin: oxtree-test\nLabel: oxtree-test\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {hash} {} Packages\n",
+            "Origin: oxtree-test\nLabel: oxtree-test\nSuite: trixie\nCodename: trixie\nComponents: main\nArchitectures: amd64\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {hash} {} main/binary-amd64/Packages\n",
             packages.len()
         ),
     )
@@ -497,7 +504,7 @@ fn host_lifecycle() {
     //    repository, there after a reboot and after the next upgrade.
     apt_repo_with_nano(&repo.join("apt"));
     v.ok(&format!(
-        "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] http://{}/apt ./' > /etc/apt/sources.list.d/oxtree-test.list",
+        "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] http://{}/apt trixie main' > /etc/apt/sources.list.d/oxtree-test.list",
         vm::GUEST_SERVER
     ));
     let t = Instant::now();
