@@ -23,6 +23,7 @@
 //! the configuration can `insmod` more.
 
 use super::gpt::{Extent, SECTOR};
+use super::run;
 use crate::error::{IoContext, Result, SysrootError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -64,17 +65,6 @@ pub fn module_dir(deployment: &Path, platform: &str) -> Option<PathBuf> {
 /// The embedded config of a core image: find the root by UUID.
 pub fn early_config(root_uuid: &str) -> String {
     format!("search --no-floppy --fs-uuid --set=root {root_uuid}\nset prefix=($root)/boot/grub\n")
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().ctx(|| format!("running {what}"))?;
-    if !out.status.success() {
-        return Err(SysrootError::Invalid(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 /// Build a core image for `platform` into `out`.

@@ -71,6 +71,7 @@ impl Drop for TempFile {
     }
 }
 
+/// Run a tool; its stderr becomes the error.
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let out = cmd.output().ctx(|| format!("running {what}"))?;
     if !out.status.success() {
