@@ -79,13 +79,14 @@ pub fn boot_failed(s: &Sysroot, reboot: bool) -> Result<()> {
     }
     if reboot {
         eprintln!("Health check failed: rebooting");
-        let st = std::process::Command::new("systemctl")
-            .arg("reboot")
-            .status()
-            .context("running systemctl reboot")?;
-        if !st.success() {
-            bail!("systemctl reboot failed ({st})");
-        }
+        // The same hook as every --reboot: systemctl reboot, or
+        // $OXTREE_REBOOT_COMMAND.
+        use oxtree_host::Reboot;
+        let hook: Box<dyn Reboot> = match std::env::var("OXTREE_REBOOT_COMMAND") {
+            Ok(c) if !c.is_empty() => Box::new(oxtree_host::CommandReboot(c)),
+            _ => Box::new(oxtree_host::SystemctlReboot),
+        };
+        hook.reboot().context("rebooting")?;
     }
     Ok(())
 }
