@@ -14,7 +14,7 @@
 mod fixture;
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared, CHECK_ENTRIES_SH};
+use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};
 use oxtree_object::Metadata;
 use std::process::Command;
 
@@ -108,11 +108,9 @@ fn install_upgrade_override_uninstall() {
         r#"
 set -u
 OX={ox}; D={d}; S={d}/mnt; R={d}/run; B={bases}
-mkdir -p $S $R
-truncate -s 6G $D/img && mkfs.ext4 -q $D/img || exit 90
-mount -o loop $D/img $S || exit 91
-trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
-{CHECK_ENTRIES_SH}
+mkdir -p $R
+{LOOP_MOUNT_SH}{CHECK_ENTRIES_SH}
+loop_mount $S 6G
 dep0() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import json,sys; d=[x for x in json.load(sys.stdin)["deployments"] if x["index"] == 0][0]; print(d["checksum"]+"."+str(d["serial"]))'; }}
 root0() {{ echo $S/ostree/deploy/debian/deploy/$(dep0); }}
 snapshot() {{ $OX admin status --sysroot=$S --run-dir=$R; ls $S/ostree/deploy/debian/deploy; readlink $S/boot/loader; }}

@@ -8,40 +8,18 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared, CHECK_ENTRIES_SH};
+use ns::{run_unshared, sysroot_preamble};
 
 /// Run `body` with `$OX`, `$S` (a fresh sysroot mount point), `$D`
 /// (scratch), `$T` (the fake OS tree) and helpers defined; returns stdout.
 fn run(body: &str) -> String {
-    require("ostree");
-    require("unshare");
-    require("mkfs.ext4");
-    let ox = env!("CARGO_BIN_EXE_oxtree");
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-sysroot-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let d = scratch.path().display();
-    let script = format!(
-        r#"
-set -u
-OX={ox}; D={d}; S={d}/mnt; T={d}/tree
-mkdir -p $S
-truncate -s 1G $D/img && mkfs.ext4 -q $D/img || exit 90
-mount -o loop $D/img $S || exit 91
-trap 'cd /; umount $S/boot 2>/dev/null; umount $S' EXIT
-mkdir -p $T/usr/lib/modules/5.10.0-test $T/usr/etc $T/usr/bin
-echo kernel-bytes > $T/usr/lib/modules/5.10.0-test/vmlinuz
-echo initramfs-bytes > $T/usr/lib/modules/5.10.0-test/initramfs.img
-printf 'NAME=Fake\nPRETTY_NAME="Fake OS 1"\n' > $T/usr/etc/os-release
-echo root:x:0:0 > $T/usr/etc/passwd; echo host > $T/usr/etc/hostname
-echo '#!/bin/sh' > $T/usr/bin/x; chmod 755 $T/usr/bin/x
+    let (_scratch, pre) = sysroot_preamble("oxtree-sysroot-", "1G");
+    run_unshared(&format!(
+        r#"{pre}
 commit() {{ $OX --repo=$S/ostree/repo commit -b fakeos/main --add-metadata-string=version=$1 ${{2:-$T}} >/dev/null || exit 92; }}
-{CHECK_ENTRIES_SH}
 {body}
 "#
-    );
-    run_unshared(&script)
+    ))
 }
 
 /// Text between `== name` and the next `==` marker.

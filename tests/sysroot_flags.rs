@@ -10,7 +10,7 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared};
+use ns::{require, run_unshared, FAKE_TREE_SH, LOOP_MOUNT_SH};
 
 /// Run `scenario` (a shell function body using `$X` = the tool and `$S` =
 /// its sysroot) once with ostree and once with oxtree, each on a fresh
@@ -31,18 +31,9 @@ fn both(scenario: &str, after: &str) -> (String, String, String) {
         r#"
 set -u
 OX={ox}; D={d}; T={d}/tree; S1={d}/s1; S2={d}/s2
-trap 'cd /; umount $S1 2>/dev/null; umount $S2 2>/dev/null' EXIT
-for s in $S1 $S2; do
-  mkdir -p $s; truncate -s 1G $s.img && mkfs.ext4 -q $s.img || exit 90
-  mount -o loop $s.img $s || exit 91
-  [ "$(stat -c %d $s)" != "$(stat -c %d /)" ] || exit 91
-done
-mkdir -p $T/usr/lib/modules/5.10.0-test $T/usr/etc $T/usr/bin $T/var
-echo kernel-bytes > $T/usr/lib/modules/5.10.0-test/vmlinuz
-echo initramfs-bytes > $T/usr/lib/modules/5.10.0-test/initramfs.img
-printf 'NAME=Fake\nPRETTY_NAME="Fake OS 1"\n' > $T/usr/etc/os-release
-echo root:x:0:0 > $T/usr/etc/passwd
-echo '#!/bin/sh' > $T/usr/bin/x; chmod 755 $T/usr/bin/x
+{LOOP_MOUNT_SH}{FAKE_TREE_SH}
+loop_mount $S1 1G; loop_mount $S2 1G
+fake_tree $T
 # Same commit bytes for both tools: fixed timestamp, same tree.
 commit() {{ $OX --repo=$S/ostree/repo commit -b ${{3:-fakeos/main}} --timestamp=$2 --add-metadata-string=version=$1 $T >/dev/null || exit 92; }}
 setup() {{ $X admin init-fs $S >/dev/null && $X admin os-init --sysroot=$S fakeos >/dev/null || exit 93; }}

@@ -9,44 +9,22 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared, CHECK_ENTRIES_SH};
+use ns::{run_unshared, sysroot_preamble};
 
 /// Run `body` with `$OX`, `$S` (sysroot mount point), `$D` (scratch), `$R`
 /// (run dir), `$T` (the fake OS tree) and helpers defined; returns stdout.
 fn run(body: &str) -> String {
-    for b in ["ostree", "unshare", "mkfs.ext4", "mount", "umount"] {
-        require(b);
-    }
-    let ox = env!("CARGO_BIN_EXE_oxtree");
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-lifecycle-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let d = scratch.path().display();
-    let script = format!(
-        r#"
-set -u
-OX={ox}; D={d}; S={d}/mnt; T={d}/tree; R={d}/run
-mkdir -p $S $R
-truncate -s 1G $D/img && mkfs.ext4 -q $D/img || exit 90
-mount -o loop $D/img $S || exit 91
-trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
-mkdir -p $T/usr/lib/modules/5.10.0-test $T/usr/etc $T/usr/bin $T/var $T/sysroot
-echo kernel-bytes > $T/usr/lib/modules/5.10.0-test/vmlinuz
-echo initramfs-bytes > $T/usr/lib/modules/5.10.0-test/initramfs.img
-printf 'NAME=Fake\nPRETTY_NAME="Fake OS 1"\n' > $T/usr/etc/os-release
-echo root:x:0:0 > $T/usr/etc/passwd; echo host > $T/usr/etc/hostname
-echo '#!/bin/sh' > $T/usr/bin/x; chmod 755 $T/usr/bin/x
+    let (_scratch, pre) = sysroot_preamble("oxtree-lifecycle-", "1G");
+    let stdout = run_unshared(&format!(
+        r#"{pre}
 commit() {{ $OX --repo=$S/ostree/repo commit -b ${{3:-fakeos/main}} --add-metadata-string=version=$1 ${{2:-$T}} >/dev/null || exit 92; }}
 setup() {{ $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 93; }}
 ver() {{ ostree admin status --sysroot=$S | sed -n 's/    Version: //p' | tr '\n' ' '; echo; }}
 same() {{ [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo "same $1" || {{ echo "differs $1"; $OX admin status --sysroot=$S --run-dir=$R; ostree admin status --sysroot=$S; }}; }}
 dep() {{ ls -d $S/ostree/deploy/fakeos/deploy/*.$1 | head -1; }}
-{CHECK_ENTRIES_SH}
 {body}
 "#
-    );
-    let stdout = run_unshared(&script);
+    ));
     assert!(!stdout.contains("differs "), "{stdout}");
     stdout
 }

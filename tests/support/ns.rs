@@ -46,3 +46,54 @@ check_entries() {
   echo "entries_ok $1"
 }
 "#;
+
+/// Shell function `loop_mount DIR SIZE`: a fresh ext4 image `DIR.img` of
+/// SIZE, loop-mounted on DIR (checked to be a mount of its own), and
+/// unmounted when the script exits. Every sysroot lives on one: ostree
+/// freezes the filesystem that holds a sysroot's /boot, and the machine's
+/// own must never be it.
+pub const LOOP_MOUNT_SH: &str = r#"
+_loop_mounts=""
+loop_mount() {
+  mkdir -p "$1" && truncate -s "$2" "$1.img" && mkfs.ext4 -q "$1.img" || exit 90
+  mount -o loop "$1.img" "$1" || exit 91
+  [ "$(stat -c %d "$1")" != "$(stat -c %d /)" ] || exit 91
+  _loop_mounts="$1 $_loop_mounts"
+  trap 'cd /; for m in $_loop_mounts; do umount -R $m 2>/dev/null || umount -l $m 2>/dev/null; done' EXIT
+}
+"#;
+
+/// Shell function `fake_tree DIR`: a tiny deployable OS tree (a kernel and
+/// initramfs in usr/lib/modules, os-release, passwd and hostname in
+/// usr/etc, one executable).
+pub const FAKE_TREE_SH: &str = r#"
+fake_tree() {
+  mkdir -p $1/usr/lib/modules/5.10.0-test $1/usr/etc $1/usr/bin $1/var $1/sysroot
+  echo kernel-bytes > $1/usr/lib/modules/5.10.0-test/vmlinuz
+  echo initramfs-bytes > $1/usr/lib/modules/5.10.0-test/initramfs.img
+  printf 'NAME=Fake\nPRETTY_NAME="Fake OS 1"\n' > $1/usr/etc/os-release
+  echo root:x:0:0 > $1/usr/etc/passwd; echo host > $1/usr/etc/hostname
+  echo '#!/bin/sh' > $1/usr/bin/x; chmod 755 $1/usr/bin/x
+}
+"#;
+
+/// A scratch directory under /var/tmp (removed on drop) and the preamble
+/// the sysroot tests share: `$OX` (oxtree), `$D` (the scratch dir), `$S`
+/// (a fresh sysroot on a loop-mounted ext4 image of `size`), `$T` (the
+/// fake OS tree, built), `$R` (a run dir for `--run-dir`), and the shell
+/// functions above plus `check_entries`. Tools it needs are required.
+pub fn sysroot_preamble(prefix: &str, size: &str) -> (tempfile::TempDir, String) {
+    for b in ["ostree", "unshare", "mkfs.ext4", "mount", "umount"] {
+        require(b);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let preamble = format!(
+        "set -u\nOX={ox}; D={d}; S={d}/mnt; T={d}/tree; R={d}/run\nmkdir -p $R\n{LOOP_MOUNT_SH}{FAKE_TREE_SH}{CHECK_ENTRIES_SH}loop_mount $S {size}\nfake_tree $T\n",
+        ox = env!("CARGO_BIN_EXE_oxtree"),
+        d = scratch.path().display(),
+    );
+    (scratch, preamble)
+}
