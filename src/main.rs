@@ -83,24 +83,13 @@ enum Command {
     Override(commands::layer::OverrideArgs),
     /// Early boot: make the deployment named by ostree= on the kernel
     /// command line the new root (for the initramfs)
-    PrepareRoot(PrepareRootCmd),
+    PrepareRoot(commands::prepare_root::Cmd),
     /// Compose OS commits from Debian packages
     Compose(commands::compose::Args),
     /// Query the Debian packages of composed commits
     Db(commands::db::Args),
     /// Install a commit to a disk or image file that boots (BIOS and UEFI)
     ToDisk(commands::to_disk::Args),
-}
-
-/// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
-/// name the initramfs unit uses.
-#[derive(clap::Args)]
-struct PrepareRootCmd {
-    /// The physical root filesystem, mounted by the initramfs
-    #[arg(long, default_value = "/sysroot")]
-    sysroot: PathBuf,
-    #[command(flatten)]
-    args: commands::admin::PrepareRootArgs,
 }
 
 fn main() {
@@ -141,7 +130,7 @@ fn main() {
         Command::Install(a) => commands::layer::install(a),
         Command::Uninstall(a) => commands::layer::uninstall(a),
         Command::Override(a) => commands::layer::override_(a),
-        Command::PrepareRoot(p) => commands::admin::prepare_root(p.args, &p.sysroot),
+        Command::PrepareRoot(p) => commands::prepare_root::run(p.args, &p.sysroot),
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),

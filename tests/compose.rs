@@ -208,7 +208,7 @@ kernel-args = ["quiet", "console=ttyS0"]
     let v = ok(ostree(&repo).args(["show", "--print-metadata-key=version", &csum]));
     assert_eq!(v.trim(), "'2.0'");
 
-    // The initramfs runs oxtree prepare-root.
+    // The initramfs runs the small oxtree-prepare-root, not all of oxtree.
     let initrd = d.path().join("initramfs.img");
     let data = run(ostree(&repo).args([
         "cat",
@@ -219,8 +219,12 @@ kernel-args = ["quiet", "console=ttyS0"]
     std::fs::write(&initrd, data).unwrap();
     let list = ok(Command::new("lsinitramfs").arg(&initrd));
     assert!(
-        list.lines().any(|l| l == "usr/bin/oxtree"),
-        "no oxtree in initramfs"
+        list.lines().any(|l| l == "usr/bin/oxtree-prepare-root"),
+        "no oxtree-prepare-root in initramfs"
+    );
+    assert!(
+        !list.lines().any(|l| l == "usr/bin/oxtree"),
+        "the whole oxtree binary is in the initramfs"
     );
     assert!(
         list.lines().any(|l| l == "scripts/init-bottom/oxtree"),

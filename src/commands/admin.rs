@@ -99,7 +99,7 @@ enum Cmd {
         deployment: Option<usize>,
     },
     /// Early boot: set up the deployment named by ostree= as the new root
-    PrepareRoot(PrepareRootArgs),
+    PrepareRoot(crate::commands::prepare_root::Args),
     /// Run the health checks of /usr/lib/oxtree/health.d and /etc/oxtree/health.d
     HealthCheck,
     /// The boot reached boot-complete.target: bless it, or make an
@@ -215,46 +215,6 @@ enum KargsCmd {
         #[arg(long, default_value_t = 0)]
         deployment: usize,
     },
-}
-
-/// `prepare-root`: see `oxtree_sysroot::prepare_root`.
-#[derive(clap::Args)]
-pub struct PrepareRootArgs {
-    /// Kernel command line to use instead of /proc/cmdline
-    #[arg(long, value_name = "STRING", conflicts_with = "cmdline_file")]
-    cmdline: Option<String>,
-    /// Read the kernel command line from FILE
-    #[arg(long, value_name = "FILE")]
-    cmdline_file: Option<PathBuf>,
-    /// Move the prepared deployment onto the sysroot mount point
-    #[arg(long)]
-    switch_root: bool,
-}
-
-/// Run `prepare-root` against the physical root mounted at `root` (also
-/// meant for a top-level `oxtree prepare-root`).
-pub fn prepare_root(a: PrepareRootArgs, root: &Path) -> Result<()> {
-    let cmdline = match (&a.cmdline, &a.cmdline_file) {
-        (Some(c), _) => c.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
-        }
-        (None, None) => {
-            std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?
-        }
-    };
-    let r = oxtree_sysroot::prepare_root::prepare_root(root, &cmdline, a.switch_root)?;
-    println!(
-        "Resolved {} to deployment {}{}",
-        oxtree_sysroot::prepare_root::ostree_arg(&cmdline)?,
-        r.deployment.display(),
-        if r.hotfix {
-            " (hotfix overlay on /usr)"
-        } else {
-            ""
-        }
-    );
-    Ok(())
 }
 
 fn write_line(w: &WriteReport) {
@@ -590,7 +550,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             } else {
                 sr
             };
-            prepare_root(p, root)?
+            crate::commands::prepare_root::run(p, root)?
         }
         Cmd::HealthCheck => crate::commands::boot_health::health_check(sr, Path::new("/"))?,
         Cmd::BootComplete => crate::commands::boot_health::boot_complete(&mut open(sr, rn)?)?,

@@ -17,6 +17,7 @@ pub mod init;
 pub mod layer;
 pub mod log;
 pub mod ls;
+pub mod prepare_root;
 pub mod prune;
 pub mod pull;
 pub mod pull_local;

@@ -7,9 +7,11 @@
 //!    private mount namespace) and `INITRD=No` so kernel packages do not
 //!    build an initramfs that would be thrown away;
 //! 2. the running oxtree binary (without debug information) goes to
-//!    `usr/bin/oxtree`, with an
-//!    initramfs-tools hook (copies it in) and an `init-bottom` script (runs
-//!    `oxtree prepare-root --sysroot $rootmnt --switch-root` when the kernel
+//!    `usr/bin/oxtree`, and the small `oxtree-prepare-root` built beside it
+//!    to `usr/lib/oxtree/`, with an initramfs-tools hook (copies only the
+//!    small one in: the boot loader reads and the kernel unpacks every byte
+//!    of the initramfs on every boot) and an `init-bottom` script (runs
+//!    `oxtree-prepare-root --sysroot $rootmnt --switch-root` when the kernel
 //!    command line names an ostree deployment);
 //! 3. `add-files`, `kernel-args` (`usr/lib/oxtree/kargs`), then the
 //!    `postprocess` script in the sandbox;
@@ -70,6 +72,9 @@ pub struct ComposeOptions {
     pub workdir: PathBuf,
     /// The oxtree binary to put in the image.
     pub oxtree_binary: PathBuf,
+    /// The `oxtree-prepare-root` binary for the initramfs (by default the
+    /// one beside `oxtree_binary`).
+    pub prepare_root_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: build epoch and commit timestamp.
     pub source_date_epoch: Option<u64>,
 }
@@ -79,6 +84,7 @@ impl ComposeOptions {
         ComposeOptions {
             cachedir: None,
             workdir: PathBuf::from("/var/tmp"),
+            prepare_root_binary: oxtree_binary.with_file_name(PREPARE_ROOT),
             oxtree_binary,
             source_date_epoch: None,
         }
@@ -119,6 +125,13 @@ pub fn compose_tree(
     write_mode(r, "usr/bin/oxtree", &exe, 0o755)?;
     let kernel = boot_kernel(r)?;
     if kernel.is_some() {
+        if !opts.prepare_root_binary.is_file() {
+            return Err(ComposeError::MissingPrepareRoot {
+                path: opts.prepare_root_binary.display().to_string(),
+            });
+        }
+        let pr = image_binary(&opts.prepare_root_binary, &work.path)?;
+        write_mode(r, &format!("usr/lib/oxtree/{PREPARE_ROOT}"), &pr, 0o755)?;
         write_mode(
             r,
             "usr/share/initramfs-tools/hooks/oxtree",
@@ -206,13 +219,16 @@ pub fn compose_tree(
     Ok(result)
 }
 
+/// The initramfs's binary, built beside `oxtree` (src/bin/).
+const PREPARE_ROOT: &str = "oxtree-prepare-root";
+
 const INITRAMFS_HOOK: &str = r#"#!/bin/sh
-# Installed by oxtree compose: put oxtree in the initramfs for prepare-root.
+# Installed by oxtree compose: put oxtree-prepare-root in the initramfs.
 PREREQ=""
 prereqs() { echo "$PREREQ"; }
 case "$1" in prereqs) prereqs; exit 0 ;; esac
 . /usr/share/initramfs-tools/hook-functions
-copy_exec /usr/bin/oxtree /usr/bin
+copy_exec /usr/lib/oxtree/oxtree-prepare-root /usr/bin
 "#;
 
 const INITRAMFS_SCRIPT: &str = r#"#!/bin/sh
@@ -226,7 +242,7 @@ read -r cmdline < /proc/cmdline
 case " $cmdline " in *" ostree="*) ;; *) exit 0 ;; esac
 . /scripts/functions
 log_begin_msg "oxtree: preparing the deployment root"
-/usr/bin/oxtree prepare-root --sysroot "${rootmnt}" --switch-root || panic "oxtree prepare-root failed"
+/usr/bin/oxtree-prepare-root --sysroot "${rootmnt}" --switch-root || panic "oxtree-prepare-root failed"
 # What ostree-prepare-root leaves for the booted system: /run is moved
 # into the new root by init, so this marks it as an ostree boot.
 : > /run/ostree-booted

@@ -34,6 +34,11 @@ pub enum ComposeError {
     /// Commit metadata has an unexpected shape.
     #[error("commit {commit}: {message}")]
     Metadata { commit: String, message: String },
+    /// The initramfs's `oxtree-prepare-root` is not beside `oxtree`.
+    #[error(
+        "{path} is missing: it is built with oxtree (cargo build) and goes into the initramfs"
+    )]
+    MissingPrepareRoot { path: String },
     /// Package layering cannot do what was asked (the message says why).
     #[error("{0}")]
     Layer(String),
