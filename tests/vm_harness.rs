@@ -1,4 +1,4 @@
-//! The VM harness itself (tests/support/vm.rs), on a stock Debian bookworm
+//! The VM harness itself (tests/support/vm.rs), on a stock Debian trixie
 //! minbase (tests/support/stock-minbase.sh, a cached fixture) booted with
 //! a direct kernel boot: ssh in, the strict network (only the test's own
 //! server through the guestfwd), a reboot, a power cut and a restart on
@@ -57,7 +57,7 @@ fn stock_config(scratch: &Path) -> vm::Config {
     cfg.direct = Some(vm::DirectBoot {
         kernel: stock.join("vmlinuz"),
         initrd: stock.join("initrd.img"),
-        append: "root=/dev/vda rw console=ttyS0".into(),
+        append: "root=/dev/vda1 rw console=ttyS0".into(),
     });
     cfg
 }
