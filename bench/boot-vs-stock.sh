@@ -96,22 +96,21 @@ boot_once() {
     -fw_cfg "name=opt/oxtree/authorized_keys,file=$key.pub" \
     "$@" >"$d/qemu.log" 2>&1 &
   qemu_pid=$!
-  local ready=- ssh_t=
-  while :; do
-    if [ "$ready" = - ] && grep -aq "$marker" "$d/serial.log" 2>/dev/null; then
-      ready=$(echo "$(now) - $t0" | bc)
-    fi
-    if [ -z "$ssh_t" ] && timeout 15 ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no \
+  # Two watchers of their own, so that neither mark waits on the other
+  # (an ssh attempt can take seconds): each writes its time when it sees
+  # its mark.
+  ( while ! grep -aq "$marker" "$d/serial.log" 2>/dev/null; do sleep 0.1; done
+    now >"$d/ready.t" ) &
+  local ready_w=$!
+  ( while ! timeout 15 ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no \
       -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
-      -o ConnectTimeout=10 -o LogLevel=QUIET root@127.0.0.1 true </dev/null; then
-      ssh_t=$(echo "$(now) - $t0" | bc)
-    fi
-    if [ -n "$ssh_t" ] && { [ "$ready" != - ] || grep -aq "$marker" "$d/serial.log" ||
-      [ "$(echo "$(now) - $t0 > $ssh_t + 30" | bc)" = 1 ]; }; then
-      [ "$ready" = - ] && grep -aq "$marker" "$d/serial.log" && ready=$(echo "$(now) - $t0" | bc)
-      break
-    fi
+      -o ConnectTimeout=10 -o LogLevel=QUIET root@127.0.0.1 true </dev/null; do sleep 0.2; done
+    now >"$d/ssh.t" ) &
+  local ssh_w=$!
+  while [ ! -e "$d/ready.t" ] || [ ! -e "$d/ssh.t" ]; do
     if ! kill -0 "$qemu_pid" 2>/dev/null || [ "$(echo "$(now) - $t0 > $TIMEOUT" | bc)" = 1 ]; then
+      if [ -e "$d/ssh.t" ]; then break; fi
+      kill "$ready_w" "$ssh_w" 2>/dev/null || true
       echo "$name: no ssh within ${TIMEOUT}s; serial console:" >&2
       tail -20 "$d/serial.log" >&2
       cat "$d/qemu.log" >&2
@@ -119,6 +118,11 @@ boot_once() {
     fi
     sleep 0.2
   done
+  kill "$ready_w" "$ssh_w" 2>/dev/null || true
+  wait "$ready_w" "$ssh_w" 2>/dev/null || true
+  local ready=- ssh_t
+  [ -e "$d/ready.t" ] && ready=$(echo "$(cat "$d/ready.t") - $t0" | bc)
+  ssh_t=$(echo "$(cat "$d/ssh.t") - $t0" | bc)
   # Where the time went, by systemd's account (untimed, after both marks):
   # kernel (with the initramfs) and userspace, and the slowest units.
   timeout 120 ssh -i "$key" -p "$port" -o StrictHostKeyChecking=no \
