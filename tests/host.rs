@@ -9,48 +9,22 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared, CHECK_ENTRIES_SH};
+#[path = "support/sysroot.rs"]
+mod sysroot;
+use ns::{require, run_unshared};
 use std::process::{Command, Stdio};
 
 fn run(body: &str) -> String {
-    for b in [
-        "ostree",
-        "unshare",
-        "mkfs.ext4",
-        "mount",
-        "umount",
-        "python3",
-    ] {
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
         require(b);
     }
-    let ox = env!("CARGO_BIN_EXE_oxtree");
     let scratch = tempfile::Builder::new()
         .prefix("oxtree-host-")
         .tempdir_in("/var/tmp")
         .unwrap();
-    let d = scratch.path().display();
     let script = format!(
-        r#"
-set -u
-OX={ox}; D={d}; S={d}/mnt; T={d}/tree; R={d}/run
-mkdir -p $S $R
-truncate -s 1G $D/img && mkfs.ext4 -q $D/img || exit 90
-mount -o loop $D/img $S || exit 91
-trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
-mkdir -p $T/usr/lib/modules/5.10.0-test $T/usr/etc $T/usr/bin $T/var $T/sysroot
-echo kernel-bytes > $T/usr/lib/modules/5.10.0-test/vmlinuz
-echo initramfs-bytes > $T/usr/lib/modules/5.10.0-test/initramfs.img
-printf 'NAME=Fake\n' > $T/usr/etc/os-release
-echo root:x:0:0 > $T/usr/etc/passwd
-commit() {{ $OX --repo=$S/ostree/repo commit -b ${{3:-fakeos/main}} --timestamp=$2 --add-metadata-string=version=$1 $T >/dev/null || exit 92; }}
-$OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 93
-ver() {{ ostree admin status --sysroot=$S | sed -n 's/    Version: //p' | tr '\n' ' '; echo; }}
-same() {{ [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo "same $1" || {{ echo "differs $1"; $OX admin status --sysroot=$S --run-dir=$R; ostree admin status --sysroot=$S; }}; }}
-rebooted() {{ if [ -e $D/rebooted ]; then echo "rebooted $1"; rm $D/rebooted; else echo "no-reboot $1"; fi; }}
-export OXTREE_REBOOT_COMMAND="touch $D/rebooted"
-{CHECK_ENTRIES_SH}
-{body}
-"#
+        "{}\nexport OXTREE_REBOOT_COMMAND=\"touch $D/rebooted\"\n{body}\n",
+        sysroot::prelude(scratch.path())
     );
     let stdout = run_unshared(&script);
     assert!(!stdout.contains("differs "), "{stdout}");
