@@ -148,6 +148,10 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
     } else {
         body
     };
+    // serde would take a struct from an array too; bodies are objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(BadRequest::Json("the body must be a JSON object".into()));
+    }
     fn json<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, BadRequest> {
         serde_json::from_slice(b).map_err(|e| BadRequest::Json(e.to_string()))
     }
@@ -330,6 +334,8 @@ mod tests {
         ));
         assert!(parse("cleanup", b"{}").is_ok());
         assert!(parse("cleanup", br#"{"x":1}"#).is_err());
+        assert!(parse("cleanup", b"[]").is_err());
+        assert!(parse("rollback", b"[true]").is_err());
         for bad in [
             "../../etc",
             "a/../b",
