@@ -180,7 +180,8 @@ exec $OX agent --sysroot=$S --run-dir=$R --socket=$D/sock --audit-log=$D/audit.l
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut r = BufReader::new(s);
         let mut line = String::new();
-        r.read_line(&mut line).unwrap();
+        r.read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading the events of operation {id}: {e}"));
         assert!(line.contains(" 200 "), "{line}");
         loop {
             line.clear();

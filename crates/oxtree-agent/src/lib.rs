@@ -10,6 +10,7 @@
 //! - [`request`]: parsing and checking of request bodies;
 //! - [`auth`]: peers, tokens, TLS; [`audit`]: the audit log;
 //! - [`server`]: the listeners; [`client`]: the CLI's side (`--host`);
+//! - [`status`]: coalesced status reads for `GET /v1/host`;
 //! - [`openapi`]: `GET /v1/openapi.json`.
 //!
 //! The library never prints.
@@ -24,5 +25,6 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod sse;
+pub mod status;
 
 pub use error::{AgentError, Result};

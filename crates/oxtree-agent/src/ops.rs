@@ -177,6 +177,9 @@ impl Operation {
         self.push(&mut p, json!({"type": "state", "state": s}));
     }
 
+    /// Record the outcome; the final state is published by
+    /// [`Operation::set_state`] after the audit record is written, so that
+    /// a client that saw the end also finds it in the audit log.
     fn finish(&self, r: std::result::Result<Value, HostError>) -> State {
         let state = {
             let mut p = self.progress.lock().unwrap();
@@ -201,7 +204,6 @@ impl Operation {
                 }
             }
         };
-        self.set_state(state);
         state
     }
 }
@@ -241,6 +243,7 @@ pub struct Operations {
     wake: Condvar,
     host: HostConfig,
     audit: Arc<Audit>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Why a cancel was refused.
@@ -262,12 +265,14 @@ impl Operations {
             wake: Condvar::new(),
             host,
             audit,
+            worker: Mutex::new(None),
         });
         let w = Arc::clone(&ops);
-        std::thread::Builder::new()
+        let h = std::thread::Builder::new()
             .name("oxtreed-worker".into())
             .spawn(move || w.worker())
             .expect("spawning the worker thread");
+        *ops.worker.lock().unwrap() = Some(h);
         ops
     }
 
@@ -337,8 +342,9 @@ impl Operations {
                 q.waiting.retain(|&w| w != id);
                 drop(q);
                 op.cancel.cancel();
-                op.finish(Err(HostError::Cancelled));
-                self.audit_end(&op);
+                let st = op.finish(Err(HostError::Cancelled));
+                self.audit_end(&op, st);
+                op.set_state(st);
             }
             State::Running => op.cancel.cancel(),
             s => return Err(CancelError::Finished(s)),
@@ -346,11 +352,36 @@ impl Operations {
         Ok(op)
     }
 
-    /// Stop the worker after the running operation (for tests and
-    /// shutdown).
-    pub fn shutdown(&self) {
-        self.q.lock().unwrap().shutdown = true;
+    /// Shutting down: cancel every operation not finished (the running
+    /// one stops at its next check, leaving nothing half-deployed), stop
+    /// the worker, and wait up to `grace` for it.
+    pub fn shutdown(&self, grace: Duration) {
+        let pending: Vec<u64> = {
+            let mut q = self.q.lock().unwrap();
+            q.shutdown = true;
+            q.ops
+                .values()
+                .filter(|o| !o.state().finished())
+                .map(|o| o.id)
+                .collect()
+        };
+        for id in pending {
+            let _ = self.cancel(id);
+        }
         self.wake.notify_all();
+        let t = Instant::now();
+        while t.elapsed() < grace {
+            if self
+                .worker
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_none_or(|h| h.is_finished())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn worker(self: Arc<Self>) {
@@ -372,15 +403,16 @@ impl Operations {
             };
             op.set_state(State::Running);
             let r = self.run(&op);
-            op.finish(r);
-            self.audit_end(&op);
+            let st = op.finish(r);
+            self.audit_end(&op, st);
+            op.set_state(st);
         }
     }
 
-    fn audit_end(&self, op: &Operation) {
+    fn audit_end(&self, op: &Operation, state: State) {
         let v = op.view();
         let result = match &v.error {
-            None => format!("{:?}", v.state).to_lowercase(),
+            None => format!("{state:?}").to_lowercase(),
             Some(e) => format!("{}: {}", e.kind, e.message),
         };
         self.audit.record(

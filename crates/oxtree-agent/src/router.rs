@@ -44,6 +44,7 @@ pub struct App {
     pub ops: Arc<Operations>,
     pub policy: Policy,
     pub audit: Arc<Audit>,
+    pub status: Arc<crate::status::StatusReads>,
 }
 
 /// The API's router; every request must carry a [`Peer`] extension (the
@@ -135,11 +136,9 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
 }
 
 async fn host(State(app): State<App>) -> Response {
-    let cx = app.ops.context();
-    match tokio::task::spawn_blocking(move || oxtree_host::status(&cx)).await {
-        Ok(Ok(h)) => Json(h).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.kind(), &e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
+    match app.status.get(app.ops.context()).await {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err((kind, msg)) => error(StatusCode::INTERNAL_SERVER_ERROR, &kind, &msg),
     }
 }
 
@@ -295,4 +294,68 @@ async fn events(
 
 async fn openapi() -> Response {
     Json(crate::openapi::document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::HostConfig;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// Every route in [`ROUTES`] is served: none answers 404 or 405 for
+    /// lack of a route (operation 1 exists).
+    #[test]
+    fn every_listed_route_is_served() {
+        let d = tempfile::tempdir().unwrap();
+        oxtree_sysroot::init_fs(d.path()).unwrap();
+        let ops = Operations::start(
+            HostConfig {
+                sysroot: d.path().into(),
+                run_dir: d.path().join("run"),
+                reboot: Arc::new(oxtree_host::CommandReboot("true".into())),
+            },
+            Arc::new(Audit::none()),
+        );
+        let app = router(App {
+            ops: ops.clone(),
+            policy: Policy::default(),
+            audit: Arc::new(Audit::none()),
+            status: Default::default(),
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let call = |method: &str, path: &str| {
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from("{}"))
+                .unwrap();
+            req.extensions_mut().insert(Peer::Unix {
+                uid: 0,
+                gid: 0,
+                pid: None,
+            });
+            rt.block_on(app.clone().oneshot(req)).unwrap().status()
+        };
+        assert_eq!(call("POST", "/v1/host/cleanup"), StatusCode::ACCEPTED);
+        for (m, p) in ROUTES {
+            let path = p.replace("{id}", "1");
+            let st = call(m, &path);
+            assert!(
+                st != StatusCode::NOT_FOUND && st != StatusCode::METHOD_NOT_ALLOWED,
+                "{m} {path}: {st}"
+            );
+        }
+        // Without a peer: 401, whatever the route.
+        let req = Request::builder()
+            .uri("/v1/host")
+            .body(Body::empty())
+            .unwrap();
+        let st = rt.block_on(app.clone().oneshot(req)).unwrap().status();
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        ops.shutdown(std::time::Duration::from_secs(5));
+    }
 }

@@ -91,6 +91,7 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
             tokens,
         },
         audit,
+        status: Default::default(),
     });
 
     let unix = bind_unix(&cfg.socket)?;
@@ -172,7 +173,8 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
         _ = tls_loop => {},
         _ = stop => {},
     }
-    ops.shutdown();
+    let o = ops.clone();
+    let _ = tokio::task::spawn_blocking(move || o.shutdown(Duration::from_secs(25))).await;
     let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }
