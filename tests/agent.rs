@@ -2,8 +2,9 @@
 //! sysroot: status and an upgrade with its progress stream over the unix
 //! socket, the remote CLI (`--host`), a pull cancelled midway with a
 //! second operation queued behind it, 401/403 for bad credentials (bearer
-//! tokens and TLS client certificates made with the openssl CLI), and bad
-//! input that gets a 4xx and changes nothing.
+//! tokens and TLS client certificates made with the openssl CLI), bad
+//! input that gets a 4xx and changes nothing, and `install`/`uninstall`
+//! of a real Debian package through the agent.
 //!
 //! Each agent runs in its own private mount namespace (`unshare -m`)
 //! where the sysroot image is mounted (tests/support/sysroot.rs); the
@@ -12,6 +13,10 @@
 //! repository served on 127.0.0.1 by python's http.server, which can be
 //! made slow per object.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+#[path = "support/layer_bases.rs"]
+mod layer_bases;
 #[path = "support/net.rs"]
 mod net;
 #[path = "support/ns.rs"]
@@ -28,6 +33,15 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const OX: &str = env!("CARGO_BIN_EXE_oxtree");
+
+/// The fake OS 1.0 committed to the remote and deployed from it.
+const FAKEOS_SETUP: &str = r#"
+$OX init --repo=$REPO --mode=archive >/dev/null || exit 94
+commit 1.0 2024-01-01
+$OX --repo=$S/ostree/repo remote add --no-gpg-verify origin http://127.0.0.1:$PORT/ || exit 95
+$OX --repo=$S/ostree/repo pull origin fakeos/main >/dev/null || exit 96
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos origin:fakeos/main >/dev/null || exit 97
+"#;
 
 /// A static server whose object requests sleep for the seconds written
 /// in the file `argv[3]`, when it exists.
@@ -59,6 +73,12 @@ impl Agent {
     /// A sysroot with `fakeos` 1.0 deployed from the remote `origin`,
     /// and an agent on it started with `extra` options.
     fn start(extra: &str, tls_port: Option<u16>) -> Agent {
+        Agent::start_with(extra, tls_port, "", FAKEOS_SETUP)
+    }
+
+    /// An agent on a sysroot that `setup` (shell, after `vars` and the
+    /// sysroot prelude; `$PORT` is the remote server's port) prepared.
+    fn start_with(extra: &str, tls_port: Option<u16>, vars: &str, setup: &str) -> Agent {
         for b in sysroot::TOOLS.iter().chain(&["python3", "nsenter"]) {
             ns::require(b);
         }
@@ -84,13 +104,10 @@ impl Agent {
         wait_for_port(port);
         let dd = d.display();
         let script = format!(
-            r#"REPO={dd}/remote
+            r#"REPO={dd}/remote; PORT={port}
+{vars}
 {prelude}
-$OX init --repo=$REPO --mode=archive >/dev/null || exit 94
-commit 1.0 2024-01-01
-$OX --repo=$S/ostree/repo remote add --no-gpg-verify origin http://127.0.0.1:{port}/ || exit 95
-$OX --repo=$S/ostree/repo pull origin fakeos/main >/dev/null || exit 96
-$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos origin:fakeos/main >/dev/null || exit 97
+{setup}
 exec $OX agent --sysroot=$S --run-dir=$R --socket=$D/sock --audit-log=$D/audit.log --reboot-command="touch $D/rebooted" {extra} 2>$D/agent.err
 "#,
             prelude = sysroot::prelude(d)
@@ -803,4 +820,92 @@ fn credentials_401_403_and_bad_input_4xx() {
         .unwrap()
         .to_string();
     assert!(by.starts_with("cert:sha256:"), "{by}");
+}
+
+#[test]
+fn install_and_uninstall_through_the_agent() {
+    for b in ["mmdebstrap", "bwrap"] {
+        ns::require(b);
+    }
+    let bases = layer_bases::bases(OX);
+    let a = Agent::start_with(
+        "",
+        None,
+        "IMG_SIZE=6G; OSNAME=debian",
+        &format!(
+            r#"
+$OX --repo=$S/ostree/repo pull-local {bases} debian/main >/dev/null || exit 94
+$OX admin deploy --sysroot=$S --os=debian debian/main >/dev/null || exit 95
+"#
+        ),
+    );
+    let before = a.host();
+    let root0 = |a: &Agent| {
+        let h = a.host();
+        let d = &h["deployments"][0];
+        format!(
+            "{}/mnt/ostree/deploy/debian/deploy/{}.{}",
+            a.d().display(),
+            d["checksum"].as_str().unwrap(),
+            d["serial"]
+        )
+    };
+    let has_nano = |a: &Agent| {
+        Command::new("nsenter")
+            .args(["-t", &a.pid.to_string(), "-m", "--", "test", "-x"])
+            .arg(format!("{}/usr/bin/nano", root0(a)))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!has_nano(&a));
+    // A package apt does not know: a bad request, nothing deployed.
+    let o = a.cli(&["install", "no-such-package-oxtree"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        stderr(&o).contains("Unable to locate package"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(a.host()["deployments"], before["deployments"]);
+
+    let o = a.cli(&["install", "nano"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("Added: nano"), "{out}");
+    assert!(out.contains("is the new default"), "{out}");
+    assert!(has_nano(&a));
+    let h = a.host();
+    assert_eq!(
+        h["spec"]["layeredPackages"],
+        serde_json::json!(["nano"]),
+        "{h}"
+    );
+
+    let o = a.cli(&["uninstall", "nano"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("is the new default"), "{o:?}");
+    assert!(!has_nano(&a));
+    let h = a.host();
+    assert_eq!(h["spec"]["layeredPackages"], serde_json::json!([]), "{h}");
+    let kinds: Vec<String> = a
+        .audit()
+        .iter()
+        .filter(|l| l["result"] != "accepted")
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["action"].as_str().unwrap(),
+                l["result"].as_str().unwrap().split(':').next().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "packages bad-request",
+            "packages succeeded",
+            "packages succeeded"
+        ]
+    );
 }

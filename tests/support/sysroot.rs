@@ -3,7 +3,9 @@
 //! mounts it at `$S` (inside the caller's private mount namespace, see
 //! ns.rs), makes a fake OS tree at `$T`, a `commit VERSION DATE [BRANCH]`
 //! function committing it to `$REPO` (default: the sysroot's repository)
-//! and the `fakeos` stateroot. Included with `#[path]` after ns.rs.
+//! and the `fakeos` stateroot. Set `IMG_SIZE` (default 1G) and `OSNAME`
+//! (default fakeos) before it to change those. Included with `#[path]`
+//! after ns.rs.
 //!
 //! Variables: `OX` (oxtree), `D` (scratch dir), `S` (sysroot mount), `T`
 //! (tree), `R` (run dir). Helpers: `ver` (versions, as ostree lists
@@ -29,7 +31,7 @@ set -u
 OX={ox}; D={d}; S={d}/mnt; T={d}/tree; R={d}/run
 REPO=${{REPO:-$S/ostree/repo}}
 mkdir -p $S $R
-truncate -s 1G $D/img && mkfs.ext4 -q $D/img || exit 90
+truncate -s ${{IMG_SIZE:-1G}} $D/img && mkfs.ext4 -q $D/img || exit 90
 mount -o loop $D/img $S || exit 91
 trap 'cd /; umount -R $S 2>/dev/null; umount -l $S 2>/dev/null' EXIT
 mkdir -p $T/usr/lib/modules/5.10.0-test $T/usr/etc $T/usr/bin $T/var $T/sysroot
@@ -38,7 +40,7 @@ echo initramfs-bytes > $T/usr/lib/modules/5.10.0-test/initramfs.img
 printf 'NAME=Fake\n' > $T/usr/etc/os-release
 echo root:x:0:0 > $T/usr/etc/passwd
 commit() {{ $OX --repo=$REPO commit -b ${{3:-fakeos/main}} --timestamp=$2 --add-metadata-string=version=$1 $T >/dev/null || exit 92; }}
-$OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 93
+$OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S ${{OSNAME:-fakeos}} >/dev/null || exit 93
 ver() {{ ostree admin status --sysroot=$S | sed -n 's/    Version: //p' | tr '\n' ' '; echo; }}
 same() {{ [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo "same $1" || {{ echo "differs $1"; $OX admin status --sysroot=$S --run-dir=$R; ostree admin status --sysroot=$S; }}; }}
 rebooted() {{ if [ -e $D/rebooted ]; then echo "rebooted $1"; rm $D/rebooted; else echo "no-reboot $1"; fi; }}
