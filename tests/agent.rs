@@ -536,6 +536,41 @@ fn cancel_mid_pull_with_a_queued_operation() {
     let fsck = a.inside(&[&repo, "fsck"]);
     assert!(fsck.status.success(), "{fsck:?}");
     let _ = (sr, rd);
+
+    // SIGTERM mid-pull: the agent cancels the operation, audits it, and
+    // exits promptly.
+    big_tree(&d.join("big"), &d.join("bigger"), 400);
+    a.commit(&d.join("bigger"), "3.0", "2024-03-01");
+    std::fs::write(d.join("slow"), "0.3").unwrap();
+    let id = a.submit("upgrade", "");
+    let seen = a.events(&id, 0, |_, e, _| e != "pull");
+    assert_eq!(seen.last().unwrap().1, "pull", "{seen:?}");
+    let st = Command::new("kill")
+        .args(["-TERM", &a.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut a = a;
+    let t = Instant::now();
+    let code = loop {
+        if let Some(c) = a._agent.0.try_wait().unwrap() {
+            break c;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the agent did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    assert!(!a.sock.exists(), "the socket was not removed");
+    let last = a.audit().pop().unwrap();
+    assert_eq!(last["action"], "upgrade", "{last}");
+    assert_eq!(last["detail"]["operation"], id.as_str(), "{last}");
+    assert!(
+        last["result"].as_str().unwrap().starts_with("cancelled"),
+        "{last}"
+    );
 }
 
 /// The openssl CLI makes a CA, a server certificate for 127.0.0.1, a
