@@ -617,10 +617,12 @@ fn credentials_401_403_and_bad_input_4xx() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
-    // A tokens file others may read is refused.
+    // A tokens file others may read is refused (started as `oxtreed`,
+    // the name the binary also answers to).
     let sock = c.join("refused.sock");
-    let o = Command::new(OX)
-        .args(["agent", "--listen=127.0.0.1:1"])
+    std::os::unix::fs::symlink(OX, c.join("oxtreed")).unwrap();
+    let o = Command::new(c.join("oxtreed"))
+        .arg("--listen=127.0.0.1:1")
         .arg(format!("--socket={}", sock.display()))
         .arg(format!("--audit-log={}/audit", c.display()))
         .arg(format!("--tls-cert={}/srv.pem", c.display()))
@@ -636,7 +638,7 @@ fn credentials_401_403_and_bad_input_4xx() {
     let cd = c.display();
     let a = Agent::start(
         &format!(
-            "--listen=127.0.0.1:{port} --tls-cert={cd}/srv.pem --tls-key={cd}/srv.key --client-ca={cd}/ca.pem --tokens={}",
+            "--group=4242 --listen=127.0.0.1:{port} --tls-cert={cd}/srv.pem --tls-key={cd}/srv.key --client-ca={cd}/ca.pem --tokens={}",
             tokens.display()
         ),
         Some(port),
@@ -688,15 +690,11 @@ fn credentials_401_403_and_bad_input_4xx() {
     assert_eq!(curl(&rogue, "POST", "/v1/host/rollback"), "000");
     // Not root and not in the group on the socket: 403.
     std::fs::set_permissions(a.d(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let nobody = |method: &str, path: &str| {
+    let as_user = |ids: &[&str], method: &str, path: &str| {
         let o = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "curl",
-                "-s",
-            ])
+            .arg("--reuid=65534")
+            .args(ids)
+            .args(["curl", "-s"])
             .args([
                 "-o",
                 "/dev/null",
@@ -712,8 +710,14 @@ fn credentials_401_403_and_bad_input_4xx() {
             .unwrap();
         stdout(&o)
     };
-    assert_eq!(nobody("GET", "/v1/host"), "403");
-    assert_eq!(nobody("POST", "/v1/host/rollback"), "403");
+    let nobody = ["--regid=65534", "--clear-groups"];
+    assert_eq!(as_user(&nobody, "GET", "/v1/host"), "403");
+    assert_eq!(as_user(&nobody, "POST", "/v1/host/rollback"), "403");
+    // In the agent's group (primary or supplementary): allowed.
+    let primary = ["--regid=4242", "--clear-groups"];
+    assert_eq!(as_user(&primary, "GET", "/v1/host"), "200");
+    let supplementary = ["--regid=65534", "--groups=4242"];
+    assert_eq!(as_user(&supplementary, "GET", "/v1/operations"), "200");
     // The remote CLI over TLS with a token.
     let o = Command::new(OX)
         .arg(format!("--host=https://127.0.0.1:{port}"))
