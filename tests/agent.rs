@@ -397,6 +397,12 @@ fn status_upgrade_progress_and_remote_cli() {
 
     std::fs::write(a.d().join("tree/usr/bin/newer-tool"), "#!/bin/sh\n").unwrap();
     a.commit(&a.d().join("tree"), "3.0", "2024-03-01");
+    // `--check`, through the agent and locally: fetched, not deployed.
+    let o = a.cli(&["admin", "upgrade", "--check"]);
+    assert!(stdout(&o).starts_with("Update available: "), "{o:?}");
+    let o = a.inside(&["admin", "upgrade", "--check", &sr, &rd]);
+    assert!(stdout(&o).starts_with("Update available: "), "{o:?}");
+    assert_eq!(a.host()["status"]["staged"]["version"], "2.1");
     let o = a.cli(&["admin", "upgrade"]);
     assert!(o.status.success(), "{o:?}");
     assert!(
@@ -441,6 +447,7 @@ fn status_upgrade_progress_and_remote_cli() {
     assert_eq!(
         ends,
         [
+            ("upgrade", "succeeded"),
             ("upgrade", "succeeded"),
             ("upgrade", "succeeded"),
             ("upgrade", "succeeded"),
