@@ -28,8 +28,7 @@ while [ $# -gt 0 ]; do
 done
 cd "$(dirname "$0")/.."
 flag=; [ "$profile" = release ] && flag=--release
-cargo build $flag --bin oxtree -p oxtree >&2
-cargo build $flag -p oxtree-agent --example load >&2
+cargo build $flag -p oxtree -p oxtree-agent --bin oxtree --example load >&2
 dir=target/$([ "$profile" = release ] && echo release || echo debug)
 OX=$PWD/$dir/oxtree LOAD=$PWD/$dir/examples/load
 D=$(mktemp -d /var/tmp/oxtree-bench-agent.XXXXXX)

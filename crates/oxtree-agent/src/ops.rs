@@ -394,6 +394,9 @@ impl Operations {
                     }
                     if let Some(id) = q.waiting.pop_front() {
                         if let Some(op) = q.ops.get(&id).cloned() {
+                            // Under the queue lock: `cancel` sees either
+                            // queued-and-waiting or running, never between.
+                            op.set_state(State::Running);
                             break op;
                         }
                     } else {
@@ -401,7 +404,6 @@ impl Operations {
                     }
                 }
             };
-            op.set_state(State::Running);
             let r = self.run(&op);
             let st = op.finish(r);
             self.audit_end(&op, st);
