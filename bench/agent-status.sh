@@ -2,35 +2,40 @@
 # The host agent's `GET /v1/host` under concurrent clients, and its idle
 # memory.
 #
-#   bench/agent-status.sh [--profile release|dev] [--clients N] [--requests M] [--runs R]
+#   bench/agent-status.sh [--profile release|dev] [--no-build] [--clients N] [--requests M] [--runs R]
 #
 # A sysroot on a loop-mounted ext4 image (in a private mount namespace)
 # gets the fake OS of tests/support/sysroot.rs committed in 3 versions and
 # deployed 3 times (3 deployments, like a host with a rollback and a
 # pinned one), and `oxtree agent` serves it on a unix socket. Then:
 #   idle RSS  VmRSS of the agent after start and 1 s of idling;
-#   load      crates/oxtree-agent/examples/load.rs: N clients (default
+#   load      crates/oxtree-agent/examples/load.rs (dev profile): N clients (default
 #             50), each on its own keep-alive connection, each sending M
 #             (default 200) sequential GET /v1/host; p50/p90/p99/max
 #             latency and requests/s; repeated R times (default 3);
 #   after     VmRSS again after the load (and after another 2 s idle).
 # The agent and the load generator share the machine's cores.
 set -euo pipefail
-profile=release clients=50 requests=200 runs=3
+profile=release clients=50 requests=200 runs=3 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --no-build) build=; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
 flag=; [ "$profile" = release ] && flag=--release
-cargo build $flag -p oxtree -p oxtree-agent --bin oxtree --example load >&2
+[ -n "$build" ] && cargo build $flag --bin oxtree >&2
+# The load generator is built once in the dev profile (its dependencies,
+# hyper and tokio, are optimized there too; see [profile.dev.package."*"]),
+# so a release run does not build a second feature set of the workspace.
+[ -n "$build" ] && cargo build -p oxtree-agent --example load >&2
 dir=target/$([ "$profile" = release ] && echo release || echo debug)
-OX=$PWD/$dir/oxtree LOAD=$PWD/$dir/examples/load
+OX=$PWD/$dir/oxtree LOAD=$PWD/target/debug/examples/load
 D=$(mktemp -d /var/tmp/oxtree-bench-agent.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 export OX LOAD D clients requests runs
