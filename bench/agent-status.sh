@@ -61,6 +61,7 @@ sleep 1
 rss() { awk "/VmRSS/ {printf \"%.1f MiB\", \$2/1024}" /proc/$pid/status; }
 echo "idle RSS after start: $(rss)"
 $LOAD $D/sock 1 20 >/dev/null
+echo -n "one client: "; $LOAD $D/sock 1 2000
 for i in $(seq 1 $runs); do
   $LOAD $D/sock $clients $requests
 done
