@@ -4,7 +4,8 @@
 # for compose and layering, nginx and openssl for HTTP/2, and for the VM
 # tests and the boot demo qemu-system-x86 (from bookworm-backports on
 # bookworm, to match qemu-utils there), OVMF, GRUB's BIOS and EFI images,
-# dosfstools/mtools for the ESP, the ssh client, netcat and busybox-static.
+# dosfstools/mtools for the ESP, the ssh client, netcat and busybox-static;
+# curl for the agent tests (TLS client certificates, another uid on the socket).
 # Installs only what is missing; does nothing when all is there.
 set -euo pipefail
 
@@ -23,6 +24,9 @@ have mmdebstrap || need+=(mmdebstrap)
 have bwrap || need+=(bubblewrap)
 have lsinitramfs || need+=(initramfs-tools-core)
 have openssl || need+=(openssl)
+have curl || need+=(curl)
+have nsenter || need+=(util-linux)
+have setpriv || need+=(util-linux)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 have ssh || need+=(openssh-client)
 have nc || need+=(netcat-openbsd)

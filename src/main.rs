@@ -19,6 +19,10 @@ struct Cli {
     /// Path to the repository (like ostree's --repo).
     #[arg(long, global = true, value_name = "PATH", env = "OSTREE_REPO")]
     repo: Option<PathBuf>,
+    /// Run `admin` and package commands through an oxtreed agent:
+    /// unix:///run/oxtree/oxtreed.sock or https://HOST:PORT
+    #[arg(long, global = true, value_name = "URL", env = "OXTREE_HOST")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +94,8 @@ enum Command {
     Db(commands::db::Args),
     /// Install a commit to a disk or image file that boots (BIOS and UEFI)
     ToDisk(commands::to_disk::Args),
+    /// The host agent (oxtreed): the host's transactions as a REST API
+    Agent(commands::agent::Args),
 }
 
 fn main() {
@@ -99,7 +105,18 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // Started under the name `oxtreed` (a symlink): the agent.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let cli = if std::path::Path::new(&argv0).file_name() == Some("oxtreed".as_ref()) {
+        Cli::parse_from(
+            ["oxtree".into(), "agent".into()]
+                .into_iter()
+                .chain(std::env::args_os().skip(1)),
+        )
+    } else {
+        Cli::parse()
+    };
+    let host = cli.host.clone();
     let repo = cli.repo.clone();
     let result = match cli.command {
         Command::Init(a) => commands::init::run(repo, a),
@@ -126,14 +143,15 @@ fn main() {
         Command::Sign(a) => commands::sign::run(repo, a),
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
         Command::Serve(a) => commands::serve::run(repo, a),
-        Command::Admin(a) => commands::admin::run(repo, a),
-        Command::Install(a) => commands::layer::install(a),
-        Command::Uninstall(a) => commands::layer::uninstall(a),
+        Command::Admin(a) => commands::admin::run(repo, a, host.as_deref()),
+        Command::Install(a) => commands::layer::install(a, host.as_deref()),
+        Command::Uninstall(a) => commands::layer::uninstall(a, host.as_deref()),
         Command::Override(a) => commands::layer::override_(a),
         Command::PrepareRoot(p) => commands::prepare_root::run(p.args, &p.sysroot),
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
+        Command::Agent(a) => commands::agent::run(a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

@@ -9,23 +9,24 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{require, run_unshared, sysroot_preamble};
+#[path = "support/sysroot.rs"]
+mod sysroot;
+use ns::{require, run_unshared};
 use std::process::{Command, Stdio};
 
 fn run(body: &str) -> String {
-    require("python3");
-    let (_scratch, pre) = sysroot_preamble("oxtree-host-", "1G");
-    let stdout = run_unshared(&format!(
-        r#"{pre}
-commit() {{ $OX --repo=$S/ostree/repo commit -b ${{3:-fakeos/main}} --timestamp=$2 --add-metadata-string=version=$1 $T >/dev/null || exit 92; }}
-$OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 93
-ver() {{ ostree admin status --sysroot=$S | sed -n 's/    Version: //p' | tr '\n' ' '; echo; }}
-same() {{ [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo "same $1" || {{ echo "differs $1"; $OX admin status --sysroot=$S --run-dir=$R; ostree admin status --sysroot=$S; }}; }}
-rebooted() {{ if [ -e $D/rebooted ]; then echo "rebooted $1"; rm $D/rebooted; else echo "no-reboot $1"; fi; }}
-export OXTREE_REBOOT_COMMAND="touch $D/rebooted"
-{body}
-"#
-    ));
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
+        require(b);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-host-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let script = format!(
+        "{}\nexport OXTREE_REBOOT_COMMAND=\"touch $D/rebooted\"\n{body}\n",
+        sysroot::prelude(scratch.path())
+    );
+    let stdout = run_unshared(&script);
     assert!(!stdout.contains("differs "), "{stdout}");
     stdout
 }

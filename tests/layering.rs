@@ -12,16 +12,14 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/layer_bases.rs"]
+mod layer_bases;
+use layer_bases::bases;
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};
 use oxtree_object::Metadata;
 use std::process::Command;
-
-/// Package downloads, shared with tests/compose.rs.
-const APT_CACHE: &str = "/var/cache/oxtree-tests/apt";
-/// Bumped when the fixture changes in a way its treefiles do not show.
-const FIXTURE: &str = "v2";
 
 fn sh(script: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
@@ -32,48 +30,6 @@ fn sh(script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A repository holding `debian/main` (version 1: systemd, systemd-sysv,
-/// linux-image-amd64, less) and `debian/next` (version 2: the same plus
-/// iproute2), both composed by `oxtree compose tree`; a fixture
-/// (tests/support/fixture.rs) keyed by the two treefiles, built once (a
-/// compose takes minutes) under /var/cache/oxtree-tests/fixtures.
-fn bases(ox: &str) -> String {
-    let treefiles = [
-        ("debian/main", "1", ""),
-        ("debian/next", "2", ", \"iproute2\""),
-    ]
-    .map(|(branch, version, extra)| {
-        format!(
-            "ref = \"{branch}\"\nsuite = \"bookworm\"\nversion = \"{version}\"\n\
-             packages = [\"systemd\", \"systemd-sysv\", \"linux-image-amd64\", \"less\"{extra}]\n"
-        )
-    });
-    let dir = fixture::cached(
-        "layer-bases",
-        &[
-            FIXTURE.as_bytes(),
-            treefiles[0].as_bytes(),
-            treefiles[1].as_bytes(),
-        ],
-        |d| {
-            let repo = d.join("repo");
-            let repo = repo.display();
-            sh(&format!(
-                "set -e; mkdir -p {APT_CACHE}; {ox} init --repo={repo} --mode=bare"
-            ));
-            for (i, text) in treefiles.iter().enumerate() {
-                let tf = d.join(format!("{i}.toml"));
-                std::fs::write(&tf, text).unwrap();
-                let tf = tf.display();
-                sh(&format!(
-                    "{ox} compose tree --repo={repo} --cachedir={APT_CACHE} {tf} && rm {tf}"
-                ));
-            }
-        },
-    );
-    dir.join("repo").display().to_string()
 }
 
 fn section(out: &str, name: &str) -> String {

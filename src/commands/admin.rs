@@ -175,6 +175,9 @@ struct UpgradeArgs {
     /// Reboot after a successful upgrade
     #[arg(short = 'r', long)]
     reboot: bool,
+    /// Only say whether an update is available (fetched, not deployed)
+    #[arg(long, conflicts_with_all = ["pull_only", "deploy_only", "stage", "reboot", "allow_downgrade"])]
+    check: bool,
 }
 
 #[derive(clap::Args)]
@@ -305,7 +308,64 @@ fn print_transaction(t: &Transaction) {
     }
 }
 
-pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
+/// An `admin` command through the agent at `host` (`--host`).
+fn remote(host: &str, cmd: Cmd) -> Result<()> {
+    use crate::commands::via_agent::{operation, status};
+    use serde_json::json;
+    match cmd {
+        Cmd::Status { json } => status(host, json),
+        Cmd::Upgrade(u) => {
+            if u.deploy_only || u.pull_only {
+                bail!("--host: --pull-only and --deploy-only are not available through the agent (use --check)");
+            }
+            let mode = match (u.check, u.stage, u.reboot) {
+                (true, _, _) => "check",
+                (_, _, true) => "apply",
+                (_, true, _) => "stage",
+                _ => "deploy",
+            };
+            operation(
+                host,
+                "upgrade",
+                json!({"mode": mode, "os": u.os, "allowDowngrade": u.allow_downgrade,
+                       "overrideCommit": u.override_commit}),
+                false,
+            )
+        }
+        Cmd::Rollback { reboot } => operation(host, "rollback", json!({ "reboot": reboot }), false),
+        Cmd::Switch(w) => operation(
+            host,
+            "switch",
+            json!({"refspec": w.refspec, "os": w.os, "stage": w.stage, "reboot": w.reboot}),
+            false,
+        ),
+        Cmd::Deploy(d) => {
+            if !d.karg.is_empty()
+                || !d.karg_append.is_empty()
+                || d.karg_proc_cmdline
+                || d.origin_file.is_some()
+                || d.retain
+                || d.not_as_default
+                || d.lock_finalization
+            {
+                bail!("--host: deploy through the agent takes only --os, --stage and --reboot");
+            }
+            operation(
+                host,
+                "deploy",
+                json!({"rev": d.rev, "os": d.os, "stage": d.stage, "reboot": d.reboot}),
+                false,
+            )
+        }
+        Cmd::Cleanup => operation(host, "cleanup", json!({}), false),
+        _ => bail!("--host: this admin command is not available through the agent"),
+    }
+}
+
+pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
+    if let Some(h) = host {
+        return remote(h, a.command);
+    }
     let sr = a.sysroot.as_path();
     let rn = a.run_dir.as_path();
     match a.command {
@@ -449,6 +509,14 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
             for p in &d.added {
                 println!("A    {p}");
+            }
+        }
+        Cmd::Upgrade(u) if u.check => {
+            let c = oxtree_host::check_update(&context(sr, rn, false), u.os.as_deref())?;
+            if c.available {
+                println!("Update available: {} -> {}", c.current, c.latest);
+            } else {
+                println!("No update available.");
             }
         }
         Cmd::Upgrade(u) => {

@@ -79,12 +79,29 @@ enum OverrideCmd {
     },
 }
 
-pub fn install(a: InstallArgs) -> Result<()> {
-    change(&a.common, PackageChange::Install(a.packages))
+pub fn install(a: InstallArgs, host: Option<&str>) -> Result<()> {
+    match host {
+        Some(h) => remote(h, &a.common, "install", a.packages),
+        None => change(&a.common, PackageChange::Install(a.packages)),
+    }
 }
 
-pub fn uninstall(a: UninstallArgs) -> Result<()> {
-    change(&a.common, PackageChange::Uninstall(a.packages))
+pub fn uninstall(a: UninstallArgs, host: Option<&str>) -> Result<()> {
+    match host {
+        Some(h) => remote(h, &a.common, "uninstall", a.packages),
+        None => change(&a.common, PackageChange::Uninstall(a.packages)),
+    }
+}
+
+/// `install`/`uninstall` through the agent at `host`.
+fn remote(host: &str, c: &Common, what: &str, packages: Vec<String>) -> Result<()> {
+    if c.dry_run {
+        anyhow::bail!("--host: --dry-run is not available through the agent");
+    }
+    let body = serde_json::json!({
+        what: packages, "os": c.os, "stage": c.stage, "reboot": c.reboot,
+    });
+    crate::commands::via_agent::operation(host, "packages", body, c.json)
 }
 
 pub fn override_(a: OverrideArgs) -> Result<()> {

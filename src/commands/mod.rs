@@ -1,6 +1,7 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
 pub mod admin;
+pub mod agent;
 pub mod boot_health;
 pub mod cat;
 pub mod checkout;
@@ -31,3 +32,4 @@ pub mod sign;
 pub mod static_delta;
 pub mod summary;
 pub mod to_disk;
+pub mod via_agent;

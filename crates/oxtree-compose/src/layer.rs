@@ -200,9 +200,18 @@ fn apt_reason(e: &ComposeError) -> String {
 }
 
 fn valid_name(p: &str) -> bool {
-    // Debian package names, optionally with :arch.
-    let name = p.split(':').next().unwrap_or("");
-    name.len() >= 2
+    // Debian package names, optionally with :arch (an architecture name).
+    let (name, arch) = match p.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (p, None),
+    };
+    let arch_ok = arch.is_none_or(|a| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    arch_ok
+        && name.len() >= 2
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
@@ -678,6 +687,8 @@ mod tests {
         assert!(check_names(&["nano".to_string(), "libc6:amd64".to_string()]).is_ok());
         assert!(check_names(&["-o".to_string()]).is_err());
         assert!(check_names(&["a b".to_string()]).is_err());
+        assert!(check_names(&["nano:../../x".to_string()]).is_err());
+        assert!(check_names(&["nano:".to_string()]).is_err());
         let out = "Inst nano (7.2-1 Debian:12/stable [amd64])\nConf nano (7.2-1 Debian:12/stable [amd64])\nRemv less [590-2]\nRemv foo:amd64 [1]\nInst libx [1.0] (1.1 Debian:12 [amd64])\n";
         let r = parse_simulation(out);
         let own = |v: &[(&str, &str)]| {

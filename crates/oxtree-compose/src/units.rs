@@ -1,6 +1,7 @@
 //! oxtree's own systemd units, shipped in every composed image that has
-//! systemd: staged-deployment finalization at shutdown, and the health
-//! checks and boot blessing behind automatic rollback. The unit files are
+//! systemd: staged-deployment finalization at shutdown, the health
+//! checks and boot blessing behind automatic rollback, and the host
+//! agent (oxtreed). The unit files are
 //! the ones in the repository's `dist/`; they are enabled through
 //! vendor `.wants`/`.requires` links under `usr/lib/systemd/system`, so
 //! the image needs no presets and /etc stays the admin's.
@@ -39,6 +40,11 @@ const UNITS: &[(&str, &str, PulledBy)] = &[
     (
         "oxtree-boot-complete.service",
         include_str!("../../../dist/oxtree-boot-complete.service"),
+        Some(("multi-user.target", "wants")),
+    ),
+    (
+        "oxtreed.service",
+        include_str!("../../../dist/oxtreed.service"),
         Some(("multi-user.target", "wants")),
     ),
 ];

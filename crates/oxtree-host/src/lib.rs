@@ -36,7 +36,9 @@ pub use origin::Origin;
 pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};
 pub use reboot::{CommandReboot, Reboot, SystemctlReboot};
 pub use status::{status, BootEntry, DeploymentRow, Host, HostSpec, HostStatus, API_VERSION};
-pub use upgrade::{switch, upgrade, SwitchRequest, UpgradeOutcome, UpgradeRequest};
+pub use upgrade::{
+    check_update, switch, upgrade, CheckOutcome, SwitchRequest, UpgradeOutcome, UpgradeRequest,
+};
 
 use oxtree_sysroot::Sysroot;
 use std::path::PathBuf;

@@ -120,6 +120,43 @@ pub fn switch(cx: &Context, req: &SwitchRequest) -> Result<Transaction> {
     }
 }
 
+/// What [`check_update`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckOutcome {
+    /// The base commit the followed deployment runs.
+    pub current: Checksum,
+    /// The latest commit of the origin's refspec (or its override commit).
+    pub latest: Checksum,
+    /// `latest` differs from `current`.
+    pub available: bool,
+}
+
+/// `upgrade --check`: fetch the origin's refspec (commits and content, as
+/// `--pull-only` does, so that a later deploy needs no network) and say
+/// whether it moved. Deploys nothing.
+pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
+    let s = cx.open_locked()?;
+    let (_, origin, base) = origin_deployment(&s, os, "upgrade")?;
+    if let Some(remote) = origin.remote() {
+        pull_into(
+            cx,
+            &s,
+            remote,
+            origin.branch(),
+            origin.override_commit.as_deref(),
+        )?;
+    }
+    cx.cancel.check()?;
+    let latest = s.repo().resolve_rev(origin.target_rev())?;
+    cx.report(crate::progress::Event::Done);
+    Ok(CheckOutcome {
+        current: base,
+        latest,
+        available: latest != base,
+    })
+}
+
 struct Plan {
     /// The deployment followed and its base commit.
     current: Deployment,

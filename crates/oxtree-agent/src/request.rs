@@ -1,0 +1,375 @@
+//! The bodies of the mutating requests: parsed from untrusted JSON and
+//! checked (names, refspecs, conflicting options) before an operation is
+//! queued, so that a bad request is a 400 that changes nothing.
+//! [`parse`] is the whole parser (and the fuzz target's entry point).
+
+use serde::{Deserialize, Serialize};
+
+/// Most bytes any request body may have (larger bodies get 413 before
+/// they are read whole).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Most packages one request may name.
+const MAX_PACKAGES: usize = 256;
+/// Longest refspec, revision or stateroot name accepted.
+const MAX_NAME: usize = 512;
+
+/// What an upgrade does once the update is fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeMode {
+    /// Fetch and say whether an update is available; deploy nothing.
+    Check,
+    /// Stage the update (finalized at shutdown).
+    Stage,
+    /// Deploy the update now (boot entries written), no reboot.
+    #[default]
+    Deploy,
+    /// Deploy the update and reboot through the agent's reboot hook.
+    Apply,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upgrade {
+    #[serde(default)]
+    pub mode: UpgradeMode,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    #[serde(default)]
+    pub override_commit: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollback {
+    #[serde(default)]
+    pub reboot: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deploy {
+    /// Refspec or commit checksum.
+    pub rev: String,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub stage: bool,
+    #[serde(default)]
+    pub reboot: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Switch {
+    /// `REMOTE:REF` or `REF`.
+    pub refspec: String,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub stage: bool,
+    #[serde(default)]
+    pub reboot: bool,
+}
+
+/// Layer (`install`) or take away (`uninstall`) packages; exactly one of
+/// the two lists is non-empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Packages {
+    #[serde(default)]
+    pub install: Vec<String>,
+    #[serde(default)]
+    pub uninstall: Vec<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub stage: bool,
+    #[serde(default)]
+    pub reboot: bool,
+}
+
+/// Bodies without options (`cleanup`, `reboot`): `{}` or empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// A parsed, checked mutation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum OpRequest {
+    Upgrade(Upgrade),
+    Rollback(Rollback),
+    Deploy(Deploy),
+    Switch(Switch),
+    Packages(Packages),
+    Cleanup,
+    Reboot,
+}
+
+impl OpRequest {
+    /// The operation's kind (`upgrade`, `packages`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpRequest::Upgrade(_) => "upgrade",
+            OpRequest::Rollback(_) => "rollback",
+            OpRequest::Deploy(_) => "deploy",
+            OpRequest::Switch(_) => "switch",
+            OpRequest::Packages(_) => "packages",
+            OpRequest::Cleanup => "cleanup",
+            OpRequest::Reboot => "reboot",
+        }
+    }
+}
+
+/// The kinds [`parse`] knows (the last segment of `POST /v1/host/KIND`).
+pub const KINDS: &[&str] = &[
+    "upgrade", "rollback", "deploy", "switch", "packages", "cleanup", "reboot",
+];
+
+/// Why a request was refused (a 400 or 404; nothing was changed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    #[error("unknown operation {0:?}")]
+    UnknownKind(String),
+    #[error("malformed request body: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parse and check the body of `POST /v1/host/{kind}`. An empty body is
+/// `{}`.
+pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    // serde would take a struct from an array too; bodies are objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(BadRequest::Json("the body must be a JSON object".into()));
+    }
+    fn json<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, BadRequest> {
+        serde_json::from_slice(b).map_err(|e| BadRequest::Json(e.to_string()))
+    }
+    let r = match kind {
+        "upgrade" => OpRequest::Upgrade(json(body)?),
+        "rollback" => OpRequest::Rollback(json(body)?),
+        "deploy" => OpRequest::Deploy(json(body)?),
+        "switch" => OpRequest::Switch(json(body)?),
+        "packages" => OpRequest::Packages(json(body)?),
+        "cleanup" => {
+            json::<Empty>(body)?;
+            OpRequest::Cleanup
+        }
+        "reboot" => {
+            json::<Empty>(body)?;
+            OpRequest::Reboot
+        }
+        k => return Err(BadRequest::UnknownKind(k.chars().take(64).collect())),
+    };
+    check(&r)?;
+    Ok(r)
+}
+
+fn invalid(m: impl Into<String>) -> BadRequest {
+    BadRequest::Invalid(m.into())
+}
+
+fn check(r: &OpRequest) -> Result<(), BadRequest> {
+    match r {
+        OpRequest::Upgrade(u) => {
+            check_os(&u.os)?;
+            if let Some(c) = &u.override_commit {
+                if !is_checksum(c) {
+                    return Err(invalid("overrideCommit must be a 64-digit hex checksum"));
+                }
+            }
+        }
+        OpRequest::Deploy(d) => {
+            check_os(&d.os)?;
+            check_rev("rev", &d.rev)?;
+        }
+        OpRequest::Switch(s) => {
+            check_os(&s.os)?;
+            check_rev("refspec", &s.refspec)?;
+        }
+        OpRequest::Packages(p) => {
+            check_os(&p.os)?;
+            let names = match (p.install.is_empty(), p.uninstall.is_empty()) {
+                (false, true) => &p.install,
+                (true, false) => &p.uninstall,
+                _ => {
+                    return Err(invalid(
+                        "give exactly one of install or uninstall, with at least one package",
+                    ))
+                }
+            };
+            if names.len() > MAX_PACKAGES {
+                return Err(invalid(format!("more than {MAX_PACKAGES} packages")));
+            }
+            for n in names {
+                if !is_package_name(n) {
+                    return Err(invalid(format!(
+                        "invalid package name {:?}",
+                        n.chars().take(80).collect::<String>()
+                    )));
+                }
+            }
+        }
+        OpRequest::Rollback(_) | OpRequest::Cleanup | OpRequest::Reboot => {}
+    }
+    Ok(())
+}
+
+fn is_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A stateroot name: what ostree accepts as a directory under
+/// `ostree/deploy/` (no separators, no leading dot).
+fn check_os(os: &Option<String>) -> Result<(), BadRequest> {
+    let Some(os) = os else { return Ok(()) };
+    let ok = !os.is_empty()
+        && os.len() <= 255
+        && !os.starts_with('.')
+        && os
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("invalid stateroot name"))
+    }
+}
+
+/// A checksum, or `[REMOTE:]REF` with ostree's ref-name rules (no `..`
+/// components, no absolute paths, no spaces or control characters).
+fn check_rev(what: &str, s: &str) -> Result<(), BadRequest> {
+    if s.len() > MAX_NAME {
+        return Err(invalid(format!("{what} too long")));
+    }
+    if is_checksum(s) {
+        return Ok(());
+    }
+    let (remote, name) = match s.split_once(':') {
+        Some((r, n)) => (Some(r), n),
+        None => (None, s),
+    };
+    let remote_ok = remote.is_none_or(|r| {
+        !r.is_empty()
+            && !r.starts_with('.')
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    });
+    let name_ok = !name.is_empty()
+        && name.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        });
+    if remote_ok && name_ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("invalid {what}")))
+    }
+}
+
+/// A Debian package name (policy §5.6.1), optionally `:ARCH`.
+pub fn is_package_name(p: &str) -> bool {
+    let (name, arch) = match p.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (p, None),
+    };
+    let arch_ok = arch.is_none_or(|a| {
+        !a.is_empty()
+            && a.len() <= 32
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    arch_ok
+        && (2..=128).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_checks() {
+        assert_eq!(
+            parse("upgrade", b"").unwrap(),
+            OpRequest::Upgrade(Upgrade::default())
+        );
+        let u = parse("upgrade", br#"{"mode":"stage","allowDowngrade":true}"#).unwrap();
+        assert!(matches!(
+            u,
+            OpRequest::Upgrade(Upgrade {
+                mode: UpgradeMode::Stage,
+                allow_downgrade: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("upgrade", br#"{"mode":"sideways"}"#),
+            Err(BadRequest::Json(_))
+        ));
+        assert!(matches!(
+            parse("upgrade", br#"{"mod":"stage"}"#),
+            Err(BadRequest::Json(_))
+        ));
+        assert!(matches!(parse("upgrade", b"{"), Err(BadRequest::Json(_))));
+        assert!(matches!(
+            parse("nuke", b"{}"),
+            Err(BadRequest::UnknownKind(_))
+        ));
+        assert!(parse("cleanup", b"{}").is_ok());
+        assert!(parse("cleanup", br#"{"x":1}"#).is_err());
+        assert!(parse("cleanup", b"[]").is_err());
+        assert!(parse("rollback", b"[true]").is_err());
+        for bad in [
+            "../../etc",
+            "a/../b",
+            "/abs",
+            "a b",
+            "x:",
+            ":y",
+            "a//b",
+            "o:a\nb",
+        ] {
+            assert!(
+                parse("switch", format!(r#"{{"refspec":{bad:?}}}"#).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(parse("switch", br#"{"refspec":"origin:debian/13/x86_64"}"#).is_ok());
+        assert!(parse("deploy", br#"{"rev":"fakeos/main","os":"../x"}"#).is_err());
+        for bad in [
+            "../x",
+            "nano;rm",
+            "-o",
+            "nano:../x",
+            "Nano",
+            "n",
+            "nano:",
+            "a/b",
+        ] {
+            assert!(
+                parse("packages", format!(r#"{{"install":[{bad:?}]}}"#).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(parse("packages", br#"{"install":["nano","libc6:amd64"]}"#).is_ok());
+        assert!(parse("packages", br#"{"install":["nano"],"uninstall":["vim"]}"#).is_err());
+        assert!(parse("packages", br#"{}"#).is_err());
+    }
+}
