@@ -7,20 +7,27 @@ mod reporter;
 mod util;
 
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
     name = "oxtree",
-    version,
-    about = "Content-addressed OS trees, byte-compatible with ostree"
+    about = "Content-addressed OS trees, byte-compatible with ostree",
+    // Like ostree (GOption): a repeated option keeps its last value.
+    args_override_self = true,
+    // `ostree FOO` runs `ostree-FOO` from PATH when FOO is no command.
+    allow_external_subcommands = true
 )]
 struct Cli {
+    /// Print version information (in ostree's format, with its feature list)
+    #[arg(long, action = clap::ArgAction::SetTrue)]
+    version: bool,
     /// Path to the repository (like ostree's --repo).
     #[arg(long, global = true, value_name = "PATH", env = "OSTREE_REPO")]
     repo: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +97,9 @@ enum Command {
     Db(commands::db::Args),
     /// Install a commit to a disk or image file that boots (BIOS and UEFI)
     ToDisk(commands::to_disk::Args),
+    /// `ostree-NAME` from PATH, run as `ostree NAME`
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -103,16 +113,45 @@ struct PrepareRootCmd {
     args: commands::admin::PrepareRootArgs,
 }
 
+/// A closed stdout (`oxtree ls … | grep -q x`) ends the program with status
+/// 0, as ostree does (it ignores the write error), instead of 141 or a panic.
+/// Any other broken pipe (a socket, a child's stdin) still kills us by
+/// SIGPIPE, so it can never pass for success.
+extern "C" fn on_sigpipe(_: libc::c_int) {
+    let mut fds = [libc::pollfd {
+        fd: 1,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    // SAFETY: poll, _exit, signal and raise are async-signal-safe.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 1, 0) == 1 && fds[0].revents & libc::POLLERR != 0 {
+            libc::_exit(0);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+}
+
 fn main() {
     // Rust ignores SIGPIPE, so `oxtree db list | head` would panic on the
-    // closed pipe; like other Unix tools, just end quietly.
+    // closed pipe; end quietly instead.
     // SAFETY: setting a signal disposition before any thread is started.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, on_sigpipe as *const () as libc::sighandler_t);
     }
     let cli = Cli::parse();
+    if cli.version {
+        print!("{}", commands::version::render());
+        return;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("error: No command specified");
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        std::process::exit(1);
+    };
     let repo = cli.repo.clone();
-    let result = match cli.command {
+    let result = match command {
         Command::Init(a) => commands::init::run(repo, a),
         Command::Commit(a) => commands::commit::run(repo, a),
         Command::Checkout(a) => commands::checkout::run(repo, a),
@@ -145,6 +184,7 @@ fn main() {
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
+        Command::External(argv) => commands::external::run(argv),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

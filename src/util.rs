@@ -7,8 +7,23 @@ use oxtree_repo::Repo;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// The repository: --repo (or OSTREE_REPO), else as ostree the repository
+/// of the sysroot named by OSTREE_SYSROOT (default `/`), when it has one.
 pub fn repo_path(repo: Option<PathBuf>) -> Result<PathBuf> {
-    repo.ok_or_else(|| anyhow!("--repo=PATH must be given (or OSTREE_REPO set)"))
+    if let Some(r) = repo {
+        return Ok(r);
+    }
+    let sysroot = std::env::var_os("OSTREE_SYSROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let r = sysroot.join("ostree/repo");
+    if r.join("config").is_file() {
+        return Ok(r);
+    }
+    Err(anyhow!(
+        "--repo=PATH must be given (or OSTREE_REPO set); {} has no repository",
+        sysroot.display()
+    ))
 }
 
 pub fn open_repo(repo: Option<PathBuf>) -> Result<Repo> {

@@ -143,6 +143,30 @@ impl Repo {
         Ok(out)
     }
 
+    /// As ostree, a local name that is no local ref may name a remote's ref:
+    /// the first `refs/remotes/*/NAME`, remotes in name order.
+    fn find_in_remotes(&self, name: &str) -> Result<Option<Checksum>> {
+        if name.contains(':') {
+            return Ok(None);
+        }
+        let Ok(remotes) = fsutil::open_dir_at(self.dir(), "refs/remotes") else {
+            return Ok(None);
+        };
+        let mut dirs: Vec<String> = fsutil::list_dir(&remotes)
+            .ctx(|| "listing refs/remotes")?
+            .into_iter()
+            .filter(|(_, t)| *t == FileType::Directory)
+            .map(|(n, _)| n)
+            .collect();
+        dirs.sort();
+        for r in dirs {
+            if let Some(c) = self.read_ref_file(&format!("refs/remotes/{r}"), name)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
     /// Resolve a revision: a full checksum, a refspec, or either followed by
     /// one or more `^` (parent).
     pub fn resolve_rev(&self, rev: &str) -> Result<Checksum> {
@@ -158,7 +182,9 @@ impl Repo {
         }
         match self.read_ref(rev) {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(RepoError::RefNotFound(rev.to_string())),
+            Ok(None) => self
+                .find_in_remotes(rev)?
+                .ok_or_else(|| RepoError::RefNotFound(rev.to_string())),
             Err(RepoError::InvalidRef(_)) => Err(RepoError::RefNotFound(rev.to_string())),
             Err(e) => Err(e),
         }
