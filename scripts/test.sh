@@ -20,4 +20,6 @@ status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# ostree's own test suite, with the built oxtree as `ostree` (issue #12).
+tests/ostree-suite.sh || status=1
 exit "$status"

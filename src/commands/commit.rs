@@ -72,6 +72,13 @@ pub struct Args {
     /// usr/lib/modules/KVER/vmlinuz (ostree.linux, ostree.bootable)
     #[arg(long)]
     bootable: bool,
+    /// Sign the commit with this key (repeatable; see --sign-type)
+    #[arg(long = "sign", value_name = "KEY-ID")]
+    sign: Vec<String>,
+    /// Signature type of --sign: ed25519 (default) or dummy (ostree's
+    /// test-only type)
+    #[arg(long = "sign-type", default_value = "ed25519")]
+    sign_type: String,
     /// Delete the committed directories afterwards (as ostree's --consume)
     #[arg(long)]
     consume: bool,
@@ -255,6 +262,23 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 oxtree_transport::sign::GPG_KEY,
                 sig,
             )?;
+        }
+        repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
+    }
+    if !a.sign.is_empty() {
+        use oxtree_transport::sign;
+        let bytes = repo.load_meta_bytes(oxtree_object::ObjectType::Commit, &csum)?;
+        let mut md = repo.load_commitmeta(&csum)?.unwrap_or_default();
+        for k in &a.sign {
+            let (key, sig) = match a.sign_type.as_str() {
+                "ed25519" => (
+                    sign::ED25519_KEY,
+                    sign::sign_data(&sign::parse_secret_key(k)?, &bytes),
+                ),
+                "dummy" => (sign::DUMMY_KEY, sign::dummy_sign(k)),
+                t => bail!("Requested signature type is not implemented: '{t}'"),
+            };
+            sign::append_signature(&mut md, key, sig)?;
         }
         repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
     }

@@ -42,7 +42,13 @@ pub struct Args {
     /// Progress and result as JSON lines on stdout
     #[arg(long)]
     json: bool,
-    /// Remote name
+    /// Pull from this URL instead of the remote's configured one
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Accepted for ostree compatibility (ostree prints debug messages)
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Remote name, or REMOTE:REF
     remote: String,
     /// Refs to pull (REF, REF@COMMIT or a commit checksum); default: the
     /// remote's configured branches
@@ -52,7 +58,19 @@ pub struct Args {
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let repo = open_repo(repo)?;
-    let remote = Remote::open(&repo, &a.remote)?;
+    // `pull REMOTE:REF` is `pull REMOTE REF`.
+    let mut a = a;
+    if let Some((r, rf)) = a.remote.clone().split_once(':') {
+        if !a.refs.is_empty() {
+            anyhow::bail!("Cannot specify a refspec (REMOTE:REF) with further refs");
+        }
+        a.remote = r.to_string();
+        a.refs = vec![rf.to_string()];
+    }
+    let mut remote = Remote::open(&repo, &a.remote)?;
+    if let Some(u) = &a.url {
+        remote.url = u.clone();
+    }
     let mut opts = PullOptions {
         depth: a.depth,
         commit_metadata_only: a.commit_metadata_only,

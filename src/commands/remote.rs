@@ -39,6 +39,12 @@ enum Action {
         /// Do nothing if the remote already exists
         #[arg(long)]
         if_not_exists: bool,
+        /// Fetch content objects from this URL instead
+        #[arg(long, value_name = "URL")]
+        contenturl: Option<String>,
+        /// The remote's collection ID (collection-id)
+        #[arg(long, value_name = "COLLECTION-ID")]
+        collection_id: Option<String>,
         name: String,
         url: String,
         /// Branches `pull NAME` fetches by default
@@ -103,6 +109,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             gpg_import,
             set,
             if_not_exists,
+            contenturl,
+            collection_id,
             name,
             url,
             branches,
@@ -118,7 +126,15 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 opts.push(("gpg-verify".into(), "false".into()));
             }
             if no_sign_verify {
+                // As ostree: no verification of any kind, GPG included.
+                opts.push(("gpg-verify".into(), "false".into()));
                 opts.push(("sign-verify".into(), "false".into()));
+            }
+            if let Some(c) = &collection_id {
+                opts.push(("collection-id".into(), c.clone()));
+            }
+            if let Some(c) = &contenturl {
+                opts.push(("contenturl".into(), c.clone()));
             }
             for sv in &sign_verify {
                 let (kind, spec) = sv.split_once('=').ok_or_else(|| {
@@ -134,7 +150,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 })?;
                 match how {
                     "inline" => {
-                        oxtree_transport::sign::parse_public_key(v)?;
+                        oxtree_transport::sign::parse_candidate_key(v)?;
                         opts.push(("verification-ed25519-key".into(), v.to_string()));
                     }
                     "file" => opts.push(("verification-ed25519-file".into(), v.to_string())),

@@ -26,6 +26,25 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
     }
 }
 
+/// A collection ID: reverse-DNS, at least two `.`-separated elements of
+/// `[A-Za-z0-9_-]`, not starting with a digit (ostree's rule).
+pub fn validate_collection_id(id: &str) -> Result<()> {
+    let parts: Vec<&str> = id.split('.').collect();
+    let ok = parts.len() >= 2
+        && id.len() <= 255
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(RepoError::Invalid(format!("Invalid collection ID {id}")))
+    }
+}
+
 /// Parse the contents of a ref file (untrusted): one checksum, optional newline.
 pub fn parse_ref_contents(bytes: &[u8]) -> Result<Checksum> {
     let s = std::str::from_utf8(bytes).map_err(|_| RepoError::InvalidRef("<not UTF-8>".into()))?;

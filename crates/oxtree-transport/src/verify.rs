@@ -89,8 +89,15 @@ pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
         specific = true;
     }
     if !specific {
-        for d in sign::system_dirs() {
-            ring.add_dir(&d.join("trusted.gpg.d"))?;
+        // As libostree: OSTREE_GPG_HOME names the global keyring directory
+        // in place of the system ones.
+        match std::env::var_os("OSTREE_GPG_HOME") {
+            Some(d) if !d.is_empty() => ring.add_dir(Path::new(&d))?,
+            _ => {
+                for d in sign::system_dirs() {
+                    ring.add_dir(&d.join("trusted.gpg.d"))?;
+                }
+            }
         }
     }
     Ok(ring)
@@ -108,12 +115,16 @@ fn add_path(ring: &mut Keyring, p: &Path) -> Result<()> {
 pub fn remote_ed25519_trust(remote: &Remote) -> Result<Ed25519Trust> {
     let mut t = Ed25519Trust::new();
     if let Some(k) = &remote.ed25519_key {
-        t.add_trusted(sign::parse_public_key(k).map_err(|e| {
+        let k = sign::parse_candidate_key(k).map_err(|e| {
             TransportError::Config(format!(
                 "remote '{}': verification-ed25519-key: {e}",
                 remote.name
             ))
-        })?);
+        })?;
+        match k {
+            Some(k) => t.add_trusted(k),
+            None => t.add_unusable(),
+        }
     }
     if let Some(f) = &remote.ed25519_file {
         t.add_trusted_file(Path::new(f))?;
