@@ -53,9 +53,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
                 .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
-        return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+    // Also the spelled-out dates GNU date(1) reads ("October 25 1985").
+    for f in ["%Y-%m-%d", "%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+            return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        }
     }
     Err(anyhow!(
         "could not parse timestamp '{s}' (use @EPOCH, YYYY-MM-DD or RFC 3339)"

@@ -157,6 +157,9 @@ struct DeployArgs {
     /// Do not make the new deployment the default
     #[arg(long)]
     not_as_default: bool,
+    /// Do not merge /etc or kernel arguments from the current deployment
+    #[arg(long)]
+    no_merge: bool,
     /// Prepare the deployment now; finalize it at shutdown (finalize-staged)
     #[arg(long)]
     stage: bool,
@@ -415,6 +418,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args) -> Result<()> {
                 origin,
                 retain: d.retain,
                 not_as_default: d.not_as_default,
+                no_merge: d.no_merge,
             };
             let t = oxtree_host::deploy(
                 &context(sr, rn, false),

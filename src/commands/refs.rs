@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// List refs (the default)
+    /// List refs (the default); with a PREFIX, name them in full
     #[arg(long)]
     list: bool,
     /// Create ref NEW pointing at the given revision
@@ -63,6 +63,13 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     }
     let all = repo.list_refs()?;
     let refs = match a.args.first() {
+        // --list names refs in full, as ostree does.
+        Some(prefix) if a.list => {
+            let dir = format!("{}/", prefix.trim_end_matches('/'));
+            all.into_iter()
+                .filter(|(n, _)| n == prefix || n.starts_with(&dir))
+                .collect()
+        }
         Some(prefix) => under_prefix(&all, prefix),
         None => all,
     };

@@ -19,14 +19,15 @@ pub enum RepoError {
         kind: ObjectType,
         reason: String,
     },
-    #[error("no such object {checksum}.{kind}")]
+    /// ostree's wording for a missing object ("Couldn't find file object").
+    #[error("Couldn't find {kind} object '{checksum}' (no such object {checksum}.{kind})")]
     MissingObject {
         checksum: Checksum,
         kind: ObjectType,
     },
     #[error("refspec '{0}' not found")]
     RefNotFound(String),
-    #[error("invalid ref name '{0}'")]
+    #[error("Invalid ref name '{0}'")]
     InvalidRef(String),
     #[error("invalid repository config: {0}")]
     Config(String),

@@ -162,6 +162,29 @@ impl Repo {
         Ok(out)
     }
 
+    /// A partial checksum (at least 4 hex digits) names the one commit
+    /// object it starts, as in ostree.
+    fn by_prefix(&self, rev: &str) -> Result<Checksum> {
+        let hex = rev.len() >= 4 && rev.len() < 64 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            return Err(RepoError::RefNotFound(rev.to_string()));
+        }
+        let rev_lc = rev.to_ascii_lowercase();
+        let found: Vec<Checksum> = self
+            .list_commits()?
+            .into_iter()
+            .filter(|c| c.to_hex().starts_with(&rev_lc))
+            .collect();
+        match found.as_slice() {
+            [c] => Ok(*c),
+            [] => Err(RepoError::RefNotFound(rev.to_string())),
+            _ => Err(RepoError::Invalid(format!(
+                "Refspec '{rev}' is ambiguous ({} commits start with it)",
+                found.len()
+            ))),
+        }
+    }
+
     /// As ostree, a local name that is no local ref may name a remote's ref:
     /// the first `refs/remotes/*/NAME`, remotes in name order.
     fn find_in_remotes(&self, name: &str) -> Result<Option<Checksum>> {
@@ -201,9 +224,10 @@ impl Repo {
         }
         match self.read_ref(rev) {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => self
-                .find_in_remotes(rev)?
-                .ok_or_else(|| RepoError::RefNotFound(rev.to_string())),
+            Ok(None) => match self.find_in_remotes(rev)? {
+                Some(c) => Ok(c),
+                None => self.by_prefix(rev),
+            },
             Err(RepoError::InvalidRef(_)) => Err(RepoError::RefNotFound(rev.to_string())),
             Err(e) => Err(e),
         }

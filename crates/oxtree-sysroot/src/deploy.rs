@@ -36,6 +36,9 @@ pub struct DeployOptions {
     pub retain: bool,
     /// `--not-as-default`: place the new deployment after the default.
     pub not_as_default: bool,
+    /// `--no-merge`: start from the new tree's /etc and no kernel
+    /// arguments, ignoring the current deployment.
+    pub no_merge: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -149,7 +152,11 @@ impl Sysroot {
         let osname = self.resolve_osname(opts.osname.as_deref())?;
         let csum = self.repo().resolve_rev(rev)?;
         self.repo().load_commit(&csum)?;
-        let merge = self.merge_deployment(&osname).cloned();
+        let merge = if opts.no_merge {
+            None
+        } else {
+            self.merge_deployment(&osname).cloned()
+        };
         let serial = self.allocate_serial(&osname, &csum.to_hex())?;
         let origin = match &opts.origin {
             Some(o) => o.clone(),

@@ -280,10 +280,9 @@ impl Ed25519Trust {
             }
         }
         // ostree's wording, which scripts match.
-        let names: Vec<String> = usable.iter().map(|k| encode_public(k)).collect();
-        Err(sig_err(format!(
-            "ed25519: Signature couldn't be verified with: key(s) {} (none of the {} signature(s) is valid for the {} trusted key(s){})",
-            names.join(", "),
+        let tried = usable.len() + self.unusable;
+        let why = format!(
+            "none of the {} signature(s) is valid for the {} trusted key(s){}",
             sigs.len(),
             usable.len(),
             if self.unusable > 0 {
@@ -291,7 +290,14 @@ impl Ed25519Trust {
             } else {
                 String::new()
             }
-        )))
+        );
+        Err(sig_err(match usable.as_slice() {
+            [k] if tried == 1 => format!(
+                "ed25519: Signature couldn't be verified with: key {} ({why})",
+                encode_public(k)
+            ),
+            _ => format!("ed25519: Signature couldn't be verified; tried {tried} keys ({why})"),
+        }))
     }
 }
 
