@@ -20,6 +20,10 @@ use std::path::PathBuf;
     allow_external_subcommands = true
 )]
 struct Cli {
+    /// Accepted on every command for ostree compatibility (ostree prints
+    /// debug messages)
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     /// Print version information (in ostree's format, with its feature list)
     #[arg(long, action = clap::ArgAction::SetTrue)]
     version: bool,
@@ -171,7 +175,10 @@ fn main() {
         Command::PullLocal(a) => commands::pull_local::run(repo, a),
         Command::Remote(a) => commands::remote::run(repo, a),
         Command::Pull(a) => commands::pull::run(repo, a),
-        Command::Summary(a) => commands::summary::run(repo, a),
+        Command::Summary(mut a) => {
+            a.view |= cli.verbose;
+            commands::summary::run(repo, a)
+        }
         Command::StaticDelta(a) => commands::static_delta::run(repo, a),
         Command::Sign(a) => commands::sign::run(repo, a),
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),

@@ -7,11 +7,16 @@ use oxtree_repo::Repo;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// The repository: --repo (or OSTREE_REPO), else as ostree the repository
-/// of the sysroot named by OSTREE_SYSROOT (default `/`), when it has one.
+/// The repository: --repo (or OSTREE_REPO), else as ostree the current
+/// directory if it is a repository, else the repository of the sysroot
+/// named by OSTREE_SYSROOT (default `/`), when it has one.
 pub fn repo_path(repo: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(r) = repo {
         return Ok(r);
+    }
+    // As ostree: the current directory, when it is a repository.
+    if std::path::Path::new("config").is_file() && std::path::Path::new("objects").is_dir() {
+        return Ok(PathBuf::from("."));
     }
     let sysroot = std::env::var_os("OSTREE_SYSROOT")
         .map(PathBuf::from)

@@ -18,15 +18,15 @@
 #
 # Usage: tests/ostree-suite.sh [TEST...]   (default: all test-*.sh)
 # Env: OXTREE_BIN (default target/debug/oxtree), OSTREE_SUITE_JOBS (2),
-#      OSTREE_SUITE_TIMEOUT (seconds per test, 90), OSTREE_SUITE_MIN_PASS,
+#      OSTREE_SUITE_TIMEOUT (seconds per test, 60), OSTREE_SUITE_MIN_PASS,
 #      OSTREE_SUITE_KEEP=1 keeps the per-test logs directory.
 set -euo pipefail
 
 SUITE=/usr/libexec/installed-tests/libostree
 CACHE=/var/cache/oxtree-tests
-MIN_PASS=${OSTREE_SUITE_MIN_PASS:-28}
+MIN_PASS=${OSTREE_SUITE_MIN_PASS:-29}
 JOBS=${OSTREE_SUITE_JOBS:-2}
-TIMEOUT=${OSTREE_SUITE_TIMEOUT:-90}
+TIMEOUT=${OSTREE_SUITE_TIMEOUT:-60}
 
 # One test: --one BINDIR TEST RESULTDIR. BINDIR empty means the real ostree.
 if [ "${1:-}" = --one ]; then

@@ -9,9 +9,6 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Accepted for ostree compatibility (ostree prints debug messages)
-    #[arg(short = 'v', long)]
-    verbose: bool,
     /// Only display unreachable objects; don't delete
     #[arg(long)]
     no_prune: bool,

@@ -119,9 +119,16 @@ impl Repo {
             Some(c) => {
                 let dir =
                     fsutil::mkdir_p_at(self.dir(), &parent).ctx(|| format!("creating {parent}"))?;
-                // A directory in the way (ref `a` when `a/b` exists) is an error.
-                fsutil::write_atomic_at(&dir, leaf, format!("{c}\n").as_bytes(), sync)
-                    .ctx(|| format!("writing ref {refspec}"))?;
+                // A directory in the way (ref `a` when `a/b` exists) is an
+                // error; an empty one (its refs were deleted) goes.
+                let body = format!("{c}\n");
+                if let Err(e) = fsutil::write_atomic_at(&dir, leaf, body.as_bytes(), sync) {
+                    if fs::unlinkat(&dir, leaf, AtFlags::REMOVEDIR).is_err() {
+                        return Err(e).ctx(|| format!("writing ref {refspec}"));
+                    }
+                    fsutil::write_atomic_at(&dir, leaf, body.as_bytes(), sync)
+                        .ctx(|| format!("writing ref {refspec}"))?;
+                }
             }
             None => {
                 let dir = match fsutil::open_dir_at(self.dir(), &parent) {
