@@ -219,13 +219,16 @@ pub fn fetch_summary(
     rt.block_on(fetch_summary_async(&fetcher, remote, verifier))
 }
 
+/// A summary's bytes and, when published, its `summary.sig` bytes.
+pub type RawSummary = (Vec<u8>, Option<Vec<u8>>);
+
 /// The remote's `summary` and `summary.sig` bytes as published (checked
 /// when the remote asks for signed summaries), for a mirror to keep.
 pub fn fetch_summary_raw(
     remote: &Remote,
     verifier: &RemoteVerifier,
     fetch: &FetchOptions,
-) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+) -> Result<Option<RawSummary>> {
     let fetcher = Fetcher::new(fetch.clone())?;
     let rt = runtime()?;
     rt.block_on(async {
