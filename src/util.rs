@@ -44,6 +44,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
     if let Some(e) = s.strip_prefix('@') {
         return e.parse().map_err(|_| anyhow!("invalid timestamp '{s}'"));
     }
+    for f in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(d) = DateTime::parse_from_str(s, f) {
+            return u64::try_from(d.timestamp())
+                .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        }
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return u64::try_from(d.timestamp()).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
     }

@@ -37,8 +37,11 @@ enum Action {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Do nothing if the remote already exists
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         if_not_exists: bool,
+        /// Replace the remote if it already exists
+        #[arg(long)]
+        force: bool,
         /// Fetch content objects from this URL instead
         #[arg(long, value_name = "URL")]
         contenturl: Option<String>,
@@ -109,6 +112,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             gpg_import,
             set,
             if_not_exists,
+            force,
             contenturl,
             collection_id,
             name,
@@ -167,6 +171,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 Some(f) => Some(vec![oxtree_transport::sign::read_key_file(f)?]),
                 None => None,
             };
+            if force {
+                remote::delete_remote(&mut repo, &name, true)?;
+            }
             let added =
                 remote::add_remote(&mut repo, &name, &url, &branches, &opts, if_not_exists)?;
             if let (Some(k), true) = (keys, added) {

@@ -19,8 +19,9 @@ pub enum RepoError {
         kind: ObjectType,
         reason: String,
     },
-    /// ostree's wording for a missing object ("Couldn't find file object").
-    #[error("Couldn't find {kind} object '{checksum}' (no such object {checksum}.{kind})")]
+    /// ostree's wording, which scripts match: "Couldn't find file object"
+    /// for content, "No such metadata object" for the rest.
+    #[error("{}", missing_object(checksum, kind))]
     MissingObject {
         checksum: Checksum,
         kind: ObjectType,
@@ -63,5 +64,13 @@ impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
             context: f().into(),
             source: e.into(),
         })
+    }
+}
+
+fn missing_object(c: &Checksum, kind: &ObjectType) -> String {
+    if *kind == ObjectType::File {
+        format!("Couldn't find file object '{c}'")
+    } else {
+        format!("No such metadata object {c}.{kind}")
     }
 }

@@ -31,7 +31,7 @@ pub fn remove_remote_keyring(repo: &Repo, remote: &str) -> Result<()> {
 
 /// Import OpenPGP public keys (each input binary or armored; only those
 /// named by `ids` when not empty) into the remote's keyring. Returns how
-/// many keys were imported (new or updated).
+/// many keys were new (as ostree reports it; known keys are refreshed).
 pub fn import_gpg_keys(
     repo: &Repo,
     remote: &str,
@@ -56,13 +56,12 @@ pub fn import_gpg_keys(
     }
     let keys = gpg::select_public_keys(keys, ids)?;
     gpg::check_keys(&keys)?;
-    let n = keys.len();
     let path = remote_keyring_path(repo, remote);
     let mut ring = Keyring::new();
     if path.exists() {
         ring.add_file(&path)?;
     }
-    ring.merge(keys);
+    let n = ring.merge(keys);
     let bytes = ring.to_bytes()?;
     oxtree_repo::fsutil::write_atomic_at(
         repo.dir(),
