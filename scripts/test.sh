@@ -26,6 +26,9 @@ if [ $# -eq 0 ]; then
   boot_pid=$!
   cargo test --workspace --all-targets --no-fail-fast -- --skip host_lifecycle 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
+  # ostree's own test suite, with the built oxtree as `ostree` (issue #12),
+  # while the VM test goes on.
+  tests/ostree-suite.sh || status=1
   wait "$boot_pid"
   boot_status=$?
   echo "=== tests/boot.rs (ran beside the rest) ==="

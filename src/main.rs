@@ -7,15 +7,26 @@ mod reporter;
 mod util;
 
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
     name = "oxtree",
-    version,
-    about = "Content-addressed OS trees, byte-compatible with ostree"
+    about = "Content-addressed OS trees, byte-compatible with ostree",
+    // Like ostree (GOption): a repeated option keeps its last value.
+    args_override_self = true,
+    // `ostree FOO` runs `ostree-FOO` from PATH when FOO is no command.
+    allow_external_subcommands = true
 )]
 struct Cli {
+    /// Accepted on every command for ostree compatibility (ostree prints
+    /// debug messages)
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
+    /// Print version information (in ostree's format, with its feature list)
+    #[arg(long, action = clap::ArgAction::SetTrue)]
+    version: bool,
     /// Path to the repository (like ostree's --repo).
     #[arg(long, global = true, value_name = "PATH", env = "OSTREE_REPO")]
     repo: Option<PathBuf>,
@@ -24,7 +35,7 @@ struct Cli {
     #[arg(long, global = true, value_name = "URL", env = "OXTREE_HOST")]
     host: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -96,14 +107,37 @@ enum Command {
     ToDisk(commands::to_disk::Args),
     /// The host agent (oxtreed): the host's transactions as a REST API
     Agent(commands::agent::Args),
+    /// `ostree-NAME` from PATH, run as `ostree NAME`
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+/// A closed stdout (`oxtree ls … | grep -q x`) ends the program with status
+/// 0, as ostree does (it ignores the write error), instead of 141 or a panic.
+/// Any other broken pipe (a socket, a child's stdin) still kills us by
+/// SIGPIPE, so it can never pass for success.
+extern "C" fn on_sigpipe(_: libc::c_int) {
+    let mut fds = [libc::pollfd {
+        fd: 1,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    // SAFETY: poll, _exit, signal and raise are async-signal-safe.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 1, 0) == 1 && fds[0].revents & libc::POLLERR != 0 {
+            libc::_exit(0);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
 }
 
 fn main() {
     // Rust ignores SIGPIPE, so `oxtree db list | head` would panic on the
-    // closed pipe; like other Unix tools, just end quietly.
+    // closed pipe; end quietly instead.
     // SAFETY: setting a signal disposition before any thread is started.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, on_sigpipe as *const () as libc::sighandler_t);
     }
     // Started under the name `oxtreed` (a symlink): the agent.
     let argv0 = std::env::args_os().next().unwrap_or_default();
@@ -117,8 +151,17 @@ fn main() {
         Cli::parse()
     };
     let host = cli.host.clone();
+    if cli.version {
+        print!("{}", commands::version::render());
+        return;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("error: No command specified");
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        std::process::exit(1);
+    };
     let repo = cli.repo.clone();
-    let result = match cli.command {
+    let result = match command {
         Command::Init(a) => commands::init::run(repo, a),
         Command::Commit(a) => commands::commit::run(repo, a),
         Command::Checkout(a) => commands::checkout::run(repo, a),
@@ -138,7 +181,10 @@ fn main() {
         Command::PullLocal(a) => commands::pull_local::run(repo, a),
         Command::Remote(a) => commands::remote::run(repo, a),
         Command::Pull(a) => commands::pull::run(repo, a),
-        Command::Summary(a) => commands::summary::run(repo, a),
+        Command::Summary(mut a) => {
+            a.view |= cli.verbose;
+            commands::summary::run(repo, a)
+        }
         Command::StaticDelta(a) => commands::static_delta::run(repo, a),
         Command::Sign(a) => commands::sign::run(repo, a),
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),
@@ -152,6 +198,7 @@ fn main() {
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
         Command::Agent(a) => commands::agent::run(a),
+        Command::External(argv) => commands::external::run(argv),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

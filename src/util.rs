@@ -7,8 +7,28 @@ use oxtree_repo::Repo;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// The repository: --repo (or OSTREE_REPO), else as ostree the current
+/// directory if it is a repository, else the repository of the sysroot
+/// named by OSTREE_SYSROOT (default `/`), when it has one.
 pub fn repo_path(repo: Option<PathBuf>) -> Result<PathBuf> {
-    repo.ok_or_else(|| anyhow!("--repo=PATH must be given (or OSTREE_REPO set)"))
+    if let Some(r) = repo {
+        return Ok(r);
+    }
+    // As ostree: the current directory, when it is a repository.
+    if std::path::Path::new("config").is_file() && std::path::Path::new("objects").is_dir() {
+        return Ok(PathBuf::from("."));
+    }
+    let sysroot = std::env::var_os("OSTREE_SYSROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let r = sysroot.join("ostree/repo");
+    if r.join("config").is_file() {
+        return Ok(r);
+    }
+    Err(anyhow!(
+        "--repo=PATH must be given (or OSTREE_REPO set); {} has no repository",
+        sysroot.display()
+    ))
 }
 
 pub fn open_repo(repo: Option<PathBuf>) -> Result<Repo> {
@@ -24,6 +44,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
     if let Some(e) = s.strip_prefix('@') {
         return e.parse().map_err(|_| anyhow!("invalid timestamp '{s}'"));
     }
+    for f in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"] {
+        if let Ok(d) = DateTime::parse_from_str(s, f) {
+            return u64::try_from(d.timestamp())
+                .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        }
+    }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return u64::try_from(d.timestamp()).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
     }
@@ -38,9 +64,12 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
                 .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
-        return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+    // Also the spelled-out dates GNU date(1) reads ("October 25 1985").
+    for f in ["%Y-%m-%d", "%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+            return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        }
     }
     Err(anyhow!(
         "could not parse timestamp '{s}' (use @EPOCH, YYYY-MM-DD or RFC 3339)"

@@ -119,6 +119,18 @@ fn kill_9_during_commit() {
         }
         let again = commit(Ox, &repo, "main", &tree, &["--parent=none"]);
         assert_eq!(again, expected, "{what}: commit after the crash differs");
+        // The killed writer's staging directory (its lock died with it) is
+        // reclaimed by the next transaction, not left to fill the disk.
+        let left: Vec<String> = fs::read_dir(repo.join("tmp"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("staging-oxtree-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{what}: staging left after the next commit: {left:?}"
+        );
         let o = run_repo(Ost, &repo, &["fsck"]);
         assert!(o.success(), "{what}: ostree fsck after recommit:\n{o:?}");
         fs::remove_dir_all(&repo).unwrap();

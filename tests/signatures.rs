@@ -492,7 +492,7 @@ fn ed25519_sign_verify_and_pull() {
     let out = ok(&ox, &src, &["sign", "--verify", "main", &public]);
     assert_eq!(
         out,
-        format!("Signature verified successfully with key '{public}'\n")
+        format!("ed25519: Signature verified successfully with key '{public}'\n")
     );
     fails(&ox, &src, &["sign", "--verify", "main", &public2]);
     // A second signature is appended; either key verifies now.

@@ -13,19 +13,34 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args)]
 pub struct Args {
     /// Use the system root at PATH
-    #[arg(long, global = true, value_name = "PATH", default_value = "/")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "/",
+        env = "OSTREE_SYSROOT"
+    )]
     sysroot: PathBuf,
     /// Runtime state directory (staged deployment, unlock state)
     #[arg(long, global = true, value_name = "PATH", default_value = "/run")]
     run_dir: PathBuf,
+    /// Print the directory of the current deployment (the booted one, else
+    /// the default) and exit
+    #[arg(long)]
+    print_current_dir: bool,
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Initialize a root filesystem with an empty bare repository
-    InitFs { path: PathBuf },
+    InitFs {
+        /// Only create /boot and /ostree (no /dev, /proc, /tmp, …)
+        #[arg(long)]
+        modern: bool,
+        path: PathBuf,
+    },
     /// Initialize a new stateroot (osname)
     #[command(visible_alias = "stateroot-init")]
     OsInit { osname: String },
@@ -127,6 +142,9 @@ struct DeployArgs {
     /// Append kernel argument
     #[arg(long = "karg-append", value_name = "NAME=VALUE")]
     karg_append: Vec<String>,
+    /// Delete kernel argument NAME (every value) or exactly NAME=VALUE
+    #[arg(long = "karg-delete", value_name = "NAME[=VALUE]")]
+    karg_delete: Vec<String>,
     /// Import current /proc/cmdline
     #[arg(long = "karg-proc-cmdline")]
     karg_proc_cmdline: bool,
@@ -139,6 +157,9 @@ struct DeployArgs {
     /// Do not make the new deployment the default
     #[arg(long)]
     not_as_default: bool,
+    /// Do not merge /etc or kernel arguments from the current deployment
+    #[arg(long)]
+    no_merge: bool,
     /// Prepare the deployment now; finalize it at shutdown (finalize-staged)
     #[arg(long)]
     stage: bool,
@@ -217,6 +238,9 @@ enum KargsCmd {
         /// Deployment index (default: 0, the default deployment)
         #[arg(long, default_value_t = 0)]
         deployment: usize,
+        /// Ignored, as ostree ignores words after the options
+        #[arg(hide = true)]
+        _rest: Vec<String>,
     },
 }
 
@@ -268,6 +292,9 @@ fn open_unlocked(path: &Path, run: &Path) -> Result<Sysroot> {
 
 pub(crate) fn print_deploy(r: &oxtree_sysroot::DeployReport) {
     if let Some(e) = &r.etc {
+        for p in &e.skipped {
+            eprintln!("warning: /etc/{p} is not a regular file, directory or symlink; not copied");
+        }
         println!(
             "Copying /etc changes: {} modified, {} removed, {} added",
             e.modified.len(),
@@ -364,12 +391,30 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
 
 pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
     if let Some(h) = host {
-        return remote(h, a.command);
+        let Some(command) = a.command else {
+            bail!("No \"admin\" subcommand specified");
+        };
+        return remote(h, command);
     }
     let sr = a.sysroot.as_path();
     let rn = a.run_dir.as_path();
-    match a.command {
-        Cmd::InitFs { path } => oxtree_sysroot::init_fs(&path)?,
+    if a.print_current_dir {
+        let s = open_unlocked(sr, rn)?;
+        let i = s.booted_index().unwrap_or(0);
+        let d = s.deployment(i).context("No deployments found")?;
+        let dir = std::path::absolute(s.path())?.join(format!(
+            "ostree/deploy/{}/deploy/{}",
+            d.osname,
+            d.name()
+        ));
+        println!("{}", dir.display());
+        return Ok(());
+    }
+    let Some(command) = a.command else {
+        bail!("No \"admin\" subcommand specified");
+    };
+    match command {
+        Cmd::InitFs { path, modern } => oxtree_sysroot::init_fs(&path, modern)?,
         Cmd::OsInit { osname } => {
             open(sr, rn)?.init_stateroot(&osname)?;
             println!("ostree/deploy/{osname} initialized as OSTree root");
@@ -387,6 +432,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                 osname: d.os.clone(),
                 karg_replace: d.karg.clone(),
                 karg_append: d.karg_append.clone(),
+                karg_delete: d.karg_delete.clone(),
                 karg_base: if d.karg_proc_cmdline {
                     Some(proc_cmdline_kargs()?)
                 } else {
@@ -395,6 +441,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                 origin,
                 retain: d.retain,
                 not_as_default: d.not_as_default,
+                no_merge: d.no_merge,
             };
             let t = oxtree_host::deploy(
                 &context(sr, rn, false),
@@ -553,6 +600,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                     delete_if_present,
                     replace,
                     deployment,
+                    ..
                 },
         } => {
             use oxtree_sysroot::upgrade::KargEdit;

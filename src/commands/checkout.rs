@@ -13,6 +13,9 @@ pub struct Args {
     /// Copy files instead of hardlinking them
     #[arg(short = 'C', long)]
     force_copy: bool,
+    /// Fail unless files can be hardlinked to the repository's objects
+    #[arg(short = 'H', long)]
+    require_hardlinks: bool,
     /// Replace existing files in DEST
     #[arg(long)]
     union: bool,
@@ -34,6 +37,24 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let repo = open_repo(repo)?;
     if a.union && a.union_add {
         bail!("--union and --union-add are mutually exclusive");
+    }
+    if a.require_hardlinks {
+        use oxtree_repo::RepoMode;
+        if a.force_copy {
+            bail!("Cannot specify both --require-hardlinks and --force-copy");
+        }
+        match repo.mode() {
+            RepoMode::Bare if a.user_mode => {
+                bail!("Bare repository mode cannot hardlink in user checkout mode")
+            }
+            RepoMode::BareUser if !a.user_mode => {
+                bail!("User repository mode requires user checkout mode to hardlink")
+            }
+            RepoMode::Archive => {
+                bail!("Cannot hardlink from an archive repository (its objects are compressed)")
+            }
+            _ => {}
+        }
     }
     let csum = repo.resolve_rev(&a.rev)?;
     let dest = a.dest.clone().unwrap_or_else(|| PathBuf::from(&a.rev));

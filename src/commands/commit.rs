@@ -68,8 +68,39 @@ pub struct Args {
     gpg_sign: Vec<String>,
     #[command(flatten)]
     gpg_keys: super::gpg_sign::GpgKeyArgs,
+    /// Mark the commit bootable: record the kernel version of
+    /// usr/lib/modules/KVER/vmlinuz (ostree.linux, ostree.bootable)
+    #[arg(long)]
+    bootable: bool,
+    /// Sign the commit with this key (repeatable; see --sign-type)
+    #[arg(long = "sign", value_name = "KEY-ID")]
+    sign: Vec<String>,
+    /// Signature type of --sign: ed25519 (default) or dummy (ostree's
+    /// test-only type)
+    #[arg(long = "sign-type", default_value = "ed25519")]
+    sign_type: String,
+    /// Delete the committed directories afterwards (as ostree's --consume)
+    #[arg(long)]
+    consume: bool,
     /// Directory to commit (same as --tree=dir=PATH)
     path: Option<PathBuf>,
+}
+
+/// `--bootable`: the kernel version of the first usr/lib/modules/KVER that
+/// holds a `vmlinuz`, with ostree's errors when there is none.
+fn bootable_kernel(mt: &MutableTree) -> Result<String> {
+    let modules = ["usr", "lib", "modules"]
+        .iter()
+        .try_fold(mt, |t, d| t.dirs.get(*d));
+    let Some(modules) = modules else {
+        bail!("No such file or directory: /usr/lib/modules");
+    };
+    modules
+        .dirs
+        .iter()
+        .find(|(_, d)| d.files.contains_key("vmlinuz"))
+        .map(|(k, _)| k.clone())
+        .ok_or_else(|| anyhow!("No kernel found in /usr/lib/modules"))
 }
 
 enum Source {
@@ -142,9 +173,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         None => a.body.clone().unwrap_or_default(),
     };
-    let timestamp = match &a.timestamp {
-        Some(t) => parse_timestamp(t)?,
-        None => now(),
+    // Reproducible builds: SOURCE_DATE_EPOCH stands in for the clock.
+    let timestamp = match (&a.timestamp, std::env::var("SOURCE_DATE_EPOCH")) {
+        (Some(t), _) => parse_timestamp(t)?,
+        (None, Ok(e)) => e
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("invalid SOURCE_DATE_EPOCH '{e}'"))?,
+        (None, Err(_)) => now(),
     };
 
     let mut tx = repo.begin()?;
@@ -177,6 +213,22 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
     }
     pb.finish_and_clear();
+    if a.bootable {
+        // ostree's key order: the kernel first, the flag after the user's keys.
+        let kver = bootable_kernel(&mt)?;
+        let mut md = Metadata::new();
+        md.set_str("ostree.linux", &kver);
+        for (k, v) in std::mem::take(&mut metadata.0) {
+            if k == "ostree.ref-binding" {
+                md.set("ostree.bootable", true.into());
+            }
+            md.0.push((k, v));
+        }
+        if md.get("ostree.bootable").is_none() {
+            md.set("ostree.bootable", true.into());
+        }
+        metadata = md;
+    }
     let root = mt.write(&tx)?;
 
     if a.skip_if_unchanged {
@@ -213,8 +265,33 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
     }
+    if !a.sign.is_empty() {
+        use oxtree_transport::sign;
+        let bytes = repo.load_meta_bytes(oxtree_object::ObjectType::Commit, &csum)?;
+        let mut md = repo.load_commitmeta(&csum)?.unwrap_or_default();
+        for k in &a.sign {
+            let (key, sig) = match a.sign_type.as_str() {
+                "ed25519" => (
+                    sign::ED25519_KEY,
+                    sign::sign_data(&sign::parse_secret_key(k)?, &bytes),
+                ),
+                "dummy" => (sign::DUMMY_KEY, sign::dummy_sign(k)),
+                t => bail!("Requested signature type is not implemented: '{t}'"),
+            };
+            sign::append_signature(&mut md, key, sig)?;
+        }
+        repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
+    }
     if let Some(b) = &a.branch {
         repo.write_ref(b, Some(&csum), sync)?;
+    }
+    if a.consume {
+        for s in &sources {
+            if let Source::Dir(p) = s {
+                std::fs::remove_dir_all(p)
+                    .with_context(|| format!("--consume: removing {}", p.display()))?;
+            }
+        }
     }
     println!("{csum}");
     Ok(())

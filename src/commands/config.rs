@@ -10,21 +10,62 @@ pub struct Args {
     /// Group (section) of the key; then KEY has no SECTION. prefix
     #[arg(long)]
     group: Option<String>,
-    #[command(subcommand)]
-    action: Action,
+    /// get KEY | set KEY VALUE | unset KEY (parsed by hand, as ostree does:
+    /// `config -- set core.x -1` and "Too many arguments given")
+    #[arg(
+        value_name = "get|set|unset KEY [VALUE]",
+        allow_hyphen_values = true,
+        trailing_var_arg = true
+    )]
+    words: Vec<String>,
 }
 
-#[derive(clap::Subcommand)]
 enum Action {
-    /// Print a value
     Get { key: String },
-    /// Set a value
     Set { key: String, value: String },
-    /// Remove a key
     Unset { key: String },
 }
 
-pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+fn parse_words(w: &[String]) -> Result<Action> {
+    let want = match w.first().map(String::as_str) {
+        Some("get") | Some("unset") => 2,
+        Some("set") => 3,
+        Some(o) => anyhow::bail!("Unknown operation {o}"),
+        None => anyhow::bail!("OPERATION must be specified"),
+    };
+    if w.len() > want {
+        anyhow::bail!("Too many arguments given");
+    }
+    if w.len() < want {
+        anyhow::bail!(
+            "KEY{} must be specified",
+            if want == 3 { " and VALUE" } else { "" }
+        );
+    }
+    Ok(match w[0].as_str() {
+        "get" => Action::Get { key: w[1].clone() },
+        "unset" => Action::Unset { key: w[1].clone() },
+        _ => Action::Set {
+            key: w[1].clone(),
+            value: w[2].clone(),
+        },
+    })
+}
+
+pub fn run(repo: Option<PathBuf>, mut a: Args) -> Result<()> {
+    // `--group` may also come after the operation.
+    let mut words = Vec::new();
+    let mut it = std::mem::take(&mut a.words).into_iter();
+    while let Some(w) = it.next() {
+        if let Some(g) = w.strip_prefix("--group=") {
+            a.group = Some(g.to_string());
+        } else if w == "--group" {
+            a.group = it.next();
+        } else {
+            words.push(w);
+        }
+    }
+    let action = parse_words(&words)?;
     let mut repo = open_repo(repo)?;
     let group = a.group.clone();
     let split = |key: &str| -> Result<(String, String)> {
@@ -35,7 +76,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 .map_err(Into::into),
         }
     };
-    match a.action {
+    match action {
         Action::Get { key } => {
             let (s, k) = split(&key)?;
             let (s, k) = (s.as_str(), k.as_str());

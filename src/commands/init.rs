@@ -10,11 +10,21 @@ pub struct Args {
     /// bare, bare-user, bare-user-only or archive (archive-z2)
     #[arg(long, default_value = "bare")]
     mode: String,
+    /// Globally unique ID of the repository's collection (core.collection-id)
+    #[arg(long, value_name = "COLLECTION-ID")]
+    collection_id: Option<String>,
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let path = repo_path(repo)?;
     let mode = RepoMode::parse(&a.mode)?;
-    Repo::init(&path, mode).with_context(|| format!("initializing {}", path.display()))?;
+    let mut r =
+        Repo::init(&path, mode).with_context(|| format!("initializing {}", path.display()))?;
+    if let Some(id) = &a.collection_id {
+        oxtree_repo::refs::validate_collection_id(id)?;
+        let mut c = r.config().clone();
+        c.set("core", "collection-id", id);
+        r.write_config(c)?;
+    }
     Ok(())
 }

@@ -42,7 +42,10 @@ pub struct Args {
     /// Progress and result as JSON lines on stdout
     #[arg(long)]
     json: bool,
-    /// Remote name
+    /// Pull from this URL instead of the remote's configured one
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Remote name, or REMOTE:REF
     remote: String,
     /// Refs to pull (REF, REF@COMMIT or a commit checksum); default: the
     /// remote's configured branches
@@ -52,7 +55,19 @@ pub struct Args {
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let repo = open_repo(repo)?;
-    let remote = Remote::open(&repo, &a.remote)?;
+    // `pull REMOTE:REF` is `pull REMOTE REF`.
+    let mut a = a;
+    if let Some((r, rf)) = a.remote.clone().split_once(':') {
+        if !a.refs.is_empty() {
+            anyhow::bail!("Cannot specify a refspec (REMOTE:REF) with further refs");
+        }
+        a.remote = r.to_string();
+        a.refs = vec![rf.to_string()];
+    }
+    let mut remote = Remote::open(&repo, &a.remote)?;
+    if let Some(u) = &a.url {
+        remote.url = u.clone();
+    }
     let mut opts = PullOptions {
         depth: a.depth,
         commit_metadata_only: a.commit_metadata_only,
@@ -116,6 +131,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let res = oxtree_transport::pull(&repo, &remote, &a.refs, &opts, &report);
     pb.finish_and_clear();
     let res = res?;
+    if a.mirror && a.refs.is_empty() {
+        mirror_summary(&repo, &remote, &opts)?;
+    }
     let p = &res.progress;
     if a.json {
         let refs: serde_json::Map<String, serde_json::Value> = res
@@ -147,5 +165,27 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             format_size(p.content_bytes)
         );
     }
+    Ok(())
+}
+
+/// A full `pull --mirror` also copies the remote's `summary` and
+/// `summary.sig`, so that the mirror serves them as the original does.
+fn mirror_summary(repo: &oxtree_repo::Repo, remote: &Remote, opts: &PullOptions) -> Result<()> {
+    use oxtree_repo::fsutil::write_atomic_at;
+    let v = oxtree_transport::verify::RemoteVerifier::for_summary(repo, remote)?;
+    let Some((summary, sig)) = oxtree_transport::pull::fetch_summary_raw(remote, &v, &opts.fetch)?
+    else {
+        return Ok(());
+    };
+    let sync = repo.fsync_enabled()?;
+    match sig {
+        Some(sig) => write_atomic_at(repo.dir(), "summary.sig", &sig, sync)?,
+        None => match rustix::fs::unlinkat(repo.dir(), "summary.sig", rustix::fs::AtFlags::empty())
+        {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        },
+    }
+    write_atomic_at(repo.dir(), "summary", &summary, sync)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// List refs (the default)
+    /// List refs (the default); with a PREFIX, name them in full
     #[arg(long)]
     list: bool,
     /// Create ref NEW pointing at the given revision
@@ -32,7 +32,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         let [rev] = a.args.as_slice() else {
             bail!("--create requires exactly one existing revision argument");
         };
-        if !a.force && repo.read_ref(new)?.is_some() {
+        // Only a local ref of that name is in the way (not a remote's).
+        let exists = repo.list_refs()?.iter().any(|(n, _)| n == new);
+        if !a.force && exists {
             bail!("--create specified but ref {new} already exists");
         }
         let c = repo.resolve_rev(rev)?;
@@ -63,6 +65,20 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     }
     let all = repo.list_refs()?;
     let refs = match a.args.first() {
+        // `REMOTE:` (or flatpak's `REMOTE:.`): every ref of that remote.
+        Some(p) if p.ends_with(':') || p.ends_with(":.") => {
+            let remote = p.trim_end_matches('.');
+            all.into_iter()
+                .filter(|(n, _)| n.starts_with(remote))
+                .collect()
+        }
+        // --list names refs in full, as ostree does.
+        Some(prefix) if a.list => {
+            let dir = format!("{}/", prefix.trim_end_matches('/'));
+            all.into_iter()
+                .filter(|(n, _)| n == prefix || n.starts_with(&dir))
+                .collect()
+        }
         Some(prefix) => under_prefix(&all, prefix),
         None => all,
     };

@@ -37,8 +37,17 @@ enum Action {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Do nothing if the remote already exists
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force")]
         if_not_exists: bool,
+        /// Replace the remote if it already exists
+        #[arg(long)]
+        force: bool,
+        /// Fetch content objects from this URL instead
+        #[arg(long, value_name = "URL")]
+        contenturl: Option<String>,
+        /// The remote's collection ID (collection-id)
+        #[arg(long, value_name = "COLLECTION-ID")]
+        collection_id: Option<String>,
         name: String,
         url: String,
         /// Branches `pull NAME` fetches by default
@@ -103,6 +112,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             gpg_import,
             set,
             if_not_exists,
+            force,
+            contenturl,
+            collection_id,
             name,
             url,
             branches,
@@ -118,7 +130,15 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 opts.push(("gpg-verify".into(), "false".into()));
             }
             if no_sign_verify {
+                // As ostree: no verification of any kind, GPG included.
+                opts.push(("gpg-verify".into(), "false".into()));
                 opts.push(("sign-verify".into(), "false".into()));
+            }
+            if let Some(c) = &collection_id {
+                opts.push(("collection-id".into(), c.clone()));
+            }
+            if let Some(c) = &contenturl {
+                opts.push(("contenturl".into(), c.clone()));
             }
             for sv in &sign_verify {
                 let (kind, spec) = sv.split_once('=').ok_or_else(|| {
@@ -134,7 +154,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 })?;
                 match how {
                     "inline" => {
-                        oxtree_transport::sign::parse_public_key(v)?;
+                        oxtree_transport::sign::parse_candidate_key(v)?;
                         opts.push(("verification-ed25519-key".into(), v.to_string()));
                     }
                     "file" => opts.push(("verification-ed25519-file".into(), v.to_string())),
@@ -151,6 +171,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 Some(f) => Some(vec![oxtree_transport::sign::read_key_file(f)?]),
                 None => None,
             };
+            if force {
+                remote::delete_remote(&mut repo, &name, true)?;
+            }
             let added =
                 remote::add_remote(&mut repo, &name, &url, &branches, &opts, if_not_exists)?;
             if let (Some(k), true) = (keys, added) {

@@ -61,9 +61,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("{s}\n{p}");
         return Ok(());
     }
-    if a.sign_type != "ed25519" {
+    if a.sign_type != "ed25519" && a.sign_type != "dummy" {
         bail!(
-            "Requested signature type is not implemented: '{}' (only ed25519; use `oxtree gpg-sign` for GPG)",
+            "Requested signature type is not implemented: '{}' (ed25519 and ostree's test-only dummy; use `oxtree gpg-sign` for GPG)",
             a.sign_type
         );
     }
@@ -78,11 +78,17 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         .with_context(|| format!("loading commit {csum}"))?;
     let sync = repo.fsync_enabled()?;
     let keys = key_texts(&a)?;
+    if a.sign_type == "dummy" {
+        return dummy(&repo, &csum, &a, &keys, sync);
+    }
 
     if a.verify {
         let mut trust = Ed25519Trust::new();
         for k in &keys {
-            trust.add_trusted(sign::parse_public_key(k)?);
+            match sign::parse_candidate_key(k)? {
+                Some(k) => trust.add_trusted(k),
+                None => trust.add_unusable(),
+            }
         }
         // Revoked keys are always honoured; trusted ones come from the
         // directories only when none were given.
@@ -102,7 +108,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         let key = trust
             .verify(&commit, &sigs)
             .with_context(|| format!("verifying commit {csum}"))?;
-        println!("Signature verified successfully with key '{key}'");
+        println!("ed25519: Signature verified successfully with key '{key}'");
         return Ok(());
     }
 
@@ -138,5 +144,53 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         sign::append_signature(&mut md, ED25519_KEY, sign::sign_data(&sk, &commit))?;
     }
     repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
+    Ok(())
+}
+
+/// Whether ostree's test-only `dummy` sign type may verify (it proves
+/// nothing, so only test suites enable it).
+pub fn dummy_enabled() -> bool {
+    std::env::var_os("OSTREE_DUMMY_SIGN_ENABLED").is_some()
+}
+
+/// `sign --sign-type=dummy`: ostree's test signature (the key text).
+fn dummy(
+    repo: &oxtree_repo::Repo,
+    csum: &oxtree_object::Checksum,
+    a: &Args,
+    keys: &[String],
+    sync: bool,
+) -> Result<()> {
+    use sign::DUMMY_KEY;
+    let mut md = repo.load_commitmeta(csum)?.unwrap_or_default();
+    let sigs = sign::signatures_in(&md, DUMMY_KEY)?;
+    if a.verify {
+        if !dummy_enabled() {
+            bail!("No valid signatures found: the dummy signature type is only for ostree testing (set OSTREE_DUMMY_SIGN_ENABLED)");
+        }
+        let k =
+            sign::dummy_verify(keys, &sigs).with_context(|| format!("verifying commit {csum}"))?;
+        println!("dummy: Signature verified successfully with key '{k}'");
+        return Ok(());
+    }
+    if keys.is_empty() {
+        bail!("no keys given: pass KEY arguments or --keys-file");
+    }
+    if a.delete {
+        let kept: Vec<Vec<u8>> = sigs
+            .iter()
+            .filter(|s| !keys.iter().any(|k| s.as_slice() == k.as_bytes()))
+            .cloned()
+            .collect();
+        let removed = sigs.len() - kept.len();
+        sign::set_signatures(&mut md, DUMMY_KEY, kept);
+        repo.write_detached_metadata_bytes(csum, &md.encode(), sync)?;
+        println!("Signatures deleted: {removed}");
+        return Ok(());
+    }
+    for k in keys {
+        sign::append_signature(&mut md, DUMMY_KEY, sign::dummy_sign(k))?;
+    }
+    repo.write_detached_metadata_bytes(csum, &md.encode(), sync)?;
     Ok(())
 }

@@ -17,9 +17,10 @@ pub struct Args {
     /// Update the summary
     #[arg(short = 'u', long)]
     update: bool,
-    /// View the local summary file
-    #[arg(short = 'v', long)]
-    view: bool,
+    /// View the local summary file (also `-v`, as in ostree: for this
+    /// command the global -v means --view)
+    #[arg(long)]
+    pub view: bool,
     /// With --view: print the raw variant
     #[arg(long)]
     raw: bool,
@@ -84,7 +85,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         // Sign the existing summary (adds to summary.sig).
         return sign_summary(&repo, &a);
     }
-    if a.view {
+    // As ostree, --raw alone means --view --raw.
+    if a.view || (a.raw && !a.update) {
         let bytes = std::fs::read(repo.path().join("summary"))
             .with_context(|| "reading summary (run `summary -u` first)")?;
         let s = Summary::decode(&bytes)?;

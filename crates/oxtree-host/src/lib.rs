@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn try_lock_is_busy_while_held() {
         let d = tempfile::tempdir().unwrap();
-        oxtree_sysroot::init_fs(d.path()).unwrap();
+        oxtree_sysroot::init_fs(d.path(), false).unwrap();
         let cx = Context::new(d.path(), d.path().join("run")).with_lock(LockMode::Try);
         let held = Sysroot::open_locked(d.path()).unwrap();
         let e = cleanup(&cx).unwrap_err();

@@ -93,8 +93,18 @@ impl Origin {
     /// Follow `to` from now on: `REMOTE:REF`, or a bare `REF` that keeps
     /// the current remote (as ostree and rpm-ostree do). Drops an
     /// override commit.
+    /// `REMOTE:` keeps the branch and changes the remote. A deployment
+    /// that follows something else is configured: its origin's
+    /// `unconfigured-state` is dropped.
     pub fn rebased(&self, to: &str) -> Origin {
         let (remote, branch) = split_refspec(to);
+        let branch = if branch.is_empty() {
+            self.branch()
+        } else {
+            branch
+        };
+        let mut file = self.file.clone();
+        file.remove("origin", "unconfigured-state");
         let refspec = match remote.or(self.remote()) {
             Some(r) => format!("{r}:{branch}"),
             None => branch.to_string(),
@@ -102,8 +112,15 @@ impl Origin {
         Origin {
             refspec,
             override_commit: None,
+            file,
             ..self.clone()
         }
+    }
+
+    /// `[origin] unconfigured-state`: why this deployment cannot be
+    /// upgraded until it is switched to a configured source.
+    pub fn unconfigured_state(&self) -> Option<&str> {
+        self.file.get("origin", "unconfigured-state")
     }
 }
 

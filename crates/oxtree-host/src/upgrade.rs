@@ -67,6 +67,11 @@ pub fn upgrade(cx: &Context, req: &UpgradeRequest) -> Result<UpgradeOutcome> {
     }
     let mut s = cx.open_locked()?;
     let (current, mut origin, base) = origin_deployment(&s, req.os.as_deref(), "upgrade")?;
+    if let Some(why) = origin.unconfigured_state() {
+        if req.override_commit.is_none() {
+            return Err(HostError::bad(why.to_string()));
+        }
+    }
     if let Some(c) = &req.override_commit {
         origin.override_commit = Some(c.clone());
     }
@@ -172,16 +177,35 @@ struct Plan {
     reboot: bool,
 }
 
-fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutcome> {
-    let o = &p.origin;
+fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
     if p.pull {
-        if let Some(remote) = o.remote() {
-            if o.is_layered() {
-                cx.say(format!("Fetching {} from {remote}...", o.branch()));
+        fetch(cx, s, &p.origin)?;
+    }
+    // A branch marked end-of-life may name its successor: follow it (also
+    // for --deploy-only, after a --pull-only fetched both).
+    if !p.switch && p.origin.override_commit.is_none() {
+        {
+            let tip = s.repo().resolve_rev(p.origin.target_rev())?;
+            let next = s
+                .repo()
+                .load_commit(&tip)?
+                .metadata
+                .get_str("ostree.endoflife-rebase")
+                .map(str::to_string);
+            if let Some(next) = next {
+                cx.say(format!(
+                    "Branch {} is end-of-life; rebasing to {next}",
+                    p.origin.branch()
+                ));
+                p.origin = p.origin.rebased(&next);
+                p.switch = true;
+                if p.pull {
+                    fetch(cx, s, &p.origin)?;
+                }
             }
-            pull_into(cx, s, remote, o.branch(), o.override_commit.as_deref())?;
         }
     }
+    let o = &p.origin;
     if !p.deploy {
         return Ok(UpgradeOutcome::PulledOnly);
     }
@@ -230,6 +254,16 @@ fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutcome> {
         cleanup,
         rebooted,
     })))
+}
+
+fn fetch(cx: &Context, s: &Sysroot, o: &Origin) -> Result<()> {
+    if let Some(remote) = o.remote() {
+        if o.is_layered() {
+            cx.say(format!("Fetching {} from {remote}...", o.branch()));
+        }
+        pull_into(cx, s, remote, o.branch(), o.override_commit.as_deref())?;
+    }
+    Ok(())
 }
 
 /// ostree's downgrade check: a target whose commit timestamp is older than

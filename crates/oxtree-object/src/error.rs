@@ -8,7 +8,8 @@ pub enum ObjectError {
     InvalidChecksum(String),
     #[error("invalid object type {0:?}")]
     InvalidObjectType(String),
-    #[error("invalid file name {name:?}: {reason}")]
+    /// ostree's wording (`Invalid / in filename ../afile`), which scripts match.
+    #[error("{reason} {name}")]
     InvalidName { name: String, reason: &'static str },
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },

@@ -7,13 +7,13 @@ use crate::error::{ObjectError, Result};
 
 pub fn validate_filename(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
-        "empty"
+        "Invalid empty filename"
     } else if name == "." || name == ".." {
-        "is . or .."
+        "Invalid special element . or .. in filename"
     } else if name.contains('/') {
-        "contains /"
+        "Invalid / in filename"
     } else if name.contains('\0') {
-        "contains NUL"
+        "Invalid NUL in filename"
     } else {
         return Ok(());
     };

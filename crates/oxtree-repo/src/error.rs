@@ -19,14 +19,16 @@ pub enum RepoError {
         kind: ObjectType,
         reason: String,
     },
-    #[error("no such object {checksum}.{kind}")]
+    /// ostree's wording, which scripts match: "Couldn't find file object"
+    /// for content, "No such metadata object" for the rest.
+    #[error("{}", missing_object(checksum, kind))]
     MissingObject {
         checksum: Checksum,
         kind: ObjectType,
     },
     #[error("refspec '{0}' not found")]
     RefNotFound(String),
-    #[error("invalid ref name '{0}'")]
+    #[error("Invalid ref name '{0}'")]
     InvalidRef(String),
     #[error("invalid repository config: {0}")]
     Config(String),
@@ -62,5 +64,13 @@ impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
             context: f().into(),
             source: e.into(),
         })
+    }
+}
+
+fn missing_object(c: &Checksum, kind: &ObjectType) -> String {
+    if *kind == ObjectType::File {
+        format!("Couldn't find file object '{c}'")
+    } else {
+        format!("No such metadata object {c}.{kind}")
     }
 }

@@ -129,6 +129,9 @@ impl Repo {
         }
         let mode = RepoMode::parse(config.get("core", "mode").unwrap_or("bare"))?;
         let objects = fsutil::open_dir_at(&dir, "objects").ctx(|| "opening objects/")?;
+        // As ostree, a removed tmp/ comes back; a read-only repository
+        // (a mounted image, another user's) is still readable without it.
+        let _ = fsutil::ensure_dir_at(&dir, "tmp", 0o755);
         Ok(Repo {
             path: path.to_path_buf(),
             dir,

@@ -26,6 +26,25 @@ pub fn validate_ref_name(name: &str) -> Result<()> {
     }
 }
 
+/// A collection ID: reverse-DNS, at least two `.`-separated elements of
+/// `[A-Za-z0-9_-]`, not starting with a digit (ostree's rule).
+pub fn validate_collection_id(id: &str) -> Result<()> {
+    let parts: Vec<&str> = id.split('.').collect();
+    let ok = parts.len() >= 2
+        && id.len() <= 255
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(RepoError::Invalid(format!("Invalid collection ID {id}")))
+    }
+}
+
 /// Parse the contents of a ref file (untrusted): one checksum, optional newline.
 pub fn parse_ref_contents(bytes: &[u8]) -> Result<Checksum> {
     let s = std::str::from_utf8(bytes).map_err(|_| RepoError::InvalidRef("<not UTF-8>".into()))?;
@@ -100,9 +119,16 @@ impl Repo {
             Some(c) => {
                 let dir =
                     fsutil::mkdir_p_at(self.dir(), &parent).ctx(|| format!("creating {parent}"))?;
-                // A directory in the way (ref `a` when `a/b` exists) is an error.
-                fsutil::write_atomic_at(&dir, leaf, format!("{c}\n").as_bytes(), sync)
-                    .ctx(|| format!("writing ref {refspec}"))?;
+                // A directory in the way (ref `a` when `a/b` exists) is an
+                // error; an empty one (its refs were deleted) goes.
+                let body = format!("{c}\n");
+                if let Err(e) = fsutil::write_atomic_at(&dir, leaf, body.as_bytes(), sync) {
+                    if fs::unlinkat(&dir, leaf, AtFlags::REMOVEDIR).is_err() {
+                        return Err(e).ctx(|| format!("writing ref {refspec}"));
+                    }
+                    fsutil::write_atomic_at(&dir, leaf, body.as_bytes(), sync)
+                        .ctx(|| format!("writing ref {refspec}"))?;
+                }
             }
             None => {
                 let dir = match fsutil::open_dir_at(self.dir(), &parent) {
@@ -143,6 +169,53 @@ impl Repo {
         Ok(out)
     }
 
+    /// A partial checksum (at least 4 hex digits) names the one commit
+    /// object it starts, as in ostree.
+    fn by_prefix(&self, rev: &str) -> Result<Checksum> {
+        let hex = rev.len() >= 4 && rev.len() < 64 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            return Err(RepoError::RefNotFound(rev.to_string()));
+        }
+        let rev_lc = rev.to_ascii_lowercase();
+        let found: Vec<Checksum> = self
+            .list_commits()?
+            .into_iter()
+            .filter(|c| c.to_hex().starts_with(&rev_lc))
+            .collect();
+        match found.as_slice() {
+            [c] => Ok(*c),
+            [] => Err(RepoError::RefNotFound(rev.to_string())),
+            _ => Err(RepoError::Invalid(format!(
+                "Refspec '{rev}' is ambiguous ({} commits start with it)",
+                found.len()
+            ))),
+        }
+    }
+
+    /// As ostree, a local name that is no local ref may name a remote's ref:
+    /// the first `refs/remotes/*/NAME`, remotes in name order.
+    fn find_in_remotes(&self, name: &str) -> Result<Option<Checksum>> {
+        if name.contains(':') {
+            return Ok(None);
+        }
+        let Ok(remotes) = fsutil::open_dir_at(self.dir(), "refs/remotes") else {
+            return Ok(None);
+        };
+        let mut dirs: Vec<String> = fsutil::list_dir(&remotes)
+            .ctx(|| "listing refs/remotes")?
+            .into_iter()
+            .filter(|(_, t)| *t == FileType::Directory)
+            .map(|(n, _)| n)
+            .collect();
+        dirs.sort();
+        for r in dirs {
+            if let Some(c) = self.read_ref_file(&format!("refs/remotes/{r}"), name)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
     /// Resolve a revision: a full checksum, a refspec, or either followed by
     /// one or more `^` (parent).
     pub fn resolve_rev(&self, rev: &str) -> Result<Checksum> {
@@ -158,7 +231,10 @@ impl Repo {
         }
         match self.read_ref(rev) {
             Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(RepoError::RefNotFound(rev.to_string())),
+            Ok(None) => match self.find_in_remotes(rev)? {
+                Some(c) => Ok(c),
+                None => self.by_prefix(rev),
+            },
             Err(RepoError::InvalidRef(_)) => Err(RepoError::RefNotFound(rev.to_string())),
             Err(e) => Err(e),
         }

@@ -4,8 +4,12 @@
 //! by the checksum computed while they were written. `commit` syncs the
 //! filesystem once (not per object), then renames every staged object into
 //! `objects/`, then syncs again, so an object is only ever visible complete,
-//! and refs (written after commit) only ever name complete trees. A killed
-//! writer leaves only a staging directory, which later transactions remove.
+//! and refs (written after commit) only ever name complete trees.
+//!
+//! A writer holds an exclusive flock on its staging directory for its whole
+//! life (taken before the directory gets its `staging-oxtree-` name). A
+//! killed writer's lock goes with it, so the next transaction removes its
+//! staging directory at once instead of letting it fill the disk.
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::fsutil;
@@ -25,8 +29,12 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// A staging directory older than this, from a writer that died, is removed.
+/// A directory still being set up (`init-oxtree-*`, not yet locked and
+/// renamed) older than this is a dead writer's.
 const STALE_STAGING_SECS: i64 = 24 * 3600;
+
+const STAGING_PREFIX: &str = "staging-oxtree-";
+const INIT_PREFIX: &str = "init-oxtree-";
 
 pub struct Transaction<'r> {
     repo: &'r Repo,
@@ -74,10 +82,25 @@ impl Repo {
         let lock = self.lock(LockKind::Shared)?;
         let tmp = fsutil::open_dir_at(self.dir(), "tmp").ctx(|| "opening tmp/")?;
         remove_stale_staging(&tmp);
-        let staging_name = fsutil::temp_name("staging-oxtree-");
-        fs::mkdirat(&tmp, &staging_name, Mode::from_raw_mode(0o755))
-            .ctx(|| format!("creating tmp/{staging_name}"))?;
-        let staging = fsutil::open_dir_at(&tmp, &staging_name).ctx(|| "opening staging dir")?;
+        // Made under another name, locked, then renamed: a directory named
+        // staging-oxtree-* is always locked while its writer lives.
+        let init_name = fsutil::temp_name(INIT_PREFIX);
+        fs::mkdirat(&tmp, &init_name, Mode::from_raw_mode(0o755))
+            .ctx(|| format!("creating tmp/{init_name}"))?;
+        let staging_name = format!("{STAGING_PREFIX}{}", &init_name[INIT_PREFIX.len()..]);
+        let staging = (|| -> std::io::Result<OwnedFd> {
+            let d = fsutil::open_dir_at(&tmp, &init_name)?;
+            fs::flock(&d, fs::FlockOperation::NonBlockingLockExclusive)?;
+            fs::renameat(&tmp, &init_name, &tmp, &staging_name)?;
+            Ok(d)
+        })();
+        let staging = match staging {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = fs::unlinkat(&tmp, &init_name, AtFlags::REMOVEDIR);
+                return Err(e).ctx(|| "setting up the staging directory");
+            }
+        };
         let budget = match self.free_space_budget() {
             Ok(b) => b,
             Err(e) => {
@@ -160,12 +183,20 @@ fn remove_stale_staging(tmp: &OwnedFd) {
         return;
     };
     for (name, _) in entries {
-        if !name.starts_with("staging-oxtree-") {
-            continue;
-        }
-        if let Ok(st) = fs::statat(tmp, &name, AtFlags::SYMLINK_NOFOLLOW) {
-            if now - st.st_mtime > STALE_STAGING_SECS {
+        if name.starts_with(STAGING_PREFIX) {
+            // Lockable means its writer is gone (killed, crashed): reclaim
+            // it now, holding the lock so no one else works on it.
+            let Ok(d) = fsutil::open_dir_at(tmp, &name) else {
+                continue;
+            };
+            if fs::flock(&d, fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
                 let _ = remove_tree_at(tmp, &name);
+            }
+        } else if name.starts_with(INIT_PREFIX) {
+            if let Ok(st) = fs::statat(tmp, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                if now - st.st_mtime > STALE_STAGING_SECS {
+                    let _ = remove_tree_at(tmp, &name);
+                }
             }
         }
     }
@@ -817,6 +848,36 @@ pub fn no_xattrs() -> Xattrs {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A dead writer's staging directory (nobody holds its lock) is
+    /// removed by the next transaction; a live one's is left alone.
+    #[test]
+    fn dead_writers_staging_is_reclaimed_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&tmp.path().join("r"), RepoMode::Archive).unwrap();
+        let t = repo.path().join("tmp");
+        let dead = t.join("staging-oxtree-dead");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("0"), vec![0u8; 4096]).unwrap();
+        let live = repo.begin().unwrap();
+        assert!(!dead.exists(), "a dead writer's staging dir is reclaimed");
+        let staged_dirs = || {
+            std::fs::read_dir(&t)
+                .unwrap()
+                .filter(|e| {
+                    let n = e.as_ref().unwrap().file_name();
+                    n.to_string_lossy().starts_with(STAGING_PREFIX)
+                })
+                .count()
+        };
+        assert_eq!(staged_dirs(), 1);
+        // A second writer leaves the live one's staging alone.
+        let other = repo.begin().unwrap();
+        assert_eq!(staged_dirs(), 2);
+        drop(other);
+        drop(live);
+        assert_eq!(staged_dirs(), 0);
+    }
 
     /// A commit is published after everything else it staged: when a
     /// rename fails (here: a directory squats one file object's name),

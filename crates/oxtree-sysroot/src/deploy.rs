@@ -25,6 +25,8 @@ pub struct DeployOptions {
     pub karg_replace: Vec<String>,
     /// `--karg-append=K=V`.
     pub karg_append: Vec<String>,
+    /// `--karg-delete=K` or `K=V`: drop an argument (after the others).
+    pub karg_delete: Vec<String>,
     /// `--karg-proc-cmdline`: start from these arguments instead of the
     /// merge deployment's (`--karg`/`--karg-append` then apply on top).
     pub karg_base: Option<String>,
@@ -34,6 +36,9 @@ pub struct DeployOptions {
     pub retain: bool,
     /// `--not-as-default`: place the new deployment after the default.
     pub not_as_default: bool,
+    /// `--no-merge`: start from the new tree's /etc and no kernel
+    /// arguments, ignoring the current deployment.
+    pub no_merge: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -147,7 +152,11 @@ impl Sysroot {
         let osname = self.resolve_osname(opts.osname.as_deref())?;
         let csum = self.repo().resolve_rev(rev)?;
         self.repo().load_commit(&csum)?;
-        let merge = self.merge_deployment(&osname).cloned();
+        let merge = if opts.no_merge {
+            None
+        } else {
+            self.merge_deployment(&osname).cloned()
+        };
         let serial = self.allocate_serial(&osname, &csum.to_hex())?;
         let origin = match &opts.origin {
             Some(o) => o.clone(),
@@ -184,6 +193,9 @@ impl Sysroot {
         for k in &opts.karg_append {
             kargs.append(k);
         }
+        for k in &opts.karg_delete {
+            kargs.delete(k);
+        }
         let mut new = Deployment {
             osname: osname.clone(),
             csum: csum.to_hex(),
@@ -205,7 +217,22 @@ impl Sysroot {
             // Fail early (before /boot is touched) on a tree without a kernel.
             let layout = crate::kernel::find_kernel(root.as_fd(), &new.relpath())?;
             let etc = if with_etc {
-                self.build_etc(root.as_fd(), merge.as_ref())?
+                let etc = self.build_etc(root.as_fd(), merge.as_ref())?;
+                // systemd's ConditionNeedsUpdate= stamps: a new deployment
+                // needs its update units run again.
+                let var_rel = format!("ostree/deploy/{osname}/var");
+                for (dir, stamp) in [
+                    (util::open_path(root.as_fd(), "etc"), "/etc/.updated"),
+                    (util::open_path(self.dir(), &var_rel), "/var/.updated"),
+                ] {
+                    if let Some(d) = dir {
+                        match rustix::fs::unlinkat(&d, ".updated", rustix::fs::AtFlags::empty()) {
+                            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                            Err(e) => return Err(e).ctx(|| format!("removing {stamp}")),
+                        }
+                    }
+                }
+                etc
             } else {
                 None
             };

@@ -30,6 +30,17 @@ pub struct EtcDiff {
     pub modified: Vec<String>,
     pub removed: Vec<String>,
     pub added: Vec<String>,
+    /// Local FIFOs, sockets and device nodes: not carried over (as ostree,
+    /// which skips them with a warning).
+    pub skipped: Vec<String>,
+}
+
+/// The types /etc merge carries over: the rest is skipped.
+fn mergeable(t: FileType) -> bool {
+    matches!(
+        t,
+        FileType::RegularFile | FileType::Directory | FileType::Symlink
+    )
 }
 
 fn lstat(dir: BorrowedFd<'_>, name: &str) -> Option<Stat> {
@@ -84,6 +95,10 @@ fn diff_dir(
         let path = join(rel, n);
         let m =
             lstat(modi, n).ok_or_else(|| SysrootError::Invalid(format!("etc/{path} vanished")))?;
+        if !mergeable(ftype(&m)) {
+            out.skipped.push(path);
+            continue;
+        }
         let Some(o) = lstat(orig, n) else {
             out.added.push(path.clone());
             if ftype(&m) == FileType::Directory {
@@ -135,6 +150,9 @@ fn list_all(dir: BorrowedFd<'_>, rel: &str, out: &mut Vec<String>) -> Result<()>
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (n, t) in names {
         let path = join(rel, &n);
+        if !mergeable(t) && t != FileType::Unknown {
+            continue;
+        }
         out.push(path.clone());
         if t == FileType::Directory {
             let d = fsutil::open_dir_at(dir, &n).ctx(|| format!("opening etc/{path}"))?;
@@ -221,6 +239,8 @@ pub fn copy_entry(src: BorrowedFd<'_>, name: &str, dst: BorrowedFd<'_>, dname: &
                 return Err(e).ctx(|| format!("placing symlink {dname}"));
             }
         }
+        // Inside a copied directory: skipped like at the top (see EtcDiff).
+        FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice => {}
         other => {
             return Err(SysrootError::Invalid(format!(
                 "cannot copy {name}: unsupported file type {other:?} in /etc"

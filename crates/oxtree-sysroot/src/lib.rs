@@ -71,7 +71,9 @@ pub fn validate_osname(name: &str) -> Result<()> {
 
 /// `admin init-fs PATH`: the top-level directories of a root filesystem and
 /// an empty bare repository at `ostree/repo`.
-pub fn init_fs(path: &Path) -> Result<()> {
+/// With `modern`, only `boot` and `ostree` (the rest comes from the
+/// deployment or the initramfs).
+pub fn init_fs(path: &Path, modern: bool) -> Result<()> {
     std::fs::create_dir_all(path).ctx(|| format!("creating {}", path.display()))?;
     let dir = fsutil::open_dir(path).ctx(|| format!("opening {}", path.display()))?;
     for (d, mode) in [
@@ -85,6 +87,9 @@ pub fn init_fs(path: &Path) -> Result<()> {
         ("tmp", 0o1777),
         ("ostree", 0o755),
     ] {
+        if modern && d != "boot" && d != "ostree" {
+            continue;
+        }
         if !util::exists(dir.as_fd(), d) {
             fs::mkdirat(&dir, d, Mode::from_raw_mode(mode)).ctx(|| format!("creating {d}"))?;
             // mkdir applies the umask; set the exact mode.

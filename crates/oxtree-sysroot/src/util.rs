@@ -41,6 +41,9 @@ pub fn symlink_replace(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<
 /// Set or clear the immutable attribute of a directory (ostree makes each
 /// deployment root immutable). Filesystems without the attribute are fine.
 pub fn set_immutable(dir: BorrowedFd<'_>, on: bool) -> Result<()> {
+    if on && mutable_deployments() {
+        return Ok(());
+    }
     let flags = match fs::ioctl_getflags(dir) {
         Ok(f) => f,
         Err(Errno::NOTTY) | Err(Errno::NOTSUP) | Err(Errno::INVAL) => return Ok(()),
@@ -58,6 +61,15 @@ pub fn set_immutable(dir: BorrowedFd<'_>, on: bool) -> Result<()> {
         Ok(()) | Err(Errno::NOTTY) | Err(Errno::NOTSUP) => Ok(()),
         Err(e) => Err(e).ctx(|| "setting inode flags"),
     }
+}
+
+/// `OSTREE_SYSROOT_DEBUG=mutable-deployments` (a comma-separated list, as
+/// libostree reads it): deployments stay mutable, so that test harnesses
+/// can remove them.
+fn mutable_deployments() -> bool {
+    std::env::var("OSTREE_SYSROOT_DEBUG")
+        .map(|v| v.split(',').any(|f| f == "mutable-deployments"))
+        .unwrap_or(false)
 }
 
 /// Remove `name` (file or whole tree), clearing a deployment root's

@@ -66,8 +66,33 @@ pub fn fingerprint_hex(k: &impl KeyDetails) -> String {
     hex_upper(k.fingerprint().as_bytes())
 }
 
-/// Parse OpenPGP public keys (binary or ASCII-armored, any number).
+/// Parse OpenPGP public keys (binary or ASCII-armored, any number; also
+/// several armored blocks one after another, as `cat a.asc b.asc` gives).
 pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP PUBLIC KEY BLOCK-----";
+    let starts: Vec<usize> = bytes
+        .windows(BEGIN.len())
+        .enumerate()
+        .filter(|(_, w)| *w == BEGIN)
+        .map(|(i, _)| i)
+        .collect();
+    if starts.len() > 1 {
+        let mut out = Vec::new();
+        for (n, &s) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).copied().unwrap_or(bytes.len());
+            out.extend(parse_public_keys_one(&bytes[s..end])?);
+            if out.len() > MAX_KEYS {
+                return Err(TransportError::Config(format!(
+                    "more than {MAX_KEYS} OpenPGP keys"
+                )));
+            }
+        }
+        return Ok(out);
+    }
+    parse_public_keys_one(bytes)
+}
+
+fn parse_public_keys_one(bytes: &[u8]) -> Result<Vec<SignedPublicKey>> {
     let (iter, _) = SignedPublicKey::from_reader_many(Cursor::new(bytes))
         .map_err(|e| TransportError::Config(format!("reading OpenPGP keys: {e}")))?;
     let mut out = Vec::new();

@@ -219,6 +219,51 @@ pub fn fetch_summary(
     rt.block_on(fetch_summary_async(&fetcher, remote, verifier))
 }
 
+/// A summary's bytes and, when published, its `summary.sig` bytes.
+pub type RawSummary = (Vec<u8>, Option<Vec<u8>>);
+
+/// The remote's `summary` and `summary.sig` bytes as published (checked
+/// when the remote asks for signed summaries), for a mirror to keep.
+pub fn fetch_summary_raw(
+    remote: &Remote,
+    verifier: &RemoteVerifier,
+    fetch: &FetchOptions,
+) -> Result<Option<RawSummary>> {
+    let fetcher = Fetcher::new(fetch.clone())?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        check_url(remote)?;
+        let Some(b) = fetcher
+            .get(&join_url(&remote.url, "summary"), MAX_METADATA_SIZE, None)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let bytes = b
+            .into_vec()
+            .map_err(|e| TransportError::io("reading summary", e))?;
+        let sig = match fetcher
+            .get(
+                &join_url(&remote.url, "summary.sig"),
+                MAX_METADATA_SIZE,
+                None,
+            )
+            .await?
+        {
+            None => None,
+            Some(b) => Some(
+                b.into_vec()
+                    .map_err(|e| TransportError::io("reading summary.sig", e))?,
+            ),
+        };
+        if verifier.verifies_summary() {
+            verifier.verify_summary(&bytes, sig.as_deref())?;
+        }
+        Summary::decode(&bytes)?;
+        Ok(Some((bytes, sig)))
+    })
+}
+
 async fn fetch_summary_async(
     fetcher: &Fetcher,
     remote: &Remote,

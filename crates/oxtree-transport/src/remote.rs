@@ -119,6 +119,21 @@ pub fn remote_entries(repo: &Repo) -> Result<Vec<RemoteEntry>> {
     if let Some(dir) = remotes_dir(repo) {
         read_remotes_dir(&dir, &mut out)?;
     }
+    // As ostree, the remotes of the parent repositories (`core.parent`)
+    // are visible too, unless shadowed; a bounded chain (no loops).
+    let mut parent = repo.config().get("core", "parent").map(PathBuf::from);
+    for _ in 0..8 {
+        let Some(p) = parent.take() else { break };
+        let Ok(prepo) = Repo::open(&p) else { break };
+        let mut more = Vec::new();
+        push_entries(&mut more, prepo.config(), RemoteSource::RepoConfig)?;
+        for e in more {
+            if !out.iter().any(|o| o.name == e.name) {
+                out.push(e);
+            }
+        }
+        parent = prepo.config().get("core", "parent").map(PathBuf::from);
+    }
     Ok(out)
 }
 

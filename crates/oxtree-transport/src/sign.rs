@@ -85,6 +85,21 @@ pub fn parse_secret_key(b64text: &str) -> Result<SigningKey> {
     })
 }
 
+/// A base64 public key of 32 bytes that may not be a curve point: such a
+/// key can verify nothing, so (as ostree) it is skipped, not an error.
+pub fn parse_candidate_key(b64text: &str) -> Result<Option<VerifyingKey>> {
+    let raw = b64()
+        .decode(b64text.trim())
+        .map_err(|e| TransportError::Config(format!("ed25519 public key: invalid base64: {e}")))?;
+    let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+        TransportError::Config(format!(
+            "ed25519 public key: {} bytes, expected 32",
+            raw.len()
+        ))
+    })?;
+    Ok(VerifyingKey::from_bytes(&arr).ok())
+}
+
 /// A base64 public key: 32 bytes.
 pub fn parse_public_key(b64text: &str) -> Result<VerifyingKey> {
     let raw = b64()
@@ -152,6 +167,8 @@ pub fn system_dirs() -> Vec<PathBuf> {
 pub struct Ed25519Trust {
     trusted: Vec<VerifyingKey>,
     revoked: Vec<[u8; 32]>,
+    /// Trusted keys that are no curve point, skipped.
+    unusable: usize,
 }
 
 impl Ed25519Trust {
@@ -159,8 +176,13 @@ impl Ed25519Trust {
         Self::default()
     }
 
+    /// A trusted key that is no curve point (it verifies nothing).
+    pub fn add_unusable(&mut self) {
+        self.unusable += 1;
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.trusted.is_empty()
+        self.trusted.is_empty() && self.unusable == 0
     }
 
     pub fn add_trusted(&mut self, key: VerifyingKey) {
@@ -179,9 +201,12 @@ impl Ed25519Trust {
     /// Add every key of a key file (one base64 public key per line).
     pub fn add_trusted_file(&mut self, path: &Path) -> Result<()> {
         for l in key_lines(&read_key_file(path)?) {
-            let k = parse_public_key(&l)
+            let k = parse_candidate_key(&l)
                 .map_err(|e| TransportError::Config(format!("{}: {e}", path.display())))?;
-            self.add_trusted(k);
+            match k {
+                Some(k) => self.add_trusted(k),
+                None => self.unusable += 1,
+            }
         }
         Ok(())
     }
@@ -235,7 +260,7 @@ impl Ed25519Trust {
             .iter()
             .filter(|k| !self.revoked.contains(&k.to_bytes()))
             .collect();
-        if usable.is_empty() {
+        if usable.is_empty() && self.unusable == 0 {
             return Err(sig_err(
                 "ed25519: no trusted public keys to verify with (all missing or revoked)",
             ));
@@ -254,11 +279,25 @@ impl Ed25519Trust {
                 }
             }
         }
-        Err(sig_err(format!(
-            "ed25519: none of the {} signature(s) is valid for the {} trusted key(s)",
+        // ostree's wording, which scripts match.
+        let tried = usable.len() + self.unusable;
+        let why = format!(
+            "none of the {} signature(s) is valid for the {} trusted key(s){}",
             sigs.len(),
-            usable.len()
-        )))
+            usable.len(),
+            if self.unusable > 0 {
+                format!(", {} not a valid point", self.unusable)
+            } else {
+                String::new()
+            }
+        );
+        Err(sig_err(match usable.as_slice() {
+            [k] if tried == 1 => format!(
+                "ed25519: Signature couldn't be verified with: key {} ({why})",
+                encode_public(k)
+            ),
+            _ => format!("ed25519: Signature couldn't be verified; tried {tried} keys ({why})"),
+        }))
     }
 }
 
@@ -294,6 +333,27 @@ pub fn byte_strings(value: &Value<'_>, what: &str) -> Result<Vec<Vec<u8>>> {
         out.push(b);
     }
     Ok(out)
+}
+
+/// The detached-metadata key of ostree's `dummy` signatures.
+pub const DUMMY_KEY: &str = "ostree.sign.dummy";
+
+/// ostree's `dummy` sign type, for test suites only: the "signature" is the
+/// key text itself, so it proves nothing. Callers must gate it (ostree and
+/// oxtree require OSTREE_DUMMY_SIGN_ENABLED for verification).
+pub fn dummy_sign(key: &str) -> Vec<u8> {
+    key.as_bytes().to_vec()
+}
+
+/// The key of the first dummy signature equal to one of `keys`.
+pub fn dummy_verify<'k>(keys: &'k [String], sigs: &[Vec<u8>]) -> Result<&'k str> {
+    if keys.is_empty() {
+        return Err(sig_err("No keys found for required signapi type dummy"));
+    }
+    keys.iter()
+        .find(|k| sigs.iter().any(|s| s.as_slice() == k.as_bytes()))
+        .map(String::as_str)
+        .ok_or_else(|| sig_err("dummy: incorrect signature"))
 }
 
 /// The signatures stored under `key` (empty when absent).

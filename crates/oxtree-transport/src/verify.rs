@@ -31,7 +31,7 @@ pub fn remove_remote_keyring(repo: &Repo, remote: &str) -> Result<()> {
 
 /// Import OpenPGP public keys (each input binary or armored; only those
 /// named by `ids` when not empty) into the remote's keyring. Returns how
-/// many keys were imported (new or updated).
+/// many keys were new (as ostree reports it; known keys are refreshed).
 pub fn import_gpg_keys(
     repo: &Repo,
     remote: &str,
@@ -56,13 +56,12 @@ pub fn import_gpg_keys(
     }
     let keys = gpg::select_public_keys(keys, ids)?;
     gpg::check_keys(&keys)?;
-    let n = keys.len();
     let path = remote_keyring_path(repo, remote);
     let mut ring = Keyring::new();
     if path.exists() {
         ring.add_file(&path)?;
     }
-    ring.merge(keys);
+    let n = ring.merge(keys);
     let bytes = ring.to_bytes()?;
     oxtree_repo::fsutil::write_atomic_at(
         repo.dir(),
@@ -89,8 +88,15 @@ pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
         specific = true;
     }
     if !specific {
-        for d in sign::system_dirs() {
-            ring.add_dir(&d.join("trusted.gpg.d"))?;
+        // As libostree: OSTREE_GPG_HOME names the global keyring directory
+        // in place of the system ones.
+        match std::env::var_os("OSTREE_GPG_HOME") {
+            Some(d) if !d.is_empty() => ring.add_dir(Path::new(&d))?,
+            _ => {
+                for d in sign::system_dirs() {
+                    ring.add_dir(&d.join("trusted.gpg.d"))?;
+                }
+            }
         }
     }
     Ok(ring)
@@ -108,12 +114,16 @@ fn add_path(ring: &mut Keyring, p: &Path) -> Result<()> {
 pub fn remote_ed25519_trust(remote: &Remote) -> Result<Ed25519Trust> {
     let mut t = Ed25519Trust::new();
     if let Some(k) = &remote.ed25519_key {
-        t.add_trusted(sign::parse_public_key(k).map_err(|e| {
+        let k = sign::parse_candidate_key(k).map_err(|e| {
             TransportError::Config(format!(
                 "remote '{}': verification-ed25519-key: {e}",
                 remote.name
             ))
-        })?);
+        })?;
+        match k {
+            Some(k) => t.add_trusted(k),
+            None => t.add_unusable(),
+        }
     }
     if let Some(f) = &remote.ed25519_file {
         t.add_trusted_file(Path::new(f))?;

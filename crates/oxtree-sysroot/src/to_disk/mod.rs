@@ -308,7 +308,7 @@ fn fill_root(
     o: &ToDiskOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Deployment> {
-    crate::init_fs(mnt)?;
+    crate::init_fs(mnt, false)?;
     let mut s = Sysroot::open_locked(mnt)?;
     let mut cfg = s.repo().config().clone();
     // ostree itself may manage this sysroot too: it reads `bootloader`
