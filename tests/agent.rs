@@ -436,6 +436,44 @@ fn status_upgrade_progress_and_remote_cli() {
     assert_eq!(stdout(&local), stdout(&ost));
     let o = a.cli(&["admin", "cleanup"]);
     assert!(o.status.success(), "{o:?}");
+    // Kernel arguments, through the API and the CLI.
+    let (st, v) = a.json("POST", "/v1/host/kargs", r#"{"append":["quiet", "x y"]}"#);
+    assert_eq!(st, 400, "{v}");
+    let id = a.submit("kargs", r#"{"append":["quiet","console=ttyS0,115200"]}"#);
+    assert_eq!(a.wait(&id)["state"], "succeeded");
+    let o = a.cli(&["admin", "kargs", "edit-in-place", "--delete=quiet"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("Kernel arguments updated"), "{o:?}");
+    let kargs = |a: &Agent| {
+        let h = a.host();
+        let e = h["status"]["otherDeployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["index"] == 0)
+            .cloned()
+            .unwrap();
+        e["kargs"].as_str().unwrap().to_string()
+    };
+    let k = kargs(&a);
+    assert!(
+        k.contains("console=ttyS0,115200") && !k.contains("quiet"),
+        "{k}"
+    );
+    let ost = Command::new("nsenter")
+        .args([
+            "-t",
+            &a.pid.to_string(),
+            "-m",
+            "--",
+            "ostree",
+            "admin",
+            "status",
+            &sr,
+        ])
+        .output()
+        .unwrap();
+    assert!(ost.status.success(), "{ost:?}");
 
     // Every mutation is in the audit log: who, what, result.
     let audit = a.audit();
@@ -454,7 +492,13 @@ fn status_upgrade_progress_and_remote_cli() {
             ("upgrade", "succeeded"),
             ("upgrade", "succeeded"),
             ("rollback", "succeeded"),
-            ("cleanup", "succeeded")
+            ("cleanup", "succeeded"),
+            (
+                "POST /v1/host/kargs",
+                "rejected: invalid kernel argument \"x y\""
+            ),
+            ("kargs", "succeeded"),
+            ("kargs", "succeeded")
         ],
         "{audit:?}"
     );

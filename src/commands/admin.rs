@@ -385,6 +385,24 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
             )
         }
         Cmd::Cleanup => operation(host, "cleanup", json!({}), false),
+        Cmd::Kargs {
+            cmd:
+                KargsCmd::EditInPlace {
+                    append,
+                    append_if_missing,
+                    delete,
+                    delete_if_present,
+                    replace,
+                    deployment,
+                },
+        } => operation(
+            host,
+            "kargs",
+            json!({"deployment": deployment, "append": append,
+                   "appendIfMissing": append_if_missing, "delete": delete,
+                   "deleteIfPresent": delete_if_present, "replace": replace}),
+            false,
+        ),
         _ => bail!("--host: this admin command is not available through the agent"),
     }
 }

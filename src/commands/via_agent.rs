@@ -92,6 +92,10 @@ pub fn operation(host: &str, kind: &str, body: Value, json: bool) -> Result<()> 
         ),
         "deployed" => println!("Deployment {} is the new default", s("deployment")),
         "rolled-back" => println!("Deployment {} is now the default", s("deployment")),
+        "kargs-changed" => println!(
+            "Kernel arguments updated (bootversion {})",
+            r["bootversion"]
+        ),
         "rebooting" => println!("Rebooting"),
         _ => {}
     }

@@ -534,6 +534,31 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 h::LayerOutcome::DryRun(_) => Ok(json!({"outcome": "dry-run"})),
             }
         }
+        OpRequest::Kargs(k) => {
+            use oxtree_sysroot::upgrade::KargEdit;
+            let mut edits = Vec::new();
+            edits.extend(k.delete.iter().cloned().map(KargEdit::Delete));
+            edits.extend(
+                k.delete_if_present
+                    .iter()
+                    .cloned()
+                    .map(KargEdit::DeleteIfPresent),
+            );
+            edits.extend(k.replace.iter().cloned().map(KargEdit::Replace));
+            edits.extend(k.append.iter().cloned().map(KargEdit::Append));
+            edits.extend(
+                k.append_if_missing
+                    .iter()
+                    .cloned()
+                    .map(KargEdit::AppendIfMissing),
+            );
+            let w = h::edit_kargs(cx, k.deployment, &edits)?;
+            Ok(json!({
+                "outcome": "kargs-changed",
+                "deployment": k.deployment,
+                "bootversion": w.bootversion,
+            }))
+        }
         OpRequest::Cleanup => {
             let r = h::cleanup(cx)?;
             cx.reporter.report(Event::Done);

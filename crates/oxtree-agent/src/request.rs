@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BODY: usize = 64 * 1024;
 /// Most packages one request may name.
 const MAX_PACKAGES: usize = 256;
+/// Most kernel argument edits one request may make.
+const MAX_KARGS: usize = 64;
 /// Longest refspec, revision or stateroot name accepted.
 const MAX_NAME: usize = 512;
 
@@ -91,6 +93,40 @@ pub struct Packages {
     pub reboot: bool,
 }
 
+/// Edit the kernel arguments of a deployment in place (as `admin kargs
+/// edit-in-place`); the edits apply in this order: delete,
+/// delete-if-present, replace, append, append-if-missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kargs {
+    /// Deployment index (default 0, the default deployment).
+    #[serde(default)]
+    pub deployment: usize,
+    #[serde(default)]
+    pub append: Vec<String>,
+    #[serde(default)]
+    pub append_if_missing: Vec<String>,
+    #[serde(default)]
+    pub delete: Vec<String>,
+    #[serde(default)]
+    pub delete_if_present: Vec<String>,
+    /// `NAME=VALUE` or `NAME=OLD=NEW`.
+    #[serde(default)]
+    pub replace: Vec<String>,
+}
+
+impl Kargs {
+    /// Every argument named, in the order the edits apply.
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.delete
+            .iter()
+            .chain(&self.delete_if_present)
+            .chain(&self.replace)
+            .chain(&self.append)
+            .chain(&self.append_if_missing)
+    }
+}
+
 /// Bodies without options (`cleanup`, `reboot`): `{}` or empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +141,7 @@ pub enum OpRequest {
     Deploy(Deploy),
     Switch(Switch),
     Packages(Packages),
+    Kargs(Kargs),
     Cleanup,
     Reboot,
 }
@@ -118,6 +155,7 @@ impl OpRequest {
             OpRequest::Deploy(_) => "deploy",
             OpRequest::Switch(_) => "switch",
             OpRequest::Packages(_) => "packages",
+            OpRequest::Kargs(_) => "kargs",
             OpRequest::Cleanup => "cleanup",
             OpRequest::Reboot => "reboot",
         }
@@ -126,7 +164,7 @@ impl OpRequest {
 
 /// The kinds [`parse`] knows (the last segment of `POST /v1/host/KIND`).
 pub const KINDS: &[&str] = &[
-    "upgrade", "rollback", "deploy", "switch", "packages", "cleanup", "reboot",
+    "upgrade", "rollback", "deploy", "switch", "packages", "kargs", "cleanup", "reboot",
 ];
 
 /// Why a request was refused (a 400 or 404; nothing was changed).
@@ -161,6 +199,7 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
         "deploy" => OpRequest::Deploy(json(body)?),
         "switch" => OpRequest::Switch(json(body)?),
         "packages" => OpRequest::Packages(json(body)?),
+        "kargs" => OpRequest::Kargs(json(body)?),
         "cleanup" => {
             json::<Empty>(body)?;
             OpRequest::Cleanup
@@ -216,6 +255,30 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
                     return Err(invalid(format!(
                         "invalid package name {:?}",
                         n.chars().take(80).collect::<String>()
+                    )));
+                }
+            }
+        }
+        OpRequest::Kargs(k) => {
+            let n = k.all().count();
+            if n == 0 {
+                return Err(invalid("no kernel argument edit given"));
+            }
+            if n > MAX_KARGS {
+                return Err(invalid(format!(
+                    "more than {MAX_KARGS} kernel argument edits"
+                )));
+            }
+            for a in k.all() {
+                // One argument each: no spaces, quotes or control characters.
+                let ok = !a.is_empty()
+                    && a.len() <= 4096
+                    && a.bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'');
+                if !ok {
+                    return Err(invalid(format!(
+                        "invalid kernel argument {:?}",
+                        a.chars().take(80).collect::<String>()
                     )));
                 }
             }
@@ -371,5 +434,13 @@ mod tests {
         assert!(parse("packages", br#"{"install":["nano","libc6:amd64"]}"#).is_ok());
         assert!(parse("packages", br#"{"install":["nano"],"uninstall":["vim"]}"#).is_err());
         assert!(parse("packages", br#"{}"#).is_err());
+        assert!(parse("kargs", br#"{"append":["quiet","console=ttyS0,115200"]}"#).is_ok());
+        assert!(parse("kargs", br#"{}"#).is_err());
+        for bad in ["a b", "x\ny", "", "q\"uote"] {
+            assert!(
+                parse("kargs", format!(r#"{{"append":[{bad:?}]}}"#).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -29,7 +29,7 @@ mod upgrade;
 pub use error::{HostError, Result};
 pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
 pub use ops::{
-    cleanup, cleanup_locked, deploy, rollback, Applied, DeployRequest, LayeredBuild,
+    cleanup, cleanup_locked, deploy, edit_kargs, rollback, Applied, DeployRequest, LayeredBuild,
     RollbackOutcome, Transaction,
 };
 pub use origin::Origin;

@@ -279,3 +279,19 @@ pub(crate) fn pull_into(
     cx.report(Event::PullDone((&res.progress).into()));
     Ok(())
 }
+
+/// `admin kargs edit-in-place`: change the kernel arguments of deployment
+/// `index` (0: the default one) in place.
+pub fn edit_kargs(
+    cx: &Context,
+    index: usize,
+    edits: &[oxtree_sysroot::upgrade::KargEdit],
+) -> Result<WriteReport> {
+    if edits.is_empty() {
+        return Err(HostError::bad("no kernel argument edit given"));
+    }
+    let mut s = cx.open_locked()?;
+    let w = s.edit_kargs(index, edits)?;
+    cx.report(Event::Done);
+    Ok(w)
+}
