@@ -394,6 +394,7 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
                     delete_if_present,
                     replace,
                     deployment,
+                    ..
                 },
         } => operation(
             host,

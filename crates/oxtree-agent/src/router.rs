@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn every_listed_route_is_served() {
         let d = tempfile::tempdir().unwrap();
-        oxtree_sysroot::init_fs(d.path()).unwrap();
+        oxtree_sysroot::init_fs(d.path(), false).unwrap();
         let ops = Operations::start(
             HostConfig {
                 sysroot: d.path().into(),
