@@ -90,6 +90,8 @@ enum Command {
     Db(commands::db::Args),
     /// Install a commit to a disk or image file that boots (BIOS and UEFI)
     ToDisk(commands::to_disk::Args),
+    /// FleetLock reboot coordination: an etcd-backed server and its client
+    Fleetlock(commands::fleetlock::Args),
 }
 
 /// `oxtree prepare-root`: the same as `oxtree admin prepare-root`, under the
@@ -145,6 +147,7 @@ fn main() {
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
+        Command::Fleetlock(a) => commands::fleetlock::run(a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod diff;
 pub mod export;
+pub mod fleetlock;
 pub mod fsck;
 pub mod gpg_sign;
 pub mod init;
