@@ -345,22 +345,28 @@ fn etcd_outage_grants_nothing_and_recovers() {
     assert_eq!(v["kind"], "etcd_unavailable");
     let (st, _) = http(srv.status_port, "GET", "/-/healthy", &[], b"");
     assert_eq!(st, 503);
+    // A server started while etcd is down comes up and refuses too.
+    let late = LockServer::start(tmp.path(), "late", &etcd, &cfg);
+    let (st, b) = fleetlock(late.port, PRE, &body("c", "default"));
+    assert_eq!(st, 503, "{b}");
 
     etcd.restart();
     // Nothing was granted while etcd was away.
     assert_eq!(holders(&etcd, "default"), ["a"]);
-    // The server reconnects by itself.
-    let t = Instant::now();
-    loop {
-        let (st, b) = fleetlock(srv.port, PRE, &body("b", "default"));
-        if st == 200 {
-            break;
+    // Both servers reconnect by themselves.
+    for (port, id) in [(srv.port, "b"), (late.port, "a")] {
+        let t = Instant::now();
+        loop {
+            let (st, b) = fleetlock(port, PRE, &body(id, "default"));
+            if st == 200 {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no recovery: {st} {b}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no recovery: {st} {b}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(holders(&etcd, "default"), ["a", "b"]);
 }
@@ -397,6 +403,16 @@ fn slots_change_takes_effect_on_reload() {
     assert_eq!(fleetlock(srv.port, PRE, &body("d", "default")).0, 409);
 }
 
+/// method, path, headers, body, expected status and error kind.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 #[test]
 fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -416,7 +432,7 @@ fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let hdr = [("fleet-lock-protocol", "true")];
     let huge = vec![b'x'; 1 << 20];
     let long_group = "g".repeat(65);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", PRE, vec![], body("x", "default").into_bytes(), 400, "invalid_client_identity"),
         ("POST", PRE, vec![("fleet-lock-protocol", "false")], body("x", "default").into_bytes(), 400, "invalid_client_identity"),
         ("POST", PRE, hdr.to_vec(), b"{\"client_params\":".to_vec(), 400, "invalid_client_identity"),

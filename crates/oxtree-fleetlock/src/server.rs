@@ -338,10 +338,11 @@ fn status_router(s: Arc<Shared>) -> Router {
         .with_state(s)
 }
 
-/// Constant-time comparison of the bearer token.
-fn authorised(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// The 401 answer when the admin token is required and not given; the
+/// token is compared in constant time.
+fn unauthorised(s: &Shared, headers: &HeaderMap) -> Option<Response> {
     let token = s.token.read().expect("token lock").clone();
-    let Some(token) = token else { return Ok(()) };
+    let token = token?;
     let got = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -353,9 +354,9 @@ fn authorised(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
             .zip(b.iter().cycle())
             .fold(0usize, |d, (x, y)| d | usize::from(x ^ y));
     if diff == 0 && !b.is_empty() {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid 'Authorization: Bearer' token is required",
@@ -396,7 +397,7 @@ async fn admin_group(s: &Shared, name: &str) -> Result<GroupStatus, Response> {
 }
 
 async fn admin_groups(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
-    if let Err(r) = authorised(&s, &h) {
+    if let Some(r) = unauthorised(&s, &h) {
         return r;
     }
     let names: Vec<String> = s.cfg().groups.keys().cloned().collect();
@@ -415,7 +416,7 @@ async fn admin_one_group(
     h: HeaderMap,
     UrlPath(group): UrlPath<String>,
 ) -> Response {
-    if let Err(r) = authorised(&s, &h) {
+    if let Some(r) = unauthorised(&s, &h) {
         return r;
     }
     match admin_group(&s, &group).await {
@@ -429,7 +430,7 @@ async fn admin_release(
     h: HeaderMap,
     UrlPath((group, id)): UrlPath<(String, String)>,
 ) -> Response {
-    if let Err(r) = authorised(&s, &h) {
+    if let Some(r) = unauthorised(&s, &h) {
         return r;
     }
     let cfg = s.cfg();
@@ -474,7 +475,7 @@ pub struct RolloutStatus {
 }
 
 async fn admin_rollout(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
-    if let Err(r) = authorised(&s, &h) {
+    if let Some(r) = unauthorised(&s, &h) {
         return r;
     }
     let cfg = s.cfg();
@@ -497,7 +498,7 @@ async fn admin_rollout(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
 }
 
 async fn admin_resume(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
-    if let Err(r) = authorised(&s, &h) {
+    if let Some(r) = unauthorised(&s, &h) {
         return r;
     }
     match s.store.resume().await {
