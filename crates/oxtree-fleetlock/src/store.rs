@@ -18,7 +18,8 @@
 //! `holders` list is rewritten from them on every change. An expired lease
 //! only deletes a holder key, which can only free a slot, never grant one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{
@@ -119,6 +120,10 @@ pub struct Store {
     client: Client,
     prefix: String,
     timeout: Duration,
+    /// One queue per group inside this process: requests a replica gets
+    /// for the same group take turns instead of racing each other's
+    /// compare-and-swap (which only has to arbitrate between replicas).
+    turns: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 fn now() -> u64 {
@@ -159,7 +164,23 @@ impl Store {
             client,
             prefix: prefix.to_owned(),
             timeout,
+            turns: Arc::default(),
         })
+    }
+
+    /// Waits (up to the transaction timeout) for this process's turn on
+    /// `group`; too long a queue is contention, not an etcd failure.
+    async fn wait_turn(&self, group: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, StoreError> {
+        let turn = self
+            .turns
+            .lock()
+            .expect("turns lock")
+            .entry(group.to_owned())
+            .or_default()
+            .clone();
+        tokio::time::timeout(self.timeout, turn.lock_owned())
+            .await
+            .map_err(|_| StoreError::Contention(group.to_owned()))
     }
 
     fn sem_key(&self, group: &str) -> String {
@@ -280,7 +301,8 @@ impl Store {
         rollout: Option<&Rollout>,
         policy: GroupPolicy,
     ) -> Result<LockOutcome, StoreError> {
-        self.timed(self.lock_inner(group, id, rollout, policy))
+        let _turn = self.wait_turn(group).await?;
+        self.timed(async { self.lock_inner(group, id, rollout, policy).await })
             .await
     }
 
@@ -416,7 +438,8 @@ impl Store {
         rollout: Option<&Rollout>,
         policy: GroupPolicy,
     ) -> Result<UnlockOutcome, StoreError> {
-        self.timed(self.unlock_inner(group, id, rollout, policy))
+        let _turn = self.wait_turn(group).await?;
+        self.timed(async { self.unlock_inner(group, id, rollout, policy).await })
             .await
     }
 
@@ -508,6 +531,7 @@ impl Store {
         id: &str,
         slots: u64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.wait_turn(group).await?;
         self.timed(async {
             let deadline = Instant::now() + self.timeout;
             let mut client = self.client.clone();
