@@ -566,6 +566,19 @@ fn canary_rollback_halts_the_rollout() {
     assert!(r["why"].as_str().unwrap().contains(why), "{r}");
     assert_eq!(r["canaries"]["c1"]["state"], "rolled_back");
     assert_eq!(r["passed"], serde_json::json!(["2"]));
+    // The operator's text view says the same.
+    let o = cli(&["admin", "--url", &srv.admin_url(), "rollout"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        text.contains("target: 3") && text.contains("rollout halted"),
+        "{text}"
+    );
+    assert!(text.contains(why), "{text}");
+    let o = cli(&["admin", "--url", &srv.admin_url(), "groups"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("canary (canary): 1/1 slots taken"), "{text}");
+    assert!(text.contains("(no lease) rolled back from"), "{text}");
     // The canary that rolled back keeps its slot, without a lease.
     let groups = admin(&srv.admin_url(), &["groups"]);
     let c = groups
