@@ -5,7 +5,9 @@
 # tests and the boot demo qemu-system-x86 (from bookworm-backports on
 # bookworm, to match qemu-utils there), OVMF, GRUB's BIOS and EFI images,
 # dosfstools/mtools for the ESP, the ssh client, netcat and busybox-static;
-# curl for the agent tests (TLS client certificates, another uid on the socket).
+# curl for the agent tests (TLS client certificates, another uid on the
+# socket); etcd (server and etcdctl) for the FleetLock tests, and protoc,
+# which the etcd client crate needs at build time.
 # Installs only what is missing; does nothing when all is there.
 set -euo pipefail
 
@@ -40,6 +42,9 @@ have mcopy || need+=(mtools)
 have dpkg-scanpackages || need+=(dpkg-dev)
 [ -x /bin/busybox ] || need+=(busybox-static)
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
+have etcd || need+=(etcd-server)
+have etcdctl || need+=(etcd-client)
+have protoc || need+=(protobuf-compiler)
 need_bpo=()
 have qemu-system-x86_64 || need_bpo+=(qemu-system-x86)
 have qemu-img || need_bpo+=(qemu-utils)
@@ -64,6 +69,11 @@ fi
 apt-get update -qq
 if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
+  # The tests start their own etcd on free ports; the package's service
+  # (started where systemd runs) is not wanted.
+  if [[ " ${need[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
 fi
 if [ ${#need_bpo[@]} -gt 0 ]; then
   if has_bpo; then

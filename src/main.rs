@@ -110,6 +110,8 @@ enum Command {
     /// `ostree-NAME` from PATH, run as `ostree NAME`
     #[command(external_subcommand)]
     External(Vec<OsString>),
+    /// FleetLock reboot coordination: an etcd-backed server and its client
+    Fleetlock(commands::fleetlock::Args),
 }
 
 /// A closed stdout (`oxtree ls … | grep -q x`) ends the program with status
@@ -199,6 +201,7 @@ fn main() {
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
         Command::Agent(a) => commands::agent::run(a),
         Command::External(argv) => commands::external::run(argv),
+        Command::Fleetlock(a) => commands::fleetlock::run(a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

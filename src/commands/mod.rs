@@ -13,6 +13,7 @@ pub mod db;
 pub mod diff;
 pub mod export;
 pub mod external;
+pub mod fleetlock;
 pub mod fsck;
 pub mod gpg_sign;
 pub mod init;
