@@ -112,3 +112,25 @@ pub fn parse_bool(s: &str) -> Result<bool> {
         _ => Err(anyhow!("'{s}' is not a boolean")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestamp;
+
+    /// The date forms ostree's test suite and scripts pass to --timestamp.
+    #[test]
+    fn timestamps_ostree_accepts() {
+        assert_eq!(parse_timestamp("@1").unwrap(), 1);
+        assert_eq!(parse_timestamp("1985-10-25").unwrap(), 499_046_400);
+        assert_eq!(parse_timestamp("October 25 1985").unwrap(), 499_046_400);
+        assert_eq!(
+            parse_timestamp("2005-10-29 12:43:29 +0000").unwrap(),
+            1_130_589_809
+        );
+        assert_eq!(
+            parse_timestamp("2005-10-29 14:43:29 +0200").unwrap(),
+            1_130_589_809
+        );
+        assert!(parse_timestamp("yesterday-ish").is_err());
+    }
+}

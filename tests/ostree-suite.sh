@@ -24,7 +24,7 @@ set -euo pipefail
 
 SUITE=/usr/libexec/installed-tests/libostree
 CACHE=/var/cache/oxtree-tests
-MIN_PASS=${OSTREE_SUITE_MIN_PASS:-31}
+MIN_PASS=${OSTREE_SUITE_MIN_PASS:-32}
 JOBS=${OSTREE_SUITE_JOBS:-2}
 TIMEOUT=${OSTREE_SUITE_TIMEOUT:-60}
 

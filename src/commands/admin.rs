@@ -126,9 +126,36 @@ enum Cmd {
         #[arg(long)]
         reboot: bool,
     },
+    /// Installer helpers (ostree's `admin instutil`)
+    Instutil {
+        #[command(subcommand)]
+        cmd: InstutilCmd,
+    },
     /// Not implemented yet
     #[command(external_subcommand)]
     Other(Vec<String>),
+}
+
+#[derive(clap::Subcommand)]
+enum InstutilCmd {
+    /// Set the kernel arguments of the default deployment to ARGS
+    SetKargs {
+        /// Start from the current arguments instead of none
+        #[arg(long)]
+        merge: bool,
+        /// Start from the running kernel's arguments
+        #[arg(long)]
+        import_proc_cmdline: bool,
+        /// Set NAME=VALUE, replacing every value of NAME
+        #[arg(long, value_name = "NAME=VALUE")]
+        replace: Vec<String>,
+        /// Append NAME=VALUE
+        #[arg(long, value_name = "NAME=VALUE")]
+        append: Vec<String>,
+        /// Arguments to append; a REMOTE:REF word is ignored, as ostree
+        /// ignores it
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -635,6 +662,39 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             let mut s = open(sr, rn)?;
             let w = s.edit_kargs(deployment, &edits)?;
             write_line(&w);
+        }
+        Cmd::Instutil {
+            cmd:
+                InstutilCmd::SetKargs {
+                    merge,
+                    import_proc_cmdline,
+                    replace,
+                    append,
+                    args,
+                },
+        } => {
+            use oxtree_sysroot::upgrade::KargEdit;
+            let mut edits = Vec::new();
+            if import_proc_cmdline {
+                edits.push(KargEdit::Clear);
+                edits.extend(
+                    proc_cmdline_kargs()?
+                        .split_whitespace()
+                        .filter(|a| !a.starts_with("ostree="))
+                        .map(|a| KargEdit::Append(a.to_string())),
+                );
+            } else if !merge {
+                edits.push(KargEdit::Clear);
+            }
+            edits.extend(replace.into_iter().map(KargEdit::Set));
+            edits.extend(append.into_iter().map(KargEdit::Append));
+            edits.extend(
+                args.into_iter()
+                    .filter(|a| !a.contains(':') || a.contains('='))
+                    .map(KargEdit::Append),
+            );
+            let mut s = open(sr, rn)?;
+            write_line(&s.edit_kargs(0, &edits)?);
         }
         Cmd::FinalizeStaged => {
             use oxtree_sysroot::staged::FinalizeOutcome;

@@ -287,4 +287,14 @@ mod tests {
         let c = Checksum::of(b"x");
         assert_eq!(parse_ref_contents(format!("{c}\n").as_bytes()).unwrap(), c);
     }
+
+    #[test]
+    fn collection_ids() {
+        for ok in ["org.example.Collection", "com.x-y.A_b"] {
+            validate_collection_id(ok).unwrap();
+        }
+        for bad in ["", "single", "org..x", "org.1x", "org.ex ample", ".org.x"] {
+            assert!(validate_collection_id(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -51,6 +51,11 @@ pub enum UpgradeCheck {
 /// An edit of `kargs edit-in-place`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KargEdit {
+    /// Start from no arguments (`instutil set-kargs` without --merge).
+    Clear,
+    /// Set an argument: every value of its key replaced by this one, or
+    /// appended when the key is absent.
+    Set(String),
     Append(String),
     AppendIfMissing(String),
     Delete(String),
@@ -145,7 +150,12 @@ impl Sysroot {
         let mut k = KernelArgs::parse(&d.kargs);
         for e in edits {
             let arg = match e {
-                KargEdit::Append(a)
+                KargEdit::Clear => {
+                    k = KernelArgs::parse("");
+                    continue;
+                }
+                KargEdit::Set(a)
+                | KargEdit::Append(a)
                 | KargEdit::AppendIfMissing(a)
                 | KargEdit::Delete(a)
                 | KargEdit::DeleteIfPresent(a)
@@ -163,6 +173,8 @@ impl Sysroot {
                 ));
             }
             match e {
+                KargEdit::Clear => {}
+                KargEdit::Set(a) => k.replace(a),
                 KargEdit::Append(a) => k.append(a),
                 KargEdit::AppendIfMissing(a) => {
                     if !k.contains(a) {

@@ -291,12 +291,14 @@ impl Ed25519Trust {
                 String::new()
             }
         );
-        Err(sig_err(match usable.as_slice() {
-            [k] if tried == 1 => format!(
-                "ed25519: Signature couldn't be verified with: key {} ({why})",
-                encode_public(k)
-            ),
-            _ => format!("ed25519: Signature couldn't be verified; tried {tried} keys ({why})"),
+        Err(sig_err(if tried == 1 {
+            let key = usable
+                .first()
+                .map(|k| encode_public(k))
+                .unwrap_or_else(|| "(not a valid ed25519 point)".into());
+            format!("ed25519: Signature couldn't be verified with: key {key} ({why})")
+        } else {
+            format!("ed25519: Signature couldn't be verified; tried {tried} keys ({why})")
         }))
     }
 }
