@@ -14,23 +14,11 @@
 mod fixture;
 #[path = "support/layer_bases.rs"]
 mod layer_bases;
-use layer_bases::bases;
+use layer_bases::{bases, sh};
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};
 use oxtree_object::Metadata;
-use std::process::Command;
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn section(out: &str, name: &str) -> String {
     let start = out
