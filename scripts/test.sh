@@ -8,11 +8,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's wall time, for the closing note and for keeping CI short.
+start=$SECONDS
+phase() { echo "=== [$((SECONDS - start)) s] $*"; }
+
+phase "install dependencies"
 scripts/install-deps.sh
 
+phase "fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+phase "build tests"
 cargo test --workspace --all-targets --no-run
+phase "tests"
 log=$(mktemp)
 bootlog=$(mktemp)
 trap 'rm -f "$log" "$bootlog"' EXIT
@@ -28,7 +36,9 @@ if [ $# -eq 0 ]; then
   status=${PIPESTATUS[0]}
   # ostree's own test suite, with the built oxtree as `ostree` (issue #12),
   # while the VM test goes on.
+  phase "ostree's own suite"
   tests/ostree-suite.sh || status=1
+  phase "waiting for tests/boot.rs"
   wait "$boot_pid"
   boot_status=$?
   echo "=== tests/boot.rs (ran beside the rest) ==="
@@ -42,4 +52,5 @@ fi
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+phase "done"
 exit "$status"
