@@ -70,7 +70,7 @@ self=$PWD/tests/ostree-suite.sh
 scripts/install-deps.sh
 [ -d "$SUITE" ] || { echo "ostree-suite: $SUITE missing (ostree-tests)" >&2; exit 1; }
 
-bin=${OXTREE_BIN:-$PWD/target/debug/oxtree}
+bin=${OXTREE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/oxtree}
 [ -x "$bin" ] || cargo build --quiet --bin oxtree
 bin=$(realpath "$bin")
 
