@@ -1,19 +1,22 @@
-//! The host's whole life in a real VM (issue #11): compose the example
-//! container host (examples/host.toml, one cached base per treefile and
-//! oxtree binary), `to-disk` it, boot it with OVMF and with SeaBIOS, then,
-//! in the guest: the booted deployment, a read-only /usr, /var and /etc
+//! The host's whole life in a real VM (issue #11): the example container
+//! host (examples/host.toml, composed once and shared with
+//! tests/compose.rs: tests/support/host_base.rs) with this build's oxtree,
+//! `to-disk`, booted with OVMF and with SeaBIOS; then, in the guest: the booted deployment, a read-only /usr, /var and /etc
 //! changes, podman and a Quadlet container; `admin upgrade --reboot` over
 //! HTTP from the test's own server, `admin rollback --reboot`, a staged
 //! upgrade finalized at shutdown; an update whose health check fails and
 //! one that cannot boot at all, both rolled back by the boot loader and
 //! made permanent with no command typed; and power cuts during an upgrade
 //! and during finalization, after which the guest boots a whole deployment
-//! and fsck is clean.
+//! and fsck is clean. It also checks the network rule: the guest reaches
+//! the test's own server through the guestfwd and nothing else.
 //!
 //! One VM for everything: a boot under TCG costs about a minute.
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/host_base.rs"]
+mod host_base;
 #[path = "support/vm.rs"]
 mod vm;
 
@@ -21,17 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TREEFILE: &str = "examples/host.toml";
-const REF: &str = "debian/trixie/x86_64/host";
+use host_base::REF;
 /// Boots a new deployment gets before the fallback (to-disk --boot-tries).
 const TRIES: u32 = 2;
 
 fn oxtree() -> &'static str {
     env!("CARGO_BIN_EXE_oxtree")
-}
-
-fn src(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 #[track_caller]
@@ -44,37 +42,6 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The composed base repository (archive mode), shared by every run with
-/// the same treefile, files and oxtree binary (which the image carries).
-fn base_repo() -> PathBuf {
-    let mut inputs: Vec<Vec<u8>> = vec![std::fs::read(src(TREEFILE)).unwrap()];
-    let mut files: Vec<PathBuf> = std::fs::read_dir(src("examples/host"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    for f in files {
-        inputs.push(f.to_string_lossy().as_bytes().to_vec());
-        inputs.push(std::fs::read(f).unwrap());
-    }
-    inputs.push(std::fs::read(oxtree()).unwrap());
-    let refs: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
-    let dir = fixture::cached("host-base", &refs, |dir| {
-        let repo = dir.join("repo");
-        let r = repo.to_str().unwrap();
-        run(&["--repo", r, "init", "--mode=archive"]);
-        run(&[
-            "--repo",
-            r,
-            "compose",
-            "tree",
-            "--cachedir=/var/cache/oxtree-tests/apt-trixie",
-            src(TREEFILE).to_str().unwrap(),
-        ]);
-    });
-    dir.join("repo")
 }
 
 /// A child process of this test, killed by its own pid on drop.
@@ -303,18 +270,11 @@ fn host_lifecycle() {
     }
     let t0 = Instant::now();
     let work = tempfile::tempdir().unwrap();
-    // The test's own repository: hardlinks to the cached base (objects
-    // are never changed in place), so derived commits stay here.
+    // The test's own repository: the shared composed base (hardlinks),
+    // with this build's oxtree committed on top as v1.
     let repo = work.path().join("repo");
-    let st = Command::new("cp")
-        .arg("-al")
-        .arg(base_repo())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let v1 = host_base::with_current_oxtree(&repo, "1");
     let r = repo.to_str().unwrap();
-    let v1 = run(&["--repo", r, "rev-parse", REF]).trim().to_string();
     eprintln!("[boot] base {v1} ready after {:.0?}", t0.elapsed());
 
     let disk = work.path().join("host.qcow2");
@@ -362,6 +322,21 @@ fn host_lifecycle() {
         "booted deployment not marked:\n{status}"
     );
     v.ok("test -e /run/ostree-booted");
+    // The network rule: the guest reaches the test's own server through
+    // the guestfwd, and nothing else: not the host's address for that
+    // server, not the outside world.
+    let got = v.ok(&format!(
+        "timeout 20 bash -c 'exec 3<>/dev/tcp/{}/80 && printf \"GET /config HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n\" >&3 && cat <&3'",
+        vm::GUEST_SERVER
+    ));
+    assert!(
+        got.contains("[core]"),
+        "the repo's config through the guestfwd: {got}"
+    );
+    for (host, p) in [("10.0.2.2", port), ("1.1.1.1", port), ("1.1.1.1", 80)] {
+        let o = v.ssh(&format!("timeout 8 bash -c 'exec 3<>/dev/tcp/{host}/{p}'"));
+        assert!(!o.success(), "guest reached {host}:{p}: {o:?}");
+    }
     let o = v.ssh("touch /usr/oxtree-test");
     assert!(
         !o.success() && o.stderr.contains("Read-only"),

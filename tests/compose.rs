@@ -1,9 +1,15 @@
 //! `oxtree compose tree` and `oxtree db` with real Debian packages:
 //! mmdebstrap builds the roots, downloads are cached in
 //! /var/cache/oxtree-tests/apt (outside the repository) so later runs only
-//! fetch the package indexes. The composes run one at a time (the library
+//! fetch the package indexes. The bootable image checked here is the
+//! example host that tests/boot.rs boots, composed once for both
+//! (tests/support/host_base.rs). The composes run one at a time (the library
 //! locks the cache directory; the mutex here keeps the CPU for one).
 
+#[path = "support/fixture.rs"]
+mod fixture;
+#[path = "support/host_base.rs"]
+mod host_base;
 #[path = "support/ns.rs"]
 mod ns;
 
@@ -123,36 +129,22 @@ fn min_repo() -> &'static (PathBuf, String) {
     })
 }
 
+/// The example container host (examples/host.toml), composed once and
+/// shared with tests/boot.rs, which boots it: its layout, metadata,
+/// initramfs and package database, read by the real ostree.
 #[test]
-fn kernel_image_boots_through_oxtree() {
+fn host_image_layout() {
     tools();
     ns::require("lsinitramfs");
     let d = scratch();
-    let repo = d.path().join("repo");
-    init(&repo, "bare");
-    std::fs::write(d.path().join("motd"), "composed by oxtree\n").unwrap();
-    let tf = write_treefile(
-        d.path(),
-        "os.toml",
-        r#"
-ref = "debian/test/os"
-suite = "bookworm"
-packages = ["systemd", "systemd-sysv", "linux-image-amd64", "less"]
-add-files = [["motd", "/etc/motd"]]
-postprocess = "echo oxtree-test > /etc/issue.oxtree"
-version = "2.0"
-kernel-args = ["quiet", "console=ttyS0"]
-"#,
-    );
-    let csum = compose_ok(&repo, &tf);
-    assert_eq!(
-        ok(ox(&repo).args(["rev-parse", "debian/test/os"])).trim(),
-        csum
-    );
+    let repo = host_base::repo();
+    let csum = ok(ox(&repo).args(["rev-parse", host_base::REF]))
+        .trim()
+        .to_string();
 
     // The real ostree reads the repository.
-    ok(ostree(&repo).arg("fsck"));
-    let ls = ok(ostree(&repo).args(["ls", "-R", "debian/test/os", "/usr/lib/modules"]));
+    ok(ostree(&repo).args(["fsck", "-q"]));
+    let ls = ok(ostree(&repo).args(["ls", "-R", &csum, "/usr/lib/modules"]));
     let kver = ls
         .lines()
         .find_map(|l| {
@@ -169,33 +161,49 @@ kernel-args = ["quiet", "console=ttyS0"]
     );
     for f in [
         "/usr/bin/less",
+        "/usr/bin/podman",
         "/usr/bin/oxtree",
+        "/usr/lib/oxtree/oxtree-prepare-root",
         "/usr/etc/passwd",
-        "/usr/etc/motd",
-        "/usr/etc/issue.oxtree",
         "/usr/lib/oxtree/kargs",
         "/usr/share/dpkg/database/status",
         "/usr/lib/tmpfiles.d/oxtree-var.conf",
+        // postprocess: `systemctl enable ssh.service`
+        "/usr/etc/systemd/system/multi-user.target.wants/ssh.service",
     ] {
-        ok(ostree(&repo).args(["ls", "debian/test/os", f]));
+        ok(ostree(&repo).args(["ls", &csum, f]));
     }
-    let root_ls = ok(ostree(&repo).args(["ls", "debian/test/os", "/"]));
+    let root_ls = ok(ostree(&repo).args(["ls", &csum, "/"]));
     assert!(root_ls.contains("/root -> var/roothome"), "{root_ls}");
     assert!(
         !root_ls.contains(" /etc"),
         "/etc must be in /usr/etc:\n{root_ls}"
     );
-    let boot_ls = ok(ostree(&repo).args(["ls", "debian/test/os", "/boot"]));
+    let boot_ls = ok(ostree(&repo).args(["ls", &csum, "/boot"]));
     assert_eq!(boot_ls.lines().count(), 1, "boot must be empty:\n{boot_ls}");
-    let cat = |p: &str| ok(ostree(&repo).args(["cat", "debian/test/os", p]));
-    assert_eq!(cat("/usr/etc/motd"), "composed by oxtree\n");
-    assert_eq!(cat("/usr/etc/issue.oxtree"), "oxtree-test\n");
-    assert_eq!(cat("/usr/lib/oxtree/kargs"), "quiet console=ttyS0\n");
+    let cat = |p: &str| ok(ostree(&repo).args(["cat", &csum, p]));
+    // add-files, postprocess (`passwd -l root`), kernel-args.
+    assert_eq!(
+        cat("/usr/etc/systemd/network/20-wired.network"),
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/host/20-wired.network")
+        )
+        .unwrap()
+    );
+    let shadow = cat("/usr/etc/shadow");
+    assert!(
+        shadow.lines().any(|l| l.starts_with("root:!")),
+        "root not locked:\n{shadow}"
+    );
+    assert_eq!(
+        cat("/usr/lib/oxtree/kargs"),
+        "console=ttyS0,115200 panic=10 rw\n"
+    );
     assert!(cat("/usr/lib/tmpfiles.d/oxtree-var.conf")
         .contains("L /var/lib/dpkg - - - - ../../usr/share/dpkg/database"));
     // No policy-rc.d left behind by the sandbox.
     assert!(
-        !run(ostree(&repo).args(["ls", "debian/test/os", "/usr/sbin/policy-rc.d"]))
+        !run(ostree(&repo).args(["ls", &csum, "/usr/sbin/policy-rc.d"]))
             .status
             .success()
     );
@@ -206,13 +214,13 @@ kernel-args = ["quiet", "console=ttyS0"]
     let b = ok(ostree(&repo).args(["show", "--print-metadata-key=ostree.bootable", &csum]));
     assert_eq!(b.trim(), "true");
     let v = ok(ostree(&repo).args(["show", "--print-metadata-key=version", &csum]));
-    assert_eq!(v.trim(), "'2.0'");
+    assert_eq!(v.trim(), "'1'");
 
     // The initramfs runs the small oxtree-prepare-root, not all of oxtree.
     let initrd = d.path().join("initramfs.img");
     let data = run(ostree(&repo).args([
         "cat",
-        "debian/test/os",
+        &csum,
         &format!("/usr/lib/modules/{kver}/initramfs.img"),
     ]))
     .stdout;
@@ -232,11 +240,11 @@ kernel-args = ["quiet", "console=ttyS0"]
     );
 
     // db list shows the packages.
-    let db = ok(ox(&repo).args(["db", "list", "debian/test/os"]));
+    let db = ok(ox(&repo).args(["db", "list", &csum]));
     for p in [
-        "less",
+        "podman",
+        "openssh-server",
         "systemd",
-        "systemd-sysv",
         "linux-image-amd64",
         "dpkg",
         "apt",
