@@ -67,8 +67,9 @@ for d in "$fixtures"/stock-minbase-*/; do
   fi
 done
 if [ -z "$stock" ]; then
-  echo "building the stock minbase (no cached fixture; cargo test --test vm_harness caches one)" >&2
-  stock=$scratch/stock
+  echo "building the stock minbase (once; cached in $fixtures)" >&2
+  stock=$fixtures/stock-minbase-bench
+  rm -rf "$stock"
   sh tests/support/stock-minbase.sh "$stock" >"$scratch/stock-build.log" 2>&1 ||
     { tail -30 "$scratch/stock-build.log"; exit 1; }
 fi

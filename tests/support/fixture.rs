@@ -139,34 +139,3 @@ impl Lock {
         Lock(f)
     }
 }
-
-/// The stock Debian bookworm minbase that boots in qemu
-/// (tests/support/stock-minbase.sh): `disk.img` (raw ext4 on the whole
-/// disk, `root=/dev/vda`), `vmlinuz`, `initrd.img`. Keyed by the script.
-pub fn stock_minbase() -> PathBuf {
-    const SCRIPT: &str = include_str!("stock-minbase.sh");
-    cached("stock-minbase", &[SCRIPT.as_bytes()], |dir| {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/stock-minbase.sh"
-        );
-        let log = dir.join("build.log");
-        let f = File::create(&log).unwrap();
-        let status = Command::new("sh")
-            .arg(script)
-            .arg(dir)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .status()
-            .expect("sh");
-        if !status.success() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!(
-                "{script} failed ({status}; needs root, mmdebstrap, mkfs.ext4):\n{}",
-                tail.join("\n")
-            );
-        }
-    })
-}

@@ -1,7 +1,7 @@
 #!/bin/sh
-# A stock Debian trixie minbase that boots in qemu: the baseline the VM
-# harness is tested on (tests/vm_harness.rs) and that the oxtree image is
-# compared with (bench/boot-vs-stock.sh). Trixie and linux-image-amd64,
+# A stock Debian trixie minbase that boots in qemu: the baseline the
+# oxtree image is compared with (bench/boot-vs-stock.sh, which caches it
+# under /var/cache/oxtree-tests/fixtures). Trixie and linux-image-amd64,
 # as in examples/host.toml: the same kernel and initramfs-tools settings
 # as the oxtree image.
 #
