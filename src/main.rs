@@ -112,6 +112,9 @@ enum Command {
     External(Vec<OsString>),
     /// FleetLock reboot coordination: an etcd-backed server and its client
     Fleetlock(commands::fleetlock::Args),
+    /// Automatic updates: check, stage, wait for a window and a FleetLock
+    /// slot, reboot; report steady state after the boot
+    Updates(commands::updates::Args),
 }
 
 /// A closed stdout (`oxtree ls … | grep -q x`) ends the program with status
@@ -202,6 +205,7 @@ fn main() {
         Command::Agent(a) => commands::agent::run(a),
         Command::External(argv) => commands::external::run(argv),
         Command::Fleetlock(a) => commands::fleetlock::run(a),
+        Command::Updates(a) => commands::updates::run(a),
     };
     if let Err(e) = result {
         // One rendering of the whole error chain, at the top.

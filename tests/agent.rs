@@ -999,3 +999,73 @@ $OX admin deploy --sysroot=$S --os=debian debian/main >/dev/null || exit 95
         ]
     );
 }
+
+/// `oxtreed --updates`: the update loop's config and state at
+/// `GET /v1/updates`, the same JSON as `oxtree updates status --json`
+/// (404 without `--updates`); a bad config stops the agent at start-up
+/// and names the file.
+#[test]
+fn updates_status_through_the_agent() {
+    let conf =
+        "[identity]\\ngroup = \"workers\"\\nnode_id = \"web-3\"\\n[updates]\\nenabled = false\\n";
+    let setup = format!(
+        "{FAKEOS_SETUP}\nmkdir -p $D/cfg/etc/oxtree/updates.d && printf '{conf}' > $D/cfg/etc/oxtree/updates.d/50-test.toml"
+    );
+    let a = Agent::start_with(
+        "--updates --updates-config-root=$D/cfg --updates-state-dir=$D/ustate",
+        None,
+        "",
+        &setup,
+    );
+    let (st, v) = a.json("GET", "/v1/updates", "");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["enabled"], false, "{v}");
+    assert_eq!(v["group"], "workers", "{v}");
+    assert_eq!(v["nodeId"], "web-3", "{v}");
+    let d = a.d();
+    let o = Command::new(OX)
+        .args(["updates", "status", "--json"])
+        .arg(format!("--config-root={}/cfg", d.display()))
+        .arg(format!("--state-dir={}/ustate", d.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cli: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cli, v);
+
+    let plain = Agent::start("", None);
+    assert_eq!(plain.http("GET", "/v1/updates", b"").0, 404);
+
+    // A bad config: the agent exits at once with the file named.
+    let bad = d.join("bad");
+    std::fs::create_dir_all(bad.join("etc/oxtree/updates.d")).unwrap();
+    std::fs::write(
+        bad.join("etc/oxtree/updates.d/10-bad.toml"),
+        "[updates]\nstrategy = \"sometimes\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(OX)
+        .arg("agent")
+        .arg(format!("--sysroot={}", d.display()))
+        .arg(format!("--run-dir={}", d.display()))
+        .arg(format!("--socket={}/bad.sock", d.display()))
+        .arg(format!("--audit-log={}/bad-audit.log", d.display()))
+        .arg("--updates")
+        .arg(format!("--updates-config-root={}", bad.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the agent started with a bad update config");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("10-bad.toml"), "{err}");
+}

@@ -44,6 +44,16 @@ pub struct Args {
     /// Reboot by running this with `sh -c` instead of `systemctl reboot`
     #[arg(long, value_name = "COMMAND", env = "OXTREE_REBOOT_COMMAND")]
     reboot_command: Option<String>,
+    /// Run the automatic update loop when its config enables it, and serve
+    /// GET /v1/updates (config: `{usr/lib,run,etc}/oxtree/updates.d`)
+    #[arg(long)]
+    updates: bool,
+    /// Where the update config drop-ins and `etc/machine-id` are read
+    #[arg(long, value_name = "PATH", default_value = "/", requires = "updates")]
+    updates_config_root: PathBuf,
+    /// Where the update loop keeps its state across reboots
+    #[arg(long, value_name = "PATH", default_value = oxtree_updates::DEFAULT_STATE_DIR, requires = "updates")]
+    updates_state_dir: PathBuf,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -78,6 +88,10 @@ pub fn run(a: Args) -> Result<()> {
         tls,
         audit_log: a.audit_log,
         reboot,
+        updates: a.updates.then_some(oxtree_agent::server::UpdatesSetup {
+            config_root: a.updates_config_root,
+            state_dir: a.updates_state_dir,
+        }),
     };
     oxtree_agent::server::run(cfg, |what| {
         // Tests and systemd's log wait for this line.

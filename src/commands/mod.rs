@@ -34,5 +34,6 @@ pub mod sign;
 pub mod static_delta;
 pub mod summary;
 pub mod to_disk;
+pub mod updates;
 pub mod version;
 pub mod via_agent;

@@ -77,6 +77,9 @@ pub fn document() -> Value {
                     "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                                   "404": {"$ref": "#/components/responses/Error"}}}
             },
+            "/v1/updates": {"get": {"summary": "The automatic update loop: its configuration and state (404 without --updates)",
+                "responses": {"200": {"description": "Updates status", "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "404": {"$ref": "#/components/responses/Error"}}}},
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         },
         "components": {

@@ -36,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/operations/{id}"),
     ("POST", "/v1/operations/{id}/cancel"),
     ("GET", "/v1/operations/{id}/events"),
+    ("GET", "/v1/updates"),
     ("GET", "/v1/openapi.json"),
 ];
 
@@ -46,6 +47,8 @@ pub struct App {
     pub policy: Policy,
     pub audit: Arc<Audit>,
     pub status: Arc<crate::status::StatusReads>,
+    /// `--updates`: where the update loop's config and state are.
+    pub updates: Option<Arc<crate::server::UpdatesSetup>>,
 }
 
 /// The API's router; every request must carry a [`Peer`] extension (the
@@ -58,6 +61,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/operations/{id}", get(operation).delete(cancel))
         .route("/v1/operations/{id}/cancel", post(cancel))
         .route("/v1/operations/{id}/events", get(events))
+        .route("/v1/updates", get(updates))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -133,6 +137,26 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
             app.audit.record(&who, &action, Value::Null, "denied: 403");
             error(StatusCode::FORBIDDEN, "forbidden", &why)
         }
+    }
+}
+
+async fn updates(State(app): State<App>) -> Response {
+    let Some(u) = app.updates.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "the update loop is not configured (oxtreed --updates)",
+        );
+    };
+    let r = tokio::task::spawn_blocking(move || {
+        let (cfg, id) = oxtree_updates::load(&u.config_root)?;
+        oxtree_updates::Status::of(&cfg, &id, &u.state_dir)
+    })
+    .await;
+    match r {
+        Ok(Ok(s)) => Json(s).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
     }
 }
 
@@ -323,6 +347,7 @@ mod tests {
             policy: Policy::default(),
             audit: Arc::new(Audit::none()),
             status: Default::default(),
+            updates: None,
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

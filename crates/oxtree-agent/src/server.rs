@@ -48,6 +48,17 @@ pub struct Config {
     pub tls: Option<TlsListen>,
     pub audit_log: PathBuf,
     pub reboot: Arc<dyn Reboot>,
+    /// Run the automatic update loop (when its config enables it) and
+    /// serve `GET /v1/updates`.
+    pub updates: Option<UpdatesSetup>,
+}
+
+/// Where the update loop reads its config (drop-ins and machine-id under
+/// `config_root`) and keeps its state.
+#[derive(Clone, Debug)]
+pub struct UpdatesSetup {
+    pub config_root: PathBuf,
+    pub state_dir: PathBuf,
 }
 
 /// Serve until SIGTERM/SIGINT; `ready` is called once the listeners are
@@ -84,6 +95,26 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
         },
         audit.clone(),
     );
+    // The update loop: its config is read now so that a bad one stops the
+    // agent with a clear error; it runs on its own thread (its
+    // transactions wait for the sysroot lock like queued operations).
+    let updates_cancel = oxtree_host::Cancel::new();
+    let mut updates_thread = None;
+    if let Some(u) = &cfg.updates {
+        let (ucfg, id) = oxtree_updates::load(&u.config_root)
+            .map_err(|e| AgentError::Config(format!("update config: {e}")))?;
+        if ucfg.enabled {
+            let cx = oxtree_host::Context::new(&cfg.sysroot, &cfg.run_dir)
+                .with_reboot(cfg.reboot.clone())
+                .with_cancel(updates_cancel.clone());
+            // Built here, not on the thread, so that what only the
+            // updater checks (the lock server's URL) stops start-up too.
+            let up = oxtree_updates::Updater::new(ucfg, id, cx, &u.state_dir)
+                .map_err(|e| AgentError::Config(format!("update config: {e}")))?;
+            let cancel = updates_cancel.clone();
+            updates_thread = Some(std::thread::spawn(move || up.run(&cancel)));
+        }
+    }
     let app = router(App {
         ops: ops.clone(),
         policy: Policy {
@@ -92,6 +123,7 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
         },
         audit,
         status: Default::default(),
+        updates: cfg.updates.clone().map(Arc::new),
     });
 
     let unix = bind_unix(&cfg.socket)?;
@@ -173,8 +205,12 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
         _ = tls_loop => {},
         _ = stop => {},
     }
+    updates_cancel.cancel();
     let o = ops.clone();
     let _ = tokio::task::spawn_blocking(move || o.shutdown(Duration::from_secs(25))).await;
+    if let Some(t) = updates_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     let _ = std::fs::remove_file(&cfg.socket);
     Ok(())
 }
