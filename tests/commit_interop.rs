@@ -463,3 +463,68 @@ fn commit_rejects_what_ostree_rejects() {
         }
     }
 }
+
+/// In a repository with a collection ID, a commit is bound to it
+/// (`ostree.collection-binding` after `ostree.ref-binding`), unless
+/// --add-metadata-string names another or --no-bindings; same checksums as
+/// ostree, and the same `refs --collections` listing.
+#[test]
+fn commit_collection_binding_matches_ostree() {
+    let d = scratch();
+    let t1 = d.path().join("t1");
+    simple_tree(&t1, "one");
+    let t1s = t1.to_str().unwrap();
+    let mut repos = Vec::new();
+    for tool in [Ox, Ost] {
+        let r = d.path().join(format!("repo-{}", tool.name()));
+        ok(
+            tool,
+            &r,
+            &["init", "--mode=archive", "--collection-id=org.example.C"],
+        );
+        repos.push(r);
+    }
+    let (rx, ro) = (&repos[0], &repos[1]);
+    same(rx, ro, "bound commit", |t, r| {
+        commit_args(t, r, &["-b", "main", "--bind-ref=other", t1s])
+    });
+    same(rx, ro, "overridden collection binding", |t, r| {
+        commit_args(
+            t,
+            r,
+            &[
+                "-b",
+                "x",
+                "--add-metadata-string=ostree.collection-binding=org.example.D",
+                t1s,
+            ],
+        )
+    });
+    same(rx, ro, "no bindings", |t, r| {
+        commit_args(t, r, &["-b", "y", "--no-bindings", t1s])
+    });
+    same(rx, ro, "mirror ref", |t, r| {
+        ok(
+            t,
+            r,
+            &[
+                "refs",
+                "--collections",
+                "--create=org.example.M:m/one",
+                "main",
+            ],
+        )
+    });
+    // ostree lists in its hash table's order: compare the sets.
+    let sorted = |s: String| {
+        let mut l: Vec<&str> = s.lines().collect();
+        l.sort_unstable();
+        l.join("\n")
+    };
+    same(rx, ro, "refs --collections", |t, r| {
+        sorted(ok(t, r, &["refs", "--collections"]))
+    });
+    same(rx, ro, "refs --collections ID", |t, r| {
+        ok(t, r, &["refs", "--collections", "org.example.M"])
+    });
+}

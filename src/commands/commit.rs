@@ -166,6 +166,13 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         binds.dedup();
         // Written even when empty (an --orphan commit), as ostree does.
         metadata.set_strv("ostree.ref-binding", &binds);
+        // The repository's collection, unless the user gave one with
+        // --add-metadata-string (ostree allows that override).
+        if metadata.get("ostree.collection-binding").is_none() {
+            if let Some(id) = repo.collection_id() {
+                metadata.set_str("ostree.collection-binding", &id);
+            }
+        }
     }
     let body = match &a.body_file {
         Some(f) => {
@@ -176,10 +183,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     // Reproducible builds: SOURCE_DATE_EPOCH stands in for the clock.
     let timestamp = match (&a.timestamp, std::env::var("SOURCE_DATE_EPOCH")) {
         (Some(t), _) => parse_timestamp(t)?,
-        (None, Ok(e)) => e
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("invalid SOURCE_DATE_EPOCH '{e}'"))?,
+        (None, Ok(e)) => source_date_epoch(&e)?,
         (None, Err(_)) => now(),
     };
 
@@ -295,4 +299,18 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     }
     println!("{csum}");
     Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH` as ostree reads it: a signed 64-bit decimal, with
+/// its error wordings (scripts match them).
+fn source_date_epoch(e: &str) -> Result<u64> {
+    let t = e.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("Failed to convert SOURCE_DATE_EPOCH = '{e}' to integer");
+    }
+    let v: i64 = t
+        .parse()
+        .map_err(|_| anyhow!("Parsing SOURCE_DATE_EPOCH: Numerical result out of range"))?;
+    u64::try_from(v).map_err(|_| anyhow!("Failed to convert SOURCE_DATE_EPOCH = '{e}' to integer"))
 }

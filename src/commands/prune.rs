@@ -56,6 +56,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     };
     let r = repo.prune(&opts, &progress)?;
     pb.finish_and_clear();
+    if !a.no_prune {
+        // As ostree: cached summaries of remotes that no longer exist go.
+        let remotes = oxtree_transport::remote::list_remotes(&repo)?;
+        oxtree_transport::summary_cache::SummaryCache::new(&repo.path().join("tmp/cache"))
+            .prune(&remotes)?;
+    }
     println!("Total objects: {}", r.total);
     if r.deleted == 0 {
         println!("No unreachable objects");

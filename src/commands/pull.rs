@@ -42,6 +42,14 @@ pub struct Args {
     /// Progress and result as JSON lines on stdout
     #[arg(long)]
     json: bool,
+    /// Do not check that commits are bound to the refs (and collection)
+    /// they were pulled as
+    #[arg(long)]
+    disable_verify_bindings: bool,
+    /// Cache signed summaries in DIR/summaries instead of the repository's
+    /// tmp/cache
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     /// Pull from this URL instead of the remote's configured one
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -75,6 +83,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         disable_static_deltas: a.disable_static_deltas,
         subpaths: a.subpaths.clone(),
         sync: a.disable_fsync.then_some(false),
+        disable_verify_bindings: a.disable_verify_bindings,
+        cache_dir: Some(
+            a.cache_dir
+                .clone()
+                .unwrap_or_else(|| repo.path().join("tmp/cache")),
+        ),
         ..Default::default()
     };
     opts.fetch.retries = a.network_retries;

@@ -22,6 +22,10 @@ pub struct Args {
     /// Do not invoke fsync()
     #[arg(long)]
     disable_fsync: bool,
+    /// Do not check that commits are bound to the refs (and the source's
+    /// collection) they are pulled as
+    #[arg(long)]
+    disable_verify_bindings: bool,
     #[arg(value_name = "SRC_REPO")]
     src: PathBuf,
     /// Refs (or commit checksums) to copy; all refs when none are given
@@ -53,6 +57,18 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 .map_err(|_| RepoError::RefNotFound(r.clone()))?
                 .ok_or_else(|| RepoError::RefNotFound(r.clone()))?;
             wanted.push((Some(r.clone()), c));
+        }
+    }
+    // As a pull: a named commit must be bound to its ref, and to the
+    // source's collection when it has one.
+    if !a.disable_verify_bindings {
+        let id = src.collection_id();
+        for (name, c) in &wanted {
+            let Some(name) = name else { continue };
+            let bare = name.split_once(':').map_or(name.as_str(), |(_, n)| n);
+            let commit = src.load_commit(c)?;
+            oxtree_repo::bindings::verify_bindings(id.as_deref(), Some(bare), &commit)
+                .map_err(|e| anyhow::anyhow!("Commit {c}: {e}"))?;
         }
     }
     let dest_ref = |name: &str| match &a.remote {

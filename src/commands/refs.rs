@@ -18,6 +18,16 @@ pub struct Args {
     /// With --create, replace an existing ref
     #[arg(long)]
     force: bool,
+    /// Name refs with their collection IDs, `(ID, REF)`; a PREFIX is then
+    /// a collection ID, and --create takes `ID:REF`
+    #[arg(short = 'c', long)]
+    collections: bool,
+    /// List aliases (`ALIAS -> REF`); with --create, create an alias
+    #[arg(short = 'A', long)]
+    alias: bool,
+    /// Show each ref's commit
+    #[arg(short = 'r', long)]
+    revision: bool,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
@@ -28,6 +38,12 @@ pub struct Args {
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let repo = open_repo(repo)?;
     let sync = repo.fsync_enabled()?;
+    if a.collections {
+        return with_collections(&repo, &a, sync);
+    }
+    if a.alias {
+        return aliases(&repo, &a);
+    }
     if let Some(new) = &a.create {
         let [rev] = a.args.as_slice() else {
             bail!("--create requires exactly one existing revision argument");
@@ -48,6 +64,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         // Like ostree, each argument is a ref or a prefix of refs.
         let all = repo.list_refs()?;
+        let aliases = repo.list_ref_aliases()?;
+        for r in &a.args {
+            if let Some((alias, _)) = aliases.iter().find(|(_, t)| t == r) {
+                bail!("Ref '{r}' has an active alias: '{alias}'");
+            }
+        }
         for r in &a.args {
             for (name, _) in under_prefix(&all, r) {
                 let full = if name == *r {
@@ -89,8 +111,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        for (n, _) in refs {
-            println!("{n}");
+        for (n, c) in refs {
+            if a.revision {
+                println!("{n}\t{c}");
+            } else {
+                println!("{n}");
+            }
         }
     }
     Ok(())
@@ -109,4 +135,91 @@ fn under_prefix(
     all.iter()
         .filter_map(|(n, c)| n.strip_prefix(&dir).map(|rest| (rest.to_string(), *c)))
         .collect()
+}
+
+/// `refs --collections`: list, create (`--create=ID:REF REV`) or delete
+/// (every ref of the collection given) collection refs, as ostree does.
+fn with_collections(repo: &oxtree_repo::Repo, a: &Args, sync: bool) -> Result<()> {
+    use oxtree_repo::collections::CollectionRef;
+    if let Some(new) = &a.create {
+        let [rev] = a.args.as_slice() else {
+            bail!("--create requires exactly one existing revision argument");
+        };
+        let Some((id, name)) = new.split_once(':') else {
+            bail!("Invalid collection ref {new}: expected COLLECTION-ID:REF");
+        };
+        oxtree_repo::refs::validate_collection_id(id)?;
+        oxtree_repo::refs::validate_ref_name(name)?;
+        let r = CollectionRef {
+            collection_id: id.to_string(),
+            ref_name: name.to_string(),
+        };
+        let exists = oxtree_transport::remote::collection_refs(repo, Some(id))?
+            .iter()
+            .any(|(c, _)| *c == r);
+        if !a.force && exists {
+            bail!("--create specified but ref {new} already exists");
+        }
+        let c = repo.resolve_rev(rev)?;
+        repo.load_commit(&c).map_err(|e| anyhow!("{rev}: {e}"))?;
+        repo.write_collection_ref(&r, Some(&c), sync)?;
+        return Ok(());
+    }
+    let refs = oxtree_transport::remote::collection_refs(repo, a.args.first().map(String::as_str))?;
+    if a.delete {
+        let main = repo.collection_id();
+        for (r, _) in refs {
+            // A remote's refs stay: only local and mirrored refs are ours.
+            let ours = Some(&r.collection_id) == main.as_ref()
+                || repo.list_mirror_refs()?.iter().any(|(m, _)| *m == r);
+            if !ours {
+                continue;
+            }
+            match repo.write_collection_ref(&r, None, sync) {
+                Ok(()) | Err(oxtree_repo::RepoError::RefNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(());
+    }
+    for (r, c) in refs {
+        if a.revision {
+            println!("({}, {})\t{c}", r.collection_id, r.ref_name);
+        } else {
+            println!("({}, {})", r.collection_id, r.ref_name);
+        }
+    }
+    Ok(())
+}
+
+/// `refs -A`: list aliases, or `--create=ALIAS REF` one (replacing an
+/// alias of that name), as ostree does.
+fn aliases(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
+    let all = repo.list_ref_aliases()?;
+    if let Some(new) = &a.create {
+        let [target] = a.args.as_slice() else {
+            bail!("--create requires exactly one existing ref argument");
+        };
+        if let Some((remote, _)) = new.split_once(':') {
+            bail!("Cannot create alias to remote ref: {remote}");
+        }
+        if target.contains(':') || repo.read_ref(target).ok().flatten().is_none() {
+            bail!("Cannot create alias to non-existent ref: {target}");
+        }
+        let is_alias = all.iter().any(|(n, _)| n == new);
+        if !is_alias && !a.force && repo.read_ref(new).ok().flatten().is_some() {
+            bail!("--create specified but ref {new} already exists");
+        }
+        repo.write_ref_alias(new, target)?;
+        return Ok(());
+    }
+    for (alias, target) in all {
+        if a.args
+            .first()
+            .is_none_or(|p| alias == *p || alias.starts_with(&format!("{p}/")))
+        {
+            println!("{alias} -> {target}");
+        }
+    }
+    Ok(())
 }

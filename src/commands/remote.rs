@@ -141,26 +141,28 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 opts.push(("contenturl".into(), c.clone()));
             }
             for sv in &sign_verify {
-                let (kind, spec) = sv.split_once('=').ok_or_else(|| {
-                    anyhow!("invalid --sign-verify '{sv}': expected KEYTYPE=[inline|file]:PUBKEY")
-                })?;
-                if kind != "ed25519" {
+                let (kind, spec) = sv
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("Failed to parse KEYTYPE=[inline|file]:DATA in {sv}"))?;
+                if kind != "ed25519" && kind != "dummy" {
                     return Err(anyhow!(
                         "Requested signature type is not implemented: '{kind}'"
                     ));
                 }
-                let (how, v) = spec.split_once(':').ok_or_else(|| {
-                    anyhow!("invalid --sign-verify '{sv}': missing inline: or file:")
-                })?;
+                let (how, v) = spec
+                    .split_once(':')
+                    .ok_or_else(|| anyhow!("Invalid key reference {spec}, expected inline|file"))?;
                 match how {
                     "inline" => {
-                        oxtree_transport::sign::parse_candidate_key(v)?;
-                        opts.push(("verification-ed25519-key".into(), v.to_string()));
+                        if kind == "ed25519" {
+                            oxtree_transport::sign::parse_candidate_key(v)?;
+                        }
+                        opts.push((format!("verification-{kind}-key"), v.to_string()));
                     }
-                    "file" => opts.push(("verification-ed25519-file".into(), v.to_string())),
+                    "file" => opts.push((format!("verification-{kind}-file"), v.to_string())),
                     _ => {
                         return Err(anyhow!(
-                            "invalid --sign-verify '{sv}': use inline: or file:"
+                            "Invalid key reference {spec}, expected inline|file"
                         ))
                     }
                 }

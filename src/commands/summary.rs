@@ -78,7 +78,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         || !a.gpg_sign.is_empty()
         || a.gpg_keys.gpg_key_file.is_some();
     if a.update {
-        oxtree_transport::summary::update_summary(&mut repo, now())?;
+        let now = now();
+        oxtree_transport::summary::write_metadata_commit(&repo, &Metadata::new(), now)?;
+        oxtree_transport::summary::update_summary(&mut repo, now)?;
         return sign_summary(&repo, &a);
     }
     if signing {
@@ -138,6 +140,9 @@ fn render_meta(md: &Metadata, indent: &str, out: &mut String) {
             ("ostree.summary.collection-id", Value::Str(s)) => {
                 format!("Collection ID ({k}): {}", s.as_str())
             }
+            ("ostree.summary.collection-map", _) => {
+                format!("Collection Map ({k}): (printed above)")
+            }
             (_, v) => format!("{k}: {}", value_text(v)),
         };
         out.push_str(indent);
@@ -149,8 +154,19 @@ fn render_meta(md: &Metadata, indent: &str, out: &mut String) {
 /// The `ostree summary --view` layout.
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
-    for r in &s.refs {
-        out.push_str(&format!("* {}\n", r.name));
+    let mut lists = vec![(s.collection_id().map(str::to_string), s.refs.clone())];
+    // A malformed map is shown as absent, as ostree's typed lookup does.
+    for (id, refs) in s.collection_map().unwrap_or_default() {
+        lists.push((Some(id), refs));
+    }
+    for (id, r) in lists
+        .iter()
+        .flat_map(|(id, refs)| refs.iter().map(move |r| (id, r)))
+    {
+        match id {
+            Some(id) => out.push_str(&format!("* ({id}, {})\n", r.name)),
+            None => out.push_str(&format!("* {}\n", r.name)),
+        }
         out.push_str(&format!("    Latest Commit ({} bytes):\n", r.commit_size));
         out.push_str(&format!("      {}\n", r.commit));
         render_meta(&r.metadata, "    ", &mut out);

@@ -90,7 +90,7 @@ impl Repo {
         let mut report = FsckReport::default();
 
         stage(FsckStage::ValidatingRefs);
-        let refs = self.list_refs()?;
+        let refs = self.refs_for_reachability()?;
         report.refs = refs.len();
 
         stage(FsckStage::EnumeratingCommits);

@@ -4,8 +4,11 @@
 //! Every path below the repository is reached through directory handles;
 //! names that come from objects are validated by `oxtree-object` first.
 
+pub mod aliases;
+pub mod bindings;
 pub mod bsdiff;
 pub mod checkout;
+pub mod collections;
 pub mod commit;
 pub mod config;
 pub mod diff;

@@ -89,10 +89,20 @@ impl Repo {
         }
     }
 
+    /// Every ref that keeps commits alive: local and remote refs, and
+    /// mirrored collection refs (`refs/mirrors/ID/REF`, named `(ID, REF)`).
+    pub(crate) fn refs_for_reachability(&self) -> Result<Vec<(String, Checksum)>> {
+        let mut refs = self.list_refs()?;
+        for (r, c) in self.list_mirror_refs()? {
+            refs.push((format!("({}, {})", r.collection_id, r.ref_name), c));
+        }
+        Ok(refs)
+    }
+
     /// The objects prune keeps.
     pub fn prune_reachable(&self, opts: &PruneOptions) -> Result<Reachable> {
         let mut reachable = Reachable::new();
-        let refs = self.list_refs()?;
+        let refs = self.refs_for_reachability()?;
         if let Some(ts) = opts.keep_younger_than {
             for (_, tip) in &refs {
                 self.traverse_commit(tip, 0, &mut reachable)?;
@@ -132,7 +142,11 @@ impl Repo {
     ) -> Result<PruneReport> {
         let _lock = self.lock(LockKind::Exclusive)?;
         if let Some(c) = &opts.delete_commit {
-            if let Some((name, _)) = self.list_refs()?.into_iter().find(|(_, r)| r == c) {
+            if let Some((name, _)) = self
+                .refs_for_reachability()?
+                .into_iter()
+                .find(|(_, r)| r == c)
+            {
                 return Err(RepoError::Invalid(format!(
                     "Commit '{c}' is referenced by '{name}'"
                 )));

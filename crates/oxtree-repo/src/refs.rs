@@ -84,6 +84,16 @@ impl Repo {
             Err(e) if matches!(e.raw_os_error(), Some(x) if x == Errno::NOENT.raw_os_error() || x == Errno::NOTDIR.raw_os_error() || x == Errno::ISDIR.raw_os_error()) => {
                 Ok(None)
             }
+            // A symlink: a ref alias, when it is a local ref.
+            Err(e)
+                if dir == "refs/heads" && e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) =>
+            {
+                let target = self.resolve_ref_alias(name)?;
+                if target == name {
+                    return Ok(None);
+                }
+                self.read_ref_file(dir, &target)
+            }
             Err(e) => Err(e).ctx(|| format!("reading ref {path}")),
         }
     }
@@ -156,6 +166,12 @@ impl Repo {
         let mut out = Vec::new();
         if let Ok(heads) = fsutil::open_dir_at(self.dir(), "refs/heads") {
             walk_refs(&heads, "", "", &mut out)?;
+        }
+        // Aliases (symlinks, skipped by the walk) list as refs too.
+        for (alias, target) in self.list_ref_aliases()? {
+            if let Some(c) = self.read_ref_file("refs/heads", &target)? {
+                out.push((alias, c));
+            }
         }
         if let Ok(remotes) = fsutil::open_dir_at(self.dir(), "refs/remotes") {
             for (r, t) in fsutil::list_dir(&remotes).ctx(|| "listing refs/remotes")? {

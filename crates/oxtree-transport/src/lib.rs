@@ -12,7 +12,9 @@ pub mod pull;
 pub mod remote;
 pub mod serve;
 pub mod sign;
+pub mod signapi;
 pub mod summary;
+pub mod summary_cache;
 pub mod verify;
 
 pub use error::{Result, TransportError};

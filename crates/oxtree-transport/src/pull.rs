@@ -34,6 +34,7 @@ use crate::error::{Result, TransportError};
 use crate::fetch::{client_runtime, join_url, runtime, Body, FetchOptions, Fetcher};
 use crate::remote::Remote;
 use crate::summary::Summary;
+use crate::summary_cache::SummaryCache;
 use crate::verify::RemoteVerifier;
 use oxtree_object::file::{inflate_reader, MAX_HEADER_SIZE};
 use oxtree_object::{ArchiveHeader, Checksum, Commit, DirMeta, DirTree, Metadata, ObjectType};
@@ -77,6 +78,12 @@ pub struct PullOptions {
     /// fails with [`TransportError::Cancelled`], keeps what was verified
     /// (a later pull resumes from it) and moves no ref.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Skip the ref and collection binding checks of requested commits
+    /// (`--disable-verify-bindings`).
+    pub disable_verify_bindings: bool,
+    /// Where verified signed summaries are cached (`summaries/REMOTE`):
+    /// the repository's `tmp/cache` or `--cache-dir`; None: no cache.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl PullOptions {
@@ -103,6 +110,8 @@ impl Default for PullOptions {
             max_metadata_size: MAX_METADATA_SIZE,
             max_content_size: 64 << 30,
             cancel: None,
+            disable_verify_bindings: false,
+            cache_dir: None,
         }
     }
 }
@@ -216,7 +225,7 @@ pub fn fetch_summary(
 ) -> Result<Option<Summary>> {
     let fetcher = Fetcher::new(fetch.clone())?;
     let rt = runtime()?;
-    rt.block_on(fetch_summary_async(&fetcher, remote, verifier))
+    rt.block_on(fetch_summary_async(&fetcher, remote, verifier, None))
 }
 
 /// A summary's bytes and, when published, its `summary.sig` bytes.
@@ -264,14 +273,56 @@ pub fn fetch_summary_raw(
     })
 }
 
+/// A small file at the top of the remote (`summary`, `summary.sig`), or
+/// None when the remote has none.
+async fn get_metadata_file(
+    fetcher: &Fetcher,
+    remote: &Remote,
+    name: &str,
+) -> Result<Option<Vec<u8>>> {
+    let url = join_url(&remote.url, name);
+    match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
+        None => Ok(None),
+        Some(b) => b
+            .into_vec()
+            .map(Some)
+            .map_err(|e| TransportError::io(format!("reading {name}"), e)),
+    }
+}
+
 async fn fetch_summary_async(
     fetcher: &Fetcher,
     remote: &Remote,
     verifier: &RemoteVerifier,
+    cache: Option<&SummaryCache>,
 ) -> Result<Option<Summary>> {
     check_url(remote)?;
-    let url = join_url(&remote.url, "summary");
-    let bytes = match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
+    // A signed summary: its signature first, then the cached summary when
+    // the cache holds the same signature and the summary still verifies.
+    let mut sig = None;
+    if verifier.verifies_summary() {
+        sig = get_metadata_file(fetcher, remote, "summary.sig").await?;
+        if let (Some(c), Some(sig)) = (cache, &sig) {
+            if let Some((cached, cached_sig)) = c.load(&remote.name) {
+                if cached_sig == *sig {
+                    if verifier.verify_summary(&cached, Some(sig)).is_ok() {
+                        if let Ok(s) = Summary::decode(&cached) {
+                            return Ok(Some(s));
+                        }
+                    }
+                    // ostree's fault injection for its test of this path.
+                    if std::env::var("OSTREE_REPO_TEST_ERROR")
+                        .is_ok_and(|v| v.split(',').any(|f| f == "invalid-cache"))
+                    {
+                        return Err(TransportError::Signature(
+                            "OSTREE_REPO_TEST_ERROR_INVALID_CACHE".into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let bytes = match get_metadata_file(fetcher, remote, "summary").await? {
         None if verifier.verifies_summary() => {
             return Err(TransportError::Signature(format!(
                 "remote '{}' requires a signed summary, but it publishes no summary",
@@ -279,22 +330,16 @@ async fn fetch_summary_async(
             )))
         }
         None => return Ok(None),
-        Some(b) => b
-            .into_vec()
-            .map_err(|e| TransportError::io("reading summary", e))?,
+        Some(b) => b,
     };
     if verifier.verifies_summary() {
-        let sig_url = join_url(&remote.url, "summary.sig");
-        let sig = match fetcher.get(&sig_url, MAX_METADATA_SIZE, None).await? {
-            None => None,
-            Some(b) => Some(
-                b.into_vec()
-                    .map_err(|e| TransportError::io("reading summary.sig", e))?,
-            ),
-        };
         verifier.verify_summary(&bytes, sig.as_deref())?;
     }
-    Ok(Some(Summary::decode(&bytes)?))
+    let s = Summary::decode(&bytes)?;
+    if let (Some(c), Some(sig)) = (cache, &sig) {
+        c.store(&remote.name, &bytes, sig)?;
+    }
+    Ok(Some(s))
 }
 
 fn check_url(remote: &Remote) -> Result<()> {
@@ -524,7 +569,8 @@ async fn pull_async(
         )));
     }
 
-    let summary = fetch_summary_async(fetcher, remote, verifier).await?;
+    let cache = opts.cache_dir.as_deref().map(SummaryCache::new);
+    let summary = fetch_summary_async(fetcher, remote, verifier, cache.as_ref()).await?;
     if requests.is_empty() {
         if opts.mirror && remote.branches.is_empty() {
             let s = summary.as_ref().ok_or_else(|| {
@@ -558,7 +604,17 @@ async fn pull_async(
             (_, Some(c)) => c,
             (Some(name), None) => match &summary {
                 Some(s) => {
-                    s.get(name)
+                    // A remote with a collection ID names (collection, ref)
+                    // pairs: its own collection's refs, or the map's.
+                    let found = match remote.collection_id.as_deref() {
+                        Some(id)
+                            if s.collection_id().is_some() || !s.collection_map()?.is_empty() =>
+                        {
+                            s.find_collection_ref(id, name)?
+                        }
+                        _ => s.get(name).cloned(),
+                    };
+                    found
                         .ok_or_else(|| {
                             TransportError::bad(
                                 format!("remote '{}'", remote.name),
@@ -637,6 +693,7 @@ async fn pull_async(
         partial: Vec::new(),
         detached: Vec::new(),
         bindings: HashMap::new(),
+        collection_id: remote.collection_id.clone(),
         progress: PullProgress::default(),
         subpaths: opts
             .subpaths
@@ -874,6 +931,8 @@ struct State<'a> {
     detached: Vec<(Checksum, Vec<u8>)>,
     /// Requested ref names per commit, checked against ref bindings.
     bindings: HashMap<Checksum, Vec<String>>,
+    /// The remote's `collection-id`: requested commits must be bound to it.
+    collection_id: Option<String>,
     progress: PullProgress,
     /// `--subpath`s as components; empty: whole trees.
     subpaths: Vec<Vec<String>>,
@@ -1115,7 +1174,16 @@ impl State<'_> {
         let kind = ObjectType::Commit;
         let commit = Commit::decode(bytes).map_err(|e| object_err(kind, &csum, e))?;
         if let Some(names) = self.bindings.get(&csum) {
-            check_ref_binding(&csum, &commit, names)?;
+            if !self.opts.disable_verify_bindings {
+                for n in names {
+                    oxtree_repo::bindings::verify_bindings(
+                        self.collection_id.as_deref(),
+                        Some(n),
+                        &commit,
+                    )
+                    .map_err(|e| object_err(kind, &csum, e))?;
+                }
+            }
         }
         if new {
             // Partial before it can become visible; cleared at the end.
@@ -1208,32 +1276,6 @@ fn verify_meta(kind: ObjectType, csum: &Checksum, bytes: &[u8]) -> Result<()> {
             csum,
             format!("content hashes to {actual}"),
         ));
-    }
-    Ok(())
-}
-
-/// ostree refuses a commit whose `ostree.ref-binding` does not list the
-/// ref it was pulled as.
-fn check_ref_binding(csum: &Checksum, commit: &Commit, names: &[String]) -> Result<()> {
-    let Some(v) = commit.metadata.get("ostree.ref-binding") else {
-        return Ok(());
-    };
-    let bound: Vec<String> = match v
-        .try_clone()
-        .ok()
-        .and_then(|v| Vec::<String>::try_from(v).ok())
-    {
-        Some(b) => b,
-        None => return Ok(()),
-    };
-    for n in names {
-        if !bound.iter().any(|b| b == n) {
-            return Err(object_err(
-                ObjectType::Commit,
-                csum,
-                format!("commit is bound to refs {bound:?}, not to '{n}'"),
-            ));
-        }
     }
     Ok(())
 }

@@ -150,6 +150,13 @@ pub struct Remote {
     pub gpg_verify_summary: bool,
     pub sign_verify: bool,
     pub sign_verify_summary: bool,
+    /// `sign-verify` as configured: a boolean or a list of types.
+    pub sign_verify_mode: crate::signapi::SignVerify,
+    /// `sign-verify-summary` as configured.
+    pub sign_verify_summary_mode: crate::signapi::SignVerify,
+    /// `verification-dummy-key` / `-file` (ostree's test-only type).
+    pub dummy_key: Option<String>,
+    pub dummy_file: Option<String>,
     /// `gpgkeypath`: extra keyring files or directories (`;` or `,`).
     pub gpg_key_path: Vec<String>,
     /// `verification-ed25519-key`: a base64 public key.
@@ -164,6 +171,8 @@ pub struct Remote {
     pub proxy: Option<String>,
     /// `http2` (default true): HTTP/2 when the server offers it (ALPN).
     pub http2: bool,
+    /// `collection-id`: the collection the remote's refs belong to.
+    pub collection_id: Option<String>,
 }
 
 pub fn section(name: &str) -> String {
@@ -180,6 +189,39 @@ pub fn validate_remote_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The collection ID of each remote that has one (remote name → ID), for
+/// `Repo::list_collection_refs`.
+pub fn remote_collection_ids(repo: &Repo) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    for e in remote_entries(repo)? {
+        if let Ok(Remote {
+            collection_id: Some(id),
+            ..
+        }) = e.remote()
+        {
+            out.insert(e.name, id);
+        }
+    }
+    Ok(out)
+}
+
+/// Every collection ref of `repo` (only `match_id`'s when given), with
+/// remotes' refs under their configured collection IDs.
+pub fn collection_refs(
+    repo: &Repo,
+    match_id: Option<&str>,
+) -> Result<
+    Vec<(
+        oxtree_repo::collections::CollectionRef,
+        oxtree_object::Checksum,
+    )>,
+> {
+    let ids = remote_collection_ids(repo)?;
+    Ok(repo.list_collection_refs(match_id, &|r: &str| ids.get(r).cloned())?)
+}
+
+use crate::signapi::SignVerify;
 
 /// Names of the repository's remotes, sorted.
 pub fn list_remotes(repo: &Repo) -> Result<Vec<String>> {
@@ -216,8 +258,17 @@ impl Remote {
             branches,
             gpg_verify: bool_opt(config, &sec, "gpg-verify", true)?,
             gpg_verify_summary: bool_opt(config, &sec, "gpg-verify-summary", false)?,
-            sign_verify: bool_opt(config, &sec, "sign-verify", false)?,
-            sign_verify_summary: bool_opt(config, &sec, "sign-verify-summary", false)?,
+            sign_verify: SignVerify::parse(config.get(&sec, "sign-verify")).enabled(),
+            sign_verify_summary: SignVerify::parse(config.get(&sec, "sign-verify-summary"))
+                .enabled(),
+            sign_verify_mode: SignVerify::parse(config.get(&sec, "sign-verify")),
+            sign_verify_summary_mode: SignVerify::parse(config.get(&sec, "sign-verify-summary")),
+            dummy_key: config
+                .get(&sec, "verification-dummy-key")
+                .map(str::to_string),
+            dummy_file: config
+                .get(&sec, "verification-dummy-file")
+                .map(str::to_string),
             gpg_key_path: config
                 .get(&sec, "gpgkeypath")
                 .map(|p| {
@@ -238,6 +289,10 @@ impl Remote {
             tls_ca_path: config.get(&sec, "tls-ca-path").map(str::to_string),
             proxy: config.get(&sec, "proxy").map(str::to_string),
             http2: bool_opt(config, &sec, "http2", true)?,
+            collection_id: config
+                .get(&sec, "collection-id")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
         })
     }
 

@@ -347,15 +347,24 @@ pub fn dummy_sign(key: &str) -> Vec<u8> {
     key.as_bytes().to_vec()
 }
 
-/// The key of the first dummy signature equal to one of `keys`.
+/// The key of the first dummy signature equal to one of `keys`. Errors
+/// in ostree's words.
 pub fn dummy_verify<'k>(keys: &'k [String], sigs: &[Vec<u8>]) -> Result<&'k str> {
     if keys.is_empty() {
         return Err(sig_err("No keys found for required signapi type dummy"));
     }
+    if sigs.is_empty() {
+        return Err(sig_err("signature: dummy: no signatures"));
+    }
     keys.iter()
         .find(|k| sigs.iter().any(|s| s.as_slice() == k.as_bytes()))
         .map(String::as_str)
-        .ok_or_else(|| sig_err("dummy: incorrect signature"))
+        .ok_or_else(|| {
+            sig_err(format!(
+                "signature: dummy: incorrect signatures found: {}",
+                sigs.len()
+            ))
+        })
 }
 
 /// The signatures stored under `key` (empty when absent).

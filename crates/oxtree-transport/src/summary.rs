@@ -21,6 +21,9 @@ pub const KEY_TIMESTAMP: &str = "ostree.commit.timestamp";
 pub const KEY_VERSION: &str = "ostree.commit.version";
 pub const KEY_LAST_MODIFIED: &str = "ostree.summary.last-modified";
 pub const KEY_MODE: &str = "ostree.summary.mode";
+pub const KEY_COLLECTION_ID: &str = "ostree.summary.collection-id";
+pub const KEY_COLLECTION_MAP: &str = "ostree.summary.collection-map";
+const COLLECTION_MAP_TYPE: &str = "a{sa(s(taya{sv}))}";
 
 /// One ref of a summary.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +56,10 @@ pub struct Summary {
     /// `ostree.summary.indexed-deltas`. Empty when decoded: readers find
     /// the entry in `metadata`.
     pub static_deltas: Vec<(String, Checksum)>,
+    /// `ostree.summary.collection-map` as written: the refs of collections
+    /// other than the repository's own, by collection ID (sorted). Empty
+    /// when decoded: `collection_map()` reads the entry in `metadata`.
+    pub collection_map: Vec<(String, Vec<SummaryRef>)>,
 }
 
 type RefWire = (String, (u64, Vec<u8>, Vec<(String, OwnedValue)>));
@@ -67,39 +74,41 @@ impl Summary {
         if self.refs.is_empty() && self.metadata.is_empty() {
             return EMPTY_SUMMARY.to_vec();
         }
-        let mut refs: Vec<RefWire> = self
-            .refs
-            .iter()
-            .map(|r| {
-                (
-                    r.name.clone(),
-                    (r.commit_size, r.commit.0.to_vec(), r.metadata.clone().0),
-                )
-            })
-            .collect();
-        refs.sort_by(|a, b| a.0.cmp(&b.0));
-        if self.static_deltas.is_empty() {
+        let refs = ref_wires(&self.refs);
+        if self.static_deltas.is_empty() && self.collection_map.is_empty() {
             let w: Wire = (refs, self.metadata.clone().0);
             return encode(&w);
         }
         // zvariant's dictionaries sort their keys; the delta map must keep
-        // GLib's order, so the metadata is framed by hand.
-        let deltas = sd::variant_bytes(&sd::encode_delta_map(&self.static_deltas), "a{sv}");
+        // GLib's order, so the metadata is framed by hand. In ostree's hash
+        // order both maps come just before `indexed-deltas`.
+        let mut maps = Vec::new();
+        if !self.static_deltas.is_empty() {
+            let deltas = sd::variant_bytes(&sd::encode_delta_map(&self.static_deltas), "a{sv}");
+            maps.push((sd::KEY_STATIC_DELTAS.to_string(), deltas));
+        }
+        if !self.collection_map.is_empty() {
+            let cm: Vec<(String, Vec<RefWire>)> = self
+                .collection_map
+                .iter()
+                .map(|(id, refs)| (id.clone(), ref_wires(refs)))
+                .collect();
+            let bytes = sd::variant_bytes(&encode(&cm), COLLECTION_MAP_TYPE);
+            maps.push((KEY_COLLECTION_MAP.to_string(), bytes));
+        }
         let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
         let mut placed = false;
         for (k, v) in &self.metadata.0 {
-            if k == sd::KEY_STATIC_DELTAS {
+            if k == sd::KEY_STATIC_DELTAS || k == KEY_COLLECTION_MAP {
                 continue;
             }
             if k == "ostree.summary.indexed-deltas" && !placed {
-                entries.push((sd::KEY_STATIC_DELTAS.to_string(), deltas.clone()));
+                entries.append(&mut maps);
                 placed = true;
             }
             entries.push((k.clone(), encode(&**v)));
         }
-        if !placed {
-            entries.push((sd::KEY_STATIC_DELTAS.to_string(), deltas));
-        }
+        entries.append(&mut maps);
         let mut out = encode(&refs);
         let refs_end = out.len();
         while !out.len().is_multiple_of(8) {
@@ -122,25 +131,10 @@ impl Summary {
             return Ok(Summary::default());
         }
         let (refs, md): Wire = decode("summary", bytes)?;
-        let mut out = Vec::with_capacity(refs.len());
-        for (name, (size, csum, rmd)) in refs {
-            oxtree_repo::refs::validate_ref_name(&name)
-                .map_err(|_| TransportError::bad("summary", format!("invalid ref {name:?}")))?;
-            let commit = Checksum::from_bytes(&csum)
-                .map_err(|_| TransportError::bad("summary", format!("ref {name}: bad checksum")))?;
-            out.push(SummaryRef {
-                name,
-                commit_size: size,
-                commit,
-                metadata: Metadata(rmd),
-            });
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        if out.windows(2).any(|w| w[0].name == w[1].name) {
-            return Err(TransportError::bad("summary", "duplicate ref"));
-        }
+        let out = decode_refs(refs)?;
         Ok(Summary {
             static_deltas: Vec::new(),
+            collection_map: Vec::new(),
             refs: out,
             metadata: Metadata(md),
         })
@@ -184,24 +178,32 @@ impl Summary {
     /// Build the summary of `repo`'s local refs as ostree would.
     /// `last_modified` is seconds since the epoch.
     pub fn generate(repo: &Repo, last_modified: u64) -> Result<Self> {
+        let main_id = repo.collection_id();
         let mut refs = Vec::new();
-        for (name, c) in repo.list_refs()? {
-            if name.contains(':') {
-                continue; // remote refs are not published
+        if main_id.is_none() {
+            for (name, c) in repo.list_refs()? {
+                if name.contains(':') {
+                    continue; // remote refs are not published
+                }
+                refs.push(ref_entry(repo, name, c)?);
             }
-            let bytes = repo.load_meta_bytes(ObjectType::Commit, &c)?;
-            let commit = repo.load_commit(&c)?;
-            let mut md = Metadata::new();
-            if let Some(v) = commit.version() {
-                md.set_str(KEY_VERSION, v);
+        }
+        // Refs with a collection ID (local refs of the repository's own
+        // collection, mirrors, remotes with a collection-id): the own
+        // collection's in the main list, the others in the collection map.
+        let mut collection_map: Vec<(String, Vec<SummaryRef>)> = Vec::new();
+        for (r, c) in crate::remote::collection_refs(repo, None)? {
+            let entry = ref_entry(repo, r.ref_name, c)?;
+            if Some(&r.collection_id) == main_id.as_ref() {
+                refs.push(entry);
+            } else if let Some(last) = collection_map
+                .last_mut()
+                .filter(|(id, _)| *id == r.collection_id)
+            {
+                last.1.push(entry);
+            } else {
+                collection_map.push((r.collection_id, vec![entry]));
             }
-            md.set(KEY_TIMESTAMP, Value::U64(be64(commit.timestamp)));
-            refs.push(SummaryRef {
-                name,
-                commit_size: bytes.len() as u64,
-                commit: c,
-                metadata: md,
-            });
         }
         refs.sort_by(|a, b| a.name.cmp(&b.name));
         let cfg = repo.config();
@@ -211,14 +213,113 @@ impl Summary {
         let tombstones = cfg.get_bool("core", "tombstone-commits", false)?;
         md.set("ostree.summary.tombstone-commits", Value::Bool(tombstones));
         md.set("ostree.summary.indexed-deltas", Value::Bool(true));
-        if let Some(id) = cfg.get("core", "collection-id") {
-            md.set_str("ostree.summary.collection-id", id);
+        if let Some(id) = &main_id {
+            md.set_str(KEY_COLLECTION_ID, id);
         }
         Ok(Summary {
             refs,
+            collection_map,
             metadata: md,
             static_deltas: repo.static_delta_checksums()?,
         })
+    }
+}
+
+/// ostree's entry for one ref: commit size, checksum, `{version, timestamp}`.
+fn ref_entry(repo: &Repo, name: String, c: Checksum) -> Result<SummaryRef> {
+    let bytes = repo.load_meta_bytes(ObjectType::Commit, &c)?;
+    let commit = repo.load_commit(&c)?;
+    let mut md = Metadata::new();
+    if let Some(v) = commit.version() {
+        md.set_str(KEY_VERSION, v);
+    }
+    md.set(KEY_TIMESTAMP, Value::U64(be64(commit.timestamp)));
+    Ok(SummaryRef {
+        name,
+        commit_size: bytes.len() as u64,
+        commit: c,
+        metadata: md,
+    })
+}
+
+fn ref_wires(refs: &[SummaryRef]) -> Vec<RefWire> {
+    let mut out: Vec<RefWire> = refs
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                (r.commit_size, r.commit.0.to_vec(), r.metadata.clone().0),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn decode_refs(refs: Vec<RefWire>) -> Result<Vec<SummaryRef>> {
+    let mut out = Vec::with_capacity(refs.len());
+    for (name, (size, csum, rmd)) in refs {
+        oxtree_repo::refs::validate_ref_name(&name)
+            .map_err(|_| TransportError::bad("summary", format!("invalid ref {name:?}")))?;
+        let commit = Checksum::from_bytes(&csum)
+            .map_err(|_| TransportError::bad("summary", format!("ref {name}: bad checksum")))?;
+        out.push(SummaryRef {
+            name,
+            commit_size: size,
+            commit,
+            metadata: Metadata(rmd),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if out.windows(2).any(|w| w[0].name == w[1].name) {
+        return Err(TransportError::bad("summary", "duplicate ref"));
+    }
+    Ok(out)
+}
+
+impl Summary {
+    /// `ostree.summary.collection-id`: the collection of the main ref list.
+    pub fn collection_id(&self) -> Option<&str> {
+        self.metadata.get_str(KEY_COLLECTION_ID)
+    }
+
+    /// `ostree.summary.collection-map`: refs of other collections, by ID.
+    /// A malformed entry is an error (the bytes are untrusted).
+    pub fn collection_map(&self) -> Result<Vec<(String, Vec<SummaryRef>)>> {
+        if !self.collection_map.is_empty() {
+            return Ok(self.collection_map.clone());
+        }
+        let Some(v) = self.metadata.get(KEY_COLLECTION_MAP) else {
+            return Ok(Vec::new());
+        };
+        // Re-serialize the variant and parse its body with the static type.
+        let raw = encode(v);
+        let sig = format!("\0{COLLECTION_MAP_TYPE}");
+        let body = raw
+            .strip_suffix(sig.as_bytes())
+            .ok_or_else(|| TransportError::bad("summary", "collection-map has the wrong type"))?;
+        let cm: Vec<(String, Vec<RefWire>)> = decode("summary collection-map", body)?;
+        let mut out = Vec::with_capacity(cm.len());
+        for (id, refs) in cm {
+            oxtree_repo::refs::validate_collection_id(&id).map_err(|_| {
+                TransportError::bad("summary", format!("invalid collection ID {id:?}"))
+            })?;
+            out.push((id, decode_refs(refs)?));
+        }
+        Ok(out)
+    }
+
+    /// The commit of `(collection, ref)` in this summary: the main list
+    /// holds the summary's own collection.
+    pub fn find_collection_ref(&self, id: &str, name: &str) -> Result<Option<SummaryRef>> {
+        if self.collection_id() == Some(id) {
+            return Ok(self.get(name).cloned());
+        }
+        Ok(self
+            .collection_map()?
+            .into_iter()
+            .find(|(c, _)| c == id)
+            .and_then(|(_, refs)| refs.into_iter().find(|r| r.name == name)))
     }
 }
 
@@ -315,6 +416,47 @@ pub fn list_delta_indexes(repo: &Repo) -> Result<Vec<Checksum>> {
 /// Regenerate `summary` in `repo` (like `ostree summary -u`): records
 /// `core.indexed-deltas=true` as ostree does, writes the file atomically and
 /// removes a now stale `summary.sig`. Returns the summary written.
+/// The ref of the repository-metadata commit that `summary -u` makes in a
+/// repository with a collection ID, as ostree does (`OSTREE_REPO_METADATA_REF`).
+pub const METADATA_REF: &str = "ostree-metadata";
+
+/// In a repository with a collection ID, commit the repository metadata
+/// to [`METADATA_REF`] as ostree's `summary -u` does before it regenerates
+/// the summary: an empty root (`0:0 040755`), the previous such commit as
+/// parent, `extra` plus the commit's collection and ref bindings as
+/// metadata, dated `now`. Returns None without a collection ID.
+pub fn write_metadata_commit(repo: &Repo, extra: &Metadata, now: u64) -> Result<Option<Checksum>> {
+    let Some(id) = repo.collection_id() else {
+        return Ok(None);
+    };
+    let parent = repo.read_ref(METADATA_REF)?;
+    let mut metadata = extra.clone();
+    metadata.set_str("ostree.collection-binding", &id);
+    metadata.set_strv("ostree.ref-binding", &[METADATA_REF.to_string()]);
+    let tx = repo.begin()?;
+    let root_tree = tx.write_dirtree(&oxtree_object::DirTree::default())?;
+    let root_meta = tx.write_dirmeta(&oxtree_object::DirMeta {
+        uid: 0,
+        gid: 0,
+        mode: 0o40755,
+        xattrs: Default::default(),
+    })?;
+    let commit = tx.write_commit(&oxtree_object::Commit {
+        metadata,
+        parent,
+        related: Vec::new(),
+        subject: String::new(),
+        body: String::new(),
+        timestamp: now,
+        root_tree,
+        root_meta,
+    })?;
+    let sync = tx.sync_enabled();
+    tx.commit()?;
+    repo.write_ref(METADATA_REF, Some(&commit), sync)?;
+    Ok(Some(commit))
+}
+
 pub fn update_summary(repo: &mut Repo, last_modified: u64) -> Result<Summary> {
     let s = Summary::generate(repo, last_modified)?;
     if repo.config().get("core", "indexed-deltas").is_none() {

@@ -9,7 +9,8 @@
 use crate::error::{Result, TransportError};
 use crate::gpg::{self, Keyring};
 use crate::remote::Remote;
-use crate::sign::{self, Ed25519Trust, ED25519_KEY, GPG_KEY};
+use crate::sign::{self, Ed25519Trust, GPG_KEY};
+use crate::signapi::{self, Verifier};
 use oxtree_object::{Checksum, Metadata};
 use oxtree_repo::Repo;
 use std::path::{Path, PathBuf};
@@ -149,7 +150,9 @@ pub struct RemoteVerifier {
     ed_commits: bool,
     ed_summary: bool,
     gpg: Keyring,
-    ed: Ed25519Trust,
+    /// signapi verifiers (ed25519, dummy) of commits and of the summary.
+    commit_signers: Vec<Verifier>,
+    summary_signers: Vec<Verifier>,
 }
 
 impl RemoteVerifier {
@@ -185,14 +188,16 @@ impl RemoteVerifier {
                 )));
             }
         }
-        if v.ed_commits || v.ed_summary {
-            v.ed = remote_ed25519_trust(remote)?;
-            if v.ed.is_empty() {
-                return Err(TransportError::Signature(format!(
-                    "remote '{n}' requires ed25519 signatures (sign-verify), but no trusted keys \
-                     are configured; set verification-ed25519-key or verification-ed25519-file"
-                )));
-            }
+        if v.ed_commits {
+            v.commit_signers = signapi::verifiers(remote, &remote.sign_verify_mode, || {
+                remote_ed25519_trust(remote)
+            })?;
+        }
+        if v.ed_summary {
+            v.summary_signers =
+                signapi::verifiers(remote, &remote.sign_verify_summary_mode, || {
+                    remote_ed25519_trust(remote)
+                })?;
         }
         Ok(v)
     }
@@ -239,16 +244,8 @@ impl RemoteVerifier {
             self.gpg.verify(commit, &sigs).map_err(|e| fail("GPG", e))?;
         }
         if self.ed_commits {
-            let sigs = sign::signatures_in(md, ED25519_KEY).map_err(|e| fail("ed25519", e))?;
-            if sigs.is_empty() {
-                return Err(fail(
-                    "ed25519",
-                    TransportError::Signature("the commit has no ed25519 signatures".into()),
-                ));
-            }
-            self.ed
-                .verify(commit, &sigs)
-                .map_err(|e| fail("ed25519", e))?;
+            signapi::verify_any(&self.commit_signers, commit, md)
+                .map_err(|e| fail("signapi", e))?;
         }
         Ok(())
     }
@@ -275,12 +272,10 @@ impl RemoteVerifier {
                 self.remote
             ))
         };
-        let sigs = sign::signatures_in(md, ED25519_KEY).map_err(fail)?;
-        if sigs.is_empty() {
+        if !signapi::has_signatures(&self.commit_signers, md).map_err(fail)? {
             return Ok(());
         }
-        self.ed.verify(inner, &sigs).map_err(fail)?;
-        Ok(())
+        signapi::verify_any(&self.commit_signers, inner, md).map_err(fail)
     }
 
     /// Check `summary.sig` (`sig`, when the remote has one) over `summary`.
@@ -299,18 +294,15 @@ impl RemoteVerifier {
                 "remote '{n}' requires a signed summary, but it has no summary.sig"
             ))
         })?;
-        let md = Metadata::decode(sig).map_err(|e| {
-            fail(TransportError::Signature(format!(
-                "malformed summary.sig: {e}"
-            )))
-        })?;
+        // Bytes that are no `a{sv}` read as an empty one, as GVariant
+        // does: no signatures.
+        let md = Metadata::decode(sig).unwrap_or_default();
         if self.gpg_summary {
             let sigs = sign::signatures_in(&md, GPG_KEY).map_err(fail)?;
             self.gpg.verify(summary, &sigs).map_err(fail)?;
         }
         if self.ed_summary {
-            let sigs = sign::signatures_in(&md, ED25519_KEY).map_err(fail)?;
-            self.ed.verify(summary, &sigs).map_err(fail)?;
+            signapi::verify_any(&self.summary_signers, summary, &md).map_err(fail)?;
         }
         Ok(())
     }
