@@ -4,9 +4,10 @@
 //! Every path below the repository is reached through directory handles;
 //! names that come from objects are validated by `oxtree-object` first.
 
+// The generator's bsdiff lives beside bspatch in the object crate.
+pub use oxtree_object::static_delta::bsdiff;
 pub mod aliases;
 pub mod bindings;
-pub mod bsdiff;
 pub mod checkout;
 pub mod collections;
 pub mod commit;
@@ -55,6 +56,7 @@ const LAYOUT: &[&str] = &[
     "tmp/cache",
 ];
 
+#[derive(Debug)]
 pub struct Repo {
     path: PathBuf,
     dir: OwnedFd,
@@ -111,8 +113,10 @@ impl Repo {
     }
 
     pub fn open(path: &Path) -> Result<Repo> {
-        let dir =
-            fsutil::open_dir(path).ctx(|| format!("opening repository {}", path.display()))?;
+        let dir = fsutil::open_dir(path).map_err(|source| RepoError::OpenDir {
+            path: path.display().to_string(),
+            source,
+        })?;
         let text = fsutil::read_at(&dir, "config").ctx(|| {
             format!(
                 "{} is not an ostree repository: reading config",

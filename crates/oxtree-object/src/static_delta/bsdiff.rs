@@ -1,23 +1,30 @@
-//! bsdiff, emitting the raw header-less stream ostree's deltas carry
-//! (`OP_BSPATCH`): control triples of sign-magnitude little-endian i64
-//! (diff length, extra length, seek), each followed by its diff bytes
-//! (new − old, bytewise) and its extra bytes — what
-//! `oxtree_object::static_delta::bspatch` and ostree apply.
+//! bsdiff and bspatch, together: the raw header-less bsdiff stream ostree's
+//! deltas carry (`OP_BSPATCH`): control triples of sign-magnitude
+//! little-endian i64 (diff length, extra length, seek), each followed by
+//! its diff bytes (new − old, bytewise) and its extra bytes. [`diff`]
+//! writes it (the generator), [`Bspatch`] applies it as a reader over
+//! positional IO (the applier, on untrusted bytes).
 //!
-//! Hand-written on purpose: the suffix array comes from `divsufsort`
-//! (4-byte indices, ~10× faster than qsufsort), but no maintained crate
-//! runs bsdiff's match search over it and writes this raw stream (the
-//! `bsdiff` crate sorts with qsufsort over two 8-byte arrays — 17× the old
-//! file in memory — and others write BSDIFF40 with bzip2 blocks). The
-//! search below is Colin Percival's / Matthew Endsley's bsdiff loop, so the
-//! patches match what ostree's own generator would write.
+//! [`diff`] is hand-written on purpose: the suffix array comes from
+//! `divsufsort` (4-byte indices, ~10× faster than qsufsort), but no
+//! maintained crate runs bsdiff's match search over it and writes this raw
+//! stream (the `bsdiff` crate sorts with qsufsort over two 8-byte arrays —
+//! 17× the old file in memory — and others write BSDIFF40 with bzip2
+//! blocks). The search is Colin Percival's / Matthew Endsley's bsdiff loop,
+//! so the patches match what ostree's own generator would write.
+
+use super::positional::RandomRead;
+use super::MAX_OBJECT_SIZE;
+use std::io::Read;
+
+// ---------------------------------------------------------------- bsdiff
 
 /// The largest old file the 32-bit suffix array indexes.
 pub const MAX_OLD_SIZE: usize = i32::MAX as usize;
 
 /// A reusable suffix-array buffer: keep one per thread across diffs so
 /// each diff does not fault in fresh pages.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Scratch {
     sa: Vec<i32>,
 }
@@ -194,10 +201,177 @@ fn search(sa: &[i32], old: &[u8], new: &[u8]) -> (usize, usize) {
     }
 }
 
+// ---------------------------------------------------------------- bspatch
+
+pub(super) fn offtin(b: &[u8]) -> i64 {
+    let mut y = u64::from_le_bytes(b[..8].try_into().unwrap());
+    let neg = y & (1 << 63) != 0;
+    y &= !(1 << 63);
+    if neg {
+        -(y as i64)
+    } else {
+        y as i64
+    }
+}
+
+/// A raw bsdiff stream (the header-less format of mendsley's bsdiff
+/// library, which ostree uses) applied as a reader: control triples of
+/// sign-magnitude little-endian i64 (diff length, extra length, seek),
+/// each followed by the diff and extra bytes. Reads the patch and the old
+/// file by offset through a small buffer; yields exactly `new_size` bytes
+/// or an error.
+#[derive(Debug)]
+pub struct Bspatch<P, O> {
+    patch: P,
+    old: O,
+    new_size: u64,
+    produced: u64,
+    /// Position in the patch.
+    p: u64,
+    /// Position in the old file of the next diff byte.
+    oldpos: i64,
+    /// Where the old file position goes after the current control.
+    next_oldpos: i64,
+    diff_left: u64,
+    extra_left: u64,
+    scratch: Vec<u8>,
+}
+
+fn patch_err(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bspatch: {msg}"))
+}
+
+/// Largest read the patch reader serves at once.
+const BSPATCH_CHUNK: usize = 64 << 10;
+
+impl<P: RandomRead, O: RandomRead> Bspatch<P, O> {
+    /// `new_size` comes from the delta.
+    pub fn new(patch: P, old: O, new_size: u64) -> std::io::Result<Self> {
+        if new_size > MAX_OBJECT_SIZE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bspatch output of {new_size} bytes is too large"),
+            ));
+        }
+        Ok(Bspatch {
+            patch,
+            old,
+            new_size,
+            produced: 0,
+            p: 0,
+            oldpos: 0,
+            next_oldpos: 0,
+            diff_left: 0,
+            extra_left: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Read the next control triple and check it against the patch and
+    /// the output size; false at the end of the output.
+    fn next_control(&mut self) -> std::io::Result<bool> {
+        self.oldpos = self.next_oldpos;
+        if self.produced >= self.new_size {
+            return Ok(false);
+        }
+        let plen = self.patch.size();
+        if self.p.checked_add(24).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated control block"));
+        }
+        let mut ctrl = [0u8; 24];
+        self.patch.read_exact_at(&mut ctrl, self.p)?;
+        self.p += 24;
+        let (d, x, s) = (offtin(&ctrl[0..]), offtin(&ctrl[8..]), offtin(&ctrl[16..]));
+        if d < 0 || x < 0 {
+            return Err(patch_err("negative length"));
+        }
+        let (du, xu) = (d as u64, x as u64);
+        if self.produced + du > self.new_size {
+            return Err(patch_err("diff past the end of the output"));
+        }
+        if self.p.checked_add(du).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated diff data"));
+        }
+        let after_diff = self
+            .oldpos
+            .checked_add(d)
+            .ok_or_else(|| patch_err("overflow"))?;
+        if self.produced + du + xu > self.new_size {
+            return Err(patch_err("extra past the end of the output"));
+        }
+        if (self.p + du).checked_add(xu).is_none_or(|e| e > plen) {
+            return Err(patch_err("truncated extra data"));
+        }
+        self.next_oldpos = after_diff
+            .checked_add(s)
+            .ok_or_else(|| patch_err("overflow"))?;
+        self.diff_left = du;
+        self.extra_left = xu;
+        Ok(true)
+    }
+
+    /// `buf[..n]` holds diff bytes: add the old file's bytes under them
+    /// (zero outside the old file).
+    fn add_old(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        let n = buf.len() as i64;
+        let lo = self.oldpos.max(0);
+        let hi = (self.oldpos + n).min(self.old.size().min(i64::MAX as u64) as i64);
+        if lo >= hi {
+            return Ok(());
+        }
+        let len = (hi - lo) as usize;
+        self.scratch.resize(len, 0);
+        self.old.read_exact_at(&mut self.scratch, lo as u64)?;
+        let at = (lo - self.oldpos) as usize;
+        for (b, o) in buf[at..at + len].iter_mut().zip(&self.scratch) {
+            *b = b.wrapping_add(*o);
+        }
+        Ok(())
+    }
+}
+
+impl<P: RandomRead, O: RandomRead> Read for Bspatch<P, O> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(BSPATCH_CHUNK) as u64;
+        while self.diff_left == 0 && self.extra_left == 0 {
+            if !self.next_control()? {
+                return Ok(0);
+            }
+        }
+        let n = if self.diff_left > 0 {
+            let n = self.diff_left.min(max) as usize;
+            self.patch.read_exact_at(&mut buf[..n], self.p)?;
+            self.add_old(&mut buf[..n])?;
+            self.oldpos += n as i64;
+            self.diff_left -= n as u64;
+            n
+        } else {
+            let n = self.extra_left.min(max) as usize;
+            self.patch.read_exact_at(&mut buf[..n], self.p)?;
+            self.extra_left -= n as u64;
+            n
+        };
+        self.p += n as u64;
+        self.produced += n as u64;
+        Ok(n)
+    }
+}
+
+/// Apply a raw bsdiff stream in memory (see [`Bspatch`]). `new_size`
+/// comes from the delta.
+pub fn bspatch(old: &[u8], new_size: u64, patch: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut r = Bspatch::new(patch, old, new_size).map_err(|e| e.to_string())?;
+    let mut new = Vec::with_capacity(new_size.min(patch.len() as u64 * 64 + 4096) as usize);
+    r.read_to_end(&mut new).map_err(|e| e.to_string())?;
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oxtree_object::static_delta::bspatch;
 
     fn round_trip(old: &[u8], new: &[u8]) -> Vec<u8> {
         let mut patch = Vec::new();
