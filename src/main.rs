@@ -128,6 +128,7 @@ extern "C" fn on_sigpipe(_: libc::c_int) {
         revents: 0,
     }];
     // SAFETY: poll, _exit, signal and raise are async-signal-safe.
+    #[allow(unsafe_code)]
     unsafe {
         if libc::poll(fds.as_mut_ptr(), 1, 0) == 1 && fds[0].revents & libc::POLLERR != 0 {
             libc::_exit(0);
@@ -141,6 +142,7 @@ fn main() {
     // Rust ignores SIGPIPE, so `oxtree db list | head` would panic on the
     // closed pipe; end quietly instead.
     // SAFETY: setting a signal disposition before any thread is started.
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGPIPE, on_sigpipe as *const () as libc::sighandler_t);
     }
@@ -208,17 +210,8 @@ fn main() {
         Command::Updates(a) => commands::updates::run(a),
     };
     if let Err(e) = result {
-        // One rendering of the whole error chain, at the top.
-        let mut msg = format!("{e}");
-        let mut src = e.source();
-        while let Some(s) = src {
-            let s_txt = s.to_string();
-            if !msg.contains(&s_txt) {
-                msg.push_str(&format!(": {s_txt}"));
-            }
-            src = s.source();
-        }
-        eprintln!("error: {msg}");
+        // The whole chain, once: each error says only its own layer.
+        eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }

@@ -17,6 +17,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
         c.cancel();
     }
     // SAFETY: signal() is async-signal-safe; the next Ctrl-C kills.
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
     }
@@ -101,6 +102,7 @@ pub fn context(sysroot: &Path, run_dir: &Path, json: bool) -> Context {
     let cancel = CANCEL.get_or_init(Cancel::new).clone();
     // SAFETY: the handler only stores to an atomic and resets the
     // disposition, both async-signal-safe.
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }

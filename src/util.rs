@@ -1,9 +1,9 @@
 //! Small helpers shared by commands: opening the repository named by
 //! --repo, parsing dates, progress bars.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use oxtree_repo::Repo;
+use oxtree_repo::{Repo, RepoError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -33,7 +33,11 @@ pub fn repo_path(repo: Option<PathBuf>) -> Result<PathBuf> {
 
 pub fn open_repo(repo: Option<PathBuf>) -> Result<Repo> {
     let p = repo_path(repo)?;
-    Repo::open(&p).with_context(|| format!("opening repository {}", p.display()))
+    Repo::open(&p).map_err(|e| match e {
+        // It says "opening repository P" itself.
+        e @ RepoError::OpenDir { .. } => e.into(),
+        e => anyhow::Error::from(e).context(format!("opening repository {}", p.display())),
+    })
 }
 
 /// Parse the date forms ostree's --timestamp accepts in practice:

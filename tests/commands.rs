@@ -584,6 +584,50 @@ fn unknown_command_fails_clearly() {
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 }
 
+/// Each error in a chain is printed once: the library says "opening
+/// repository P", the binary adds nothing of its own on top of it, and the
+/// io error comes last.
+#[test]
+fn error_chain_printed_once() {
+    let d = scratch();
+    let missing = d.path().join("nonexistent");
+    let out = run(Ox, &[&format!("--repo={}", missing.display()), "log", "x"]).fails();
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: opening repository {}: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    // A directory that is not a repository: the binary's context, then
+    // the library's.
+    let plain = d.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let out = run(Ox, &[&format!("--repo={}", plain.display()), "log", "x"]).fails();
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: opening repository {p}: {p} is not an ostree repository: reading config: \
+             No such file or directory (os error 2)\n",
+            p = plain.display()
+        )
+    );
+    // The same for a sysroot, locked (os-init) or not (status).
+    for args in [&["admin", "os-init", "x"][..], &["admin", "status"]] {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.push(format!("--sysroot={}", missing.display()));
+        let out = run(Ox, &a).fails();
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: opening sysroot {}: No such file or directory (os error 2)\n",
+                missing.display()
+            ),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn init_matches_ostree() {
     for mode in MODES {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use oxtree_host::{Applied, Transaction, UpgradeOutcome};
 use oxtree_sysroot::cleanup::CleanupReport;
 use oxtree_sysroot::write::WriteReport;
-use oxtree_sysroot::{DeployOptions, KeyFile, Sysroot};
+use oxtree_sysroot::{DeployOptions, KeyFile, Sysroot, SysrootError};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -305,8 +305,11 @@ fn cleanup(s: &mut Sysroot) -> Result<()> {
 }
 
 fn open(path: &Path, run: &Path) -> Result<Sysroot> {
-    let mut s = Sysroot::open_locked(path)
-        .with_context(|| format!("opening sysroot {}", path.display()))?;
+    let mut s = Sysroot::open_locked(path).map_err(|e| match e {
+        // It says "opening sysroot PATH" itself.
+        e @ SysrootError::OpenDir { .. } => e.into(),
+        e => anyhow::Error::from(e).context(format!("opening sysroot {}", path.display())),
+    })?;
     s.set_run_dir(run)?;
     Ok(s)
 }

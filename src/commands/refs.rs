@@ -54,7 +54,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             bail!("--create specified but ref {new} already exists");
         }
         let c = repo.resolve_rev(rev)?;
-        repo.load_commit(&c).map_err(|e| anyhow!("{rev}: {e}"))?;
+        repo.load_commit(&c)
+            .map_err(|e| anyhow!("{rev}: {}", oxtree_io::Chain(&e)))?;
         repo.write_ref(new, Some(&c), sync)?;
         return Ok(());
     }

@@ -134,6 +134,7 @@ pub fn run(a: Args) -> Result<()> {
             }
             let cancel = CANCEL.get_or_init(Cancel::new).clone();
             // SAFETY: the handler only stores to an atomic.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
                 libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);

@@ -373,6 +373,7 @@ impl Vm {
         // If the test process dies without dropping the Vm (killed, or a
         // signal), qemu goes with it instead of running on.
         // SAFETY: the closure only makes one async-signal-safe syscall.
+        #[allow(unsafe_code)]
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(|| {

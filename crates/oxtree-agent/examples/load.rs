@@ -4,6 +4,9 @@
 //! (default /v1/host) to the agent's unix socket, and prints the latency
 //! percentiles and the throughput.
 
+// A command-line tool, not the library: it prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;

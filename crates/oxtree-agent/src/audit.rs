@@ -11,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
+#[derive(Debug)]
 pub struct Audit(Option<Mutex<File>>);
 
 impl Audit {

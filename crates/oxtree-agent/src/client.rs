@@ -31,7 +31,15 @@ pub struct Client {
     token: Option<String>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the token.
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
 /// A response: status and JSON body (Null when empty or not JSON).
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,

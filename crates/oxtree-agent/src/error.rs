@@ -8,7 +8,7 @@ use thiserror::Error;
 pub enum AgentError {
     #[error("{0}")]
     Config(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

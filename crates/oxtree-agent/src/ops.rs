@@ -100,6 +100,16 @@ pub struct Operation {
     changed: tokio::sync::watch::Sender<u64>,
 }
 
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("id", &self.id)
+            .field("request", &self.request)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -209,17 +219,7 @@ impl Operation {
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
+    oxtree_io::Chain(e).to_string()
 }
 
 /// Where operations run.
@@ -227,6 +227,15 @@ pub struct HostConfig {
     pub sysroot: PathBuf,
     pub run_dir: PathBuf,
     pub reboot: Arc<dyn Reboot>,
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("sysroot", &self.sysroot)
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
@@ -244,6 +253,14 @@ pub struct Operations {
     host: HostConfig,
     audit: Arc<Audit>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Operations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operations")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a cancel was refused.

@@ -51,6 +51,15 @@ pub struct App {
     pub updates: Option<Arc<crate::server::UpdatesSetup>>,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("ops", &self.ops)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The API's router; every request must carry a [`Peer`] extension (the
 /// server inserts it per connection).
 pub fn router(app: App) -> Router {

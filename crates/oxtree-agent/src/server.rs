@@ -61,6 +61,18 @@ pub struct UpdatesSetup {
     pub state_dir: PathBuf,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("sysroot", &self.sysroot)
+            .field("run_dir", &self.run_dir)
+            .field("socket", &self.socket)
+            .field("group", &self.group)
+            .field("audit_log", &self.audit_log)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Serve until SIGTERM/SIGINT; `ready` is called once the listeners are
 /// bound (the binary prints a line tests wait for).
 pub fn run(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {

@@ -15,7 +15,7 @@ pub struct SseEvent {
     pub data: String,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SseParser {
     buf: Vec<u8>,
     cur: SseEvent,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 type Read = std::result::Result<Bytes, (String, String)>;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct StatusReads {
     /// Held while a read runs.
     turn: tokio::sync::Mutex<()>,
@@ -34,7 +34,7 @@ impl StatusReads {
             Ok(Ok(h)) => serde_json::to_vec(&h)
                 .map(Bytes::from)
                 .map_err(|e| ("failed".to_string(), e.to_string())),
-            Ok(Err(e)) => Err((e.kind().to_string(), e.to_string())),
+            Ok(Err(e)) => Err((e.kind().to_string(), oxtree_io::Chain(&e).to_string())),
             Err(e) => Err(("failed".to_string(), e.to_string())),
         };
         *self.last.lock().unwrap() = Some((started, r.clone()));

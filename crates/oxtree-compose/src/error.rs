@@ -1,15 +1,12 @@
 //! Errors of compose and layering, each carrying what was being done.
 
+pub use oxtree_io::IoError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ComposeError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error(transparent)]
     Repo(#[from] oxtree_repo::RepoError),
     #[error(transparent)]
@@ -54,16 +51,4 @@ fn fmt_tail(tail: &str) -> String {
 
 pub type Result<T> = std::result::Result<T, ComposeError>;
 
-/// Attach a context to io results.
-pub(crate) trait IoContext<T> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
-}
-
-impl<T, E: Into<std::io::Error>> IoContext<T> for std::result::Result<T, E> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| ComposeError::Io {
-            context: f().into(),
-            source: e.into(),
-        })
-    }
-}
+oxtree_io::io_context!(pub(crate) ComposeError);

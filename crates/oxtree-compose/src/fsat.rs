@@ -17,22 +17,7 @@ pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
 /// Open the directory `rel` (`a/b/c`) below `dir`, never following a
 /// symlink. `Ok(None)` if some component is missing or not a directory.
 pub(crate) fn open_dir_rel(dir: BorrowedFd<'_>, rel: &str) -> Result<Option<OwnedFd>> {
-    let mut cur = dir.try_clone_to_owned().ctx(|| "duplicating fd")?;
-    for c in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        match fsutil::open_dir_at(&cur, c) {
-            Ok(fd) => cur = fd,
-            Err(e)
-                if matches!(
-                    Errno::from_io_error(&e),
-                    Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(e).ctx(|| format!("opening {rel}")),
-        }
-    }
-    Ok(Some(cur))
+    fsutil::open_dir_path_at(dir, rel).ctx(|| format!("opening {rel}"))
 }
 
 /// Split `a/b/c` into (`a/b`, `c`).

@@ -20,7 +20,7 @@
 //! - Base commits of layered deployments are kept from pruning by refs
 //!   `oxtree/base/N`, as rpm-ostree's `rpmostree/base/N`.
 
-use crate::error::{ComposeError, Result};
+use crate::error::{ComposeError, IoContext, IoError, Result};
 use crate::overlay::OverlayRoot;
 use crate::packages::{self, Package, PackageDiff};
 use crate::sandbox::{self, SandboxOptions};
@@ -160,6 +160,15 @@ pub struct BuildOptions<'a> {
     /// Seconds since the epoch for the commit (default: now).
     pub timestamp: Option<u64>,
     pub progress: &'a dyn Fn(Step, &str),
+}
+
+impl std::fmt::Debug for BuildOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("apt", &self.apt)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A built layered commit.
@@ -400,10 +409,7 @@ fn layer_impl(
                         Ok(())
                     }
                 })
-                .map_err(|source| ComposeError::Io {
-                    context: format!("creating {}", h.display()),
-                    source,
-                })?;
+                .ctx(|| format!("creating {}", h.display()))?;
             sb.binds.push((h.clone(), inside.to_string()));
         }
     }
@@ -515,9 +521,11 @@ fn kernels_to_boot(root: &Path) -> Result<()> {
         return Ok(());
     };
     let io = |what: String| {
-        move |source| ComposeError::Io {
-            context: what,
-            source,
+        move |source| {
+            ComposeError::from(IoError {
+                context: what,
+                source,
+            })
         }
     };
     std::fs::create_dir_all(root.join("boot")).map_err(io("creating boot".into()))?;
@@ -566,10 +574,8 @@ fn adopt_initramfs(root: &Path) -> Result<()> {
             continue;
         }
         let dest = mods.join("initramfs.img");
-        std::fs::rename(e.path(), &dest).map_err(|source| ComposeError::Io {
-            context: format!("moving boot/{name} to {}", dest.display()),
-            source,
-        })?;
+        std::fs::rename(e.path(), &dest)
+            .ctx(|| format!("moving boot/{name} to {}", dest.display()))?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! directory rename works instead of failing with EXDEV, and is recorded
 //! in `trusted.overlay.redirect`), `index=off`, `xino=off`.
 
-use crate::error::{ComposeError, Result};
+use crate::error::{ComposeError, IoError, Result};
 use oxtree_object::Checksum;
 use oxtree_repo::{CommitModifier, MutableTree, Repo, Transaction};
 use rustix::fs::FileType;
@@ -30,12 +30,13 @@ use std::process::Command;
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ComposeError {
     let context = context.into();
-    move |source| ComposeError::Io { context, source }
+    move |source| IoError { context, source }.into()
 }
 
 /// A commit checked out as the read-only lower layer of an overlayfs
 /// mounted at `merged`. Dropping it unmounts and removes the work
 /// directory.
+#[derive(Debug)]
 pub struct OverlayRoot {
     dir: PathBuf,
     mounted: bool,

@@ -14,7 +14,7 @@ use crate::protocol::{
 pub enum ClientError {
     #[error("bad base URL {0:?}: must be http:// or https://")]
     Url(String),
-    #[error("{url}: {source}")]
+    #[error("{url}")]
     Http { url: String, source: reqwest::Error },
     /// The server refused, with its `{kind, value}` body when it sent one.
     #[error("{url}: HTTP {status}: {kind}: {value}")]
@@ -75,7 +75,7 @@ async fn refused(url: String, resp: reqwest::Response) -> ClientError {
 }
 
 /// A FleetLock client for one server.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
@@ -148,6 +148,15 @@ pub struct AdminClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the token.
+        f.debug_struct("AdminClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AdminClient {

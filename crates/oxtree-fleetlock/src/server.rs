@@ -25,25 +25,26 @@ use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorBody, ProtocolError, Request, PROTOCOL_HEADER};
 use crate::rollout::{GateError, RolloutState};
 use crate::store::{GroupPolicy, HolderInfo, LockOutcome, Store, StoreError, UnlockOutcome};
+use oxtree_io::Chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("binding {what} listener on {addr}: {source}")]
+    #[error("binding {what} listener on {addr}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("reading admin token file {path}: {source}")]
+    #[error("reading admin token file {path}")]
     Token {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("serving: {0}")]
+    #[error("serving")]
     Io(#[from] std::io::Error),
 }
 
@@ -235,7 +236,7 @@ async fn fleetlock(s: Arc<Shared>, op: Op, headers: HeaderMap, body: Body) -> Re
             }
             Err(e) => {
                 let (st, kind) = store_error(&e);
-                break 'r refuse(st, kind, e.to_string());
+                break 'r refuse(st, kind, Chain(&e).to_string());
             }
         }
     };
@@ -325,7 +326,7 @@ async fn healthy(State(s): State<Arc<Shared>>) -> Response {
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "etcd_unavailable",
-            e.to_string(),
+            Chain(&e).to_string(),
         ),
     }
 }
@@ -391,7 +392,7 @@ async fn admin_group(s: &Shared, name: &str) -> Result<GroupStatus, Response> {
         }),
         Err(e) => {
             let (st, kind) = store_error(&e);
-            Err(error(st, kind, e.to_string()))
+            Err(error(st, kind, Chain(&e).to_string()))
         }
     }
 }
@@ -459,7 +460,7 @@ async fn admin_release(
         ),
         Err(e) => {
             let (st, kind) = store_error(&e);
-            error(st, kind, e.to_string())
+            error(st, kind, Chain(&e).to_string())
         }
     }
 }
@@ -492,7 +493,7 @@ async fn admin_rollout(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
         }),
         Err(e) => {
             let (st, kind) = store_error(&e);
-            error(st, kind, e.to_string())
+            error(st, kind, Chain(&e).to_string())
         }
     }
 }
@@ -510,7 +511,7 @@ async fn admin_resume(State(s): State<Arc<Shared>>, h: HeaderMap) -> Response {
         }
         Err(e) => {
             let (st, kind) = store_error(&e);
-            error(st, kind, e.to_string())
+            error(st, kind, Chain(&e).to_string())
         }
     }
 }
@@ -578,7 +579,7 @@ fn reload(s: &Shared, path: &Path) {
         Err(e) => {
             s.metrics.reload(false);
             (s.observe)(Event::ReloadFailed {
-                error: e.to_string(),
+                error: Chain(&e).to_string(),
             });
         }
     }

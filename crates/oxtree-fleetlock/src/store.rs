@@ -46,7 +46,7 @@ pub enum StoreError {
     Gate(#[from] GateError),
     #[error("too much contention on group {0:?}; retry")]
     Contention(String),
-    #[error("etcd: {0}")]
+    #[error("etcd")]
     Etcd(#[from] etcd_client::Error),
     #[error("etcd did not answer within {0:?}")]
     Timeout(Duration),
@@ -124,6 +124,15 @@ pub struct Store {
     /// for the same group take turns instead of racing each other's
     /// compare-and-swap (which only has to arbitrate between replicas).
     turns: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 fn now() -> u64 {

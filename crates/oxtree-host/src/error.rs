@@ -6,40 +6,46 @@ use oxtree_compose::ComposeError;
 use oxtree_repo::RepoError;
 use oxtree_sysroot::SysrootError;
 use oxtree_transport::TransportError;
-use thiserror::Error;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-#[derive(Debug, Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum HostError {
     /// Another process holds the sysroot lock (only with
     /// [`crate::LockMode::Try`]); try again later.
-    #[error("{0}")]
     Busy(String),
     /// The request cannot be done as asked: a bad or unknown refspec, an
     /// unknown package, nothing to do, conflicting options, a refused
     /// downgrade. Nothing was changed.
-    #[error("{0}")]
     BadRequest(String),
     /// The [`crate::Cancel`] token was set; nothing was deployed and no
     /// ref moved.
-    #[error("cancelled")]
     Cancelled,
-    /// Anything else; `context` says what was being done (may be empty).
-    #[error("{}", failed_text(.context, .source))]
-    Failed {
-        context: String,
-        #[source]
-        source: BoxError,
-    },
+    /// Anything else; `context` says what was being done. It displays as
+    /// `context` with `source` as its source; without a context (empty) it
+    /// is `source` itself, its text and its sources.
+    Failed { context: String, source: BoxError },
 }
 
-fn failed_text(context: &str, source: &BoxError) -> String {
-    if context.is_empty() {
-        source.to_string()
-    } else {
-        format!("{context}: {source}")
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::Busy(m) | HostError::BadRequest(m) => f.write_str(m),
+            HostError::Cancelled => f.write_str("cancelled"),
+            HostError::Failed { context, source } if context.is_empty() => source.fmt(f),
+            HostError::Failed { context, .. } => f.write_str(context),
+        }
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HostError::Failed { context, source } if context.is_empty() => source.source(),
+            HostError::Failed { source, .. } => Some(&**source),
+            _ => None,
+        }
     }
 }
 
@@ -161,7 +167,11 @@ mod tests {
         let f: HostError = SysrootError::Invalid("boom".into()).into();
         let f = f.context("deploying").context("upgrading");
         assert_eq!(f.kind(), "failed");
-        assert_eq!(f.to_string(), "upgrading: deploying: boom");
+        assert_eq!(f.to_string(), "upgrading: deploying");
+        assert_eq!(
+            oxtree_io::Chain(&f).to_string(),
+            "upgrading: deploying: boom"
+        );
         // Context never hides the kind of a bad request.
         let b = HostError::bad("no").context("x");
         assert_eq!(b.to_string(), "no");

@@ -40,7 +40,7 @@ pub use upgrade::{
     check_update, switch, upgrade, CheckOutcome, SwitchRequest, UpgradeOutcome, UpgradeRequest,
 };
 
-use oxtree_sysroot::Sysroot;
+use oxtree_sysroot::{Sysroot, SysrootError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -66,6 +66,17 @@ pub struct Context {
     /// Asked to reboot after a deploy that requested it.
     pub reboot: Arc<dyn Reboot>,
     pub lock: LockMode,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("sysroot", &self.sysroot)
+            .field("run_dir", &self.run_dir)
+            .field("cancel", &self.cancel)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Context {
@@ -117,8 +128,11 @@ impl Context {
             LockMode::Wait => Sysroot::open_locked(p),
             LockMode::Try => Sysroot::try_open_locked(p),
         };
-        let mut s =
-            r.map_err(|e| HostError::from(e).context(format!("opening sysroot {}", p.display())))?;
+        let mut s = r.map_err(|e| match e {
+            // It says "opening sysroot P" itself.
+            e @ SysrootError::OpenDir { .. } => HostError::from(e),
+            e => HostError::from(e).context(format!("opening sysroot {}", p.display())),
+        })?;
         s.set_run_dir(&self.run_dir)?;
         Ok(s)
     }

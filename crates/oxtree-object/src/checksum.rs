@@ -74,7 +74,7 @@ impl FromStr for Checksum {
 }
 
 /// Incremental SHA-256, for file objects whose content is streamed.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Hasher(Sha256);
 
 impl Hasher {

@@ -96,7 +96,8 @@ pub struct Commit {
     pub root_meta: Checksum,
 }
 
-type Wire = (
+/// A commit's GVariant tuple (also embedded in a delta superblock).
+pub(crate) type Wire = (
     Vec<(String, OwnedValue)>,
     Vec<u8>,
     Vec<(String, Vec<u8>)>,

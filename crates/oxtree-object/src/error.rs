@@ -15,7 +15,7 @@ pub enum ObjectError {
     Malformed { what: &'static str, reason: String },
     #[error("compressed content is corrupt: {0}")]
     Compression(String),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: &'static str,
         source: std::io::Error,

@@ -1,13 +1,17 @@
 //! Errors of repository operations, each carrying what was being done.
 
+pub use oxtree_io::IoError;
 use oxtree_object::{Checksum, ObjectError, ObjectType};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RepoError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The repository's directory cannot be opened.
+    #[error("opening repository {path}")]
+    OpenDir {
+        path: String,
         #[source]
         source: std::io::Error,
     },
@@ -44,29 +48,6 @@ pub enum RepoError {
 
 pub type Result<T> = std::result::Result<T, RepoError>;
 
-/// Attach context to io errors: `.ctx(|| format!("opening {x}"))`.
-pub trait IoContext<T> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::result::Result<T, std::io::Error> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|source| RepoError::Io {
-            context: f().into(),
-            source,
-        })
-    }
-}
-
-impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| RepoError::Io {
-            context: f().into(),
-            source: e.into(),
-        })
-    }
-}
-
 fn missing_object(c: &Checksum, kind: &ObjectType) -> String {
     if *kind == ObjectType::File {
         format!("Couldn't find file object '{c}'")
@@ -74,3 +55,5 @@ fn missing_object(c: &Checksum, kind: &ObjectType) -> String {
         format!("No such metadata object {c}.{kind}")
     }
 }
+
+oxtree_io::io_context!(pub RepoError);

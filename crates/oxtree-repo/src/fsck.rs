@@ -9,6 +9,7 @@
 use crate::error::{RepoError, Result};
 use crate::traverse::{ObjectName, MAX_TREE_DEPTH};
 use crate::Repo;
+use oxtree_io::Chain;
 use oxtree_object::{Checksum, Commit, DirMeta, DirTree, Metadata, ObjectType};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -195,7 +196,7 @@ impl Repo {
                 // object's place) is reported, not fatal.
                 match self.delete_object(p.kind, &p.checksum) {
                     Ok(()) => p.deleted = true,
-                    Err(e) => p.reason.push_str(&format!(" (not deleted: {e})")),
+                    Err(e) => p.reason.push_str(&format!(" (not deleted: {})", Chain(&e))),
                 }
             }
             for c in &damaged {
@@ -222,7 +223,7 @@ impl Repo {
             | ObjectType::TombstoneCommit => {
                 let bytes = self
                     .load_meta_bytes(kind, csum)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Chain(&e).to_string())?;
                 // Detached metadata and tombstones are named by their commit.
                 if matches!(
                     kind,
@@ -249,7 +250,7 @@ impl Repo {
     fn verify_file(&self, csum: &Checksum) -> std::result::Result<(), String> {
         let stored = self.open_file(csum).map_err(|e| match e {
             RepoError::BadObject { reason, .. } => reason,
-            e => e.to_string(),
+            e => Chain(&e).to_string(),
         })?;
         stored.header.validate().map_err(|e| e.to_string())?;
         let mut hasher = stored.header.hasher();

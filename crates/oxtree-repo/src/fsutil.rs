@@ -30,6 +30,29 @@ pub fn open_dir_at<Fd: AsFd>(dirfd: Fd, name: &str) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Open the directory `rel` (`a/b/c`) below `dirfd` one component at a
+/// time, never following a symlink: the one walk the sysroot and compose
+/// crates use for paths inside trees they do not trust. `Ok(None)` if a
+/// component is missing, not a directory or a symlink.
+pub fn open_dir_path_at<Fd: AsFd>(dirfd: Fd, rel: &str) -> io::Result<Option<OwnedFd>> {
+    let mut cur = dirfd.as_fd().try_clone_to_owned()?;
+    for c in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        match open_dir_at(&cur, c) {
+            Ok(fd) => cur = fd,
+            Err(e)
+                if matches!(
+                    Errno::from_io_error(&e),
+                    Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(cur))
+}
+
 pub fn read_at<Fd: AsFd>(dirfd: Fd, name: &str) -> io::Result<Vec<u8>> {
     let fd = fs::openat(
         dirfd,
@@ -144,26 +167,31 @@ fn parse_list(buf: &[u8]) -> Vec<Vec<u8>> {
 /// All xattrs of an open file or directory.
 pub fn fd_xattrs<Fd: AsFd>(fd: Fd) -> io::Result<Xattrs> {
     let fd = fd.as_fd();
-    let names = grow(|buf| fs::flistxattr(fd, buf))?;
-    let mut pairs = Vec::new();
-    for n in parse_list(&names) {
-        let cname = std::ffi::CString::new(n.clone()).expect("no NUL in xattr name");
-        match grow(|buf| fs::fgetxattr(fd, cname.as_c_str(), buf)) {
-            Ok(v) => pairs.push((n, v)),
-            Err(e) if e.raw_os_error() == Some(Errno::NODATA.raw_os_error()) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Xattrs::from_pairs(pairs))
+    all_xattrs(
+        |buf| fs::flistxattr(fd, buf),
+        |name, buf| fs::fgetxattr(fd, name, buf),
+    )
 }
 
 /// All xattrs of a path, not following a final symlink.
 pub fn link_xattrs(path: &Path) -> io::Result<Xattrs> {
-    let names = grow(|buf| fs::llistxattr(path, buf))?;
+    all_xattrs(
+        |buf| fs::llistxattr(path, buf),
+        |name, buf| fs::lgetxattr(path, name, buf),
+    )
+}
+
+/// The names `list` gives, each with the value `get` reads; a name
+/// removed in between is left out.
+fn all_xattrs(
+    mut list: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+    mut get: impl FnMut(&CStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Xattrs> {
+    let names = grow(&mut list)?;
     let mut pairs = Vec::new();
     for n in parse_list(&names) {
         let cname = std::ffi::CString::new(n.clone()).expect("no NUL in xattr name");
-        match grow(|buf| fs::lgetxattr(path, cname.as_c_str(), buf)) {
+        match grow(|buf| get(cname.as_c_str(), buf)) {
             Ok(v) => pairs.push((n, v)),
             Err(e) if e.raw_os_error() == Some(Errno::NODATA.raw_os_error()) => {}
             Err(e) => return Err(e),

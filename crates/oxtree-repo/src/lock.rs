@@ -8,6 +8,7 @@ use rustix::fs::{self, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 pub struct RepoLock {
     _fd: OwnedFd,
 }

@@ -36,6 +36,16 @@ pub struct StoredFile {
     pub fd: Option<OwnedFd>,
 }
 
+impl std::fmt::Debug for StoredFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredFile")
+            .field("header", &self.header)
+            .field("size", &self.size)
+            .field("fd", &self.fd)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StoredFile {
     pub fn read_all(mut self) -> std::io::Result<(FileHeader, Vec<u8>)> {
         let mut v = Vec::with_capacity(self.size.min(1 << 26) as usize);

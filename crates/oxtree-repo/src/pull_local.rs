@@ -96,7 +96,7 @@ impl Repo {
             let bad = |e: oxtree_object::ObjectError| RepoError::BadObject {
                 checksum: *c,
                 kind: *k,
-                reason: e.to_string(),
+                reason: oxtree_io::Chain(&e).to_string(),
             };
             match k {
                 // Named by its commit, not its bytes: written after the

@@ -9,10 +9,12 @@
 use crate::error::{IoContext, RepoError, Result};
 use crate::objects::loose_path;
 use crate::{fsutil, Repo, Transaction};
+use oxtree_io::Chain;
 use oxtree_object::static_delta::{
     self as sd, DeltaSink, Fallback, FileAt, PartHeader, PartPayload, PartTables, RandomRead,
     SeqReader, Superblock,
 };
+use oxtree_object::ObjectError;
 use oxtree_object::{Checksum, Commit, FileHeader, Metadata, ObjectType};
 use rustix::fs::{self as rfs, AtFlags};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -340,6 +342,7 @@ impl DeltaSink for TxSink<'_, '_> {
 
 /// Applies the parts of one delta; the pull code calls `apply_part` for
 /// each part it fetched, then `finish`.
+#[derive(Debug)]
 pub struct StaticDeltaApplier<'a, 'r> {
     pub superblock: &'a Superblock,
     tx: &'a Transaction<'r>,
@@ -476,7 +479,13 @@ pub fn apply_part<D: RandomRead + ?Sized>(
             h.checksum
         )));
     }
-    let bad_part = |e| invalid(format!("static delta part {i} ({}): {e}", h.checksum));
+    let bad_part = |e: ObjectError| {
+        invalid(format!(
+            "static delta part {i} ({}): {}",
+            h.checksum,
+            Chain(&e)
+        ))
+    };
     // The payload holds the objects' bytes (or patches about as large),
     // tables and opcodes: twice the declared object bytes plus 16 MiB is
     // generous and stops a small part from inflating without bound. Past

@@ -57,6 +57,17 @@ pub struct Transaction<'r> {
     _lock: RepoLock,
 }
 
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("repo", &self.repo.path())
+            .field("staging_name", &self.staging_name)
+            .field("sync", &self.sync)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a file created in staging gets without being asked: its owner
 /// (the fs uid/gid, a setgid directory, squashing) and the umask. With
 /// them known, `fchown`/`fchmod` are skipped when they would change
@@ -811,6 +822,7 @@ fn start_writeback(fd: impl AsFd) {
     use rustix::fd::AsRawFd;
     // SAFETY: a valid open fd and plain integer arguments; the call does
     // not touch memory of ours. Failure only loses the head start.
+    #[allow(unsafe_code)]
     unsafe {
         libc::sync_file_range(fd.as_fd().as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }

@@ -1,12 +1,16 @@
 //! Errors of sysroot operations, each carrying what was being done.
 
+pub use oxtree_io::IoError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum SysrootError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The sysroot's directory cannot be opened.
+    #[error("opening sysroot {path}")]
+    OpenDir {
+        path: String,
         #[source]
         source: std::io::Error,
     },
@@ -41,25 +45,4 @@ pub enum SysrootError {
 
 pub type Result<T> = std::result::Result<T, SysrootError>;
 
-/// Attach context to io errors: `.ctx(|| format!("opening {x}"))`.
-pub trait IoContext<T> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::result::Result<T, std::io::Error> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|source| SysrootError::Io {
-            context: f().into(),
-            source,
-        })
-    }
-}
-
-impl<T> IoContext<T> for std::result::Result<T, rustix::io::Errno> {
-    fn ctx<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| SysrootError::Io {
-            context: f().into(),
-            source: e.into(),
-        })
-    }
-}
+oxtree_io::io_context!(pub SysrootError);

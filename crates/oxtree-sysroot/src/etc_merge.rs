@@ -381,3 +381,114 @@ fn open_parent_readonly(
         leaf.to_string(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs as sfs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::Path;
+
+    fn dir(p: &Path) -> rustix::fd::OwnedFd {
+        fsutil::open_dir(p).unwrap()
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        sfs::create_dir_all(p.parent().unwrap()).unwrap();
+        sfs::write(p, text).unwrap();
+    }
+
+    /// usr/etc (the defaults) and etc (changed locally) of a merge
+    /// deployment: one of each kind of change.
+    fn merge_deployment(t: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (orig, modi) = (t.join("usr-etc"), t.join("etc"));
+        for root in [&orig, &modi] {
+            write(root, "same", "1");
+            write(root, "d/kept", "k");
+        }
+        write(&orig, "changed", "2");
+        write(&modi, "changed", "2 local");
+        write(&orig, "d/gone", "x");
+        write(&modi, "d/new", "y");
+        write(&modi, "added", "3");
+        write(&orig, "mode", "m");
+        write(&modi, "mode", "m");
+        sfs::set_permissions(modi.join("mode"), sfs::Permissions::from_mode(0o600)).unwrap();
+        symlink("t1", orig.join("link")).unwrap();
+        symlink("t2", modi.join("link")).unwrap();
+        fs::mknodat(
+            dir(&modi),
+            "fifo",
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        (orig, modi)
+    }
+
+    #[test]
+    fn diff_lists_each_kind_of_change() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi) = merge_deployment(t.path());
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        assert_eq!(d.modified, ["changed", "link", "mode"]);
+        assert_eq!(d.added, ["added", "d/new"]);
+        assert_eq!(d.removed, ["d/gone"]);
+        assert_eq!(d.skipped, ["fifo"]);
+        // No change, no diff.
+        let d = diff(dir(&orig).as_fd(), dir(&orig).as_fd()).unwrap();
+        assert_eq!(d, EtcDiff::default());
+    }
+
+    #[test]
+    fn apply_puts_local_changes_on_the_new_defaults() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi) = merge_deployment(t.path());
+        let new = t.path().join("new-etc");
+        write(&new, "same", "1 new default");
+        write(&new, "changed", "2 new default");
+        write(&new, "d/gone", "x");
+        write(&new, "d/kept", "k");
+        write(&new, "d/other", "o");
+        write(&new, "mode", "m");
+        symlink("t1", new.join("link")).unwrap();
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap();
+        let read = |rel: &str| sfs::read_to_string(new.join(rel)).unwrap();
+        // Unchanged locally: the new default wins; changed: the local file.
+        assert_eq!(read("same"), "1 new default");
+        assert_eq!(read("changed"), "2 local");
+        assert_eq!(read("added"), "3");
+        assert_eq!(read("d/new"), "y");
+        assert_eq!(read("d/other"), "o");
+        assert!(!new.join("d/gone").exists());
+        assert_eq!(sfs::read_link(new.join("link")).unwrap(), Path::new("t2"));
+        let mode = sfs::metadata(new.join("mode"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o600);
+        // Skipped, not copied.
+        assert!(sfs::symlink_metadata(new.join("fifo")).is_err());
+    }
+
+    #[test]
+    fn a_file_that_became_a_directory_is_a_conflict_and_nothing_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi) = merge_deployment(t.path());
+        let new = t.path().join("new-etc");
+        write(&new, "changed/now-a-dir", "");
+        write(&new, "d/gone", "x");
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        let e = apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap_err();
+        assert!(
+            matches!(&e, SysrootError::EtcConflict { path, .. } if path == "changed"),
+            "{e}"
+        );
+        // Checked before anything is applied.
+        assert!(new.join("d/gone").exists());
+        assert!(!new.join("added").exists());
+    }
+}

@@ -35,12 +35,13 @@ pub use deployment::Deployment;
 pub use error::{Result, SysrootError};
 pub use keyfile::KeyFile;
 
-use error::IoContext;
+use error::{IoContext, IoError};
 use oxtree_repo::{fsutil, Repo, RepoMode};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, OFlags};
 use std::path::{Path, PathBuf};
 
+#[derive(Debug)]
 pub struct Sysroot {
     path: PathBuf,
     dir: OwnedFd,
@@ -115,7 +116,10 @@ fn open_physical(path: &Path) -> Result<OwnedFd> {
     } else {
         path
     };
-    fsutil::open_dir(real).ctx(|| format!("opening sysroot {}", real.display()))
+    fsutil::open_dir(real).map_err(|source| SysrootError::OpenDir {
+        path: real.display().to_string(),
+        source,
+    })
 }
 
 fn parse_suffix(link: Option<String>, prefix: &str) -> Option<u32> {
@@ -168,10 +172,7 @@ impl Sysroot {
         )
         .map_err(|e| match e {
             rustix::io::Errno::NOENT => SysrootError::NotASysroot(path.display().to_string()),
-            e => SysrootError::Io {
-                context: "opening ostree/lock".into(),
-                source: e.into(),
-            },
+            e => IoError::new("opening ostree/lock", e).into(),
         })?;
         if wait {
             fs::flock(&lock, fs::FlockOperation::LockExclusive).ctx(|| "locking the sysroot")?;
@@ -180,10 +181,7 @@ impl Sysroot {
                 if e == rustix::io::Errno::WOULDBLOCK {
                     SysrootError::Busy(path.display().to_string())
                 } else {
-                    SysrootError::Io {
-                        context: "locking the sysroot".into(),
-                        source: e.into(),
-                    }
+                    IoError::new("locking the sysroot", e).into()
                 }
             })?;
         }

@@ -147,7 +147,7 @@ impl Sysroot {
         match self.finalize_inner(&staged) {
             Ok(r) => Ok(FinalizeOutcome::Done(Box::new(r))),
             Err(e) => {
-                let msg = format!("{e}\n");
+                let msg = format!("{}\n", oxtree_io::Chain(&e));
                 if let Ok(bo) = fsutil::mkdir_p_at(self.dir(), "boot/ostree") {
                     let _ = util::write_file(bo.as_fd(), "finalize-failure.stamp", msg.as_bytes());
                 }

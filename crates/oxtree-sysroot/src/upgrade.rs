@@ -206,26 +206,26 @@ impl Sysroot {
     }
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (the year unsigned,
+/// where chrono's `%Y` would sign one past 9999); past chrono's range
+/// (year 262143), the seconds as they are.
 fn fmt_ts(t: u64) -> String {
-    let days = (t / 86400) as i64;
-    let s = t % 86400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    use chrono::{Datelike, Timelike};
+    match i64::try_from(t)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+    {
+        Some(d) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        None => t.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +237,8 @@ mod tests {
         assert_eq!(split_refspec("os/main"), (None, "os/main"));
         assert_eq!(fmt_ts(0), "1970-01-01T00:00:00Z");
         assert_eq!(fmt_ts(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(fmt_ts(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(fmt_ts(253_402_300_800), "10000-01-01T00:00:00Z");
         let mut o = KeyFile::parse("[origin]\nrefspec=a:b\nunlocked=hotfix\n").unwrap();
         o.set("libostree-transient", "pinned", "true");
         let n = new_origin(Some(&o), Some("c:d"));

@@ -9,11 +9,7 @@ use rustix::io::Errno;
 /// Open a relative `a/b/c` directory path, never following symlinks;
 /// None if any component is missing or not a directory.
 pub fn open_path<Fd: AsFd>(dir: Fd, rel: &str) -> Option<OwnedFd> {
-    let mut cur = dir.as_fd().try_clone_to_owned().ok()?;
-    for c in rel.split('/').filter(|c| !c.is_empty()) {
-        cur = fsutil::open_dir_at(&cur, c).ok()?;
-    }
-    Some(cur)
+    fsutil::open_dir_path_at(dir, rel).ok().flatten()
 }
 
 /// Whether an entry exists (without following a final symlink).

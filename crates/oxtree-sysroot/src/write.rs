@@ -445,8 +445,11 @@ fn freeze_thaw(boot: BorrowedFd<'_>) -> Result<()> {
     const FITHAW: rustix::ioctl::Opcode = opcode::read_write::<i32>(b'X', 120);
     let mut v = 0i32;
     // SAFETY: both ioctls take an int, which is what is passed.
+    #[allow(unsafe_code)]
     unsafe { ioctl(boot, Updater::<FIFREEZE, i32>::new(&mut v)) }.ctx(|| "FIFREEZE of /boot")?;
     let mut v = 0i32;
+    // SAFETY: as for FIFREEZE, an int.
+    #[allow(unsafe_code)]
     unsafe { ioctl(boot, Updater::<FITHAW, i32>::new(&mut v)) }.ctx(|| "FITHAW of /boot")?;
     Ok(())
 }

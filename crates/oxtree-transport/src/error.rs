@@ -1,5 +1,6 @@
 //! Errors of transport operations: configuration, HTTP, verification.
 
+pub use oxtree_io::IoError;
 use oxtree_object::ObjectError;
 use oxtree_repo::RepoError;
 use thiserror::Error;
@@ -33,12 +34,8 @@ pub enum TransportError {
     /// The pull was cancelled (`PullOptions::cancel`); no ref moved.
     #[error("cancelled")]
     Cancelled,
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl TransportError {
@@ -50,10 +47,7 @@ impl TransportError {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        TransportError::Io {
-            context: context.into(),
-            source,
-        }
+        TransportError::Io(IoError::new(context, source))
     }
 }
 

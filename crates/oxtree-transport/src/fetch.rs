@@ -64,6 +64,15 @@ pub enum Body {
     File(std::fs::File),
 }
 
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Mem(b) => write!(f, "Body::Mem({} bytes)", b.len()),
+            Body::File(file) => f.debug_tuple("Body::File").field(file).finish(),
+        }
+    }
+}
+
 impl Body {
     pub fn into_reader(self) -> Box<dyn Read + Send> {
         match self {
@@ -90,6 +99,14 @@ pub struct Fetcher {
     client: reqwest::Client,
     opts: FetchOptions,
     bytes: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
 }
 
 enum Attempt {

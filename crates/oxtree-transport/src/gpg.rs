@@ -553,6 +553,22 @@ pub enum GpgSigner {
     },
 }
 
+impl std::fmt::Debug for GpgSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the key nor a passphrase.
+        match self {
+            GpgSigner::Key { .. } => f.debug_struct("GpgSigner::Key").finish_non_exhaustive(),
+            GpgSigner::Gnupg {
+                homedir, key_id, ..
+            } => f
+                .debug_struct("GpgSigner::Gnupg")
+                .field("homedir", homedir)
+                .field("key_id", key_id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 impl GpgSigner {
     /// One binary detached signature of `data`.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {

@@ -31,6 +31,7 @@ type Body = BoxBody<Bytes, std::io::Error>;
 /// Files up to this size are read whole and sent in one piece.
 const SMALL_FILE: u64 = 256 << 10;
 
+#[derive(Debug)]
 pub struct Server {
     root: Arc<OwnedFd>,
     listener: std::net::TcpListener,

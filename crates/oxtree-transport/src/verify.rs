@@ -11,6 +11,7 @@ use crate::gpg::{self, Keyring};
 use crate::remote::Remote;
 use crate::sign::{self, Ed25519Trust, GPG_KEY};
 use crate::signapi::{self, Verifier};
+use oxtree_io::Chain;
 use oxtree_object::{Checksum, Metadata};
 use oxtree_repo::Repo;
 use std::path::{Path, PathBuf};
@@ -227,8 +228,9 @@ impl RemoteVerifier {
     ) -> Result<()> {
         let fail = |what: &str, e: TransportError| {
             TransportError::Signature(format!(
-                "commit {csum} from remote '{}': {what} verification failed: {e}",
-                self.remote
+                "commit {csum} from remote '{}': {what} verification failed: {}",
+                self.remote,
+                Chain(&e)
             ))
         };
         let empty = Metadata::new();
@@ -268,8 +270,9 @@ impl RemoteVerifier {
         let fail = |e: TransportError| {
             TransportError::Signature(format!(
                 "static delta {delta} from remote '{}': superblock signature verification \
-                 failed: {e}",
-                self.remote
+                 failed: {}",
+                self.remote,
+                Chain(&e)
             ))
         };
         if !signapi::has_signatures(&self.commit_signers, md).map_err(fail)? {
@@ -286,7 +289,8 @@ impl RemoteVerifier {
         let n = &self.remote;
         let fail = |e: TransportError| {
             TransportError::Signature(format!(
-                "summary of remote '{n}': signature verification failed: {e}"
+                "summary of remote '{n}': signature verification failed: {}",
+                Chain(&e)
             ))
         };
         let sig = sig.ok_or_else(|| {

@@ -215,6 +215,17 @@ pub struct Updater {
     observer: StepObserver,
 }
 
+impl std::fmt::Debug for Updater {
+    // The reboot hook, the runtime and the observer show nothing useful.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater")
+            .field("cfg", &self.cfg)
+            .field("node_id", &self.node_id)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -222,7 +233,7 @@ fn now() -> String {
 fn why(e: &ClientError) -> (Option<String>, String) {
     match e {
         ClientError::Refused { kind, value, .. } => (Some(kind.clone()), value.clone()),
-        e => (None, e.to_string()),
+        e => (None, oxtree_io::Chain(e).to_string()),
     }
 }
 
@@ -295,7 +306,7 @@ impl Updater {
         let step = match &r {
             Ok(s) => s.clone(),
             Err(e) => Step::Failed {
-                error: e.to_string(),
+                error: oxtree_io::Chain(e).to_string(),
             },
         };
         (self.observer)(&step);

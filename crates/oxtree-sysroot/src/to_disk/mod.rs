@@ -97,6 +97,7 @@ fn private_mounts() -> Result<()> {
     // SAFETY: CLONE_NEWNS changes only this process's view of mounts; no
     // other thread relies on the old one (to-disk runs it before starting
     // any work).
+    #[allow(unsafe_code)]
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
         .ctx(|| "unshare(CLONE_NEWNS)")?;
     mount_change(
