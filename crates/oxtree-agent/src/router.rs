@@ -356,7 +356,11 @@ mod tests {
             policy: Policy::default(),
             audit: Arc::new(Audit::none()),
             status: Default::default(),
-            updates: None,
+            // GET /v1/updates answers 404 without the update loop.
+            updates: Some(Arc::new(crate::server::UpdatesSetup {
+                config_root: d.path().into(),
+                state_dir: d.path().join("updates"),
+            })),
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
