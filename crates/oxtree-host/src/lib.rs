@@ -158,6 +158,10 @@ mod tests {
         let e = cleanup(&cx).unwrap_err();
         assert_eq!(e.kind(), "busy", "{e}");
         drop(held);
+        // From here on, wait for the lock: another test's child process
+        // may hold a copy of our lock's file description for the instant
+        // between its fork and its exec.
+        let cx = Context::new(d.path(), d.path().join("run"));
         cleanup(&cx).unwrap();
         // A sysroot with nothing deployed: nothing to upgrade, a bad request.
         let e = upgrade(&cx, &UpgradeRequest::default()).unwrap_err();
