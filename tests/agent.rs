@@ -15,6 +15,8 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/host_base.rs"]
+mod host_base;
 #[path = "support/layer_bases.rs"]
 mod layer_bases;
 #[path = "support/net.rs"]
@@ -924,9 +926,10 @@ fn install_and_uninstall_through_the_agent() {
         "IMG_SIZE=6G; OSNAME=debian",
         &format!(
             r#"
-$OX --repo=$S/ostree/repo pull-local {bases} debian/main >/dev/null || exit 94
-$OX admin deploy --sysroot=$S --os=debian debian/main >/dev/null || exit 95
-"#
+$OX --repo=$S/ostree/repo pull-local {bases} {main} >/dev/null || exit 94
+$OX admin deploy --sysroot=$S --os=debian {main} >/dev/null || exit 95
+"#,
+            main = layer_bases::MAIN
         ),
     );
     let before = a.host();

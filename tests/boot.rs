@@ -32,17 +32,7 @@ fn oxtree() -> &'static str {
     env!("CARGO_BIN_EXE_oxtree")
 }
 
-#[track_caller]
-fn run(args: &[&str]) -> String {
-    let out = Command::new(oxtree()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "oxtree {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use host_base::ox as run;
 
 /// A child process of this test, killed by its own pid on drop.
 struct Guard(Child);

@@ -1,20 +1,22 @@
 //! Client-side package layering end to end, with real Debian packages:
-//! a base with `systemd systemd-sysv linux-image-amd64 less` deployed on a
-//! loop-mounted sysroot, `oxtree install nano`, a new base adding
-//! `iproute2` and `admin upgrade` (both present after), `override
-//! remove/reset`, `uninstall` back to the plain base, and a failing
-//! install that leaves every deployment as it was.
+//! the example host base (examples/host.toml, trixie) deployed on a
+//! loop-mounted sysroot, `oxtree install nano`, a new base adding `tree`
+//! and `admin upgrade` (both present after), `override remove/reset`,
+//! `uninstall` back to the plain base, and a failing install that leaves
+//! every deployment as it was.
 //!
-//! The two bases are composed once with `oxtree compose tree` (minutes;
-//! downloads cached under /var/cache/oxtree-tests) into a repository kept
-//! as a fixture under /var/cache/oxtree-tests/fixtures; apt inside the layering sandbox
+//! The bases (tests/support/layer_bases.rs) are the host base the compose
+//! and boot tests share and one compose more, kept as fixtures under
+//! /var/cache/oxtree-tests/fixtures; apt inside the layering sandbox
 //! downloads from the Debian archive.
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/host_base.rs"]
+mod host_base;
 #[path = "support/layer_bases.rs"]
 mod layer_bases;
-use layer_bases::{bases, sh};
+use layer_bases::{bases, sh, MAIN};
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};
@@ -51,7 +53,7 @@ fn install_upgrade_override_uninstall() {
     let script = format!(
         r#"
 set -u
-OX={ox}; D={d}; S={d}/mnt; R={d}/run; B={bases}
+OX={ox}; D={d}; S={d}/mnt; R={d}/run; B={bases}; MAIN={MAIN}
 mkdir -p $R
 {LOOP_MOUNT_SH}{CHECK_ENTRIES_SH}
 loop_mount $S 6G
@@ -59,9 +61,9 @@ dep0() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c 'import
 root0() {{ echo $S/ostree/deploy/debian/deploy/$(dep0); }}
 snapshot() {{ $OX admin status --sysroot=$S --run-dir=$R; ls $S/ostree/deploy/debian/deploy; readlink $S/boot/loader; }}
 $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S debian >/dev/null || exit 92
-$OX --repo=$S/ostree/repo pull-local $B debian/main >/dev/null || exit 93
-BASE1=$($OX --repo=$S/ostree/repo rev-parse debian/main)
-$OX admin deploy --sysroot=$S --os=debian debian/main >/dev/null || exit 94
+$OX --repo=$S/ostree/repo pull-local $B $MAIN >/dev/null || exit 93
+BASE1=$($OX --repo=$S/ostree/repo rev-parse $MAIN)
+$OX admin deploy --sysroot=$S --os=debian $MAIN >/dev/null || exit 94
 echo "== plain"
 [ "$($OX admin status --sysroot=$S --run-dir=$R)" = "$(ostree admin status --sysroot=$S)" ] && echo same-as-ostree
 
@@ -80,7 +82,7 @@ d = json.load(open(sys.argv[1]))["deployments"]
 a, b = d[0], d[1]
 assert a["layered"] and a["requested-packages"] == ["nano"], a
 assert a["base-checksum"] == sys.argv[2] and a["checksum"] != sys.argv[2], a
-assert a["origin-refspec"] == "debian/main" and a["version"] == "1", a
+assert a["origin-refspec"] == "{MAIN}" and a["version"] == "1", a
 assert not b["layered"] and b["checksum"] == sys.argv[2] and b["requested-packages"] == [], b
 print("json-ok")
 EOF
@@ -102,7 +104,7 @@ echo "== upgrade"
 $OX --repo=$S/ostree/repo pull-local $B debian/next >/dev/null || exit 95
 BASE2=$($OX --repo=$S/ostree/repo rev-parse debian/next)
 # The base branch moves to the new compose.
-echo $BASE2 > $S/ostree/repo/refs/heads/debian/main
+echo $BASE2 > $S/ostree/repo/refs/heads/$MAIN
 $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 check_entries upgrade
 [ -x $(root0)/usr/bin/nano ] && echo has-nano
@@ -164,7 +166,9 @@ echo "== end"
     assert!(s.contains("entries_ok install"), "{s}");
     assert!(s.contains("has-nano"), "{s}");
     assert!(
-        s.contains("[origin]\nbaserefspec=debian/main\n\n[packages]\nrequested=nano;\n"),
+        s.contains(&format!(
+            "[origin]\nbaserefspec={MAIN}\n\n[packages]\nrequested=nano;\n"
+        )),
         "{s}"
     );
     assert!(s.contains("    LayeredPackages: nano\n"), "{s}");
@@ -188,7 +192,10 @@ echo "== end"
         "{s}"
     );
     let dd = &s[s.find("db-diff\n").unwrap()..s.find("switch-rc=").unwrap()];
-    assert!(dd.lines().any(|l| l.contains("iproute2")), "{s}");
+    assert!(
+        dd.lines().any(|l| l.contains(layer_bases::NEXT_PACKAGE)),
+        "{s}"
+    );
     assert!(!dd.lines().any(|l| l.contains("nano")), "{s}");
 
     let s = section(&out, "failing");

@@ -76,6 +76,7 @@ pub fn cached_in(root: &Path, name: &str, inputs: &[&[u8]], build: impl FnOnce(&
     let dir = root.join(&id);
     // Fast path: a complete fixture is only ever made visible by rename.
     if dir.is_dir() {
+        mark_used(&dir);
         return dir;
     }
     let _lock = Lock::exclusive(&root.join(format!("{id}.lock")));
@@ -101,7 +102,41 @@ pub fn cached_in(root: &Path, name: &str, inputs: &[&[u8]], build: impl FnOnce(&
     std::fs::rename(&tmp, &dir).unwrap();
     std::mem::forget(cleanup);
     eprintln!("fixture {id}: built in {:.0?}", t.elapsed());
+    evict_unused(root, name, &id);
     dir
+}
+
+/// Fixtures whose inputs changed are never asked for again: those of the
+/// same name unused for this long are removed when a new one is built,
+/// so the cache holds about one per name (a host base is 350 MB).
+const UNUSED_FOR: std::time::Duration = std::time::Duration::from_secs(2 * 24 * 3600);
+
+/// A fixture's mtime says when it was last asked for.
+fn mark_used(dir: &Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+fn evict_unused(root: &Path, name: &str, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let prefix = format!("{name}-");
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > UNUSED_FOR);
+        if id.starts_with(&prefix) && id != keep && !id.ends_with(".lock") && old {
+            eprintln!("fixture {id}: unused for two days, removing it");
+            remove_all(&e.path());
+            let _ = std::fs::remove_file(root.join(format!("{id}.lock")));
+        }
+    }
 }
 
 /// `rm -rf`, which also copes with read-only directories a build made.

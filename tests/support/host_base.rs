@@ -41,7 +41,9 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn ox(args: &[&str]) -> String {
+/// Run the oxtree under test; its stdout. Fails the test on an error.
+#[track_caller]
+pub fn ox(args: &[&str]) -> String {
     let out = Command::new(OX).args(args).output().unwrap();
     assert!(
         out.status.success(),
