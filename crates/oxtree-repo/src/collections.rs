@@ -11,10 +11,10 @@
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::fsutil;
-use crate::refs::{parse_ref_contents, validate_collection_id, validate_ref_name};
+use crate::refs::{validate_collection_id, validate_ref_name, walk_refs};
 use crate::Repo;
 use oxtree_object::Checksum;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, FileType};
 use rustix::io::Errno;
 
@@ -50,7 +50,7 @@ impl Repo {
         if let Some(main) = self.collection_id() {
             if wanted(&main) {
                 if let Ok(d) = fsutil::open_dir_at(self.dir(), "refs/heads") {
-                    walk(&d, &main, "", &mut out)?;
+                    walk(&d, &main, &mut out)?;
                 }
             }
         }
@@ -71,7 +71,7 @@ impl Repo {
                     continue;
                 }
                 let d = fsutil::open_dir_at(&remotes, &r).ctx(|| "opening remote refs")?;
-                walk(&d, &id, "", &mut out)?;
+                walk(&d, &id, &mut out)?;
             }
         }
         out.sort();
@@ -135,7 +135,7 @@ impl Repo {
             for (id, t) in fsutil::list_dir(&mirrors).ctx(|| "listing refs/mirrors")? {
                 if t == FileType::Directory {
                     let d = fsutil::open_dir_at(&mirrors, &id).ctx(|| "opening mirror refs")?;
-                    walk(&d, &id, "", &mut out)?;
+                    walk(&d, &id, &mut out)?;
                 }
             }
         }
@@ -144,37 +144,20 @@ impl Repo {
     }
 }
 
-fn walk(
-    dir: &OwnedFd,
-    id: &str,
-    rel: &str,
-    out: &mut Vec<(CollectionRef, Checksum)>,
-) -> Result<()> {
-    for (name, t) in fsutil::list_dir(dir.as_fd()).ctx(|| "listing refs")? {
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if t == FileType::Directory {
-            let sub = fsutil::open_dir_at(dir, &name).ctx(|| format!("opening refs dir {path}"))?;
-            walk(&sub, id, &path, out)?;
-        } else if t == FileType::RegularFile || t == FileType::Unknown {
-            let b = fsutil::read_at(dir, &name).ctx(|| format!("reading ref {path}"))?;
-            let c = parse_ref_contents(&b).map_err(|_| {
-                RepoError::Invalid(format!("ref ({id}, {path}) does not hold a checksum"))
-            })?;
-            out.push((
-                CollectionRef {
-                    collection_id: id.to_string(),
-                    ref_name: path,
-                },
-                c,
-            ));
-        }
-    }
+/// The refs below `dir` (a ref directory of collection `id`), named by
+/// their path below it.
+fn walk(dir: &OwnedFd, id: &str, out: &mut Vec<(CollectionRef, Checksum)>) -> Result<()> {
+    let mut refs = Vec::new();
+    walk_refs(dir, &format!("({id}) "), "", &mut refs)?;
+    let skip = id.len() + 3;
+    out.extend(refs.into_iter().map(|(name, c)| {
+        (
+            CollectionRef {
+                collection_id: id.to_string(),
+                ref_name: name[skip..].to_string(),
+            },
+            c,
+        )
+    }));
     Ok(())
 }

@@ -257,7 +257,8 @@ impl Repo {
     }
 }
 
-fn walk_refs(
+/// The refs below `dir`, named `PREFIX` + their path below it.
+pub(crate) fn walk_refs(
     dir: &OwnedFd,
     prefix: &str,
     rel: &str,
