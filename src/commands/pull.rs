@@ -33,6 +33,11 @@ pub struct Args {
     /// Do not invoke fsync()
     #[arg(long)]
     disable_fsync: bool,
+    /// Make the pulled objects durable even where core.fsync is off
+    /// (ostree fsyncs each object; oxtree syncs the filesystem once before
+    /// the objects become visible, which makes them as durable)
+    #[arg(long)]
+    per_object_fsync: bool,
     /// Network retries per request
     #[arg(long, value_name = "N", default_value_t = 5)]
     network_retries: u32,
@@ -82,7 +87,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         mirror: a.mirror,
         disable_static_deltas: a.disable_static_deltas,
         subpaths: a.subpaths.clone(),
-        sync: a.disable_fsync.then_some(false),
+        sync: if a.disable_fsync {
+            Some(false)
+        } else {
+            a.per_object_fsync.then_some(true)
+        },
         disable_verify_bindings: a.disable_verify_bindings,
         cache_dir: Some(
             a.cache_dir

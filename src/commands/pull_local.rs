@@ -26,6 +26,26 @@ pub struct Args {
     /// collection) they are pulled as
     #[arg(long)]
     disable_verify_bindings: bool,
+    /// Require the named commits to carry a GPG signature by a key of
+    /// --remote's keyring
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    gpg_verify: Option<bool>,
+    /// Require the source's summary to be signed by a key of --remote's
+    /// keyring
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    gpg_verify_summary: Option<bool>,
     #[arg(value_name = "SRC_REPO")]
     src: PathBuf,
     /// Refs (or commit checksums) to copy; all refs when none are given
@@ -71,6 +91,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("Commit {c}: {e}"))?;
         }
     }
+    verify_signatures(&repo, &src, &a, &wanted)?;
     let dest_ref = |name: &str| match &a.remote {
         Some(remote) => {
             let bare = name.split_once(':').map_or(name, |(_, n)| n);
@@ -104,5 +125,46 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         stats.content,
         format_size(bytes)
     );
+    Ok(())
+}
+
+/// `--gpg-verify` and `--gpg-verify-summary`, with the keys of `--remote`
+/// (as ostree: the source is checked before anything is copied).
+fn verify_signatures(
+    repo: &Repo,
+    src: &Repo,
+    a: &Args,
+    wanted: &[(Option<String>, Checksum)],
+) -> Result<()> {
+    use oxtree_transport::remote::Remote;
+    use oxtree_transport::verify::RemoteVerifier;
+    let (commits, summary) = (
+        a.gpg_verify.unwrap_or(false),
+        a.gpg_verify_summary.unwrap_or(false),
+    );
+    if !commits && !summary {
+        return Ok(());
+    }
+    let Some(name) = &a.remote else {
+        anyhow::bail!("--gpg-verify and --gpg-verify-summary need --remote to name the keys");
+    };
+    let mut remote = Remote::open(repo, name)?;
+    remote.gpg_verify = commits;
+    remote.gpg_verify_summary = summary;
+    remote.sign_verify = false;
+    remote.sign_verify_summary = false;
+    let verifier = RemoteVerifier::for_remote(repo, &remote)?;
+    if summary {
+        let bytes = std::fs::read(src.path().join("summary"))
+            .with_context(|| format!("remote '{name}': the source has no summary to verify"))?;
+        let sig = std::fs::read(src.path().join("summary.sig")).ok();
+        verifier.verify_summary(&bytes, sig.as_deref())?;
+    }
+    if commits {
+        for (_, c) in wanted {
+            let bytes = src.load_meta_bytes(oxtree_object::ObjectType::Commit, c)?;
+            verifier.verify_commit(c, &bytes, src.load_commitmeta(c)?.as_ref())?;
+        }
+    }
     Ok(())
 }

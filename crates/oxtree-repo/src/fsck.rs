@@ -69,7 +69,8 @@ pub struct FsckReport {
     pub fsck_partial_commits: usize,
     /// Sorted by checksum and type.
     pub problems: Vec<FsckProblem>,
-    /// Commits `--delete` marked partial because they lost objects.
+    /// Commits marked partial: missing objects, or (with `--delete`)
+    /// corrupt ones deleted.
     pub marked_partial: Vec<Checksum>,
 }
 
@@ -133,7 +134,9 @@ impl Repo {
                     checksum: *c,
                     kind: *k,
                     missing: false,
-                    reason: format!("corrupted: {reason}"),
+                    // As ostree: `CSUM.KIND: REASON`, in its words
+                    // (scripts match them).
+                    reason,
                     deleted: false,
                 })
             })
@@ -146,9 +149,14 @@ impl Repo {
         let mut found: HashMap<ObjectName, (bool, String)> = HashMap::new();
         for (name, c) in &refs {
             if !loose.contains(&(ObjectType::Commit, *c)) {
-                found
-                    .entry((ObjectType::Commit, *c))
-                    .or_insert_with(|| (true, format!("missing (commit of ref '{name}')")));
+                found.entry((ObjectType::Commit, *c)).or_insert_with(|| {
+                    (
+                        true,
+                        format!(
+                            "Loading commit for ref {name}: No such metadata object {c}.commit"
+                        ),
+                    )
+                });
             }
         }
         let mut walker = Walker {
@@ -168,10 +176,9 @@ impl Repo {
                 continue;
             };
             walker.context = format!("needed by commit {c}");
-            let m = walker.meta(&commit.root_meta);
-            let t = walker.tree(&commit.root_tree, 0);
-            if m || t {
-                damaged.push(*c);
+            let d = walker.meta(&commit.root_meta) | walker.tree(&commit.root_tree, 0);
+            if d != 0 {
+                damaged.push((*c, d));
             }
         }
         problems.extend(
@@ -199,10 +206,14 @@ impl Repo {
                     Err(e) => p.reason.push_str(&format!(" (not deleted: {})", Chain(&e))),
                 }
             }
-            for c in &damaged {
-                self.mark_commit_partial(c, b"f")?;
+        }
+        // As ostree: a commit missing objects is partial (a pull completes
+        // it); with --delete, so is one whose corrupt objects were deleted.
+        for (c, d) in damaged {
+            if opts.delete || d & MISSING != 0 {
+                self.mark_commit_partial(&c, b"f")?;
+                report.marked_partial.push(c);
             }
-            report.marked_partial = damaged;
         }
         report.problems = problems;
         Ok(report)
@@ -231,7 +242,7 @@ impl Repo {
                 ) {
                     let actual = Checksum::of(&bytes);
                     if actual != *csum {
-                        return Err(format!("actual checksum {actual}"));
+                        return Err(checksum_mismatch(kind, csum, &actual));
                     }
                 }
                 let r = match kind {
@@ -281,11 +292,21 @@ impl Repo {
         }
         let actual = hasher.finish();
         if actual != *csum {
-            return Err(format!("actual checksum {actual}"));
+            return Err(checksum_mismatch(ObjectType::File, csum, &actual));
         }
         Ok(())
     }
 }
+
+/// ostree's words for an object whose content does not hash to its name.
+fn checksum_mismatch(kind: ObjectType, expected: &Checksum, actual: &Checksum) -> String {
+    format!("Corrupted {kind} object; checksum expected='{expected}' actual='{actual}'")
+}
+
+/// What a walk found below a commit: bits of [`CORRUPT`] and [`MISSING`].
+type Damage = u8;
+const CORRUPT: Damage = 1;
+const MISSING: Damage = 2;
 
 /// Walks commit trees against the set of stored objects, remembering which
 /// dirtrees have damage below them.
@@ -293,40 +314,42 @@ struct Walker<'a> {
     repo: &'a Repo,
     loose: &'a HashSet<ObjectName>,
     bad: &'a HashSet<ObjectName>,
-    memo: HashMap<Checksum, bool>,
+    memo: HashMap<Checksum, Damage>,
     /// Absent or unusable objects: (missing?, reason).
     found: &'a mut HashMap<ObjectName, (bool, String)>,
     context: String,
 }
 
 impl Walker<'_> {
-    /// True when the object is missing or corrupt (missing ones recorded).
-    fn leaf(&mut self, kind: ObjectType, c: &Checksum) -> bool {
+    /// What is wrong with the object: [`CORRUPT`], [`MISSING`] (recorded),
+    /// or nothing (0).
+    fn leaf(&mut self, kind: ObjectType, c: &Checksum) -> Damage {
         let name = (kind, *c);
         if self.bad.contains(&name) {
-            return true;
+            return CORRUPT;
         }
         if !self.loose.contains(&name) {
             let ctx = &self.context;
             self.found
                 .entry(name)
-                .or_insert_with(|| (true, format!("missing ({ctx})")));
-            return true;
+                .or_insert_with(|| (true, format!("Object missing ({ctx})")));
+            return MISSING;
         }
-        false
+        0
     }
 
-    fn meta(&mut self, c: &Checksum) -> bool {
+    fn meta(&mut self, c: &Checksum) -> Damage {
         self.leaf(ObjectType::DirMeta, c)
     }
 
-    /// True when the tree or anything below it is missing or corrupt.
-    fn tree(&mut self, c: &Checksum, depth: usize) -> bool {
+    /// What is missing or corrupt in the tree or below it.
+    fn tree(&mut self, c: &Checksum, depth: usize) -> Damage {
         if let Some(d) = self.memo.get(c) {
             return *d;
         }
-        let damaged = if self.leaf(ObjectType::DirTree, c) {
-            true
+        let leaf = self.leaf(ObjectType::DirTree, c);
+        let damaged = if leaf != 0 {
+            leaf
         } else if depth > MAX_TREE_DEPTH {
             self.found
                 .entry((ObjectType::DirTree, *c))
@@ -336,12 +359,12 @@ impl Walker<'_> {
                         format!("directories nested deeper than {MAX_TREE_DEPTH}"),
                     )
                 });
-            true
+            CORRUPT
         } else {
             match self.repo.load_dirtree(c) {
-                Err(_) => true,
+                Err(_) => CORRUPT,
                 Ok(t) => {
-                    let mut d = false;
+                    let mut d = 0;
                     for f in &t.files {
                         d |= self.leaf(ObjectType::File, &f.checksum);
                     }
@@ -424,6 +447,8 @@ mod tests {
                 (f, ObjectType::File)
             );
             assert!(!r.is_clean());
+            // Corrupt, not missing: partial only once --delete removes it.
+            assert!(r.marked_partial.is_empty());
             let r = check(&repo, true);
             assert!(r.problems[0].deleted);
             assert_eq!(r.marked_partial, vec![c]);
@@ -460,6 +485,9 @@ mod tests {
         assert!(got.contains(&(f, ObjectType::File, false)), "{got:?}");
         assert!(got.contains(&(commit.root_meta, ObjectType::DirMeta, false)));
         assert!(got.contains(&(commit.root_tree, ObjectType::DirTree, true)));
+        // A commit missing objects is partial, as in ostree, even without
+        // --delete.
+        assert_eq!(r.marked_partial, vec![c]);
         // A dirmeta's bytes stored under a dirtree name: wrong type.
         let dm = crate::mtree::default_dirmeta().encode();
         let fake = Checksum::of(&dm);

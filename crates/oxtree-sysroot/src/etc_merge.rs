@@ -327,7 +327,8 @@ pub fn apply(d: &EtcDiff, modified: BorrowedFd<'_>, new: BorrowedFd<'_>) -> Resu
         if !md && nd {
             return Err(SysrootError::EtcConflict {
                 path: p.clone(),
-                reason: "modified config file newly defaults to directory, cannot merge".into(),
+                // ostree's words, capital included: scripts match them.
+                reason: "Modified config file newly defaults to directory, cannot merge".into(),
             });
         }
         if md && !nd {
