@@ -1,6 +1,7 @@
 //! Pull-local: copy commits and everything they reach from another local
 //! repository (any mode) into this one (any mode), re-hashing every object
-//! on the way in. Objects already present are skipped. All objects go into
+//! on the way in; the objects of a repository of the same mode on the
+//! same filesystem are hard-linked, as ostree does, not copied. Objects already present are skipped. All objects go into
 //! one transaction, written content first (in parallel), then dirmetas,
 //! dirtrees and commits, so a commit never becomes visible before its tree;
 //! detached commit metadata is written after the transaction commits.
@@ -71,12 +72,21 @@ impl Repo {
         let bytes = AtomicU64::new(0);
         progress(0, total);
         files.par_iter().try_for_each(|(_, c)| -> Result<()> {
-            let f = src.open_file(c)?;
-            let size = f.size;
-            let w = tx.write_content_expect(c, &f.header, size, f.content)?;
-            if w.new {
-                written.fetch_add(1, Ordering::Relaxed);
-                bytes.fetch_add(size, Ordering::Relaxed);
+            match tx.link_object_from(src, ObjectType::File, c)? {
+                Some(new) => {
+                    if new {
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    let f = src.open_file(c)?;
+                    let size = f.size;
+                    let w = tx.write_content_expect(c, &f.header, size, f.content)?;
+                    if w.new {
+                        written.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(size, Ordering::Relaxed);
+                    }
+                }
             }
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if d.is_multiple_of(64) || d == total {
@@ -92,6 +102,11 @@ impl Repo {
         };
         let mut detached = Vec::new();
         for (k, c) in &meta {
+            // A link is checked (hash, decoding) on the source's object.
+            if *k != ObjectType::CommitMeta && tx.link_object_from(src, *k, c)?.is_some() {
+                stats.metadata += 1;
+                continue;
+            }
             let b = src.load_meta_bytes(*k, c)?;
             let bad = |e: oxtree_object::ObjectError| RepoError::BadObject {
                 checksum: *c,
@@ -192,6 +207,45 @@ mod tests {
         let dst2 = Repo::init(&tmp.path().join("dst2"), RepoMode::Archive).unwrap();
         assert!(dst2
             .pull_local(&src2, &[c], 0, Some(false), &|_, _| {})
+            .is_err());
+        assert!(dst2.list_objects().unwrap().is_empty());
+    }
+
+    /// Same mode, same filesystem: file objects are hard links to the
+    /// source's, still checked; a corrupt one is refused.
+    #[test]
+    fn same_mode_links_and_still_verifies() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let s = tmp.path().join("tree");
+        fs::create_dir_all(&s).unwrap();
+        fs::write(s.join("a"), "hello").unwrap();
+        let src = Repo::init(&tmp.path().join("src"), RepoMode::Archive).unwrap();
+        let c = commit_dir_for_test(&src, &s, None, 1);
+        let t = src
+            .load_dirtree(&src.load_commit(&c).unwrap().root_tree)
+            .unwrap();
+        let a = t.files[0].checksum;
+        let rel = loose_path(&a, ObjectType::File, RepoMode::Archive);
+        let dst = Repo::init(&tmp.path().join("dst"), RepoMode::Archive).unwrap();
+        let st = dst
+            .pull_local(&src, &[c], 0, Some(false), &|_, _| {})
+            .unwrap();
+        assert_eq!((st.content, st.content_bytes), (1, 0));
+        let ino = |r: &Repo| {
+            fs::metadata(r.path().join("objects").join(&rel))
+                .unwrap()
+                .ino()
+        };
+        assert_eq!(ino(&src), ino(&dst));
+        let r = dst.fsck(&Default::default(), &|_| {}, &|_, _| {}).unwrap();
+        assert!(r.is_clean(), "{:?}", r.problems);
+
+        // The source object corrupted: refused, nothing linked.
+        fs::write(src.path().join("objects").join(&rel), "garbage").unwrap();
+        let dst2 = Repo::init(&tmp.path().join("dst2"), RepoMode::Archive).unwrap();
+        assert!(dst2
+            .pull_local(&src, &[c], 0, Some(false), &|_, _| {})
             .is_err());
         assert!(dst2.list_objects().unwrap().is_empty());
     }

@@ -584,6 +584,71 @@ impl<'r> Transaction<'r> {
         }
     }
 
+    /// Stage object `csum` (a file, dirtree, dirmeta or commit) as a hard
+    /// link to `src`'s copy, as ostree's pull-local does on one filesystem
+    /// (file objects only between repositories of one mode): no bytes
+    /// written. The
+    /// source object is still checked against its name (after the link is
+    /// made, and the link must be the inode that was checked). `None` when
+    /// no link can be made here (other mode, other filesystem, link
+    /// limit): the caller copies instead. `Some(false)` when the object was
+    /// already staged.
+    pub fn link_object_from(
+        &self,
+        src: &Repo,
+        kind: ObjectType,
+        csum: &Checksum,
+    ) -> Result<Option<bool>> {
+        // Metadata objects are stored alike in every mode; file objects
+        // only within one mode.
+        if kind == ObjectType::File && src.mode() != self.repo.mode() {
+            return Ok(None);
+        }
+        if self.is_present(kind, csum, false)? {
+            return Ok(Some(false));
+        }
+        let name = loose_path(csum, kind, src.mode());
+        let (id, tmp) = self.tmp_name();
+        match fs::linkat(
+            src.objects_dir(),
+            &name,
+            &self.staging,
+            &tmp,
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::PERM | rustix::io::Errno::MLINK) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e).ctx(|| format!("linking object {name}")),
+        }
+        let unstage = || {
+            let _ = fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
+        };
+        if let Err(reason) = src.verify_object(csum, kind) {
+            unstage();
+            return Err(RepoError::BadObject {
+                checksum: *csum,
+                kind,
+                reason,
+            });
+        }
+        let ino = |dir, n: &str| fs::statat(dir, n, AtFlags::SYMLINK_NOFOLLOW).map(|st| st.st_ino);
+        let same = matches!(
+            (ino(src.objects_dir(), &name), ino(self.staging.as_fd(), &tmp)),
+            (Ok(a), Ok(b)) if a == b
+        );
+        if !same {
+            unstage();
+            return Err(RepoError::BadObject {
+                checksum: *csum,
+                kind,
+                reason: "the source object changed while it was being imported".into(),
+            });
+        }
+        self.stage(id, kind, *csum, false).map(Some)
+    }
+
     /// Like `write_content`, but refuse the object unless it hashes to
     /// `expected` (imports from other repos, pulls).
     pub fn write_content_expect(
