@@ -164,7 +164,11 @@ async fn updates(State(app): State<App>) -> Response {
     .await;
     match r {
         Ok(Ok(s)) => Json(s).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed",
+            &oxtree_io::Chain(&e).to_string(),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
     }
 }

@@ -114,15 +114,16 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
     let mut updates_thread = None;
     if let Some(u) = &cfg.updates {
         let (ucfg, id) = oxtree_updates::load(&u.config_root)
-            .map_err(|e| AgentError::Config(format!("update config: {e}")))?;
+            .map_err(|e| AgentError::Config(format!("update config: {}", oxtree_io::Chain(&e))))?;
         if ucfg.enabled {
             let cx = oxtree_host::Context::new(&cfg.sysroot, &cfg.run_dir)
                 .with_reboot(cfg.reboot.clone())
                 .with_cancel(updates_cancel.clone());
             // Built here, not on the thread, so that what only the
             // updater checks (the lock server's URL) stops start-up too.
-            let up = oxtree_updates::Updater::new(ucfg, id, cx, &u.state_dir)
-                .map_err(|e| AgentError::Config(format!("update config: {e}")))?;
+            let up = oxtree_updates::Updater::new(ucfg, id, cx, &u.state_dir).map_err(|e| {
+                AgentError::Config(format!("update config: {}", oxtree_io::Chain(&e)))
+            })?;
             let cancel = updates_cancel.clone();
             updates_thread = Some(std::thread::spawn(move || up.run(&cancel)));
         }
