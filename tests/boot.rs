@@ -1,8 +1,9 @@
 //! The host's whole life in a real VM (issue #11): the example container
 //! host (examples/host.toml, composed once and shared with
 //! tests/compose.rs: tests/support/host_base.rs) with this build's oxtree,
-//! `to-disk`, booted with OVMF and with SeaBIOS; then, in the guest: the booted deployment, a read-only /usr, /var and /etc
-//! changes, podman and a Quadlet container; `admin upgrade --reboot` over
+//! `to-disk`, booted with OVMF and with SeaBIOS; then, in the guest: the
+//! booted deployment, a read-only /usr, /var and /etc changes, podman and
+//! a Quadlet container, `oxtree install nano`; `admin upgrade --reboot` over
 //! HTTP from the test's own server, `admin rollback --reboot`, a staged
 //! upgrade finalized at shutdown; an update whose health check fails and
 //! one that cannot boot at all, both rolled back by the boot loader and
