@@ -251,6 +251,8 @@ impl Remote {
                     .collect()
             })
             .unwrap_or_default();
+        let sign_verify = SignVerify::parse(config.get(&sec, "sign-verify"));
+        let sign_verify_summary = SignVerify::parse(config.get(&sec, "sign-verify-summary"));
         Ok(Remote {
             name: name.to_string(),
             url,
@@ -258,11 +260,10 @@ impl Remote {
             branches,
             gpg_verify: bool_opt(config, &sec, "gpg-verify", true)?,
             gpg_verify_summary: bool_opt(config, &sec, "gpg-verify-summary", false)?,
-            sign_verify: SignVerify::parse(config.get(&sec, "sign-verify")).enabled(),
-            sign_verify_summary: SignVerify::parse(config.get(&sec, "sign-verify-summary"))
-                .enabled(),
-            sign_verify_mode: SignVerify::parse(config.get(&sec, "sign-verify")),
-            sign_verify_summary_mode: SignVerify::parse(config.get(&sec, "sign-verify-summary")),
+            sign_verify: sign_verify.enabled(),
+            sign_verify_summary: sign_verify_summary.enabled(),
+            sign_verify_mode: sign_verify,
+            sign_verify_summary_mode: sign_verify_summary,
             dummy_key: config
                 .get(&sec, "verification-dummy-key")
                 .map(str::to_string),
