@@ -175,12 +175,21 @@ struct DeployArgs {
     /// Import current /proc/cmdline
     #[arg(long = "karg-proc-cmdline")]
     karg_proc_cmdline: bool,
+    /// Start from no kernel arguments instead of the merge deployment's
+    #[arg(long = "karg-none", conflicts_with = "karg_proc_cmdline")]
+    karg_none: bool,
     /// Specify an origin file
     #[arg(long = "origin-file", value_name = "FILENAME")]
     origin_file: Option<PathBuf>,
     /// Do not delete previous deployments
     #[arg(long)]
     retain: bool,
+    /// Keep the deployments newer than the booted one
+    #[arg(long)]
+    retain_pending: bool,
+    /// Keep the deployments older than the booted one
+    #[arg(long)]
+    retain_rollback: bool,
     /// Do not make the new deployment the default
     #[arg(long)]
     not_as_default: bool,
@@ -400,8 +409,11 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
             if !d.karg.is_empty()
                 || !d.karg_append.is_empty()
                 || d.karg_proc_cmdline
+                || d.karg_none
                 || d.origin_file.is_some()
                 || d.retain
+                || d.retain_pending
+                || d.retain_rollback
                 || d.not_as_default
                 || d.lock_finalization
             {
@@ -484,11 +496,15 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                 karg_delete: d.karg_delete.clone(),
                 karg_base: if d.karg_proc_cmdline {
                     Some(proc_cmdline_kargs()?)
+                } else if d.karg_none {
+                    Some(String::new())
                 } else {
                     None
                 },
                 origin,
                 retain: d.retain,
+                retain_pending: d.retain_pending,
+                retain_rollback: d.retain_rollback,
                 not_as_default: d.not_as_default,
                 no_merge: d.no_merge,
             };

@@ -123,6 +123,10 @@ pub struct DeploymentRow {
     /// Newer than the booted one (staged, or before it in the order).
     pub pending: bool,
     pub version: Option<String>,
+    /// The commit's `ostree.source-title` metadata (what it was built
+    /// from), shown under the origin as ostree does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_title: Option<String>,
     pub origin_refspec: Option<String>,
     pub layered: bool,
     pub base_checksum: String,
@@ -176,6 +180,11 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         version: commit
             .as_ref()
             .and_then(|c| c.metadata.get_str("version").map(str::to_string)),
+        source_title: commit.as_ref().and_then(|c| {
+            c.metadata
+                .get_str("ostree.source-title")
+                .map(str::to_string)
+        }),
         origin_refspec: match &l {
             Some((_, spec)) => Some(spec.base_refspec.clone()),
             None => d.refspec().map(str::to_string),
@@ -348,6 +357,9 @@ impl Host {
                 (None, _) => out.push_str("    origin: none\n"),
                 (Some(_), Some(refspec)) => {
                     let _ = writeln!(out, "    origin refspec: {refspec}");
+                    if let Some(t) = &r.source_title {
+                        let _ = writeln!(out, "    `- {t}");
+                    }
                 }
                 (Some(_), None) => out.push_str("    origin: <unknown origin type>\n"),
             }

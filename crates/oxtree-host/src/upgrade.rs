@@ -72,9 +72,9 @@ pub fn upgrade(cx: &Context, req: &UpgradeRequest) -> Result<UpgradeOutcome> {
             return Err(HostError::bad(why.to_string()));
         }
     }
-    if let Some(c) = &req.override_commit {
-        origin.override_commit = Some(c.clone());
-    }
+    // A plain upgrade goes back to the branch's tip: an override commit
+    // from an earlier `--override-commit` is dropped, as ostree does.
+    origin.override_commit = req.override_commit.clone();
     run(
         cx,
         &mut s,

@@ -34,6 +34,11 @@ pub struct DeployOptions {
     pub origin: Option<KeyFile>,
     /// `--retain`: keep every existing deployment.
     pub retain: bool,
+    /// `--retain-pending`: keep the deployments before the booted one
+    /// (or, on a sysroot not booted, before the merge deployment).
+    pub retain_pending: bool,
+    /// `--retain-rollback`: keep the deployments after it.
+    pub retain_rollback: bool,
     /// `--not-as-default`: place the new deployment after the default.
     pub not_as_default: bool,
     /// `--no-merge`: start from the new tree's /etc and no kernel
@@ -275,16 +280,31 @@ impl Sysroot {
             list.push(new.clone());
             added = true;
         }
+        // As ostree's simple write policy: the booted deployment (else the
+        // merge one) divides pending deployments (before it) from rollback
+        // ones (after it); without either, keeping some means keeping all.
+        let retain = opts.retain
+            || (booted.is_none()
+                && merge.is_none()
+                && (opts.retain_pending || opts.retain_rollback));
+        let mut crossed = false;
         for (i, d) in self.deployments().iter().enumerate() {
-            let keep = d.osname != osname
-                || opts.retain
+            let is_booted = Some(i) == booted;
+            let is_merge = merge.is_some_and(|m| m.same(d));
+            if (booted.is_some() && is_booted) || (booted.is_none() && is_merge) {
+                crossed = true;
+            }
+            let keep = retain
                 || d.is_pinned()
-                || Some(i) == booted
-                || merge.is_some_and(|m| m.same(d));
+                || d.osname != osname
+                || is_booted
+                || is_merge
+                || (opts.retain_pending && !crossed)
+                || (opts.retain_rollback && crossed);
             if keep {
                 list.push(d.clone());
             }
-            if !added {
+            if !added && crossed {
                 list.push(new.clone());
                 added = true;
             }

@@ -18,6 +18,14 @@ pub enum SysrootError {
     Repo(#[from] oxtree_repo::RepoError),
     #[error("{0} is not an ostree sysroot (no ostree/repo)")]
     NotASysroot(String),
+    /// Staging needs a booted system to finalize it at shutdown (or an
+    /// explicit run directory, whose owner finalizes it).
+    /// Freezing and thawing /boot after the sync failed; nothing was
+    /// switched.
+    #[error("During fsfreeze-thaw: {0}")]
+    Freeze(String),
+    #[error("Cannot stage deployment: Not currently booted into an OSTree system")]
+    StageNotBooted,
     #[error("stateroot '{0}' does not exist (run `admin os-init {0}`)")]
     NoStateroot(String),
     #[error("invalid stateroot name '{0}'")]
@@ -34,7 +42,7 @@ pub enum SysrootError {
     BadEntry { file: String, reason: String },
     #[error("invalid origin file {file}: {reason}")]
     BadOrigin { file: String, reason: String },
-    #[error("bootloader '{0}' is not supported (supported: auto, none, bls, grub-static)")]
+    #[error("bootloader '{0}' is not supported (supported: auto, none, bls, grub-static, uboot)")]
     UnsupportedBootloader(String),
     /// `try_open_locked`: another process holds the sysroot lock.
     #[error("sysroot {0} is busy: another process holds its lock (ostree/lock)")]

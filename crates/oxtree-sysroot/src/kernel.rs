@@ -28,14 +28,28 @@ pub struct KernelLayout {
     pub kernel: BootFile,
     pub initramfs: Option<BootFile>,
     pub devicetree: Option<BootFile>,
+    /// The kernel's HMAC for FIPS mode (`.vmlinuz.hmac`), installed as
+    /// dracut looks for it (`.vmlinuz-KVER.hmac`); not in the bootcsum.
+    pub hmac: Option<BootFile>,
+    /// A `dtb/` directory of device trees (when there is no single
+    /// `devicetree`), file by file in name order, dest `dtb/…`; the boot
+    /// entry then names the directory (`fdtdir`).
+    pub dtb: Option<Vec<BootFile>>,
     pub bootcsum: String,
 }
 
 impl KernelLayout {
+    /// Every file to install into the boot directory.
     pub fn files(&self) -> impl Iterator<Item = &BootFile> {
+        self.checksummed().chain(self.hmac.iter())
+    }
+
+    /// The files the bootcsum covers, in order.
+    fn checksummed(&self) -> impl Iterator<Item = &BootFile> {
         std::iter::once(&self.kernel)
             .chain(self.initramfs.iter())
             .chain(self.devicetree.iter())
+            .chain(self.dtb.iter().flatten())
     }
 }
 
@@ -45,16 +59,23 @@ fn regular_size(dir: BorrowedFd<'_>, rel: &str) -> Option<u64> {
 }
 
 /// Find the kernel of the deployment rooted at `root`.
+/// The `usr/lib/modules` layout wins, except when only the legacy one has
+/// an initramfs (rpm-ostree's Fedora trees), as in ostree.
 pub fn find_kernel(root: BorrowedFd<'_>, what: &str) -> Result<KernelLayout> {
-    if let Some(k) = find_modules_layout(root)? {
-        return Ok(k);
-    }
+    let modules = find_modules_layout(root)?;
+    let mut legacy = None;
     for dir in ["usr/lib/ostree-boot", "boot"] {
-        if let Some(k) = find_legacy_layout(root, dir)? {
-            return Ok(k);
+        legacy = find_legacy_layout(root, dir)?;
+        if legacy.is_some() {
+            break;
         }
     }
-    Err(SysrootError::NoKernel(what.to_string()))
+    match (modules, legacy) {
+        (Some(m), Some(l)) if m.initramfs.is_none() && l.initramfs.is_some() => Ok(l),
+        (Some(m), _) => Ok(m),
+        (None, Some(l)) => Ok(l),
+        (None, None) => Err(SysrootError::NoKernel(what.to_string())),
+    }
 }
 
 fn find_modules_layout(root: BorrowedFd<'_>) -> Result<Option<KernelLayout>> {
@@ -80,26 +101,92 @@ fn find_modules_layout(root: BorrowedFd<'_>) -> Result<Option<KernelLayout>> {
             dest: format!("vmlinuz-{kver}"),
             size,
         };
-        let initramfs = regular_size(root, &format!("{base}/initramfs.img")).map(|size| BootFile {
-            src: format!("{base}/initramfs.img"),
-            dest: format!("initramfs-{kver}.img"),
+        let initramfs = ["initramfs.img", "initramfs"].iter().find_map(|n| {
+            regular_size(root, &format!("{base}/{n}")).map(|size| BootFile {
+                src: format!("{base}/{n}"),
+                dest: format!("initramfs-{kver}.img"),
+                size,
+            })
+        });
+        let hmac = regular_size(root, &format!("{base}/.vmlinuz.hmac")).map(|size| BootFile {
+            src: format!("{base}/.vmlinuz.hmac"),
+            dest: format!(".vmlinuz-{kver}.hmac"),
             size,
         });
-        let devicetree = regular_size(root, &format!("{base}/devicetree")).map(|size| BootFile {
-            src: format!("{base}/devicetree"),
-            dest: format!("devicetree-{kver}"),
-            size,
-        });
+        // `OSTREE_SYSROOT_DEBUG=no-dtb`: ostree's switch to ignore device
+        // trees (its test of trees that gain one in an update).
+        let no_dtb = crate::util::sysroot_debug("no-dtb");
+        let devicetree = regular_size(root, &format!("{base}/devicetree"))
+            .filter(|_| !no_dtb)
+            .map(|size| BootFile {
+                src: format!("{base}/devicetree"),
+                dest: format!("devicetree-{kver}"),
+                size,
+            });
+        let dtb = match (&devicetree, no_dtb) {
+            (None, false) => match crate::util::open_path(root, &format!("{base}/dtb")) {
+                Some(d) => {
+                    let mut files = Vec::new();
+                    dtb_files(d.as_fd(), &format!("{base}/dtb"), "dtb", &mut files, 0)?;
+                    Some(files)
+                }
+                None => None,
+            },
+            _ => None,
+        };
         let mut k = KernelLayout {
             kernel,
             initramfs,
             devicetree,
+            hmac,
+            dtb,
             bootcsum: String::new(),
         };
         k.bootcsum = bootcsum(root, &k)?;
         return Ok(Some(k));
     }
     Ok(None)
+}
+
+/// The regular files under the directory `src` (open as `dir`), sorted by
+/// name at each level with subdirectories walked in place, as ostree
+/// checksums a `dtb/` directory. Symlinks and special files are skipped.
+fn dtb_files(
+    dir: BorrowedFd<'_>,
+    src: &str,
+    dest: &str,
+    out: &mut Vec<BootFile>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 16 {
+        return Err(SysrootError::Invalid(format!("{src}: too deep")));
+    }
+    let mut entries = fsutil::list_dir(dir).ctx(|| format!("listing {src}"))?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, _) in entries {
+        let st = fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .ctx(|| format!("stat of {src}/{name}"))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let sub =
+                    fsutil::open_dir_at(dir, &name).ctx(|| format!("opening {src}/{name}"))?;
+                dtb_files(
+                    sub.as_fd(),
+                    &format!("{src}/{name}"),
+                    &format!("{dest}/{name}"),
+                    out,
+                    depth + 1,
+                )?;
+            }
+            FileType::RegularFile => out.push(BootFile {
+                src: format!("{src}/{name}"),
+                dest: format!("{dest}/{name}"),
+                size: st.st_size as u64,
+            }),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A trailing `-<64 hex>` on a legacy file name is its bootcsum.
@@ -137,14 +224,16 @@ fn find_legacy_layout(root: BorrowedFd<'_>, dir: &str) -> Result<Option<KernelLa
             dest: base.to_string(),
             size,
         };
-        if base.starts_with("vmlinuz-") && kernel.is_none() {
+        // The prefixes are matched on the whole name: `vmlinuz-CSUM` is a
+        // kernel named `vmlinuz`.
+        if n.starts_with("vmlinuz-") && kernel.is_none() {
             embedded = c.map(str::to_string);
             kernel = Some(f);
-        } else if (base.starts_with("initramfs-") || base.starts_with("initrd.img-"))
+        } else if (n.starts_with("initramfs-") || n.starts_with("initrd.img-"))
             && initramfs.is_none()
         {
             initramfs = Some(f);
-        } else if base.starts_with("devicetree-") && devicetree.is_none() {
+        } else if n.starts_with("devicetree-") && devicetree.is_none() {
             devicetree = Some(f);
         }
     }
@@ -155,6 +244,8 @@ fn find_legacy_layout(root: BorrowedFd<'_>, dir: &str) -> Result<Option<KernelLa
         kernel,
         initramfs,
         devicetree,
+        hmac: None,
+        dtb: None,
         bootcsum: String::new(),
     };
     k.bootcsum = match embedded {
@@ -166,7 +257,7 @@ fn find_legacy_layout(root: BorrowedFd<'_>, dir: &str) -> Result<Option<KernelLa
 
 fn bootcsum(root: BorrowedFd<'_>, k: &KernelLayout) -> Result<String> {
     let mut h = Sha256::new();
-    for f in k.files() {
+    for f in k.checksummed() {
         let fd = fs::openat(
             root,
             f.src.as_str(),

@@ -110,7 +110,13 @@ impl Sysroot {
 
     /// `deploy --stage`: check out `rev`, copy its kernel to /boot and
     /// record it as staged; the boot entries are not touched.
+    /// Refused, as ostree refuses it, on a sysroot that is not booted,
+    /// unless the caller set a run directory of its own (then it finalizes
+    /// with `admin finalize-staged --run-dir`, as the tests do).
     pub fn stage(&mut self, rev: &str, opts: &DeployOptions, lock: bool) -> Result<Deployment> {
+        if self.booted_index().is_none() && self.run_dir == std::path::Path::new("/run") {
+            return Err(SysrootError::StageNotBooted);
+        }
         let (new, _, _) = self.create_deployment(rev, opts, false)?;
         let r = self.install_kernels_for(&new).and_then(|_| {
             if lock {

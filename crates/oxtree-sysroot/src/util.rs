@@ -63,8 +63,13 @@ pub fn set_immutable(dir: BorrowedFd<'_>, on: bool) -> Result<()> {
 /// libostree reads it): deployments stay mutable, so that test harnesses
 /// can remove them.
 fn mutable_deployments() -> bool {
+    sysroot_debug("mutable-deployments")
+}
+
+/// Whether `flag` is in `OSTREE_SYSROOT_DEBUG` (comma-separated).
+pub(crate) fn sysroot_debug(flag: &str) -> bool {
     std::env::var("OSTREE_SYSROOT_DEBUG")
-        .map(|v| v.split(',').any(|f| f == "mutable-deployments"))
+        .map(|v| v.split(',').any(|f| f == flag))
         .unwrap_or(false)
 }
 

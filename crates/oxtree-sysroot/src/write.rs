@@ -108,7 +108,11 @@ impl Sysroot {
         let ostree = fsutil::mkdir_p_at(boot, "ostree").ctx(|| "creating boot/ostree")?;
         let mut todo: BTreeMap<String, (&Deployment, &KernelLayout)> = BTreeMap::new();
         for (d, p) in list {
-            todo.entry(format!("{}-{}", d.osname, p.layout.bootcsum))
+            let bootcsum = match d.bootcsum.as_str() {
+                "" => &p.layout.bootcsum,
+                c => c,
+            };
+            todo.entry(format!("{}-{bootcsum}", d.osname))
                 .or_insert((d, &p.layout));
         }
         let mut needed = 0u64;
@@ -151,7 +155,15 @@ impl Sysroot {
             };
             let wd = fsutil::open_dir_at(&ostree, &work).ctx(|| format!("opening {work}"))?;
             for (_, _, f) in copies.iter().filter(|(n, _, _)| n == dirname) {
-                copy_file(root.as_fd(), &f.src, wd.as_fd(), &f.dest)?;
+                match f.dest.rsplit_once('/') {
+                    // A device tree directory's file (`dtb/…`).
+                    Some((parent, name)) => {
+                        let pd = fsutil::mkdir_p_at(&wd, parent)
+                            .ctx(|| format!("creating {dirname}/{parent}"))?;
+                        copy_file(root.as_fd(), &f.src, pd.as_fd(), name)?;
+                    }
+                    None => copy_file(root.as_fd(), &f.src, wd.as_fd(), &f.dest)?,
+                }
             }
             fs::fsync(&wd).ctx(|| "syncing boot dir")?;
             if !exists {
@@ -172,12 +184,13 @@ impl Sysroot {
 
     /// Make `new` the deployment list (index 0 is the default).
     pub fn write_deployments(&mut self, new: Vec<Deployment>) -> Result<WriteReport> {
+        let boot = self.open_boot()?;
         let bootloader = crate::bootloader::from_config(
             self.config("oxtree-bootloader"),
             self.config("bootloader"),
             self.config("boot-counting-tries"),
+            boot.as_fd(),
         )?;
-        let boot = self.open_boot()?;
         let mut list = Vec::with_capacity(new.len());
         for d in new {
             let p = self.prepare(&d)?;
@@ -186,7 +199,12 @@ impl Sysroot {
         // Boot serials count deployments sharing (osname, bootcsum).
         let mut serials: HashMap<(String, String), u32> = HashMap::new();
         for (d, p) in &mut list {
-            d.bootcsum = p.layout.bootcsum.clone();
+            // A deployment keeps the bootcsum it was created with, as in
+            // ostree, even if its kernel files would hash differently now
+            // (device trees ignored then, `OSTREE_SYSROOT_DEBUG=no-dtb`).
+            if d.bootcsum.is_empty() {
+                d.bootcsum = p.layout.bootcsum.clone();
+            }
             let s = serials
                 .entry((d.osname.clone(), d.bootcsum.clone()))
                 .or_insert(0);
@@ -196,6 +214,9 @@ impl Sysroot {
         self.install_kernels(boot.as_fd(), &list)?;
 
         let old_bv = self.bootversion;
+        // Titles name the stateroot only when there is more than one, as
+        // ostree's do.
+        let show_osname = list.iter().any(|(d, _)| d.osname != list[0].0.osname);
         let entries_for = |bv: u32| -> Vec<(String, String)> {
             let n = list.len();
             list.iter()
@@ -209,7 +230,11 @@ impl Sysroot {
                             title.push_str(v);
                         }
                     }
-                    title.push_str(&format!(" (ostree:{i})"));
+                    if show_osname {
+                        title.push_str(&format!(" (ostree:{}:{i})", d.osname));
+                    } else {
+                        title.push_str(&format!(" (ostree:{i})"));
+                    }
                     e.set("title", &title);
                     e.set("version", &(n - i).to_string());
                     let mut k = KernelArgs::parse(&d.kargs);
@@ -217,6 +242,14 @@ impl Sysroot {
                         "ostree=/ostree/boot.{bv}/{}/{}/{}",
                         d.osname, d.bootcsum, d.bootserial
                     ));
+                    // Without an initramfs the kernel runs prepare-root
+                    // from the deployment itself, as ostree arranges.
+                    if p.layout.initramfs.is_none() {
+                        k.replace(&format!(
+                            "init=/ostree/boot.{bv}/{}/{}/{}/usr/lib/ostree/ostree-prepare-root",
+                            d.osname, d.bootcsum, d.bootserial
+                        ));
+                    }
                     e.set("options", &k.to_cmdline());
                     let dir = format!("/ostree/{}-{}", d.osname, d.bootcsum);
                     e.set("linux", &format!("{dir}/{}", p.layout.kernel.dest));
@@ -225,6 +258,8 @@ impl Sysroot {
                     }
                     if let Some(f) = &p.layout.devicetree {
                         e.set("devicetree", &format!("{dir}/{}", f.dest));
+                    } else if p.layout.dtb.is_some() {
+                        e.set("fdtdir", &format!("{dir}/dtb"));
                     }
                     (format!("ostree-{}-{}.conf", n - i, d.osname), e.to_text())
                 })
@@ -262,6 +297,7 @@ impl Sysroot {
                 &format!("boot.{old_bv}.{}", 1 - new_sub),
             )?;
             self.remove_stale_refs(old_bv, new_sub, deployments.len())?;
+            self.bump_deploy_mtime()?;
             self.load()?;
             return Ok(WriteReport {
                 bootconfig_swap: false,
@@ -310,6 +346,7 @@ impl Sysroot {
             crate::bootloader::NewConfig {
                 bootversion: new_bv,
                 untried_default,
+                sysroot: self.dir(),
             },
         )?;
         self.write_refs(new_bv, new_sub, &deployments)?;
@@ -335,6 +372,7 @@ impl Sysroot {
             }
         }
         self.remove_stale_refs(new_bv, new_sub, deployments.len())?;
+        self.bump_deploy_mtime()?;
         self.load()?;
         Ok(WriteReport {
             bootconfig_swap: true,
@@ -342,6 +380,28 @@ impl Sysroot {
             subbootversion: new_sub,
             count_change,
         })
+    }
+
+    /// Touch `ostree/deploy` after the deployment list changed, as ostree
+    /// does: tools watching that mtime (status caches, GNOME Software,
+    /// rpm-ostree's daemon) learn of the change without polling the list.
+    pub(crate) fn bump_deploy_mtime(&self) -> Result<()> {
+        let d = fsutil::open_dir_at(self.dir(), "ostree/deploy").ctx(|| "opening ostree/deploy")?;
+        let now = fs::Timestamps {
+            last_access: fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: fs::UTIME_OMIT,
+            },
+            last_modification: fs::Timespec {
+                tv_sec: 0,
+                tv_nsec: fs::UTIME_NOW,
+            },
+        };
+        fs::futimens(&d, &now).ctx(|| "setting the mtime of ostree/deploy")?;
+        if self.repo().fsync_enabled()? {
+            fs::fsync(&d).ctx(|| "syncing ostree/deploy")?;
+        }
+        Ok(())
     }
 
     fn current_entry_files(&self, bv: u32) -> Result<Vec<(String, String)>> {
@@ -431,27 +491,87 @@ impl Sysroot {
     fn sync_all(&self, boot: BorrowedFd<'_>, freeze: bool) -> Result<()> {
         fs::syncfs(self.dir()).ctx(|| "syncfs of the sysroot")?;
         fs::syncfs(boot).ctx(|| "syncfs of /boot")?;
-        if freeze {
-            freeze_thaw(boot)?;
+        let test_watchdog = util::sysroot_debug("test-fifreeze");
+        if freeze || test_watchdog {
+            freeze_thaw(boot, test_watchdog)?;
         }
         Ok(())
     }
 }
 
-/// FIFREEZE then FITHAW (opt-in, see the module docs).
-fn freeze_thaw(boot: BorrowedFd<'_>) -> Result<()> {
-    use rustix::ioctl::{ioctl, opcode, Updater};
-    const FIFREEZE: rustix::ioctl::Opcode = opcode::read_write::<i32>(b'X', 119);
-    const FITHAW: rustix::ioctl::Opcode = opcode::read_write::<i32>(b'X', 120);
+const FIFREEZE: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<i32>(b'X', 119);
+const FITHAW: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<i32>(b'X', 120);
+
+/// One FIFREEZE or FITHAW ioctl on `fd`.
+fn freeze_ioctl<const OP: rustix::ioctl::Opcode>(fd: BorrowedFd<'_>) -> rustix::io::Result<()> {
     let mut v = 0i32;
     // SAFETY: both ioctls take an int, which is what is passed.
     #[allow(unsafe_code)]
-    unsafe { ioctl(boot, Updater::<FIFREEZE, i32>::new(&mut v)) }.ctx(|| "FIFREEZE of /boot")?;
-    let mut v = 0i32;
-    // SAFETY: as for FIFREEZE, an int.
+    unsafe {
+        rustix::ioctl::ioctl(fd, rustix::ioctl::Updater::<OP, i32>::new(&mut v))
+    }
+}
+
+/// FIFREEZE then FITHAW (opt-in, see the module docs), guarded by a
+/// watchdog process: a frozen /boot whose freezer died (kill -9 between
+/// the two ioctls) would hang every writer of that filesystem, so a forked
+/// child waits on a pipe and thaws /boot itself when the pipe closes
+/// before it was told that all went well.
+///
+/// `test_watchdog` (`OSTREE_SYSROOT_DEBUG=test-fifreeze`, ostree's fault
+/// injection) skips the freeze and closes the pipe at once, as if the
+/// parent had died: the watchdog says so on stderr and thaws, and the
+/// write fails before anything is switched.
+fn freeze_thaw(boot: BorrowedFd<'_>, test_watchdog: bool) -> Result<()> {
+    let (rd, wr) = rustix::pipe::pipe().ctx(|| "creating the freeze watchdog's pipe")?;
+    // SAFETY: the child calls only async-signal-safe functions (read,
+    // write, ioctl, _exit) on fds it inherited, so forking a process that
+    // has other threads is sound.
     #[allow(unsafe_code)]
-    unsafe { ioctl(boot, Updater::<FITHAW, i32>::new(&mut v)) }.ctx(|| "FITHAW of /boot")?;
-    Ok(())
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).ctx(|| "forking the freeze watchdog");
+    }
+    if pid == 0 {
+        drop(wr);
+        let mut c = [0u8; 1];
+        let told_ok = matches!(rustix::io::read(&rd, &mut c), Ok(1)) && c[0] == b'k';
+        if !told_ok {
+            if test_watchdog {
+                let _ = rustix::io::write(rustix::stdio::stderr(), b"fifreeze watchdog was run\n");
+            }
+            let _ = freeze_ioctl::<FITHAW>(boot);
+        }
+        // SAFETY: _exit skips the parent's atexit handlers and destructors,
+        // as a forked child must.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(0)
+        }
+    }
+    drop(rd);
+    let wait = |pid: libc::pid_t| {
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; status is an int.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::waitpid(pid, &mut status, 0)
+        };
+    };
+    if test_watchdog {
+        drop(wr);
+        wait(pid);
+        return Err(SysrootError::Freeze("aborting due to test-fifreeze".into()));
+    }
+    let r = freeze_ioctl::<FIFREEZE>(boot)
+        .ctx(|| "FIFREEZE of /boot")
+        .and_then(|()| freeze_ioctl::<FITHAW>(boot).ctx(|| "FITHAW of /boot"));
+    if r.is_ok() {
+        let _ = rustix::io::write(&wr, b"k");
+    }
+    drop(wr);
+    wait(pid);
+    r
 }
 
 /// Put `src` (a deployment's kernel or initramfs) into /boot as `name`:

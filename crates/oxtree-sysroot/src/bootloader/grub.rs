@@ -139,7 +139,7 @@ impl Bootloader for GrubStatic {
         "grub-static"
     }
 
-    fn write_config(&self, boot: BorrowedFd<'_>, c: NewConfig) -> Result<()> {
+    fn write_config(&self, boot: BorrowedFd<'_>, c: NewConfig<'_>) -> Result<()> {
         let entries = read_entries(boot, c.bootversion)?;
         let text = menu(&entries, c.bootversion, self.tries);
         let dir = fsutil::open_dir_at(boot, &format!("loader.{}", c.bootversion))

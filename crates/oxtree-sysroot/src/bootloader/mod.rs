@@ -6,29 +6,34 @@
 //! Chosen by the repo config: `[sysroot] oxtree-bootloader` if set (ours
 //! alone, so that the real ostree, which reads `bootloader` and knows no
 //! `grub-static`, can still manage the same sysroot with BLS only), else
-//! `[sysroot] bootloader`: `auto` (default), `none` and `bls` write BLS
-//! only; `grub-static` is [`grub::GrubStatic`].
+//! `[sysroot] bootloader`: `none` and `bls` write BLS only; `grub-static`
+//! is [`grub::GrubStatic`]; `uboot` is [`uboot::Uboot`]; `auto` (the
+//! default) picks U-Boot when the image has `boot/uEnv.txt`, as ostree
+//! does, else BLS only.
 
 pub mod grub;
+pub mod uboot;
 
 use crate::error::{Result, SysrootError};
 use rustix::fd::BorrowedFd;
 
 /// What the backend is told about the bootversion being written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NewConfig {
+#[derive(Clone, Copy, Debug)]
+pub struct NewConfig<'a> {
     /// The bootversion whose `loader.N/entries` were just written.
     pub bootversion: u32,
     /// Entry 0 is a deployment that has not proven itself yet (a new
     /// default that is not the booted one): boot counting applies to it.
     pub untried_default: bool,
+    /// The sysroot, whose `ostree/boot.N` farm is written by then.
+    pub sysroot: BorrowedFd<'a>,
 }
 
 pub trait Bootloader {
     fn name(&self) -> &'static str;
     /// Write backend-specific configuration for `c.bootversion` after the
     /// BLS entries are in `loader.N/entries` and before the swap.
-    fn write_config(&self, boot: BorrowedFd<'_>, c: NewConfig) -> Result<()>;
+    fn write_config(&self, boot: BorrowedFd<'_>, c: NewConfig<'_>) -> Result<()>;
 }
 
 /// Boot Loader Specification entries only.
@@ -39,7 +44,7 @@ impl Bootloader for Bls {
     fn name(&self) -> &'static str {
         "bls"
     }
-    fn write_config(&self, _boot: BorrowedFd<'_>, _c: NewConfig) -> Result<()> {
+    fn write_config(&self, _boot: BorrowedFd<'_>, _c: NewConfig<'_>) -> Result<()> {
         Ok(())
     }
 }
@@ -53,8 +58,11 @@ pub fn from_config(
     oxtree_value: Option<&str>,
     value: Option<&str>,
     tries: Option<&str>,
+    boot: BorrowedFd<'_>,
 ) -> Result<Box<dyn Bootloader>> {
     match oxtree_value.or(value).unwrap_or("auto") {
+        "auto" if crate::util::exists(boot, "uEnv.txt") => Ok(Box::new(uboot::Uboot)),
+        "uboot" => Ok(Box::new(uboot::Uboot)),
         "auto" | "none" | "bls" => Ok(Box::new(Bls)),
         "grub-static" => {
             let tries = match tries {
