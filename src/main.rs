@@ -121,6 +121,40 @@ enum Command {
 /// 0, as ostree does (it ignores the write error), instead of 141 or a panic.
 /// Any other broken pipe (a socket, a child's stdin) still kills us by
 /// SIGPIPE, so it can never pass for success.
+/// ostree takes the first argument that is not an option as the command,
+/// wherever it stands, and parses every option around it together
+/// (`ostree --repo=r --print-metadata-key=K show REF`); `admin` does the
+/// same for its own commands. clap wants a command's options after it, so
+/// the command (and the admin command) move to the front. The values of
+/// oxtree's own global options given as a separate word (`--repo PATH`)
+/// are skipped, which ostree does not do.
+fn command_first(mut args: Vec<OsString>) -> Vec<OsString> {
+    fn move_command(args: &mut [OsString], from: usize) -> Option<usize> {
+        let mut i = from;
+        while i < args.len() {
+            let a = args[i].to_string_lossy();
+            if a == "--" {
+                return None;
+            }
+            if !a.starts_with('-') || a == "-" {
+                args[from..=i].rotate_right(1);
+                return Some(from);
+            }
+            if matches!(a.as_ref(), "--repo" | "--host" | "--sysroot") {
+                i += 1;
+            }
+            i += 1;
+        }
+        None
+    }
+    if let Some(at) = move_command(&mut args, 1) {
+        if args[at] == "admin" {
+            move_command(&mut args, at + 1);
+        }
+    }
+    args
+}
+
 extern "C" fn on_sigpipe(_: libc::c_int) {
     let mut fds = [libc::pollfd {
         fd: 1,
@@ -155,7 +189,7 @@ fn main() {
                 .chain(std::env::args_os().skip(1)),
         )
     } else {
-        Cli::parse()
+        Cli::parse_from(command_first(std::env::args_os().collect()))
     };
     let host = cli.host.clone();
     if cli.version {

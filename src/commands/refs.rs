@@ -124,7 +124,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
 }
 
 /// Refs selected by a prefix argument, as ostree lists them: the ref itself
-/// if it exists, else every ref below `prefix/`, named relative to it.
+/// if it exists, else every ref below `prefix/`, named relative to it (and,
+/// for a `REMOTE:PATH` prefix, still with `REMOTE:` before that name).
 fn under_prefix(
     all: &[(String, oxtree_object::Checksum)],
     prefix: &str,
@@ -133,8 +134,15 @@ fn under_prefix(
         return vec![exact.clone()];
     }
     let dir = format!("{}/", prefix.trim_end_matches('/'));
+    let remote = prefix.split_once(':').map(|(r, _)| r);
     all.iter()
-        .filter_map(|(n, c)| n.strip_prefix(&dir).map(|rest| (rest.to_string(), *c)))
+        .filter_map(|(n, c)| {
+            let rest = n.strip_prefix(&dir)?;
+            Some(match remote {
+                Some(r) => (format!("{r}:{rest}"), *c),
+                None => (rest.to_string(), *c),
+            })
+        })
         .collect()
 }
 
