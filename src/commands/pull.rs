@@ -25,8 +25,15 @@ pub struct Args {
     #[arg(long)]
     mirror: bool,
     /// Do not use static deltas
-    #[arg(long)]
+    #[arg(long, conflicts_with = "require_static_deltas")]
     disable_static_deltas: bool,
+    /// Fail unless every commit comes by a static delta
+    #[arg(long)]
+    require_static_deltas: bool,
+    /// Only show what the static deltas would fetch (needs
+    /// --require-static-deltas)
+    #[arg(long, requires = "require_static_deltas")]
+    dry_run: bool,
     /// Only pull the provided subpath(s)
     #[arg(long = "subpath", value_name = "SUBPATH")]
     subpaths: Vec<String>,
@@ -55,6 +62,12 @@ pub struct Args {
     /// tmp/cache
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Send this HTTP header with every request (repeatable)
+    #[arg(long = "http-header", value_name = "NAME=VALUE")]
+    http_headers: Vec<String>,
+    /// Append this to the User-Agent
+    #[arg(long, value_name = "PRODUCT/VERSION")]
+    append_user_agent: Option<String>,
     /// Pull from this URL instead of the remote's configured one
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -86,6 +99,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         commit_metadata_only: a.commit_metadata_only,
         mirror: a.mirror,
         disable_static_deltas: a.disable_static_deltas,
+        require_static_deltas: a.require_static_deltas,
+        dry_run: a.dry_run,
         subpaths: a.subpaths.clone(),
         sync: if a.disable_fsync {
             Some(false)
@@ -103,6 +118,13 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     opts.fetch.retries = a.network_retries;
     opts.fetch.stall_timeout = std::time::Duration::from_secs(a.stall_timeout.max(1));
     opts.fetch = remote.fetch_options(opts.fetch)?;
+    for h in &a.http_headers {
+        let (k, v) = h
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--http-header takes NAME=VALUE, not '{h}'"))?;
+        opts.fetch.headers.push((k.to_string(), v.to_string()));
+    }
+    opts.fetch.append_user_agent = a.append_user_agent.clone();
 
     let pb = if std::io::stderr().is_terminal() && !a.json {
         let pb = ProgressBar::new(0);
@@ -154,6 +176,18 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let res = oxtree_transport::pull(&repo, &remote, &a.refs, &opts, &report);
     pb.finish_and_clear();
     let res = res?;
+    if a.dry_run {
+        let d = &res.deltas;
+        println!(
+            "Delta update: {}/{} parts, {}/{}, {} total uncompressed",
+            d.parts_present,
+            d.parts,
+            format_size(d.size_present),
+            format_size(d.size),
+            format_size(d.usize)
+        );
+        return Ok(());
+    }
     if a.mirror && a.refs.is_empty() {
         mirror_summary(&repo, &remote, &opts)?;
     }

@@ -12,6 +12,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Use the repository of the sysroot at PATH (its remotes go to
+    /// PATH/etc/ostree/remotes.d when PATH is a deployment's root)
+    #[arg(long, global = true, value_name = "PATH")]
+    sysroot: Option<PathBuf>,
     #[command(subcommand)]
     action: Action,
 }
@@ -93,6 +97,26 @@ enum Action {
     },
     /// Show the GPG keys trusted for a remote
     GpgListKeys { name: String },
+    /// Add a cookie to the remote's cookie jar
+    AddCookie {
+        name: String,
+        domain: String,
+        path: String,
+        cookie_name: String,
+        value: String,
+    },
+    /// Remove a cookie from the remote's cookie jar
+    DeleteCookie {
+        name: String,
+        domain: String,
+        path: String,
+        cookie_name: String,
+        /// Accepted for ostree's command line; the cookie is found by
+        /// domain, path and name
+        value: Option<String>,
+    },
+    /// Show the remote's cookies
+    ListCookies { name: String },
 }
 
 fn imported(n: usize, name: &str) {
@@ -103,7 +127,14 @@ fn imported(n: usize, name: &str) {
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
-    let mut repo = open_repo(repo)?;
+    let mut repo = match &a.sysroot {
+        Some(sr) => {
+            let mut r = open_repo(Some(sr.join("ostree/repo")))?;
+            r.set_sysroot(sr);
+            r
+        }
+        None => open_repo(repo)?,
+    };
     match a.action {
         Action::Add {
             no_gpg_verify,
@@ -250,6 +281,40 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
             let n = oxtree_transport::verify::import_gpg_keys(&repo, &name, &inputs, &key_ids)?;
             imported(n, &name);
+        }
+        Action::AddCookie {
+            name,
+            domain,
+            path,
+            cookie_name,
+            value,
+        } => {
+            Remote::open(&repo, &name)?;
+            oxtree_transport::cookies::add(&repo, &name, &domain, &path, &cookie_name, &value)?;
+        }
+        Action::DeleteCookie {
+            name,
+            domain,
+            path,
+            cookie_name,
+            value: _,
+        } => {
+            Remote::open(&repo, &name)?;
+            oxtree_transport::cookies::delete(&repo, &name, &domain, &path, &cookie_name)?;
+        }
+        Action::ListCookies { name } => {
+            Remote::open(&repo, &name)?;
+            for c in oxtree_transport::cookies::list(&repo, &name)? {
+                println!("--");
+                println!("Domain: {}", c.domain);
+                println!("Path: {}", c.path);
+                println!("Name: {}", c.name);
+                println!("Secure: {}", if c.secure { "TRUE" } else { "FALSE" });
+                if let Some(t) = chrono::DateTime::from_timestamp(c.expires as i64, 0) {
+                    println!("Expires: {}", t.format("%Y-%m-%d %H:%M:%S +0000"));
+                }
+                println!("Value: {}", c.value);
+            }
         }
         Action::GpgListKeys { name } => {
             let r = Remote::open(&repo, &name)?;

@@ -5,7 +5,7 @@
 
 /// The ostree release oxtree's command line is tested against
 /// (tests/ostree-suite.sh runs that release's own test suite).
-pub const OSTREE_COMPAT_VERSION: &str = "2022.7";
+pub use oxtree_transport::fetch::OSTREE_COMPAT_VERSION;
 
 /// What oxtree does that ostree reports as build features:
 /// OpenPGP signatures (gpgme), tar import and export (libarchive), ed25519

@@ -63,9 +63,22 @@ pub struct Repo {
     objects: OwnedFd,
     mode: RepoMode,
     config: RepoConfig,
+    /// The sysroot this repository was opened through (`--sysroot`), if
+    /// any: it decides where the repository's remotes.d is.
+    sysroot: Option<PathBuf>,
 }
 
 impl Repo {
+    /// Record that this is the repository of the sysroot at `path`.
+    pub fn set_sysroot(&mut self, path: &Path) {
+        self.sysroot = Some(path.to_path_buf());
+    }
+
+    /// The sysroot this repository was opened through, if any.
+    pub fn sysroot(&self) -> Option<&Path> {
+        self.sysroot.as_deref()
+    }
+
     /// Whether this is the system repository: the same directory as
     /// `/ostree/repo` (which is also what a booted host's
     /// `/sysroot/ostree/repo` is). ostree keeps such a repo's remotes in
@@ -140,6 +153,7 @@ impl Repo {
         // (a mounted image, another user's) is still readable without it.
         let _ = fsutil::ensure_dir_at(&dir, "tmp", 0o755);
         Ok(Repo {
+            sysroot: None,
             path: path.to_path_buf(),
             dir,
             objects,

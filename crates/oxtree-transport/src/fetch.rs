@@ -40,7 +40,18 @@ pub struct FetchOptions {
     /// HTTP/1.1 with keep-alive, as with ostree's libcurl). `http2=false`
     /// forces HTTP/1.1 everywhere.
     pub http2: bool,
+    /// Extra request headers (`pull --http-header K=V`).
+    pub headers: Vec<(String, String)>,
+    /// Added after the User-Agent's `libostree/VERSION`
+    /// (`--append-user-agent`).
+    pub append_user_agent: Option<String>,
 }
+
+/// The ostree release whose command line and formats oxtree follows;
+/// `oxtree --version` reports it as libostree's version, and requests
+/// carry it in the User-Agent (`libostree/VERSION`) as ostree's do, for
+/// servers and scripts that check it.
+pub const OSTREE_COMPAT_VERSION: &str = "2022.7";
 
 impl Default for FetchOptions {
     fn default() -> Self {
@@ -53,6 +64,8 @@ impl Default for FetchOptions {
             tls_ca_pem: None,
             proxy: None,
             http2: true,
+            headers: Vec::new(),
+            append_user_agent: None,
         }
     }
 }
@@ -146,8 +159,23 @@ impl Fetcher {
 
     /// Everything of the client but its trusted roots.
     fn builder(opts: &FetchOptions) -> Result<reqwest::ClientBuilder> {
+        let mut ua = format!("libostree/{OSTREE_COMPAT_VERSION}");
+        if let Some(a) = &opts.append_user_agent {
+            ua.push(' ');
+            ua.push_str(a);
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &opts.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| TransportError::Config(format!("invalid HTTP header name '{k}'")))?;
+            let value = reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                TransportError::Config(format!("invalid HTTP header value for '{k}'"))
+            })?;
+            headers.append(name, value);
+        }
         let mut b = reqwest::Client::builder()
-            .user_agent(concat!("oxtree/", env!("CARGO_PKG_VERSION")))
+            .user_agent(ua)
+            .default_headers(headers)
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.stall_timeout)
             .pool_idle_timeout(Duration::from_secs(60))

@@ -5,6 +5,7 @@
 //!
 //! Library code never prints: long operations report through callbacks.
 
+pub mod cookies;
 pub mod error;
 pub mod fetch;
 pub mod gpg;
@@ -19,6 +20,6 @@ pub mod verify;
 
 pub use error::{Result, TransportError};
 pub use fetch::{FetchOptions, Fetcher};
-pub use pull::{pull, PullOptions, PullProgress, PullResult};
+pub use pull::{pull, DeltaStats, PullOptions, PullProgress, PullResult};
 pub use remote::Remote;
 pub use summary::{Summary, SummaryRef};

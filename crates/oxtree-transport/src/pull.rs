@@ -84,6 +84,12 @@ pub struct PullOptions {
     /// Where verified signed summaries are cached (`summaries/REMOTE`):
     /// the repository's `tmp/cache` or `--cache-dir`; None: no cache.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Fail unless each requested commit not yet here comes by a static
+    /// delta (`--require-static-deltas`).
+    pub require_static_deltas: bool,
+    /// With `require_static_deltas`: only find the deltas and count their
+    /// parts ([`PullResult::deltas`]); fetch nothing else, move no ref.
+    pub dry_run: bool,
 }
 
 impl PullOptions {
@@ -112,8 +118,23 @@ impl Default for PullOptions {
             cancel: None,
             disable_verify_bindings: false,
             cache_dir: None,
+            require_static_deltas: false,
+            dry_run: false,
         }
     }
+}
+
+/// The static delta parts a pull used (or, with `dry_run`, would use).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeltaStats {
+    pub parts: u64,
+    /// Parts whose objects were all present already.
+    pub parts_present: u64,
+    /// Compressed size of all parts, and of the present ones.
+    pub size: u64,
+    pub size_present: u64,
+    /// Uncompressed size of all parts.
+    pub usize: u64,
 }
 
 /// Counters reported while pulling.
@@ -140,6 +161,7 @@ pub struct PullResult {
     /// Commits pulled (requested ones, not parents).
     pub commits: Vec<Checksum>,
     pub progress: PullProgress,
+    pub deltas: DeltaStats,
 }
 
 /// One thing the pull still has to obtain.
@@ -354,8 +376,9 @@ fn check_url(remote: &Remote) -> Result<()> {
             )));
         }
         if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")) {
+            // ostree's wording, which scripts match.
             return Err(TransportError::Config(format!(
-                "remote '{}': unsupported URL '{u}'",
+                "remote '{}': Invalid URI scheme in {u}",
                 remote.name
             )));
         }
@@ -381,7 +404,11 @@ pub fn pull(
         .iter()
         .map(|r| parse_ref_request(r))
         .collect::<Result<Vec<_>>>()?;
-    let fetcher = Fetcher::new(opts.fetch.clone())?;
+    let mut fetch = opts.fetch.clone();
+    if let Some(c) = crate::cookies::header_for(repo, &remote.name, &remote.url)? {
+        fetch.headers.push(("Cookie".into(), c));
+    }
+    let fetcher = Fetcher::new(fetch)?;
     let rt = client_runtime()?;
     let mut tx = repo.begin()?;
     if let Some(s) = opts.sync {
@@ -417,11 +444,24 @@ pub fn pull(
     }
     let mut result = PullResult {
         progress: walk.progress,
+        deltas: walk.deltas,
         ..Default::default()
     };
     for (name, c) in walk.targets {
         result.commits.push(c);
         if let Some(n) = name {
+            // A mirror of a remote with a collection ID keeps the
+            // collection: `refs/mirrors/ID/REF` (or `refs/heads/REF` when
+            // it is this repository's own collection), as ostree does.
+            if let (true, Some(id)) = (opts.mirror, remote.collection_id.as_deref()) {
+                let cref = oxtree_repo::collections::CollectionRef {
+                    collection_id: id.to_string(),
+                    ref_name: n.clone(),
+                };
+                repo.write_collection_ref(&cref, Some(&c), sync)?;
+                result.refs.push((n, c));
+                continue;
+            }
             let spec = if opts.mirror {
                 n.clone()
             } else {
@@ -439,6 +479,7 @@ pub fn pull(
 /// verified), then refs move only when `outcome` is Ok.
 struct Walk {
     outcome: Result<()>,
+    deltas: DeltaStats,
     targets: Vec<(Option<String>, Checksum)>,
     partial: Vec<Checksum>,
     detached: Vec<(Checksum, Vec<u8>)>,
@@ -561,13 +602,21 @@ async fn pull_async(
         .map_err(|_| TransportError::bad("remote config", "not UTF-8"))
         .and_then(|t| Ok(RepoConfig::parse(&t)?))?;
     let mode = RepoMode::parse(cfg.get("core", "mode").unwrap_or("bare"))?;
-    if mode != RepoMode::Archive {
-        return Err(TransportError::Unsupported(format!(
-            "remote '{}' is a {} repository; only archive repositories can be pulled over HTTP",
-            remote.name,
-            mode.config_name()
-        )));
-    }
+    // A `file://` remote of another mode is read as a local repository,
+    // as ostree does: its metadata objects are stored as in an archive
+    // repository (same names, same bytes), so only file objects are taken
+    // from it directly (re-hashed, or hard-linked within one filesystem).
+    let local = match remote.objects_base().strip_prefix("file://") {
+        _ if mode == RepoMode::Archive => None,
+        Some(path) => Some(Repo::open(std::path::Path::new(path))?),
+        None => {
+            return Err(TransportError::Unsupported(format!(
+                "remote '{}' is a {} repository; only archive repositories can be pulled over HTTP",
+                remote.name,
+                mode.config_name()
+            )))
+        }
+    };
 
     let cache = opts.cache_dir.as_deref().map(SummaryCache::new);
     let summary = fetch_summary_async(fetcher, remote, verifier, cache.as_ref()).await?;
@@ -651,10 +700,20 @@ async fn pull_async(
     // the target commit stored but partial, so the walk below finds the
     // delta's objects locally and fetches only the fallback objects.
     // A subpath wants part of a tree; a delta carries all of it.
-    if !opts.disable_static_deltas && !opts.commit_metadata_only && opts.subpaths.is_empty() {
-        if let Some(s) = &summary {
-            let deltas = s.static_delta_map();
-            let indexed = s.indexed_deltas();
+    let mut delta_stats = DeltaStats::default();
+    if opts.require_static_deltas && repo.mode() == RepoMode::Archive {
+        return Err(TransportError::Config(
+            "Can't use static deltas in an archive repo".into(),
+        ));
+    }
+    if opts.require_static_deltas
+        || (!opts.disable_static_deltas && !opts.commit_metadata_only && opts.subpaths.is_empty())
+    {
+        let (deltas, indexed) = match &summary {
+            Some(s) => (s.static_delta_map(), s.indexed_deltas()),
+            None => (Vec::new(), false),
+        };
+        {
             for (name, to) in &targets {
                 let spec = name.as_ref().map(|n| {
                     if opts.mirror {
@@ -663,7 +722,7 @@ async fn pull_async(
                         format!("{}:{n}", remote.name)
                     }
                 });
-                pull_static_delta(
+                let used = pull_static_delta(
                     repo,
                     remote,
                     verifier,
@@ -673,10 +732,33 @@ async fn pull_async(
                     indexed,
                     spec.as_deref(),
                     to,
+                    &mut delta_stats,
                 )
                 .await?;
+                let complete =
+                    repo.has_object(ObjectType::Commit, to)? && !repo.is_commit_partial(to)?;
+                if opts.require_static_deltas && !used && !complete {
+                    let from = spec
+                        .as_deref()
+                        .and_then(|r| repo.read_ref(r).ok().flatten())
+                        .map_or("(null)".to_string(), |c| c.to_hex());
+                    return Err(TransportError::bad(
+                        format!("remote '{}'", remote.name),
+                        format!("Static deltas required, but none found for {from} to {to}"),
+                    ));
+                }
             }
         }
+    }
+    if opts.dry_run {
+        return Ok(Walk {
+            outcome: Ok(()),
+            deltas: delta_stats,
+            targets: Vec::new(),
+            partial: Vec::new(),
+            detached: Vec::new(),
+            progress: PullProgress::default(),
+        });
     }
 
     let mut st = State {
@@ -688,6 +770,7 @@ async fn pull_async(
         waiting: HashMap::new(),
         metas: HashMap::new(),
         base: remote.objects_base().to_string(),
+        local: local.as_ref(),
         seen: HashSet::new(),
         pending: VecDeque::new(),
         partial: Vec::new(),
@@ -724,6 +807,7 @@ async fn pull_async(
     prog.bytes = fetcher.bytes_received();
     Ok(Walk {
         outcome,
+        deltas: delta_stats,
         targets,
         partial: std::mem::take(&mut st.partial),
         detached: std::mem::take(&mut st.detached),
@@ -752,6 +836,7 @@ async fn pull_static_delta(
     indexed: bool,
     local_ref: Option<&str>,
     to: &Checksum,
+    stats: &mut DeltaStats,
 ) -> Result<bool> {
     use oxtree_object::static_delta as sd;
     use oxtree_repo::static_delta::{parse_superblock_file, StaticDeltaApplier};
@@ -813,6 +898,25 @@ async fn pull_static_delta(
             &inner,
             sigs.as_ref(),
         )?;
+    }
+    for h in &sb.parts {
+        stats.parts += 1;
+        stats.size += h.size;
+        stats.usize += h.usize;
+        let mut present = true;
+        for (k, c) in &h.objects {
+            if !repo.has_object(*k, c)? {
+                present = false;
+                break;
+            }
+        }
+        if present {
+            stats.parts_present += 1;
+            stats.size_present += h.size;
+        }
+    }
+    if opts.dry_run {
+        return Ok(true);
     }
     let mut tx = repo.begin()?;
     if let Some(s) = opts.sync {
@@ -924,6 +1028,9 @@ struct State<'a> {
     /// Detached metadata fetched for commits to verify (`None`: 404).
     metas: HashMap<Checksum, Option<Vec<u8>>>,
     base: String,
+    /// The remote, when it is a local repository not in archive mode:
+    /// file objects are taken from it instead of fetched.
+    local: Option<&'a Repo>,
     seen: HashSet<(ObjectType, Checksum)>,
     pending: VecDeque<Job>,
     /// Commits whose trees this pull completes (unmarked at the end).
@@ -977,6 +1084,11 @@ impl State<'_> {
                     continue;
                 }
                 let (kind, csum) = job.name();
+                if let (ObjectType::File, Some(src)) = (kind, self.local) {
+                    self.import_local_file(src, &csum)?;
+                    progress(&self.snapshot(fetcher));
+                    continue;
+                }
                 let rel = loose_path(&csum, kind, RepoMode::Archive);
                 let url = join_url(&self.base, &format!("objects/{rel}"));
                 let limit = if kind == ObjectType::File {
@@ -1009,6 +1121,24 @@ impl State<'_> {
             }
             progress(&self.snapshot(fetcher));
         }
+    }
+
+    /// Copy (or hard-link) file object `csum` from the local repository
+    /// the remote is; its content is re-hashed on the way in.
+    fn import_local_file(&mut self, src: &Repo, csum: &Checksum) -> Result<()> {
+        self.progress.requested += 1;
+        self.progress.fetched += 1;
+        let size = match self.tx.link_object_from(src, ObjectType::File, csum)? {
+            Some(_) => src.open_file(csum)?.size,
+            None => {
+                let f = src.open_file(csum)?;
+                let size = f.size;
+                self.tx
+                    .write_content_expect(csum, &f.header, size, f.content)?;
+                size
+            }
+        };
+        self.file_written(Ok(size))
     }
 
     /// Account for a file object the writer thread has finished.

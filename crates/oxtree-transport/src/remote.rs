@@ -41,8 +41,17 @@ impl RemoteEntry {
     }
 }
 
-/// The remotes directory a repository reads, if any.
+/// The remotes directory a repository reads, if any: for the repository
+/// of a sysroot given by path, that sysroot's `etc/ostree/remotes.d` when
+/// the sysroot is a deployment's root (its `ostree` is a symlink to the
+/// physical sysroot's), none for a physical sysroot, as ostree decides.
 pub fn remotes_dir(repo: &Repo) -> Option<PathBuf> {
+    if let Some(sr) = repo.sysroot() {
+        let physical = std::fs::symlink_metadata(sr.join("ostree"))
+            .map(|m| !m.file_type().is_symlink())
+            .unwrap_or(true);
+        return (!physical).then(|| sr.join("etc/ostree/remotes.d"));
+    }
     repo.is_system().then(|| PathBuf::from(SYSTEM_REMOTES_DIR))
 }
 
