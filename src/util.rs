@@ -50,12 +50,11 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
     }
     for f in ["%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"] {
         if let Ok(d) = DateTime::parse_from_str(s, f) {
-            return u64::try_from(d.timestamp())
-                .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+            return Ok(epoch_u64(d.timestamp()));
         }
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return u64::try_from(d.timestamp()).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+        return Ok(epoch_u64(d.timestamp()));
     }
     for f in [
         "%Y-%m-%d %H:%M:%S",
@@ -64,20 +63,60 @@ pub fn parse_timestamp(s: &str) -> Result<u64> {
         "%Y-%m-%dT%H:%M",
     ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
-            return u64::try_from(d.and_utc().timestamp())
-                .map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+            return Ok(epoch_u64(d.and_utc().timestamp()));
         }
     }
     // Also the spelled-out dates GNU date(1) reads ("October 25 1985").
     for f in ["%Y-%m-%d", "%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y"] {
         if let Ok(d) = NaiveDate::parse_from_str(s, f) {
             let t = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
-            return u64::try_from(t).map_err(|_| anyhow!("timestamp before 1970: '{s}'"));
+            return Ok(epoch_u64(t));
         }
     }
+    if let Some(t) = relative_timestamp(s) {
+        return Ok(t);
+    }
     Err(anyhow!(
-        "could not parse timestamp '{s}' (use @EPOCH, YYYY-MM-DD or RFC 3339)"
+        "could not parse timestamp '{s}' (use @EPOCH, YYYY-MM-DD, RFC 3339 or 'N days ago')"
     ))
+}
+
+/// Seconds since the epoch as a commit stores them: a `u64` in which a
+/// date before 1970 wraps around, as ostree's (it converts GLib's signed
+/// seconds the same way; `log` shows such a date correctly again).
+fn epoch_u64(t: i64) -> u64 {
+    t as u64
+}
+
+/// GNU date(1)'s relative forms, which ostree accepts through the same
+/// parser: `now`, `yesterday`, `N UNIT ago` (seconds to years, singular
+/// or plural; months and years are calendar ones).
+fn relative_timestamp(s: &str) -> Option<u64> {
+    use chrono::{Duration, Months, Utc};
+    let now = Utc::now();
+    let t = match s.to_ascii_lowercase().as_str() {
+        "now" | "today" => now,
+        "yesterday" => now - Duration::days(1),
+        other => {
+            let words: Vec<&str> = other.split_whitespace().collect();
+            let [n, unit, "ago"] = words.as_slice() else {
+                return None;
+            };
+            let n: u32 = n.parse().ok()?;
+            match unit.trim_end_matches('s') {
+                "second" | "sec" => now - Duration::seconds(n.into()),
+                "minute" | "min" => now - Duration::minutes(n.into()),
+                "hour" => now - Duration::hours(n.into()),
+                "day" => now - Duration::days(n.into()),
+                "week" => now - Duration::weeks(n.into()),
+                "fortnight" => now - Duration::weeks(2 * i64::from(n)),
+                "month" => now.checked_sub_months(Months::new(n))?,
+                "year" => now.checked_sub_months(Months::new(n.checked_mul(12)?))?,
+                _ => return None,
+            }
+        }
+    };
+    u64::try_from(t.timestamp()).ok()
 }
 
 /// `YYYY-MM-DD HH:MM:SS +0000`, as ostree prints commit dates.

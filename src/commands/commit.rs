@@ -34,6 +34,16 @@ pub struct Args {
     #[arg(long = "add-metadata-string", value_name = "KEY=VALUE")]
     add_metadata_string: Vec<String>,
     /// Canonicalize permissions: owner 0:0, files & 0755, dirs 0755, no xattrs
+    /// Add a key/value pair to the detached metadata
+    #[arg(long = "add-detached-metadata-string", value_name = "KEY=VALUE")]
+    add_detached_metadata_string: Vec<String>,
+    /// File of `MODE PATH` (mode bits added) or `=MODE PATH` (mode set)
+    /// lines, modes in decimal
+    #[arg(long, value_name = "FILE")]
+    statoverride: Option<PathBuf>,
+    /// File of paths (one a line) to leave out
+    #[arg(long = "skip-list", value_name = "FILE")]
+    skip_list: Option<PathBuf>,
     #[arg(long)]
     canonical_permissions: bool,
     /// Set the owner uid of every file
@@ -136,11 +146,28 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         sources.push(Source::Dir(".".into()));
     }
 
+    let paths = if a.statoverride.is_some() || a.skip_list.is_some() {
+        let mut r = oxtree_repo::commit::PathRules::default();
+        if let Some(f) = &a.statoverride {
+            let t =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            r.add_statoverride(&t)?;
+        }
+        if let Some(f) = &a.skip_list {
+            let t =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            r.add_skip_list(&t);
+        }
+        Some(std::sync::Arc::new(r))
+    } else {
+        None
+    };
     let modifier = CommitModifier {
         canonical_permissions: a.canonical_permissions,
         owner_uid: a.owner_uid,
         owner_gid: a.owner_gid,
         skip_xattrs: a.no_xattrs,
+        paths: paths.clone(),
     };
 
     let parent = match a.parent.as_deref() {
@@ -207,7 +234,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             Source::Tar(f) => {
                 let file =
                     std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
-                tx.write_tar_into(std::io::BufReader::new(file), &mut mt, &modifier)
+                tx.write_tar_file_into(file, &mut mt, &modifier)
                     .with_context(|| format!("importing {}", f.display()))?;
             }
             Source::Ref(r) => {
@@ -234,6 +261,10 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         metadata = md;
     }
     let root = mt.write(&tx)?;
+    if let Some(p) = &paths {
+        // Before anything is committed: no ref moves.
+        p.unmatched()?;
+    }
 
     if a.skip_if_unchanged {
         if let Some(p) = parent {
@@ -255,6 +286,16 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let csum = tx.write_commit_object(root, &opts)?;
     let sync = tx.sync_enabled();
     tx.commit()?;
+    if !a.add_detached_metadata_string.is_empty() {
+        let mut md = repo.load_commitmeta(&csum)?.unwrap_or_default();
+        for kv in &a.add_detached_metadata_string {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                anyhow!("invalid --add-detached-metadata-string '{kv}': expected KEY=VALUE")
+            })?;
+            md.set_str(k, v);
+        }
+        repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
+    }
     // Signed before the ref moves: a signing failure leaves the ref alone.
     if !a.gpg_sign.is_empty() || a.gpg_keys.gpg_key_file.is_some() {
         let bytes = repo.load_meta_bytes(oxtree_object::ObjectType::Commit, &csum)?;

@@ -25,10 +25,13 @@ pub struct Args {
     /// (implies --verify-bindings)
     #[arg(long)]
     verify_back_refs: bool,
+    /// Turn on tombstone commits and add one for each missing parent
+    #[arg(long)]
+    add_tombstones: bool,
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
-    let repo = open_repo(repo)?;
+    let mut repo = open_repo(repo)?;
     let quiet = a.quiet;
     let say = |s: &str| {
         if !quiet {
@@ -88,6 +91,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             "{} partial commits from fsck-detected corruption",
             report.fsck_partial_commits
         );
+    }
+    if a.add_tombstones {
+        let n = repo.add_tombstones()?;
+        if n > 0 {
+            say(&format!("Added {n} tombstone commits"));
+        }
     }
     say(&format!(
         "object fsck of {} commits completed successfully - no errors found.",

@@ -13,6 +13,10 @@ pub struct Args {
     /// Globally unique ID of the repository's collection (core.collection-id)
     #[arg(long, value_name = "COLLECTION-ID")]
     collection_id: Option<String>,
+    /// Further words are ignored, as ostree ignores them (scripts pass
+    /// some: libtest's `ostree_repo_init repo init --mode=…`)
+    #[arg(hide = true)]
+    _ignored: Vec<String>,
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {

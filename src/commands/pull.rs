@@ -62,6 +62,20 @@ pub struct Args {
     /// tmp/cache
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Refuse file objects with modes a bare-user-only repository
+    /// cannot hold (setuid, setgid, world-writable)
+    #[arg(long)]
+    bareuseronly_files: bool,
+    /// With --mirror into an archive repository: store file objects
+    /// without verifying their checksums
+    #[arg(long)]
+    http_trusted: bool,
+    /// Refuse a commit older than the one the ref points to
+    #[arg(short = 'T', long)]
+    timestamp_check: bool,
+    /// Refuse a commit older than this one
+    #[arg(long, value_name = "COMMIT")]
+    timestamp_check_from_rev: Option<String>,
     /// Send this HTTP header with every request (repeatable)
     #[arg(long = "http-header", value_name = "NAME=VALUE")]
     http_headers: Vec<String>,
@@ -100,6 +114,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         mirror: a.mirror,
         disable_static_deltas: a.disable_static_deltas,
         require_static_deltas: a.require_static_deltas,
+        bareuseronly_files: a.bareuseronly_files,
+        trusted_http: a.http_trusted,
+        timestamp_check: a.timestamp_check,
+        timestamp_check_from: a
+            .timestamp_check_from_rev
+            .as_deref()
+            .map(|r| repo.resolve_rev(r))
+            .transpose()?,
         dry_run: a.dry_run,
         subpaths: a.subpaths.clone(),
         sync: if a.disable_fsync {

@@ -13,9 +13,17 @@ pub struct Args {
     /// Traverse DEPTH parents (-1 = infinite)
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     depth: i64,
-    /// Verify checksums of local sources (oxtree always does)
+    /// Verify checksums of the source's file objects (done anyway for
+    /// a repository another user owns)
     #[arg(long)]
     untrusted: bool,
+    /// Refuse file objects with modes a bare-user-only repository cannot
+    /// hold (setuid, setgid, world-writable)
+    #[arg(long)]
+    bareuseronly_files: bool,
+    /// Copy the commit objects only (they stay partial)
+    #[arg(long)]
+    commit_metadata_only: bool,
     /// Add REMOTE to the refspecs written here
     #[arg(long, value_name = "REMOTE")]
     remote: Option<String>,
@@ -64,6 +72,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let mut wanted: Vec<(Option<String>, Checksum)> = Vec::new();
     if a.refs.is_empty() {
         for (name, c) in src.list_refs()? {
+            // Every ref is copied under its own name, which a remote ref
+            // (`origin:main`) cannot be; ostree refuses the same way.
+            if name.contains(':') {
+                anyhow::bail!("Invalid ref name {name}");
+            }
             wanted.push((Some(name), c));
         }
     } else {
@@ -106,7 +119,17 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         pb.set_length(total);
         pb.set_position(done);
     };
-    let stats = repo.pull_local(&src, &commits, a.depth, sync, &progress)?;
+    // As ostree, a local source is trusted unless --untrusted; oxtree
+    // also checks a repository another user owns.
+    let trusted = !a.untrusted && owned_by_us(&src);
+    let opts = oxtree_repo::pull_local::PullLocalOptions {
+        depth: a.depth,
+        sync,
+        trusted,
+        bareuseronly_files: a.bareuseronly_files,
+        commit_metadata_only: a.commit_metadata_only,
+    };
+    let stats = repo.pull_local_with(&src, &commits, &opts, &progress)?;
     pb.finish_and_clear();
     let sync = sync.unwrap_or(repo.fsync_enabled()?);
     for (name, c) in &wanted {
@@ -167,4 +190,11 @@ fn verify_signatures(
         }
     }
     Ok(())
+}
+
+/// Whether the repository's directory belongs to the user running us.
+fn owned_by_us(src: &Repo) -> bool {
+    rustix::fs::fstat(src.dir())
+        .map(|st| st.st_uid == rustix::process::geteuid().as_raw())
+        .unwrap_or(false)
 }

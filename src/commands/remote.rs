@@ -52,8 +52,12 @@ enum Action {
         /// The remote's collection ID (collection-id)
         #[arg(long, value_name = "COLLECTION-ID")]
         collection_id: Option<String>,
+        /// The remote is served by another program (its URL optional)
+        #[arg(long, value_name = "NAME")]
+        custom_backend: Option<String>,
         name: String,
-        url: String,
+        #[arg(required_unless_present = "custom_backend")]
+        url: Option<String>,
         /// Branches `pull NAME` fetches by default
         #[arg(value_name = "BRANCH")]
         branches: Vec<String>,
@@ -146,10 +150,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             force,
             contenturl,
             collection_id,
+            custom_backend,
             name,
             url,
             branches,
         } => {
+            let url = url.unwrap_or_default();
             let mut opts = Vec::new();
             for kv in &set {
                 let (k, v) = kv
@@ -170,6 +176,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
             if let Some(c) = &contenturl {
                 opts.push(("contenturl".into(), c.clone()));
+            }
+            if let Some(b) = &custom_backend {
+                opts.push(("custom-backend".into(), b.clone()));
             }
             for sv in &sign_verify {
                 let (kind, spec) = sv
@@ -233,10 +242,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
         }
         Action::ShowUrl { name } => {
-            println!("{}", Remote::open(&repo, &name)?.url);
+            println!("{}", Remote::open(&repo, &name)?.require_url()?);
         }
         Action::Refs { name } => {
             let r = Remote::open(&repo, &name)?;
+            r.require_url()?;
             let v = RemoteVerifier::for_summary(&repo, &r)?;
             let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
                 .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;

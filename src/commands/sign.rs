@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long = "keys-dir", value_name = "DIR")]
     keys_dir: Option<PathBuf>,
     /// Print a new secret key and its public key (base64), then exit
-    #[arg(long = "generate-key", exclusive = true)]
+    #[arg(long = "generate-key", conflicts_with_all = ["commit", "keys", "delete", "verify"])]
     generate_key: bool,
     /// The commit to sign or verify
     #[arg(required_unless_present = "generate_key")]

@@ -153,7 +153,7 @@ mod tests {
         let busy: HostError = SysrootError::Busy("/s".into()).into();
         assert_eq!(busy.kind(), "busy");
         let bad: HostError = SysrootError::Repo(RepoError::RefNotFound("x:y".into())).into();
-        assert!(matches!(bad, HostError::BadRequest(ref m) if m == "refspec 'x:y' not found"));
+        assert!(matches!(bad, HostError::BadRequest(ref m) if m == "Refspec 'x:y' not found"));
         let c: HostError = TransportError::Cancelled.into();
         assert!(matches!(c, HostError::Cancelled));
         let apt: HostError = ComposeError::Command {

@@ -24,6 +24,118 @@ pub struct CommitModifier {
     pub owner_gid: Option<u32>,
     /// `--no-xattrs`.
     pub skip_xattrs: bool,
+    /// `--statoverride` and `--skip-list`, by path.
+    pub paths: Option<std::sync::Arc<PathRules>>,
+}
+
+/// Changes to single paths of a commit (`/usr/bin/x`, from the tree's
+/// root): `--statoverride` lines `MODE PATH` (mode bits added, decimal)
+/// or `=MODE PATH` (permission bits replaced), and `--skip-list` paths
+/// left out with everything below them. Entries no path matched are an
+/// error at the end ([`PathRules::unmatched`]), as in ostree.
+#[derive(Debug, Default)]
+pub struct PathRules {
+    pub mode_add: std::collections::HashMap<String, u32>,
+    pub mode_set: std::collections::HashMap<String, u32>,
+    pub skip: std::collections::HashSet<String>,
+    used: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl PathRules {
+    /// Parse a statoverride file's text into `self`.
+    pub fn add_statoverride(&mut self, text: &str) -> Result<()> {
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (m, path) = line.split_once(' ').ok_or_else(|| {
+                RepoError::Invalid("Malformed statoverride file (no space found)".into())
+            })?;
+            let (set, m) = match m.strip_prefix('=') {
+                Some(m) => (true, m),
+                None => (false, m),
+            };
+            let mode: u32 = m.parse().map_err(|_| {
+                RepoError::Invalid(format!("statoverride: '{m}' is not a decimal mode"))
+            })?;
+            if set {
+                self.mode_set.insert(path.to_string(), mode);
+            } else {
+                self.mode_add.insert(path.to_string(), mode);
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse a skip-list file's text (one path a line) into `self`.
+    pub fn add_skip_list(&mut self, text: &str) {
+        self.skip
+            .extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+
+    fn mark(&self, path: &str) {
+        if let Ok(mut u) = self.used.lock() {
+            u.insert(path.to_string());
+        }
+    }
+
+    /// Whether `path` is skipped.
+    fn skips(&self, path: &str) -> bool {
+        let hit = self.skip.contains(path);
+        if hit {
+            self.mark(path);
+        }
+        hit
+    }
+
+    /// `mode` with the override for `path`, if any.
+    fn mode(&self, path: &str, mode: u32) -> u32 {
+        if let Some(add) = self.mode_add.get(path) {
+            self.mark(path);
+            mode | add
+        } else if let Some(set) = self.mode_set.get(path) {
+            self.mark(path);
+            (mode & mode::S_IFMT) | (set & !mode::S_IFMT)
+        } else {
+            mode
+        }
+    }
+
+    /// The statoverride and skip-list paths that matched nothing; an
+    /// error names them.
+    pub fn unmatched(&self) -> Result<()> {
+        let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
+        let mut stat: Vec<&String> = self
+            .mode_add
+            .keys()
+            .chain(self.mode_set.keys())
+            .filter(|p| !used.contains(*p))
+            .collect();
+        stat.sort();
+        if !stat.is_empty() {
+            let list: Vec<&str> = stat.iter().map(|s| s.as_str()).collect();
+            return Err(RepoError::Invalid(format!(
+                "Unmatched statoverride paths: {}",
+                list.join(", ")
+            )));
+        }
+        let mut skip: Vec<&str> = self
+            .skip
+            .iter()
+            .filter(|p| !used.contains(*p))
+            .map(|s| s.as_str())
+            .collect();
+        skip.sort();
+        if !skip.is_empty() {
+            return Err(RepoError::Invalid(format!(
+                "Unmatched skip-list paths: {}",
+                skip.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `/` + a tree-relative path.
+fn tree_path(rel: &Path) -> String {
+    format!("/{}", rel.to_string_lossy())
 }
 
 impl CommitModifier {
@@ -31,12 +143,20 @@ impl CommitModifier {
         self.canonical_permissions || repo == RepoMode::BareUserOnly
     }
 
-    pub fn file(&self, repo: RepoMode, mut h: FileHeader) -> FileHeader {
+    /// Whether the entry at `path` is left out of the commit.
+    fn skips(&self, path: &str) -> bool {
+        self.paths.as_ref().is_some_and(|p| p.skips(path))
+    }
+
+    pub fn file(&self, path: &str, repo: RepoMode, mut h: FileHeader) -> FileHeader {
         if let Some(u) = self.owner_uid {
             h.uid = u;
         }
         if let Some(g) = self.owner_gid {
             h.gid = g;
+        }
+        if let Some(p) = &self.paths {
+            h.mode = p.mode(path, h.mode);
         }
         if self.canonical(repo) {
             h.uid = 0;
@@ -52,12 +172,15 @@ impl CommitModifier {
         h
     }
 
-    pub fn dir(&self, repo: RepoMode, mut m: DirMeta) -> DirMeta {
+    pub fn dir(&self, path: &str, repo: RepoMode, mut m: DirMeta) -> DirMeta {
         if let Some(u) = self.owner_uid {
             m.uid = u;
         }
         if let Some(g) = self.owner_gid {
             m.gid = g;
+        }
+        if let Some(p) = &self.paths {
+            m.mode = p.mode(path, m.mode);
         }
         if self.canonical(repo) {
             m.uid = 0;
@@ -122,6 +245,7 @@ impl<'r> Transaction<'r> {
             &root,
             Path::new(""),
             m.skip_xattrs || m.canonical(self.repo().mode()),
+            m,
             &mut jobs,
             &mut dirs,
         )?;
@@ -137,7 +261,7 @@ impl<'r> Transaction<'r> {
                 c
             })
             .collect::<Result<Vec<_>>>()?;
-        let built = self.assemble(scan, &sums, &mut jobs, m)?;
+        let built = self.assemble(scan, Path::new(""), &sums, &mut jobs, m)?;
         mt.overlay(built);
         Ok(())
     }
@@ -164,7 +288,11 @@ impl<'r> Transaction<'r> {
             } else {
                 Xattrs::new()
             };
-            let h = m.file(repo_mode, FileHeader::symlink(j.uid, j.gid, target, xattrs));
+            let h = m.file(
+                &tree_path(rel),
+                repo_mode,
+                FileHeader::symlink(j.uid, j.gid, target, xattrs),
+            );
             return Ok(self.write_content(&h, 0, std::io::empty())?.checksum);
         }
         let fd = fs::openat(
@@ -179,7 +307,11 @@ impl<'r> Transaction<'r> {
         } else {
             Xattrs::new()
         };
-        let h = m.file(repo_mode, FileHeader::regular(j.uid, j.gid, j.mode, xattrs));
+        let h = m.file(
+            &tree_path(rel),
+            repo_mode,
+            FileHeader::regular(j.uid, j.gid, j.mode, xattrs),
+        );
         let f = std::fs::File::from(fd);
         self.write_content(&h, j.size, f)
             .map(|w| w.checksum)
@@ -192,11 +324,12 @@ impl<'r> Transaction<'r> {
     fn assemble(
         &self,
         scan: ScanDir,
+        rel: &Path,
         sums: &[Checksum],
         jobs: &mut [FileJob],
         m: &CommitModifier,
     ) -> Result<MutableTree> {
-        let meta = m.dir(self.repo().mode(), scan.meta);
+        let meta = m.dir(&tree_path(rel), self.repo().mode(), scan.meta);
         let mut mt = MutableTree {
             meta: Some(self.write_dirmeta(&meta)?),
             ..Default::default()
@@ -206,9 +339,34 @@ impl<'r> Transaction<'r> {
                 .insert(std::mem::take(&mut jobs[idx].name), sums[idx]);
         }
         for (name, sub) in scan.dirs {
-            mt.dirs.insert(name, self.assemble(sub, sums, jobs, m)?);
+            let sub_rel = rel.join(&name);
+            mt.dirs
+                .insert(name, self.assemble(sub, &sub_rel, sums, jobs, m)?);
         }
         Ok(mt)
+    }
+
+    /// Commit the tar archive `file` into `mt` (overlaying): plain, or
+    /// gzip-compressed (as libarchive, and so `ostree commit --tree=tar=`,
+    /// accepts), which is first inflated into an unnamed temp file in the
+    /// staging directory since the import reads the archive twice.
+    pub fn write_tar_file_into(
+        &self,
+        mut file: std::fs::File,
+        mt: &mut MutableTree,
+        m: &CommitModifier,
+    ) -> Result<()> {
+        let mut magic = [0u8; 2];
+        let n = file.read(&mut magic).ctx(|| "reading the archive")?;
+        file.rewind().ctx(|| "rewinding the archive")?;
+        if n == 2 && magic == [0x1f, 0x8b] {
+            let mut plain = self.temp_file().ctx(|| "creating a temp file")?;
+            let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+            std::io::copy(&mut gz, &mut plain).ctx(|| "inflating the gzip archive")?;
+            plain.rewind().ctx(|| "rewinding the inflated archive")?;
+            return self.write_tar_into(std::io::BufReader::new(plain), mt, m);
+        }
+        self.write_tar_into(std::io::BufReader::new(file), mt, m)
     }
 
     /// Commit a tar stream into `mt` (overlaying).
@@ -241,8 +399,14 @@ impl<'r> Transaction<'r> {
             let xattr_pairs = xattrs_by_entry.get(&index).cloned().unwrap_or_default();
             let xattrs = Xattrs::from_pairs(xattr_pairs);
             let strs: Vec<&str> = comps.iter().map(|s| s.as_str()).collect();
+            let path = format!("/{}", strs.join("/"));
+            // A skipped entry, or one below a skipped directory.
+            if (1..=strs.len()).any(|n| m.skips(&format!("/{}", strs[..n].join("/")))) {
+                continue;
+            }
             if etype.is_dir() {
                 let meta = m.dir(
+                    &path,
                     repo_mode,
                     DirMeta {
                         uid,
@@ -266,7 +430,11 @@ impl<'r> Transaction<'r> {
                     .to_str()
                     .ok_or_else(|| RepoError::Invalid("non-UTF-8 symlink target in tar".into()))?
                     .to_string();
-                let h = m.file(repo_mode, FileHeader::symlink(uid, gid, target, xattrs));
+                let h = m.file(
+                    &path,
+                    repo_mode,
+                    FileHeader::symlink(uid, gid, target, xattrs),
+                );
                 self.write_content(&h, 0, std::io::empty())?.checksum
             } else if etype.is_hard_link() {
                 let target = link.ok_or_else(|| {
@@ -282,7 +450,11 @@ impl<'r> Transaction<'r> {
                 })?
             } else if etype.is_file() || etype == tar::EntryType::Continuous {
                 let size = e.size();
-                let h = m.file(repo_mode, FileHeader::regular(uid, gid, perms, xattrs));
+                let h = m.file(
+                    &path,
+                    repo_mode,
+                    FileHeader::regular(uid, gid, perms, xattrs),
+                );
                 self.write_content(&h, size, &mut e)?.checksum
             } else {
                 return Err(RepoError::Invalid(format!(
@@ -409,6 +581,7 @@ fn scan_dir(
     dirfd: &OwnedFd,
     rel: &Path,
     skip_xattrs: bool,
+    m: &CommitModifier,
     jobs: &mut Vec<FileJob>,
     dirs: &mut Vec<PathBuf>,
 ) -> Result<ScanDir> {
@@ -442,13 +615,16 @@ fn scan_dir(
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, _) in entries {
         let child_rel = || rel.join(&name);
+        if m.skips(&tree_path(&child_rel())) {
+            continue;
+        }
         let st = fs::statat(dirfd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .ctx(|| format!("stat {}", child_rel().display()))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
                 let sub = fsutil::open_dir_at(dirfd, &name)
                     .ctx(|| format!("opening {}", child_rel().display()))?;
-                let s = scan_dir(root, &sub, &child_rel(), skip_xattrs, jobs, dirs)?;
+                let s = scan_dir(root, &sub, &child_rel(), skip_xattrs, m, jobs, dirs)?;
                 out.dirs.push((name, s));
             }
             t @ (FileType::RegularFile | FileType::Symlink) => {

@@ -30,7 +30,7 @@ pub enum RepoError {
         checksum: Checksum,
         kind: ObjectType,
     },
-    #[error("refspec '{0}' not found")]
+    #[error("Refspec '{0}' not found")]
     RefNotFound(String),
     #[error("Invalid ref name '{0}'")]
     InvalidRef(String),

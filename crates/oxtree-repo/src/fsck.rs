@@ -299,7 +299,7 @@ impl Repo {
 }
 
 /// ostree's words for an object whose content does not hash to its name.
-fn checksum_mismatch(kind: ObjectType, expected: &Checksum, actual: &Checksum) -> String {
+pub fn checksum_mismatch(kind: ObjectType, expected: &Checksum, actual: &Checksum) -> String {
     format!("Corrupted {kind} object; checksum expected='{expected}' actual='{actual}'")
 }
 

@@ -43,3 +43,19 @@ impl RepoMode {
         self == RepoMode::Archive
     }
 }
+
+/// ostree's rule for `--bareuseronly-files` (pull and pull-local): a
+/// regular file's mode has no bits outside 0775, so no setuid, setgid or
+/// world-writable content enters from a source that should not have it.
+pub fn check_bareuseronly_mode(csum: &oxtree_object::Checksum, mode: u32) -> Result<()> {
+    const S_IFMT: u32 = 0o170000;
+    const S_IFREG: u32 = 0o100000;
+    let bits = mode & !S_IFMT & !0o775;
+    if mode & S_IFMT == S_IFREG && bits != 0 {
+        return Err(RepoError::Invalid(format!(
+            "Content object {csum}: invalid mode 0{:04o} with bits 0{bits:04o}",
+            mode & !S_IFMT
+        )));
+    }
+    Ok(())
+}

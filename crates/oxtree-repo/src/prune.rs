@@ -257,6 +257,33 @@ impl Repo {
             .ctx(|| format!("writing object {p}"))
     }
 
+    /// `fsck --add-tombstones`: turn tombstones on and write one for each
+    /// parent commit that is gone (pruned), so that later pulls know it
+    /// was deleted on purpose. Returns how many were written.
+    pub fn add_tombstones(&mut self) -> Result<usize> {
+        self.enable_tombstone_commits()?;
+        let objects = self.list_objects()?;
+        let present: std::collections::HashSet<(ObjectType, Checksum)> =
+            objects.iter().map(|(c, k)| (*k, *c)).collect();
+        let mut written = 0;
+        for (c, k) in &objects {
+            if *k != ObjectType::Commit {
+                continue;
+            }
+            let Some(parent) = self.load_commit(c)?.parent else {
+                continue;
+            };
+            if present.contains(&(ObjectType::Commit, parent))
+                || present.contains(&(ObjectType::TombstoneCommit, parent))
+            {
+                continue;
+            }
+            self.write_tombstone(&parent)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
     /// `--delete-commit` turns tombstones on first (like ostree), once the
     /// commit is known to be deletable.
     pub fn enable_tombstone_commits(&mut self) -> Result<()> {

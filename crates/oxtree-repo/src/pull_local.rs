@@ -16,6 +16,24 @@ use oxtree_object::{Checksum, DirMeta, Metadata, ObjectType};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How [`Repo::pull_local_with`] copies.
+#[derive(Clone, Debug, Default)]
+pub struct PullLocalOptions {
+    /// Parents to copy (negative: all).
+    pub depth: i64,
+    /// Overrides `core.fsync`.
+    pub sync: Option<bool>,
+    /// Trust `src`'s file objects (as ostree's pull-local does unless
+    /// `--untrusted`): linked or copied under their names without
+    /// re-hashing. Metadata objects are checked either way (they are
+    /// small, and the walk decodes them).
+    pub trusted: bool,
+    /// Refuse file objects a bare-user-only repository could not hold.
+    pub bareuseronly_files: bool,
+    /// Copy the commit objects only; they stay marked partial.
+    pub commit_metadata_only: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PullStats {
     /// Metadata objects written (commits, dirtrees, dirmetas; like ostree,
@@ -39,10 +57,36 @@ impl Repo {
         sync: Option<bool>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PullStats> {
+        let o = PullLocalOptions {
+            depth,
+            sync,
+            ..Default::default()
+        };
+        self.pull_local_with(src, commits, &o, progress)
+    }
+
+    /// [`Repo::pull_local`] with every option (see [`PullLocalOptions`]).
+    pub fn pull_local_with(
+        &self,
+        src: &Repo,
+        commits: &[Checksum],
+        o: &PullLocalOptions,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PullStats> {
+        let (depth, sync, trusted) = (o.depth, o.sync, o.trusted);
         let mut want = Reachable::new();
         for c in commits {
-            src.traverse_commit(c, depth, &mut want)?;
+            if o.commit_metadata_only {
+                src.commit_chain(c, depth, &mut want)?;
+            } else {
+                src.traverse_commit(c, depth, &mut want)?;
+            }
         }
+        let wanted_commits: Vec<Checksum> = want
+            .iter()
+            .filter(|(k, _)| *k == ObjectType::Commit)
+            .map(|(_, c)| *c)
+            .collect();
         let mut missing: Vec<ObjectName> = Vec::new();
         for o in want {
             if !self.has_object(o.0, &o.1)? {
@@ -71,8 +115,21 @@ impl Repo {
         let written = AtomicU64::new(0);
         let bytes = AtomicU64::new(0);
         progress(0, total);
+        let new_commits: Vec<Checksum> = meta
+            .iter()
+            .filter(|(k, _)| *k == ObjectType::Commit)
+            .map(|(_, c)| *c)
+            .collect();
         files.par_iter().try_for_each(|(_, c)| -> Result<()> {
-            match tx.link_object_from(src, ObjectType::File, c)? {
+            if o.bareuseronly_files {
+                crate::mode::check_bareuseronly_mode(c, src.open_file(c)?.header.mode)?;
+            }
+            let linked = if trusted {
+                tx.link_object_from_trusted(src, ObjectType::File, c)?
+            } else {
+                tx.link_object_from(src, ObjectType::File, c)?
+            };
+            match linked {
                 Some(new) => {
                     if new {
                         written.fetch_add(1, Ordering::Relaxed);
@@ -81,7 +138,11 @@ impl Repo {
                 None => {
                     let f = src.open_file(c)?;
                     let size = f.size;
-                    let w = tx.write_content_expect(c, &f.header, size, f.content)?;
+                    let w = if trusted {
+                        tx.write_content_trusted(c, &f.header, size, f.content)?
+                    } else {
+                        tx.write_content_expect(c, &f.header, size, f.content)?
+                    };
                     if w.new {
                         written.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(size, Ordering::Relaxed);
@@ -131,11 +192,52 @@ impl Repo {
             stats.metadata += 1;
         }
         let sync = tx.sync_enabled();
+        if o.commit_metadata_only {
+            // Marked before the commits become visible.
+            for c in &new_commits {
+                self.mark_commit_partial(c, b"")?;
+            }
+        }
         tx.commit()?;
         for (c, b) in detached {
             self.write_detached_metadata_bytes(&c, &b, sync)?;
         }
+        if !o.commit_metadata_only {
+            // Everything these commits reach is here now.
+            for c in &wanted_commits {
+                if self.is_commit_partial(c)? {
+                    self.clear_commit_partial(c)?;
+                }
+            }
+        }
         Ok(stats)
+    }
+
+    /// The commit objects (and detached metadata) of `commit` and `depth`
+    /// parents (negative: all), without their trees; a missing parent ends
+    /// the chain, a missing `commit` is an error.
+    fn commit_chain(&self, commit: &Checksum, depth: i64, out: &mut Reachable) -> Result<()> {
+        let mut next = Some(*commit);
+        let mut remaining = depth;
+        let mut first = true;
+        while let Some(c) = next {
+            let obj = match self.load_commit(&c) {
+                Ok(o) => o,
+                Err(_) if !first => break,
+                Err(e) => return Err(e),
+            };
+            out.insert((ObjectType::Commit, c));
+            if self.has_object(ObjectType::CommitMeta, &c)? {
+                out.insert((ObjectType::CommitMeta, c));
+            }
+            first = false;
+            if remaining == 0 {
+                break;
+            }
+            remaining -= 1;
+            next = obj.parent;
+        }
+        Ok(())
     }
 
     /// Store the detached metadata of `commit` (replacing any).

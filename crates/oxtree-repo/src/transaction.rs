@@ -313,6 +313,41 @@ impl<'r> Transaction<'r> {
         Ok(csum)
     }
 
+    /// Store the `.filez` bytes of file object `csum` as they are, without
+    /// checking that they hash to `csum`: only for archive repositories,
+    /// and only for a caller told to trust its source (`pull --mirror
+    /// --http-trusted`, as in ostree). fsck finds such an object if it
+    /// lies.
+    pub fn write_archive_content_unverified(
+        &self,
+        csum: &Checksum,
+        mut content: impl std::io::Read,
+        limit: u64,
+    ) -> Result<u64> {
+        if self.repo().mode() != crate::RepoMode::Archive {
+            return Err(RepoError::Invalid(
+                "unverified content can only be stored in an archive repository".into(),
+            ));
+        }
+        if self.is_present(ObjectType::File, csum, false)? {
+            return Ok(0);
+        }
+        let (id, tmp) = self.tmp_name();
+        let fd = self.create_tmp(&tmp, 0o644)?;
+        let mut f = std::fs::File::from(fd);
+        let n = std::io::copy(&mut (&mut content).take(limit.saturating_add(1)), &mut f)
+            .ctx(|| "writing a file object")?;
+        if n > limit {
+            return Err(RepoError::Invalid(format!(
+                "file object {csum} is larger than {limit} bytes"
+            )));
+        }
+        self.charge(n)?;
+        drop(f);
+        self.stage(id, ObjectType::File, *csum, false)?;
+        Ok(n)
+    }
+
     /// Write a metadata object whose checksum is known (a pull or import):
     /// refused if the bytes do not match.
     pub fn write_meta_trusted_name(
@@ -348,7 +383,7 @@ impl<'r> Transaction<'r> {
             return Err(RepoError::BadObject {
                 checksum: *expected,
                 kind,
-                reason: format!("content hashes to {actual}"),
+                reason: crate::fsck::checksum_mismatch(kind, expected, &actual),
             });
         }
         self.write_meta_at(kind, bytes, disk)?;
@@ -426,7 +461,27 @@ impl<'r> Transaction<'r> {
         size: u64,
         content: impl Read,
     ) -> Result<Written> {
-        self.write_content_at(header, size, content, true)
+        self.write_content_at(header, size, content, true, None)
+    }
+
+    /// Store a file object under the name `trusted` without checking that
+    /// the content hashes to it: for a source the caller trusts, as
+    /// ostree's pull-local trusts a local repository (`--untrusted`
+    /// checks). fsck finds an object that lied.
+    pub fn write_content_trusted(
+        &self,
+        trusted: &Checksum,
+        header: &FileHeader,
+        size: u64,
+        content: impl Read,
+    ) -> Result<Written> {
+        if self.is_present(ObjectType::File, trusted, true)? {
+            return Ok(Written {
+                checksum: *trusted,
+                new: false,
+            });
+        }
+        self.write_content_at(header, size, content, true, Some(*trusted))
     }
 
     fn write_content_at(
@@ -435,6 +490,7 @@ impl<'r> Transaction<'r> {
         size: u64,
         mut content: impl Read,
         disk: bool,
+        trusted: Option<Checksum>,
     ) -> Result<Written> {
         header.validate()?;
         let mode = self.repo.mode();
@@ -442,7 +498,7 @@ impl<'r> Transaction<'r> {
         let (id, tmp) = self.tmp_name();
 
         if header.is_symlink() && mode != RepoMode::BareUser && mode != RepoMode::Archive {
-            let csum = hasher.finish();
+            let csum = trusted.unwrap_or_else(|| hasher.finish());
             if self.is_present(ObjectType::File, &csum, disk)? {
                 return Ok(Written {
                     checksum: csum,
@@ -567,6 +623,7 @@ impl<'r> Transaction<'r> {
         })();
         match result {
             Ok(csum) => {
+                let csum = trusted.unwrap_or(csum);
                 drop(f);
                 let new = self.stage(id, ObjectType::File, csum, disk)?;
                 if !new {
@@ -599,6 +656,27 @@ impl<'r> Transaction<'r> {
         kind: ObjectType,
         csum: &Checksum,
     ) -> Result<Option<bool>> {
+        self.link_object_from_at(src, kind, csum, false)
+    }
+
+    /// Like [`Transaction::link_object_from`] without checking the source
+    /// object against its name (a trusted local source).
+    pub fn link_object_from_trusted(
+        &self,
+        src: &Repo,
+        kind: ObjectType,
+        csum: &Checksum,
+    ) -> Result<Option<bool>> {
+        self.link_object_from_at(src, kind, csum, true)
+    }
+
+    fn link_object_from_at(
+        &self,
+        src: &Repo,
+        kind: ObjectType,
+        csum: &Checksum,
+        trusted: bool,
+    ) -> Result<Option<bool>> {
         // Metadata objects are stored alike in every mode; file objects
         // only within one mode.
         if kind == ObjectType::File && src.mode() != self.repo.mode() {
@@ -625,6 +703,9 @@ impl<'r> Transaction<'r> {
         let unstage = || {
             let _ = fs::unlinkat(&self.staging, &tmp, AtFlags::empty());
         };
+        if trusted {
+            return self.stage(id, kind, *csum, false).map(Some);
+        }
         if let Err(reason) = src.verify_object(csum, kind) {
             unstage();
             return Err(RepoError::BadObject {
@@ -688,7 +769,7 @@ impl<'r> Transaction<'r> {
                 new: false,
             });
         }
-        let w = self.write_content_at(header, size, content, false)?;
+        let w = self.write_content_at(header, size, content, false, None)?;
         if w.checksum != *expected {
             if w.new {
                 let removed = self
@@ -703,7 +784,7 @@ impl<'r> Transaction<'r> {
             return Err(RepoError::BadObject {
                 checksum: *expected,
                 kind: ObjectType::File,
-                reason: format!("content hashes to {}", w.checksum),
+                reason: crate::fsck::checksum_mismatch(ObjectType::File, expected, &w.checksum),
             });
         }
         Ok(w)
@@ -806,6 +887,14 @@ impl<'r> Transaction<'r> {
             }
             fs::renameat(&self.staging, staged_name(*tmp), objects, &name)
                 .ctx(|| format!("publishing object {name}"))?;
+            if *kind == ObjectType::Commit {
+                // A commit that is back makes its tombstone a lie.
+                let t = loose_path(csum, ObjectType::TombstoneCommit, mode);
+                match fs::unlinkat(objects, &t, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(e).ctx(|| format!("removing {t}")),
+                }
+            }
         }
         if self.sync && !staged.is_empty() {
             fs::syncfs(objects).ctx(|| "syncing the filesystem")?;

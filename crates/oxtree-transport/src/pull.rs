@@ -90,6 +90,16 @@ pub struct PullOptions {
     /// With `require_static_deltas`: only find the deltas and count their
     /// parts ([`PullResult::deltas`]); fetch nothing else, move no ref.
     pub dry_run: bool,
+    /// Refuse file objects a bare-user-only repository could not hold
+    /// safely (setuid, setgid, world-writable: bits outside 0775).
+    pub bareuseronly_files: bool,
+    /// With `mirror` into an archive repository: store file objects as
+    /// fetched, without verifying their checksums (`--http-trusted`).
+    pub trusted_http: bool,
+    /// Refuse a commit older than the one its ref points to now
+    /// (`-T`), or than this commit (`--timestamp-check-from-rev`).
+    pub timestamp_check: bool,
+    pub timestamp_check_from: Option<Checksum>,
 }
 
 impl PullOptions {
@@ -120,6 +130,10 @@ impl Default for PullOptions {
             cache_dir: None,
             require_static_deltas: false,
             dry_run: false,
+            bareuseronly_files: false,
+            trusted_http: false,
+            timestamp_check: false,
+            timestamp_check_from: None,
         }
     }
 }
@@ -365,6 +379,16 @@ async fn fetch_summary_async(
 }
 
 fn check_url(remote: &Remote) -> Result<()> {
+    if let Some(b) = &remote.custom_backend {
+        return Err(TransportError::Config(format!(
+            "remote '{}' uses custom backend '{b}'",
+            remote.name
+        )));
+    }
+    if let Some(why) = &remote.unconfigured_state {
+        return Err(TransportError::Config(why.clone()));
+    }
+    remote.require_url()?;
     for u in [Some(remote.url.as_str()), remote.content_url.as_deref()]
         .into_iter()
         .flatten()
@@ -417,7 +441,7 @@ pub fn pull(
     let walk = std::thread::scope(|scope| {
         let out = Outputs {
             tx: &tx,
-            files: FileWriter::start(scope, &tx),
+            files: FileWriter::start(scope, &tx, FileChecks::of(repo, opts)),
             progress,
         };
         rt.block_on(pull_async(
@@ -436,6 +460,18 @@ pub fn pull(
         return Err(e);
     }
     tx.commit()?;
+    if opts.timestamp_check || opts.timestamp_check_from.is_some() {
+        for (name, c) in &walk.targets {
+            let current = match (&opts.timestamp_check_from, name) {
+                (Some(from), _) => Some(*from),
+                (None, Some(n)) => repo.read_ref(&ref_spec(remote, opts, n))?,
+                (None, None) => None,
+            };
+            if let Some(cur) = current.filter(|cur| cur != c) {
+                check_not_older(repo, &cur, c)?;
+            }
+        }
+    }
     for (c, b) in walk.detached {
         repo.write_detached_metadata_bytes(&c, &b, sync)?;
     }
@@ -472,6 +508,38 @@ pub fn pull(
         }
     }
     Ok(result)
+}
+
+/// The local ref a pulled ref goes to (before collection mirrors).
+fn ref_spec(remote: &Remote, opts: &PullOptions, name: &str) -> String {
+    if opts.mirror {
+        name.to_string()
+    } else {
+        format!("{}:{name}", remote.name)
+    }
+}
+
+/// Refuse `new` when its timestamp is before `current`'s, in ostree's
+/// words.
+fn check_not_older(repo: &Repo, current: &Checksum, new: &Checksum) -> Result<()> {
+    let cur = repo.load_commit(current)?;
+    let n = repo.load_commit(new)?;
+    if n.timestamp < cur.timestamp {
+        let iso = |t: u64| {
+            chrono::DateTime::from_timestamp(t as i64, 0)
+                .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| t.to_string())
+        };
+        return Err(TransportError::bad(
+            "pull",
+            format!(
+                "Upgrade target revision '{new}' with timestamp '{}' is chronologically older than current revision '{current}' with timestamp '{}'; use --allow-downgrade to permit",
+                iso(n.timestamp),
+                iso(cur.timestamp)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What the walk of the commits left for `pull` to finish: the
@@ -514,12 +582,13 @@ impl FileWriter {
     fn start<'scope>(
         scope: &'scope std::thread::Scope<'scope, '_>,
         tx: &'scope Transaction<'_>,
+        checks: FileChecks,
     ) -> FileWriter {
         let (jobs, queue) = std::sync::mpsc::channel::<(Checksum, Body, OwnedSemaphorePermit)>();
         let (report, done) = tokio::sync::mpsc::unbounded_channel();
         scope.spawn(move || {
             for (csum, body, permit) in queue {
-                let r = import_filez(tx, &csum, body);
+                let r = import_filez(tx, &csum, body, checks);
                 drop(permit);
                 if report.send((csum, r)).is_err() {
                     break;
@@ -593,7 +662,7 @@ async fn pull_async(
         .ok_or_else(|| {
             TransportError::bad(
                 format!("remote '{}'", remote.name),
-                format!("no repository config at {config_url}"),
+                format!("no repository config at {config_url} (404 Not Found)"),
             )
         })?
         .into_vec()
@@ -619,7 +688,14 @@ async fn pull_async(
     };
 
     let cache = opts.cache_dir.as_deref().map(SummaryCache::new);
-    let summary = fetch_summary_async(fetcher, remote, verifier, cache.as_ref()).await?;
+    // Commits named by checksum need no summary (ostree does not fetch
+    // it then either), unless deltas are required, which it lists.
+    let named = !requests.is_empty() && requests.iter().all(|r| r.commit.is_some());
+    let summary = if named && !opts.require_static_deltas {
+        None
+    } else {
+        fetch_summary_async(fetcher, remote, verifier, cache.as_ref()).await?
+    };
     if requests.is_empty() {
         if opts.mirror && remote.branches.is_empty() {
             let s = summary.as_ref().ok_or_else(|| {
@@ -687,7 +763,25 @@ async fn pull_async(
                         .into_vec()
                         .map_err(|e| TransportError::io("reading a ref", e))?;
                     oxtree_repo::refs::parse_ref_contents(&b).map_err(|_| {
-                        TransportError::bad(format!("ref {name} at {url}"), "not a checksum")
+                        // ostree's words, with at most 64 printable
+                        // characters of what came (an HTML page, say).
+                        let shown: String = String::from_utf8_lossy(&b)
+                            .trim_end()
+                            .chars()
+                            .take(64)
+                            .map(|c| {
+                                if c.is_ascii_graphic() || c == ' ' {
+                                    c
+                                } else {
+                                    ' '
+                                }
+                            })
+                            .collect();
+                        let id = remote.collection_id.as_deref().unwrap_or("(empty)");
+                        TransportError::bad(
+                            format!("Fetching checksum for ref ({id}, {name})"),
+                            format!("Invalid rev {shown}"),
+                        )
                     })?
                 }
             },
@@ -738,6 +832,7 @@ async fn pull_async(
                 let complete =
                     repo.has_object(ObjectType::Commit, to)? && !repo.is_commit_partial(to)?;
                 if opts.require_static_deltas && !used && !complete {
+                    // ostree names the local ref's commit, or "(null)".
                     let from = spec
                         .as_deref()
                         .and_then(|r| repo.read_ref(r).ok().flatten())
@@ -851,11 +946,26 @@ async fn pull_static_delta(
     if deltas.is_empty() {
         return Ok(false);
     }
+    let complete = |c: &Checksum| {
+        repo.has_object(ObjectType::Commit, c).unwrap_or(false)
+            && !repo.is_commit_partial(c).unwrap_or(true)
+    };
+    // The commit the local ref points to; else, as ostree, the newest
+    // complete local commit some listed delta to `to` starts from.
     let from = match local_ref {
         Some(r) => repo.read_ref(r).ok().flatten(),
         None => None,
     }
-    .filter(|c| repo.has_object(ObjectType::Commit, c).unwrap_or(false));
+    .filter(|c| repo.has_object(ObjectType::Commit, c).unwrap_or(false))
+    .or_else(|| {
+        deltas
+            .iter()
+            .filter_map(|(n, _)| match sd::parse_delta_name(n) {
+                Ok((Some(f), t)) if t == *to && complete(&f) => Some(f),
+                _ => None,
+            })
+            .max_by_key(|f| repo.load_commit(f).map(|c| c.timestamp).unwrap_or(0))
+    });
     let lookup = |f: Option<&Checksum>| {
         let n = sd::delta_name(f, to);
         deltas
@@ -1128,6 +1238,9 @@ impl State<'_> {
     fn import_local_file(&mut self, src: &Repo, csum: &Checksum) -> Result<()> {
         self.progress.requested += 1;
         self.progress.fetched += 1;
+        if self.opts.bareuseronly_files {
+            check_bareuseronly(csum, src.open_file(csum)?.header.mode)?;
+        }
         let size = match self.tx.link_object_from(src, ObjectType::File, csum)? {
             Some(_) => src.open_file(csum)?.size,
             None => {
@@ -1404,7 +1517,7 @@ fn verify_meta(kind: ObjectType, csum: &Checksum, bytes: &[u8]) -> Result<()> {
         return Err(object_err(
             kind,
             csum,
-            format!("content hashes to {actual}"),
+            oxtree_repo::fsck::checksum_mismatch(kind, csum, &actual),
         ));
     }
     Ok(())
@@ -1454,9 +1567,43 @@ fn keep_bad(
 
 /// Verify and store one `.filez` object, which `resolve_locally` found
 /// absent before it was fetched; returns its uncompressed size.
-fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64> {
+/// What is checked of each file object beyond its checksum.
+#[derive(Clone, Copy, Debug)]
+struct FileChecks {
+    bareuseronly: bool,
+    /// Store archive objects unverified (see `PullOptions::trusted_http`).
+    trusted: bool,
+    limit: u64,
+}
+
+impl FileChecks {
+    fn of(repo: &Repo, opts: &PullOptions) -> FileChecks {
+        FileChecks {
+            bareuseronly: opts.bareuseronly_files,
+            trusted: opts.trusted_http && opts.mirror && repo.mode() == RepoMode::Archive,
+            limit: opts.max_content_size,
+        }
+    }
+}
+
+/// `--bareuseronly-files` (see [`oxtree_repo::mode::check_bareuseronly_mode`]).
+fn check_bareuseronly(csum: &Checksum, mode: u32) -> Result<()> {
+    Ok(oxtree_repo::mode::check_bareuseronly_mode(csum, mode)?)
+}
+
+fn import_filez(
+    tx: &Transaction<'_>,
+    csum: &Checksum,
+    body: Body,
+    checks: FileChecks,
+) -> Result<u64> {
     let bad = |r: &dyn std::fmt::Display| object_err(ObjectType::File, csum, r);
     let mut r = body.into_reader();
+    if checks.trusted && !checks.bareuseronly {
+        return tx
+            .write_archive_content_unverified(csum, r, checks.limit)
+            .map_err(|e| keep_bad(e, &bad));
+    }
     let mut prefix = [0u8; 8];
     r.read_exact(&mut prefix)
         .map_err(|e| bad(&format!("truncated header: {e}")))?;
@@ -1469,6 +1616,9 @@ fn import_filez(tx: &Transaction<'_>, csum: &Checksum, body: Body) -> Result<u64
     r.read_exact(&mut head[8..])
         .map_err(|e| bad(&format!("truncated header: {e}")))?;
     let (ah, _) = ArchiveHeader::decode(&head).map_err(|e| bad(&e))?;
+    if checks.bareuseronly {
+        check_bareuseronly(csum, ah.file.mode)?;
+    }
     if ah.file.is_symlink() {
         tx.write_content_fetched(csum, &ah.file, 0, std::io::empty())
             .map_err(|e| keep_bad(e, &bad))?;

@@ -182,6 +182,12 @@ pub struct Remote {
     pub http2: bool,
     /// `collection-id`: the collection the remote's refs belong to.
     pub collection_id: Option<String>,
+    /// `custom-backend`: the remote is served by another program
+    /// (ostree-rs-ext containers); oxtree's pull refuses it.
+    pub custom_backend: Option<String>,
+    /// `unconfigured-state`: why this remote cannot be pulled yet (a
+    /// subscription to set up first); pulls fail with this text.
+    pub unconfigured_state: Option<String>,
 }
 
 pub fn section(name: &str) -> String {
@@ -246,10 +252,14 @@ fn bool_opt(config: &RepoConfig, sec: &str, key: &str, default: bool) -> Result<
 impl Remote {
     pub fn from_config(config: &RepoConfig, name: &str) -> Result<Remote> {
         let sec = section(name);
-        let url = config
-            .get(&sec, "url")
-            .ok_or_else(|| TransportError::NoSuchRemote(name.to_string()))?
-            .to_string();
+        let custom_backend = config.get(&sec, "custom-backend").map(str::to_string);
+        // A remote of a custom backend may have no URL (ostree's
+        // `remote add --custom-backend=NAME NAME`).
+        let url = match (config.get(&sec, "url"), &custom_backend) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(_)) => String::new(),
+            (None, None) => return Err(TransportError::NoSuchRemote(name.to_string())),
+        };
         let branches = config
             .get(&sec, "branches")
             .map(|b| {
@@ -264,6 +274,8 @@ impl Remote {
         let sign_verify_summary = SignVerify::parse(config.get(&sec, "sign-verify-summary"));
         Ok(Remote {
             name: name.to_string(),
+            custom_backend,
+            unconfigured_state: config.get(&sec, "unconfigured-state").map(str::to_string),
             url,
             content_url: config.get(&sec, "contenturl").map(str::to_string),
             branches,
@@ -331,6 +343,17 @@ impl Remote {
         }
     }
 
+    /// The URL, or ostree's error for a remote without one.
+    pub fn require_url(&self) -> Result<&str> {
+        if self.url.is_empty() {
+            return Err(TransportError::Config(format!(
+                "No \"url\" option in remote \"{}\"",
+                self.name
+            )));
+        }
+        Ok(&self.url)
+    }
+
     /// Base URL for objects (contenturl when set).
     pub fn objects_base(&self) -> &str {
         self.content_url.as_deref().unwrap_or(&self.url)
@@ -348,7 +371,8 @@ pub fn add_remote(
     if_not_exists: bool,
 ) -> Result<bool> {
     validate_remote_name(name)?;
-    if url.is_empty() {
+    let custom = options.iter().any(|(k, _)| k == "custom-backend");
+    if url.is_empty() && !custom {
         return Err(TransportError::Config("empty URL".into()));
     }
     if list_remotes(repo)?.iter().any(|r| r == name) {
@@ -372,7 +396,9 @@ pub fn add_remote(
         None => repo.config().clone(),
     };
     let sec = section(name);
-    cfg.set(&sec, "url", url);
+    if !url.is_empty() {
+        cfg.set(&sec, "url", url);
+    }
     if !branches.is_empty() {
         let mut b = String::new();
         for br in branches {

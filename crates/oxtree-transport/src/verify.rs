@@ -240,7 +240,9 @@ impl RemoteVerifier {
             if sigs.is_empty() {
                 return Err(fail(
                     "GPG",
-                    TransportError::Signature("the commit has no GPG signatures".into()),
+                    TransportError::Signature(
+                        "GPG verification enabled, but no signatures found (use gpg-verify=false in remote config to disable)".into(),
+                    ),
                 ));
             }
             self.gpg.verify(commit, &sigs).map_err(|e| fail("GPG", e))?;
