@@ -99,8 +99,9 @@ enum Action {
         #[arg(value_name = "KEY-ID")]
         key_ids: Vec<String>,
     },
-    /// Show the GPG keys trusted for a remote
-    GpgListKeys { name: String },
+    /// Show the GPG keys of a remote's keyring (or, with no remote, the
+    /// global ones)
+    GpgListKeys { name: Option<String> },
     /// Add a cookie to the remote's cookie jar
     AddCookie {
         name: String,
@@ -327,24 +328,53 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
         }
         Action::GpgListKeys { name } => {
-            let r = Remote::open(&repo, &name)?;
-            let ring = oxtree_transport::verify::remote_gpg_keyring(&repo, &r)?;
+            let ring = match &name {
+                Some(n) => {
+                    Remote::open(&repo, n)?;
+                    oxtree_transport::verify::remote_own_keyring(&repo, n)?
+                }
+                None => oxtree_transport::verify::global_gpg_keyring()?,
+            };
             for k in ring.keys() {
-                println!(
-                    "Key: {}",
-                    oxtree_transport::gpg::fingerprint_hex(&k.primary_key)
-                );
-                for u in &k.details.users {
-                    println!("  UID: {}", String::from_utf8_lossy(u.id.id()));
-                }
-                for sk in &k.public_subkeys {
-                    println!(
-                        "  Subkey: {}",
-                        oxtree_transport::gpg::fingerprint_hex(&sk.key)
-                    );
-                }
+                print!("{}", render_key(&oxtree_transport::gpg::key_info(k)));
             }
         }
     }
     Ok(())
+}
+
+/// One key as ostree's `remote gpg-list-keys` shows it.
+fn render_key(k: &oxtree_transport::gpg::KeyInfo) -> String {
+    use std::fmt::Write;
+    let date = |t: u64| {
+        chrono::DateTime::from_timestamp(t as i64, 0)
+            .map(|d| d.format("%a %b %e %H:%M:%S %Y").to_string())
+            .unwrap_or_default()
+    };
+    let rev = |r: bool| if r { " (revoked)" } else { "" };
+    let now = chrono::Utc::now().timestamp() as u64;
+    let mut s = String::new();
+    let _ = writeln!(s, "Key: {}{}", k.fingerprint, rev(k.revoked));
+    let _ = writeln!(s, "  Created: {}", date(k.created));
+    if let Some(e) = k.expires {
+        let word = if e <= now { "Expired" } else { "Expires" };
+        let _ = writeln!(s, "  {word}: {}", date(e));
+    }
+    for (uid, revoked) in &k.uids {
+        let _ = writeln!(s, "  UID: {uid}{}", rev(*revoked));
+        let email = uid.rsplit_once('<').and_then(|(_, e)| e.strip_suffix('>'));
+        if let Some((adv, direct)) = email.and_then(oxtree_transport::gpg::wkd_urls) {
+            let _ = writeln!(s, "  Advanced update URL: {adv}");
+            let _ = writeln!(s, "  Direct update URL: {direct}");
+        }
+    }
+    for sk in &k.subkeys {
+        let _ = writeln!(s, "  Subkey: {}{}", sk.fingerprint, rev(sk.revoked));
+        let _ = writeln!(s, "    Created: {}", date(sk.created));
+        if let Some(e) = sk.expires {
+            let word = if e <= now { "Expired" } else { "Expires" };
+            let _ = writeln!(s, "    {word}: {}", date(e));
+        }
+    }
+    s
 }

@@ -102,7 +102,7 @@ impl Repo {
             return Err(Self::bad(
                 csum,
                 kind,
-                format!("corrupt object: content hashes to {actual}"),
+                crate::fsck::checksum_mismatch(kind, csum, &actual),
             ));
         }
         Ok(b)

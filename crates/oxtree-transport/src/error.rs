@@ -27,7 +27,7 @@ pub enum TransportError {
     Http { url: String, reason: String },
     #[error("fetching {url}: not found (HTTP 404)")]
     NotFound { url: String },
-    #[error("fetching {url}: body exceeds the limit of {limit} bytes")]
+    #[error("URI {url} exceeded maximum size of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("{what}: {reason}")]
     Bad { what: String, reason: String },

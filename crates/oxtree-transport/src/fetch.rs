@@ -298,7 +298,18 @@ impl Fetcher {
                         self.opts.stall_timeout.as_secs()
                     )))
                 }
-                Ok(Err(e)) => return Err(Attempt::Retry(error_chain(&e))),
+                Ok(Err(e)) => {
+                    // The connection ended (or broke) mid-body: say so in
+                    // the words ostree's fetcher uses (scripts match them).
+                    let got = match announced {
+                        Some(n) => format!(" ({total} of {n} bytes)"),
+                        None => format!(" ({total} bytes)"),
+                    };
+                    return Err(Attempt::Retry(format!(
+                        "Transferred a partial file{got}: {}",
+                        error_chain(&e)
+                    )));
+                }
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
@@ -332,7 +343,7 @@ impl Fetcher {
         if let Some(n) = announced {
             if n != total {
                 return Err(Attempt::Retry(format!(
-                    "body truncated: {total} of {n} bytes"
+                    "Transferred a partial file ({total} of {n} bytes)"
                 )));
             }
         }

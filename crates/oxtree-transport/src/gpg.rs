@@ -92,7 +92,85 @@ pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<SignedPublicKey>> {
     parse_public_keys_one(bytes)
 }
 
+/// A binary keyring without its trust packets (tag 12), which GnuPG 1's
+/// `pubring.gpg` keeps after each packet and which are local bookkeeping,
+/// not part of the keys; the key parser stops short of a key's subkeys
+/// on them. Armored input, and anything that does not parse as packets,
+/// is returned as is.
+fn without_trust_packets(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut dropped = false;
+    while i < bytes.len() {
+        let h = bytes[i];
+        if h & 0x80 == 0 {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let (tag, len, hdr) = if h & 0x40 != 0 {
+            // New format: one-, two- or five-octet lengths (partial
+            // lengths only occur in data packets, never in keyrings).
+            let tag = h & 0x3f;
+            let Some(&l0) = bytes.get(i + 1) else {
+                return std::borrow::Cow::Borrowed(bytes);
+            };
+            match l0 {
+                0..=191 => (tag, usize::from(l0), 2),
+                192..=223 => {
+                    let Some(&l1) = bytes.get(i + 2) else {
+                        return std::borrow::Cow::Borrowed(bytes);
+                    };
+                    (
+                        tag,
+                        ((usize::from(l0) - 192) << 8) + usize::from(l1) + 192,
+                        3,
+                    )
+                }
+                255 => {
+                    let Some(b) = bytes.get(i + 2..i + 6) else {
+                        return std::borrow::Cow::Borrowed(bytes);
+                    };
+                    (
+                        tag,
+                        u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize,
+                        6,
+                    )
+                }
+                _ => return std::borrow::Cow::Borrowed(bytes),
+            }
+        } else {
+            let tag = (h >> 2) & 0x0f;
+            let n = match h & 3 {
+                0 => 1,
+                1 => 2,
+                2 => 4,
+                _ => return std::borrow::Cow::Borrowed(bytes),
+            };
+            let Some(b) = bytes.get(i + 1..i + 1 + n) else {
+                return std::borrow::Cow::Borrowed(bytes);
+            };
+            let len = b.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x));
+            (tag, len, 1 + n)
+        };
+        let end = i + hdr + len;
+        if end > bytes.len() {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        if tag == 12 {
+            dropped = true;
+        } else {
+            out.extend_from_slice(&bytes[i..end]);
+        }
+        i = end;
+    }
+    if dropped {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(bytes)
+    }
+}
+
 fn parse_public_keys_one(bytes: &[u8]) -> Result<Vec<SignedPublicKey>> {
+    let bytes = &*without_trust_packets(bytes);
     let (iter, _) = SignedPublicKey::from_reader_many(Cursor::new(bytes))
         .map_err(|e| TransportError::Config(format!("reading OpenPGP keys: {e}")))?;
     let mut out = Vec::new();
@@ -282,7 +360,7 @@ impl Keyring {
         if let (Some(c), Some(e)) = (sig.created(), sig.signature_expiration_time()) {
             if e.as_secs() != 0 && u64::from(c.as_secs()) + u64::from(e.as_secs()) <= u64::from(now)
             {
-                return Err(format!("signature by {issuer} has expired"));
+                return Err(format!("Signature expired: signature by {issuer}"));
             }
         }
         for k in &self.keys {
@@ -292,11 +370,11 @@ impl Keyring {
                 }
                 let primary = fingerprint_hex(&k.primary_key);
                 if is_revoked(k) {
-                    return Err(format!("key {primary} is revoked"));
+                    return Err(format!("Key revoked: key {primary}"));
                 }
                 if let Some(exp) = key_expiry(k) {
                     if exp <= u64::from(now) {
-                        return Err(format!("key {primary} has expired"));
+                        return Err(format!("Key expired: key {primary}"));
                     }
                 }
                 return Ok(GoodSignature {
@@ -305,6 +383,19 @@ impl Keyring {
                     created: sig.created().map(|t| t.as_secs()),
                 });
             }
+        }
+        // gpgme's (and so ostree's) words when no trusted key has the
+        // signer's id, which scripts match; otherwise a key of that id
+        // was there but the signature is bad.
+        let known = self.keys.iter().any(|k| {
+            signing_keys(k)
+                .into_iter()
+                .any(|(_, fpr)| issuer != "unknown" && fpr.ends_with(&issuer))
+        });
+        if !known {
+            return Err(format!(
+                "signature by key {issuer} does not verify against any trusted key: public key not found"
+            ));
         }
         Err(format!(
             "signature by key {issuer} does not verify against any trusted key"
@@ -339,6 +430,105 @@ fn signing_keys(k: &SignedPublicKey) -> Vec<(Signer<'_>, String)> {
         }
     }
     v
+}
+
+/// What `remote gpg-list-keys` shows of a key, as ostree lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub fingerprint: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub revoked: bool,
+    /// User IDs, each with whether it was revoked.
+    pub uids: Vec<(String, bool)>,
+    pub subkeys: Vec<SubkeyInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubkeyInfo {
+    pub fingerprint: String,
+    pub created: u64,
+    pub expires: Option<u64>,
+    pub revoked: bool,
+}
+
+/// Describe `k` for listing.
+pub fn key_info(k: &SignedPublicKey) -> KeyInfo {
+    let revoked = is_revoked(k);
+    let uids = k
+        .details
+        .users
+        .iter()
+        .map(|u| {
+            let r = u
+                .signatures
+                .iter()
+                .any(|s| s.typ() == Some(SignatureType::CertRevocation));
+            (
+                String::from_utf8_lossy(u.id.id()).into_owned(),
+                r || revoked,
+            )
+        })
+        .collect();
+    let subkeys = k
+        .public_subkeys
+        .iter()
+        .map(|sk| {
+            let created = u64::from(sk.key.created_at().as_secs());
+            let expires = sk
+                .signatures
+                .iter()
+                .filter_map(|s| s.key_expiration_time().map(|d| d.as_secs()))
+                .find(|d| *d != 0)
+                .map(|d| created + u64::from(d));
+            let r = sk
+                .signatures
+                .iter()
+                .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation));
+            SubkeyInfo {
+                fingerprint: fingerprint_hex(&sk.key),
+                created,
+                expires,
+                revoked: r || revoked,
+            }
+        })
+        .collect();
+    KeyInfo {
+        fingerprint: fingerprint_hex(&k.primary_key),
+        created: u64::from(k.primary_key.created_at().as_secs()),
+        expires: key_expiry(k),
+        revoked,
+        uids,
+        subkeys,
+    }
+}
+
+/// The Web Key Directory addresses of `email` (advanced, direct), as
+/// ostree prints them: the local part's SHA-1 in z-base-32.
+pub fn wkd_urls(email: &str) -> Option<(String, String)> {
+    use sha1::{Digest, Sha1};
+    let (local, domain) = email.rsplit_once('@')?;
+    let digest = Sha1::digest(local.to_lowercase().as_bytes());
+    const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+    let mut hash = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in digest.iter() {
+        acc = (acc << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            hash.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        hash.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    let domain = domain.to_lowercase();
+    Some((
+        format!("https://openpgpkey.{domain}/.well-known/openpgpkey/{domain}/hu/{hash}?l={local}"),
+        format!("https://{domain}/.well-known/openpgpkey/hu/{hash}?l={local}"),
+    ))
 }
 
 fn is_revoked(k: &SignedPublicKey) -> bool {

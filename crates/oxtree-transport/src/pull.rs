@@ -878,6 +878,16 @@ async fn pull_async(
             .iter()
             .map(|p| split_subpath(p))
             .collect::<Result<_>>()?,
+        commit_sizes: summary
+            .as_ref()
+            .map(|s| {
+                s.refs
+                    .iter()
+                    .filter(|r| r.commit_size > 0)
+                    .map(|r| (r.commit, r.commit_size))
+                    .collect()
+            })
+            .unwrap_or_default(),
         scopes: Vec::new(),
     };
     for (name, c) in &targets {
@@ -1153,6 +1163,9 @@ struct State<'a> {
     progress: PullProgress,
     /// `--subpath`s as components; empty: whole trees.
     subpaths: Vec<Vec<String>>,
+    /// Commit object sizes the summary gives: a commit fetched bigger is
+    /// refused as soon as it passes that size (ostree does the same).
+    commit_sizes: HashMap<Checksum, u64>,
     /// Paths of the partly wanted directories (see [`ALL`]).
     scopes: Vec<Vec<String>>,
 }
@@ -1201,10 +1214,14 @@ impl State<'_> {
                 }
                 let rel = loose_path(&csum, kind, RepoMode::Archive);
                 let url = join_url(&self.base, &format!("objects/{rel}"));
-                let limit = if kind == ObjectType::File {
-                    self.opts.max_content_size
-                } else {
-                    self.opts.max_metadata_size
+                let limit = match kind {
+                    ObjectType::File => self.opts.max_content_size,
+                    ObjectType::Commit => self
+                        .commit_sizes
+                        .get(&csum)
+                        .copied()
+                        .unwrap_or(self.opts.max_metadata_size),
+                    _ => self.opts.max_metadata_size,
                 };
                 let f = fetcher.clone();
                 let spill = Some(spill.clone());

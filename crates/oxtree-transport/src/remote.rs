@@ -190,6 +190,27 @@ pub struct Remote {
     pub unconfigured_state: Option<String>,
 }
 
+/// `gpgkeypath`, as ostree splits it: by `;` or by `,` (not both), a
+/// trailing separator ignored and an empty entry kept (it names no file,
+/// and using it fails).
+fn split_key_path(remote: &str, v: &str) -> Result<Vec<String>> {
+    let sep = match (v.contains(';'), v.contains(',')) {
+        (true, true) => {
+            return Err(TransportError::Config(format!(
+                "remote '{remote}': gpgkeypath: key value list contains more than one separator"
+            )))
+        }
+        (true, false) => ';',
+        (false, true) => ',',
+        (false, false) => return Ok(vec![v.trim().to_string()]),
+    };
+    let mut parts: Vec<String> = v.split(sep).map(|s| s.trim().to_string()).collect();
+    if parts.last().is_some_and(|l| l.is_empty()) {
+        parts.pop();
+    }
+    Ok(parts)
+}
+
 pub fn section(name: &str) -> String {
     format!("remote \"{name}\"")
 }
@@ -293,13 +314,8 @@ impl Remote {
                 .map(str::to_string),
             gpg_key_path: config
                 .get(&sec, "gpgkeypath")
-                .map(|p| {
-                    p.split([';', ','])
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|p| split_key_path(name, p))
+                .transpose()?
                 .unwrap_or_default(),
             ed25519_key: config
                 .get(&sec, "verification-ed25519-key")

@@ -14,7 +14,7 @@ use crate::error::{Result, TransportError};
 use oxtree_object::gvariant::{be64, decode, encode, from_be64};
 use oxtree_object::static_delta as sd;
 use oxtree_object::{Checksum, Metadata, ObjectType};
-use oxtree_repo::{fsutil, Repo};
+use oxtree_repo::{fsutil, Repo, RepoError};
 use zvariant::{OwnedValue, Value};
 
 pub const KEY_TIMESTAMP: &str = "ostree.commit.timestamp";
@@ -227,8 +227,15 @@ impl Summary {
 
 /// ostree's entry for one ref: commit size, checksum, `{version, timestamp}`.
 fn ref_entry(repo: &Repo, name: String, c: Checksum) -> Result<SummaryRef> {
+    // Decoded without checking its checksum, as ostree does: the summary
+    // only describes the repository (clients verify what they fetch), and
+    // a corrupt commit is fsck's to report.
     let bytes = repo.load_meta_bytes(ObjectType::Commit, &c)?;
-    let commit = repo.load_commit(&c)?;
+    let commit = oxtree_object::Commit::decode(&bytes).map_err(|e| RepoError::BadObject {
+        checksum: c,
+        kind: ObjectType::Commit,
+        reason: e.to_string(),
+    })?;
     let mut md = Metadata::new();
     if let Some(v) = commit.version() {
         md.set_str(KEY_VERSION, v);

@@ -77,6 +77,32 @@ pub fn import_gpg_keys(
 
 /// The OpenPGP keys trusted for `remote`: its keyring and `gpgkeypath`;
 /// when it has neither, `trusted.gpg.d/` of the system directories.
+/// The keys `remote gpg-list-keys REMOTE` shows: the remote's own
+/// keyring only (`REMOTE.trustedkeys.gpg`), as ostree lists them.
+pub fn remote_own_keyring(repo: &Repo, remote: &str) -> Result<Keyring> {
+    let mut ring = Keyring::new();
+    let own = remote_keyring_path(repo, remote);
+    if own.exists() {
+        ring.add_file(&own)?;
+    }
+    Ok(ring)
+}
+
+/// The global keys (`remote gpg-list-keys` without a remote):
+/// `OSTREE_GPG_HOME`, else the system keyring directories.
+pub fn global_gpg_keyring() -> Result<Keyring> {
+    let mut ring = Keyring::new();
+    match std::env::var_os("OSTREE_GPG_HOME") {
+        Some(d) if !d.is_empty() => ring.add_dir(Path::new(&d))?,
+        _ => {
+            for d in sign::system_dirs() {
+                ring.add_dir(&d.join("trusted.gpg.d"))?;
+            }
+        }
+    }
+    Ok(ring)
+}
+
 pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
     let mut ring = Keyring::new();
     let own = remote_keyring_path(repo, &remote.name);
@@ -86,6 +112,12 @@ pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
         specific = true;
     }
     for p in &remote.gpg_key_path {
+        if p.is_empty() {
+            return Err(TransportError::io(
+                "gpgkeypath entry ()",
+                std::io::Error::from_raw_os_error(2),
+            ));
+        }
         add_path(&mut ring, Path::new(p))?;
         specific = true;
     }
@@ -104,12 +136,26 @@ pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
     Ok(ring)
 }
 
+/// A `gpgkeypath` entry: a key file, or a directory whose regular files
+/// are each tried as one, as ostree does; files there that hold no key
+/// (a GnuPG home's trustdb.gpg, say) are skipped.
 fn add_path(ring: &mut Keyring, p: &Path) -> Result<()> {
-    if p.is_dir() {
-        ring.add_dir(p)
-    } else {
-        ring.add_file(p)
+    if !p.is_dir() {
+        return ring.add_file(p);
     }
+    let rd = std::fs::read_dir(p)
+        .map_err(|e| TransportError::io(format!("reading {}", p.display()), e))?;
+    let mut files: Vec<std::path::PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .take(4096)
+        .collect();
+    files.sort();
+    for f in files {
+        let _ = ring.add_file(&f);
+    }
+    Ok(())
 }
 
 /// The ed25519 keys trusted for `remote`.
