@@ -301,10 +301,19 @@ fn ostree_verifies_oxtree_gpg_signatures() {
         &src,
         &["commit", "-b", "unsigned", tree.to_str().unwrap()],
     );
+    make_tree(&tree, "z\n");
+    ok(
+        &ox,
+        &src,
+        &["commit", "-b", "byfile", tree.to_str().unwrap()],
+    );
     let keyfile = format!("--gpg-key-file={}", k.secret.display());
-    // One signature through GnuPG's home, one from the exported key file.
+    // One signature through GnuPG's home; a second one by the same key is
+    // refused, as ostree refuses it; the exported key file signs another.
     ok(&ox, &src, &["gpg-sign", &k.homedir_arg(), "main", &k.fpr]);
-    ok(&ox, &src, &["gpg-sign", &keyfile, "main", &k.fpr]);
+    let e = fails(&ox, &src, &["gpg-sign", &keyfile, "main", &k.fpr]);
+    assert!(e.contains("already signed"), "{e}");
+    ok(&ox, &src, &["gpg-sign", &keyfile, "byfile", &k.fpr]);
     ok(
         &ox,
         &src,
@@ -344,7 +353,10 @@ fn ostree_verifies_oxtree_gpg_signatures() {
         c
     );
     let v = ok(&ost, &dst, &["show", "--gpg-verify-remote=o", "o:main"]);
-    assert_eq!(v.matches("Good signature").count(), 2, "{v}");
+    assert_eq!(v.matches("Good signature").count(), 1, "{v}");
+    ok(&ost, &dst, &["pull", "o", "byfile"]);
+    let v = ok(&ost, &dst, &["show", "--gpg-verify-remote=o", "o:byfile"]);
+    assert_eq!(v.matches("Good signature").count(), 1, "{v}");
     // And ostree refuses the unsigned one, so verification was really on.
     let e = fails(&ost, &dst, &["pull", "o", "unsigned"]);
     assert!(e.contains("GPG"), "{e}");
@@ -366,7 +378,7 @@ fn ostree_verifies_oxtree_gpg_signatures() {
     ok(&ox, &d2, &["pull", "o", "main"]);
     // gpg-sign --delete removes it again; then oxtree refuses the commit.
     let out = ok(&ox, &src, &["gpg-sign", "--delete", "main", &k.fpr]);
-    assert_eq!(out, "Signatures deleted: 2\n");
+    assert_eq!(out, "Signatures deleted: 1\n");
     let d3 = tmp.path().join("d3");
     ok(&ox, &d3, &["init", "--mode=archive"]);
     ok(

@@ -51,6 +51,12 @@ enum Cmd {
         /// Output JSON
         #[arg(long)]
         json: bool,
+        /// Fail unless each deployment from a remote has a good signature
+        #[arg(short = 'V', long)]
+        verify: bool,
+        /// Do not show signatures
+        #[arg(short = 'S', long)]
+        skip_signatures: bool,
     },
     /// Delete deployment INDEX
     Undeploy { index: usize },
@@ -379,7 +385,7 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
     use crate::commands::via_agent::{operation, status};
     use serde_json::json;
     match cmd {
-        Cmd::Status { json } => status(host, json),
+        Cmd::Status { json, .. } => status(host, json),
         Cmd::Upgrade(u) => {
             if u.deploy_only || u.pull_only {
                 bail!("--host: --pull-only and --deploy-only are not available through the agent (use --check)");
@@ -520,8 +526,35 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             )?;
             print_transaction(&t);
         }
-        Cmd::Status { json } => {
-            let h = oxtree_host::status(&context(sr, rn, json))?;
+        Cmd::Status {
+            json,
+            verify,
+            skip_signatures,
+        } => {
+            let mut h = oxtree_host::status(&context(sr, rn, json))?;
+            if verify {
+                use oxtree_transport::gpg::SignatureStatus;
+                for r in &h.deployments {
+                    let from_remote = r.origin_refspec.as_deref().is_some_and(|o| o.contains(':'));
+                    if from_remote
+                        && !r
+                            .gpg_signatures
+                            .iter()
+                            .any(|g| g.status == SignatureStatus::Good)
+                    {
+                        bail!(
+                            "Deployment {}.{}: no good GPG signature (or its remote does not verify them)",
+                            r.checksum,
+                            r.serial
+                        );
+                    }
+                }
+            }
+            if skip_signatures {
+                for r in &mut h.deployments {
+                    r.gpg_signatures.clear();
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&h)?);
             } else {

@@ -106,6 +106,18 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("Signatures deleted: {removed}");
         return Ok(());
     }
+    // As ostree: one signature per key.
+    let existing = sign::signatures_in(&md, GPG_KEY)?;
+    for id in &a.key_ids {
+        let signed = existing.iter().any(|s| {
+            gpg::signature_issuers(s)
+                .iter()
+                .any(|iss| gpg::key_id_matches(id, iss))
+        });
+        if signed {
+            bail!("Commit is already signed with GPG key {id}");
+        }
+    }
     for signer in a.keys.signers(&a.key_ids)? {
         sign::append_signature(&mut md, GPG_KEY, signer.sign(&commit)?)?;
     }

@@ -17,6 +17,12 @@ pub struct Args {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    /// Check GPG signatures with this remote's keys
+    #[arg(long, value_name = "REMOTE")]
+    gpg_verify_remote: Option<String>,
+    /// Also trust the keyrings (*.gpg) in this directory
+    #[arg(long, value_name = "DIR")]
+    gpg_homedir: Option<PathBuf>,
     rev: String,
 }
 
@@ -46,6 +52,46 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&commit_json(&csum, &c))?);
     } else {
         print!("{}", commit_text(&csum, &c));
+        print_gpg_signatures(&repo, &csum, &a)?;
+    }
+    Ok(())
+}
+
+/// The commit's GPG signatures, each checked and described as ostree's
+/// `show` does ("Found N signatures:"); nothing for an unsigned commit.
+fn print_gpg_signatures(
+    repo: &oxtree_repo::Repo,
+    csum: &oxtree_object::Checksum,
+    a: &Args,
+) -> Result<()> {
+    use oxtree_transport::{sign, verify};
+    let Some(md) = repo.load_commitmeta(csum)? else {
+        return Ok(());
+    };
+    let sigs = sign::signatures_in(&md, sign::GPG_KEY)?;
+    if sigs.is_empty() {
+        return Ok(());
+    }
+    let ring = match &a.gpg_verify_remote {
+        Some(r) => {
+            let remote = oxtree_transport::Remote::open(repo, r)?;
+            verify::remote_gpg_keyring(repo, &remote)?
+        }
+        None => {
+            let mut ring = verify::global_gpg_keyring()?;
+            if let Some(d) = &a.gpg_homedir {
+                ring.add_dir(d)?;
+            }
+            ring
+        }
+    };
+    let bytes = repo.load_meta_bytes(oxtree_object::ObjectType::Commit, csum)?;
+    let reports = ring.describe(&bytes, &sigs);
+    let n = reports.len();
+    println!("Found {n} signature{}:", if n == 1 { "" } else { "s" });
+    for r in &reports {
+        println!();
+        print!("{}", r.describe("  "));
     }
     Ok(())
 }

@@ -127,6 +127,10 @@ pub struct DeploymentRow {
     /// from), shown under the origin as ostree does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_title: Option<String>,
+    /// The commit's GPG signatures, checked with its origin remote's keys
+    /// when that remote verifies GPG signatures (shown as ostree does).
+    #[serde(skip)]
+    pub gpg_signatures: Vec<oxtree_transport::gpg::SignatureReport>,
     pub origin_refspec: Option<String>,
     pub layered: bool,
     pub base_checksum: String,
@@ -154,6 +158,32 @@ fn layered_of(s: &Sysroot, d: &Deployment) -> Option<(Checksum, LayerSpec)> {
     let csum = Checksum::from_hex(&d.csum).ok()?;
     let base = layer::base_commit(s.repo(), &csum).ok()?;
     (base != csum || spec.is_layered()).then_some((base, spec))
+}
+
+/// The signatures `admin status` lists under a deployment: only when its
+/// origin's remote has gpg-verify on; nothing when anything is missing.
+fn gpg_signatures(s: &Sysroot, d: &Deployment) -> Vec<oxtree_transport::gpg::SignatureReport> {
+    use oxtree_transport::{sign, verify, Remote};
+    let go = || -> Option<Vec<oxtree_transport::gpg::SignatureReport>> {
+        let (remote, _) = d.refspec()?.split_once(':')?;
+        let remote = Remote::open(s.repo(), remote).ok()?;
+        if !remote.gpg_verify {
+            return None;
+        }
+        let csum = Checksum::from_hex(&d.csum).ok()?;
+        let md = s.repo().load_commitmeta(&csum).ok()??;
+        let sigs = sign::signatures_in(&md, sign::GPG_KEY).ok()?;
+        if sigs.is_empty() {
+            return None;
+        }
+        let ring = verify::remote_gpg_keyring(s.repo(), &remote).ok()?;
+        let bytes = s
+            .repo()
+            .load_meta_bytes(oxtree_object::ObjectType::Commit, &csum)
+            .ok()?;
+        Some(ring.describe(&bytes, &sigs))
+    };
+    go().unwrap_or_default()
 }
 
 fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
@@ -185,6 +215,7 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
                 .get_str("ostree.source-title")
                 .map(str::to_string)
         }),
+        gpg_signatures: gpg_signatures(s, d),
         origin_refspec: match &l {
             Some((_, spec)) => Some(spec.base_refspec.clone()),
             None => d.refspec().map(str::to_string),
@@ -359,6 +390,9 @@ impl Host {
                     let _ = writeln!(out, "    origin refspec: {refspec}");
                     if let Some(t) = &r.source_title {
                         let _ = writeln!(out, "    `- {t}");
+                    }
+                    for g in &r.gpg_signatures {
+                        out.push_str(&g.describe("    GPG: "));
                     }
                 }
                 (Some(_), None) => out.push_str("    origin: <unknown origin type>\n"),

@@ -282,7 +282,13 @@ impl Keyring {
         let mut files: Vec<PathBuf> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.path())
+            // GnuPG's trust database and secret keyring are no keyrings
+            // of public keys (ostree skips them too).
             .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "gpg"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n == "trustdb.gpg" || n == "secring.gpg")
+            })
             .take(MAX_DIR_ENTRIES)
             .collect();
         files.sort();
@@ -300,6 +306,102 @@ impl Keyring {
                 .map_err(|e| TransportError::Config(format!("serializing a key: {e}")))?;
         }
         Ok(out)
+    }
+
+    /// Every signature in `sig_blobs` over `data`, checked against these
+    /// keys, for display (`show`, `admin status`): unlike [`Self::verify`]
+    /// a bad or unknown signature is a result, not an error.
+    pub fn describe(&self, data: &[u8], sig_blobs: &[Vec<u8>]) -> Vec<SignatureReport> {
+        let now = Timestamp::now().as_secs();
+        let mut out = Vec::new();
+        for blob in sig_blobs {
+            let Ok(sigs) = parse_signatures(blob) else {
+                continue;
+            };
+            for sig in &sigs {
+                out.push(self.report_one(sig, data, now));
+            }
+        }
+        out
+    }
+
+    fn report_one(&self, sig: &Signature, data: &[u8], now: u32) -> SignatureReport {
+        let issuer = sig
+            .issuer_fingerprint()
+            .first()
+            .map(|f| hex_upper(f.as_bytes()))
+            .or_else(|| sig.issuer_key_id().first().map(|k| hex_upper(k.as_ref())))
+            .unwrap_or_default();
+        let created = sig.created().map(|t| u64::from(t.as_secs())).unwrap_or(0);
+        let sig_expires = match (sig.created(), sig.signature_expiration_time()) {
+            (Some(c), Some(e)) if e.as_secs() != 0 => {
+                Some(u64::from(c.as_secs()) + u64::from(e.as_secs()))
+            }
+            _ => None,
+        };
+        let mut r = SignatureReport {
+            created,
+            algorithm: algorithm_name(sig),
+            fingerprint: issuer.clone(),
+            primary_fingerprint: None,
+            user: None,
+            status: SignatureStatus::KeyMissing,
+            expires: sig_expires,
+            key_expires: None,
+            primary_expires: None,
+        };
+        for k in &self.keys {
+            for (signer, fpr) in signing_keys(k) {
+                let ours = !issuer.is_empty() && fpr.ends_with(&issuer);
+                let good = signer.verify_signature(sig, data).is_ok();
+                if !ours && !good {
+                    continue;
+                }
+                let primary = fingerprint_hex(&k.primary_key);
+                r.fingerprint = fpr.clone();
+                r.primary_fingerprint = Some(primary);
+                r.user = k
+                    .details
+                    .users
+                    .first()
+                    .map(|u| String::from_utf8_lossy(u.id.id()).into_owned());
+                let primary_expires = key_expiry(k);
+                // The signing key's own expiry: a subkey's from its
+                // binding, the primary's otherwise.
+                r.key_expires = match k
+                    .public_subkeys
+                    .iter()
+                    .find(|sk| fingerprint_hex(&sk.key) == fpr)
+                {
+                    Some(sk) => {
+                        let created = u64::from(sk.key.created_at().as_secs());
+                        sk.signatures
+                            .iter()
+                            .filter_map(|s| s.key_expiration_time().map(|d| d.as_secs()))
+                            .find(|d| *d != 0)
+                            .map(|d| created + u64::from(d))
+                    }
+                    None => primary_expires,
+                };
+                if r.primary_fingerprint.as_deref() != Some(fpr.as_str()) {
+                    r.primary_expires = primary_expires;
+                }
+                let expired = |t: Option<u64>| t.is_some_and(|e| e <= u64::from(now));
+                r.status = if !good {
+                    SignatureStatus::Bad
+                } else if is_revoked(k) {
+                    SignatureStatus::KeyRevoked
+                } else if expired(sig_expires) {
+                    SignatureStatus::Expired
+                } else if expired(r.key_expires) || expired(primary_expires) {
+                    SignatureStatus::KeyExpired
+                } else {
+                    SignatureStatus::Good
+                };
+                return r;
+            }
+        }
+        r
     }
 
     /// Verify `sig_blobs` (each one or more binary signature packets) over
@@ -560,6 +662,111 @@ fn key_expiry(k: &SignedPublicKey) -> Option<u64> {
         Some((_, Some(d))) if d != 0 => Some(created + u64::from(d)),
         _ => None,
     }
+}
+
+/// What a signature check found (see [`Keyring::describe`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignatureStatus {
+    Good,
+    /// Made by a trusted key, but does not verify.
+    Bad,
+    KeyMissing,
+    KeyRevoked,
+    KeyExpired,
+    Expired,
+}
+
+/// One signature, described as `gpg --verify` (and ostree) do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureReport {
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// "RSA", "DSA", "EdDSA", "ECDSA"…
+    pub algorithm: String,
+    /// Fingerprint (or key id) of the key that signed.
+    pub fingerprint: String,
+    /// Its primary key's, when the key is known.
+    pub primary_fingerprint: Option<String>,
+    /// The key's first user ID (`Name <email>`), when known.
+    pub user: Option<String>,
+    pub status: SignatureStatus,
+    /// Expiry of the signature, of the key that made it, and of its
+    /// primary key when that is another key.
+    pub expires: Option<u64>,
+    pub key_expires: Option<u64>,
+    pub primary_expires: Option<u64>,
+}
+
+impl SignatureReport {
+    /// ostree's description (`ostree_gpg_verify_result_describe`), each
+    /// line after `prefix`; dates as `%c` in the C locale, UTC.
+    pub fn describe(&self, prefix: &str) -> String {
+        use std::fmt::Write;
+        let date = |t: u64| {
+            chrono::DateTime::from_timestamp(t as i64, 0)
+                .map(|d| d.format("%a %b %e %H:%M:%S %Y").to_string())
+                .unwrap_or_default()
+        };
+        let id = |f: &str| f[f.len().saturating_sub(16)..].to_string();
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{prefix}Signature made {} using {} key ID {}",
+            date(self.created),
+            self.algorithm,
+            id(&self.fingerprint)
+        );
+        // gpgme's name and email, printed as "NAME <EMAIL>" even when
+        // the user ID has no email (then "NAME <>").
+        let uid = self.user.clone().unwrap_or_default();
+        let who = match uid.rsplit_once(" <") {
+            Some((name, rest)) if rest.ends_with('>') => {
+                format!("{name} <{}>", rest.trim_end_matches('>'))
+            }
+            _ => format!("{uid} <>"),
+        };
+        let line = match self.status {
+            SignatureStatus::KeyMissing => {
+                "Can't check signature: public key not found".to_string()
+            }
+            SignatureStatus::Good => format!("Good signature from \"{who}\""),
+            // Not valid, as gpgme counts it; the expiry line says why.
+            SignatureStatus::KeyExpired => format!("BAD signature from \"{who}\""),
+            SignatureStatus::KeyRevoked => "Key revoked".to_string(),
+            SignatureStatus::Expired => format!("Expired signature from \"{who}\""),
+            SignatureStatus::Bad => format!("BAD signature from \"{who}\""),
+        };
+        let _ = writeln!(s, "{prefix}{line}");
+        if let Some(p) = &self.primary_fingerprint {
+            if *p != self.fingerprint {
+                let _ = writeln!(s, "{prefix}Primary key ID {}", id(p));
+            }
+        }
+        let now = chrono::Utc::now().timestamp() as u64;
+        for (what, t) in [
+            ("Signature", self.expires),
+            ("Key", self.key_expires),
+            ("Primary key", self.primary_expires),
+        ] {
+            if let Some(t) = t {
+                let verb = if t <= now { "expired" } else { "expires" };
+                let _ = writeln!(s, "{prefix}{what} {verb} {}", date(t));
+            }
+        }
+        s
+    }
+}
+
+fn algorithm_name(sig: &Signature) -> String {
+    use pgp::crypto::public_key::PublicKeyAlgorithm as A;
+    match sig.config().map(|c| c.pub_alg) {
+        Some(A::RSA | A::RSASign | A::RSAEncrypt) => "RSA",
+        Some(A::DSA) => "DSA",
+        Some(A::ECDSA) => "ECDSA",
+        Some(A::EdDSALegacy | A::Ed25519) => "EdDSA",
+        _ => "unknown",
+    }
+    .to_string()
 }
 
 /// A signature that verified.

@@ -878,6 +878,7 @@ async fn pull_async(
             .iter()
             .map(|p| split_subpath(p))
             .collect::<Result<_>>()?,
+        targets: targets.iter().map(|(_, c)| *c).collect(),
         commit_sizes: summary
             .as_ref()
             .map(|s| {
@@ -1163,6 +1164,10 @@ struct State<'a> {
     progress: PullProgress,
     /// `--subpath`s as components; empty: whole trees.
     subpaths: Vec<Vec<String>>,
+    /// The requested commits: their detached metadata is fetched again
+    /// even when they are here already (signatures may have been added
+    /// or removed since), as ostree does.
+    targets: HashSet<Checksum>,
     /// Commit object sizes the summary gives: a commit fetched bigger is
     /// refused as soon as it passes that size (ostree does the same).
     commit_sizes: HashMap<Checksum, u64>,
@@ -1288,9 +1293,12 @@ impl State<'_> {
     /// Handle a job from the local repo when possible; false: fetch it.
     fn resolve_locally(&mut self, job: Job) -> Result<bool> {
         let (kind, csum) = job.name();
-        if matches!(job, Job::CommitMeta(_)) && self.verifier.verifies_commits() {
-            // The remote's signatures are what gets checked.
-            return Ok(false);
+        if let Job::CommitMeta(c) = job {
+            if self.verifier.verifies_commits() || self.targets.contains(&c) {
+                // The remote's signatures are what gets checked (and a
+                // requested commit's are refreshed).
+                return Ok(false);
+            }
         }
         if !self.repo.has_object(kind, &csum)? {
             return Ok(false);
@@ -1336,7 +1344,15 @@ impl State<'_> {
             .map_err(|e| object_err(kind, &csum, format!("reading body: {e}")))?;
         match job {
             Job::CommitMeta(_) => {
-                Metadata::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                if let Err(e) = Metadata::decode(&bytes) {
+                    if self.verifier.verifies_commits() {
+                        return Err(object_err(kind, &csum, e));
+                    }
+                    // Nothing checks it: malformed detached metadata is
+                    // left behind rather than failing the pull (ostree
+                    // too pulls such a commit with gpg-verify=false).
+                    return Ok(());
+                }
                 self.meta_arrived(csum, Some(bytes))?;
             }
             Job::Commit { depth, .. } => {
@@ -1391,8 +1407,16 @@ impl State<'_> {
     /// Detached metadata (already decoded once), or its absence.
     fn meta_arrived(&mut self, csum: Checksum, bytes: Option<Vec<u8>>) -> Result<()> {
         if !self.verifier.verifies_commits() {
-            if let Some(b) = bytes {
-                self.detached.push((csum, b));
+            match bytes {
+                Some(b) => self.detached.push((csum, b)),
+                // Gone on the remote: a requested commit's local copy
+                // goes too (written empty).
+                None if self.targets.contains(&csum)
+                    && self.repo.has_object(ObjectType::CommitMeta, &csum)? =>
+                {
+                    self.detached.push((csum, Vec::new()))
+                }
+                None => {}
             }
             return Ok(());
         }
@@ -1449,6 +1473,8 @@ impl State<'_> {
             // Partial before it can become visible; cleared at the end.
             self.repo.mark_commit_partial(&csum, b"")?;
             self.tx.write_meta_trusted_name(kind, &csum, bytes)?;
+            self.pending.push_back(Job::CommitMeta(csum));
+        } else if self.targets.contains(&csum) {
             self.pending.push_back(Job::CommitMeta(csum));
         }
         if incomplete && !self.opts.commit_metadata_only {
