@@ -23,10 +23,32 @@ pub struct RegistryOptions {
     pub credentials: Option<(String, String)>,
 }
 
-fn reg_err(registry: &str, e: impl std::fmt::Display) -> ContainerError {
+/// The error and its sources (oci-client's errors name only themselves).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}
+
+fn reg_err(registry: &str, e: impl std::error::Error + 'static) -> ContainerError {
     ContainerError::Registry {
         registry: registry.to_string(),
-        reason: e.to_string(),
+        reason: chain(&e),
+    }
+}
+
+fn reg_err_in(registry: &str, what: &str, e: impl std::error::Error + 'static) -> ContainerError {
+    ContainerError::Registry {
+        registry: registry.to_string(),
+        reason: format!("{what}: {}", chain(&e)),
     }
 }
 
@@ -119,7 +141,7 @@ pub fn push(
                 let data = std::fs::read(&p).ctx(|| format!("reading {}", p.display()))?;
                 c.push_blob(&r, data, &b.digest)
                     .await
-                    .map_err(|e| reg_err(&registry, format!("pushing {}: {e}", b.digest)))?;
+                    .map_err(|e| reg_err_in(&registry, &format!("pushing {}", b.digest), e))?;
                 uploaded += 1;
             }
             progress(b, !present);
@@ -130,7 +152,7 @@ pub fn push(
             MANIFEST_MEDIA_TYPE.parse().expect("a valid header value"),
         )
         .await
-        .map_err(|e| reg_err(&registry, format!("pushing the manifest: {e}")))?;
+        .map_err(|e| reg_err_in(&registry, "pushing the manifest", e))?;
         Ok(uploaded)
     })
 }

@@ -1,0 +1,511 @@
+//! `oxtree container encapsulate` against the real consumers of OCI
+//! images: skopeo (inspect, copy), umoci (unpack), the real `ostree`
+//! (fsck of the repository an unpacked image carries), a real registry
+//! (Debian's docker-registry, plain HTTP and TLS) and podman (pull, create,
+//! cp: it cannot start containers here). Loopback network only; podman
+//! runs with a private storage under a temporary directory. Missing tools
+//! fail the tests (scripts/install-deps.sh installs them).
+
+#[path = "support/fixture.rs"]
+mod fixture;
+#[path = "support/host_base.rs"]
+mod host_base;
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/registry.rs"]
+mod registry;
+
+use net::require;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const OX: &str = env!("CARGO_BIN_EXE_oxtree");
+
+#[track_caller]
+fn check(what: &str, o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[track_caller]
+fn ox(repo: &Path, args: &[&str]) -> String {
+    let o = Command::new(OX)
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    check(&format!("oxtree {args:?}"), o)
+}
+
+#[track_caller]
+fn ox_fails(repo: &Path, args: &[&str]) -> String {
+    let o = Command::new(OX)
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "oxtree {args:?} unexpectedly succeeded"
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn tool(bin: &str, args: &[&str]) -> String {
+    let o = Command::new(require(bin)).args(args).output().unwrap();
+    check(&format!("{bin} {args:?}"), o)
+}
+
+/// `encapsulate --json`: the result.
+#[track_caller]
+fn encapsulate(repo: &Path, rev: &str, image: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["container", "encapsulate", "--json", "-q", rev, image];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ox(repo, &args)).unwrap()
+}
+
+fn write(root: &Path, rel: &str, data: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// A small OS tree with a dpkg database: packages `(name, source, files)`,
+/// a kernel, content no package owns, `/etc` (as `usr/etc`) and one file
+/// whose `user.component` xattr names its component.
+fn make_tree(root: &Path, packages: &[(&str, &str, usize)]) {
+    let mut status = String::new();
+    for (name, source, files) in packages {
+        let mut list = String::from("/.\n/usr\n/usr/share\n");
+        list.push_str(&format!("/usr/share/{name}\n"));
+        for i in 0..*files {
+            let rel = format!("usr/share/{name}/file{i}");
+            // Distinct, somewhat compressible content per package.
+            write(root, &rel, &format!("{name} {i}\n").repeat(200 + i));
+            list.push_str(&format!("/{rel}\n"));
+        }
+        write(
+            root,
+            &format!("usr/etc/{name}.conf"),
+            &format!("{name}=1\n"),
+        );
+        list.push_str(&format!("/etc/{name}.conf\n"));
+        write(
+            root,
+            &format!("usr/share/dpkg/database/info/{name}:amd64.list"),
+            &list,
+        );
+        status.push_str(&format!(
+            "Package: {name}\nStatus: install ok installed\nSource: {source}\nInstalled-Size: {}\n\n",
+            files * 2
+        ));
+    }
+    write(root, "usr/share/dpkg/database/status", &status);
+    write(root, "usr/lib/modules/6.1.0-test/vmlinuz", "not a kernel");
+    write(
+        root,
+        "usr/lib/modules/6.1.0-test/initramfs.img",
+        "not an initramfs",
+    );
+    write(
+        root,
+        "usr/lib/os-release",
+        "ID=oxtree-test\nPRETTY_NAME=\"test\"\n",
+    );
+    std::os::unix::fs::symlink("../usr/lib/os-release", root.join("usr/etc/os-release")).unwrap();
+    write(root, "usr/local-build/stamp", "built here\n");
+    let custom = root.join("usr/lib/custom.bin");
+    std::fs::write(&custom, "custom component\n").unwrap();
+    rustix::fs::setxattr(
+        &custom,
+        "user.component",
+        b"custom",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("setting user.component (the test directory needs user xattrs)");
+}
+
+fn commit(repo: &Path, tree: &Path, version: &str) -> String {
+    let out = ox(
+        repo,
+        &[
+            "commit",
+            "-b",
+            "test/os",
+            "--bootable",
+            &format!("--add-metadata-string=version={version}"),
+            "-s",
+            "test os",
+            tree.to_str().unwrap(),
+        ],
+    );
+    out.trim().to_string()
+}
+
+fn packages(n: usize) -> Vec<(String, String, usize)> {
+    (0..n)
+        .map(|i| {
+            // Pairs of binaries from one source package.
+            (format!("pkg{i}"), format!("src{}", i / 2), 1 + i % 4)
+        })
+        .collect()
+}
+
+fn setup(dir: &Path, pkgs: &[(String, String, usize)], version: &str) -> (PathBuf, String) {
+    let repo = dir.join("repo");
+    if !repo.exists() {
+        ox(&repo, &["init", "--mode=archive"]);
+    }
+    let tree = dir.join(format!("tree-{version}"));
+    let refs: Vec<(&str, &str, usize)> = pkgs
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), *c))
+        .collect();
+    make_tree(&tree, &refs);
+    let c = commit(&repo, &tree, version);
+    (repo, c)
+}
+
+fn layer_components(manifest: &Value) -> Vec<Vec<String>> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["ostree.components"]
+                .as_str()
+                .map(|s| s.split(',').map(str::to_string).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn layer_digests(manifest: &Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The manifest of `oci:DIR:TAG` as skopeo reads it.
+fn raw_manifest(image: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["inspect", "--raw"];
+    args.extend_from_slice(extra);
+    args.push(image);
+    serde_json::from_str(&tool("skopeo", &args)).unwrap()
+}
+
+#[test]
+fn small_commit_to_oci_layout_archive_and_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (repo, commit) = setup(d, &packages(12), "1.0");
+    let img = d.join("img");
+    let image = format!("oci:{}:v1", img.display());
+    let out = encapsulate(&repo, "test/os", &image, &["--label", "org.example.k=v"]);
+    assert_eq!(out["commit"], commit.as_str());
+
+    // skopeo reads the labels of the config.
+    let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &image])).unwrap();
+    let labels = &inspect["Labels"];
+    assert_eq!(labels["containers.bootc"], "1", "{inspect}");
+    assert_eq!(labels["ostree.bootable"], "true");
+    assert_eq!(labels["ostree.commit"], commit.as_str());
+    assert_eq!(labels["version"], "1.0");
+    assert_eq!(labels["org.example.k"], "v");
+    let config: Value =
+        serde_json::from_str(&tool("skopeo", &["inspect", "--config", &image])).unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(labels["ostree.final-diffid"], *diff_ids.last().unwrap());
+
+    // The layers: the commit first, then kernel, unpackaged, packages; the
+    // two binaries of a source package together; the xattr's component.
+    let manifest = raw_manifest(&image, &[]);
+    assert_eq!(manifest["digest"], Value::Null);
+    let comps = layer_components(&manifest);
+    assert!(comps.len() >= 5, "{comps:?}");
+    assert!(comps[0].is_empty(), "the commit layer names no components");
+    assert!(comps.iter().any(|c| c.contains(&"@kernel".to_string())));
+    assert!(comps.iter().any(|c| c.contains(&"@unpackaged".to_string())));
+    assert!(
+        comps.iter().any(|c| c == &vec!["custom".to_string()]),
+        "{comps:?}"
+    );
+    for i in (0..12).step_by(2) {
+        let l = comps
+            .iter()
+            .find(|c| c.contains(&format!("pkg{i}")))
+            .unwrap_or_else(|| panic!("pkg{i} in no layer: {comps:?}"));
+        assert!(l.contains(&format!("pkg{}", i + 1)), "{comps:?}");
+    }
+
+    // umoci unpacks it (as root: owners kept); /etc is there, and the
+    // repository in it is one the real ostree finds whole.
+    let bundle = d.join("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:v1", img.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("usr/share/pkg3/file0")).unwrap(),
+        "pkg3 0\n".repeat(200)
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/pkg3.conf")).unwrap(),
+        "pkg3=1\n"
+    );
+    assert!(!rootfs.join("usr/etc").exists());
+    let ostree_repo = rootfs.join("sysroot/ostree/repo");
+    assert!(std::fs::read_to_string(ostree_repo.join("config"))
+        .unwrap()
+        .contains("mode=bare-split-xattrs"));
+    let fsck = tool(
+        "ostree",
+        &[&format!("--repo={}", ostree_repo.display()), "fsck"],
+    );
+    assert!(fsck.contains("no errors"), "{fsck}");
+    let ls = tool(
+        "ostree",
+        &[
+            &format!("--repo={}", ostree_repo.display()),
+            "ls",
+            "-R",
+            &commit,
+        ],
+    );
+    assert!(ls.contains("/usr/etc/pkg3.conf"), "{ls}");
+
+    // skopeo copies it; the same commit again gives the same digests, in
+    // a layout and in an archive.
+    let copy = format!("oci:{}:v1", d.join("copy").display());
+    tool("skopeo", &["copy", "-q", &image, &copy]);
+    let again = encapsulate(
+        &repo,
+        &commit,
+        &format!("oci:{}:v1", d.join("img2").display()),
+        &["--label", "org.example.k=v"],
+    );
+    assert_eq!(again["manifest-digest"], out["manifest-digest"]);
+    assert_eq!(again["config-digest"], out["config-digest"]);
+    let archive = format!("oci-archive:{}:v1", d.join("img.tar").display());
+    let arch = encapsulate(&repo, &commit, &archive, &["--label", "org.example.k=v"]);
+    assert_eq!(arch["manifest-digest"], out["manifest-digest"]);
+    let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &archive])).unwrap();
+    assert_eq!(inspect["Digest"], out["manifest-digest"]);
+
+    // Bad requests are refused.
+    let e = ox_fails(&repo, &["container", "encapsulate", "test/os", "ftp:x"]);
+    assert!(e.contains("unknown transport"), "{e}");
+    let e = ox_fails(
+        &repo,
+        &[
+            "container",
+            "encapsulate",
+            "--max-layers=2",
+            "test/os",
+            &image,
+        ],
+    );
+    assert!(e.contains("--max-layers"), "{e}");
+    let bad = d.join("bad.json");
+    std::fs::write(&bad, "{").unwrap();
+    let e = ox_fails(
+        &repo,
+        &[
+            "container",
+            "encapsulate",
+            "--previous-build-manifest",
+            bad.to_str().unwrap(),
+            "test/os",
+            &image,
+        ],
+    );
+    assert!(e.contains("not an OCI image manifest"), "{e}");
+}
+
+#[test]
+fn previous_manifest_keeps_the_layers_of_unchanged_packages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pkgs = packages(40);
+    let (repo, _) = setup(d, &pkgs, "1");
+    let first = format!("oci:{}:v1", d.join("img").display());
+    // Few layers: the 40 packages share them (bin-packed).
+    encapsulate(&repo, "test/os", &first, &["--max-layers=12"]);
+    let m1 = raw_manifest(&first, &[]);
+    let m1_path = d.join("manifest-v1.json");
+    std::fs::write(&m1_path, serde_json::to_vec(&m1).unwrap()).unwrap();
+
+    // The next build adds a package of a new source.
+    let mut more = pkgs.clone();
+    more.push(("newpkg".into(), "newsrc".into(), 3));
+    let (_, _) = setup(d, &more, "2");
+    let second = format!("oci:{}:v2", d.join("img").display());
+    encapsulate(
+        &repo,
+        "test/os",
+        &second,
+        &[
+            "--max-layers=12",
+            "--previous-build-manifest",
+            m1_path.to_str().unwrap(),
+        ],
+    );
+    let m2 = raw_manifest(&second, &[]);
+    let (d1, d2) = (layer_digests(&m1), layer_digests(&m2));
+    let (c1, c2) = (layer_components(&m1), layer_components(&m2));
+    assert!(d2.len() <= 12);
+    // Package layers are unchanged; the unpackaged one changed (the dpkg
+    // database is in it), and the commit layer; the new package went
+    // into one layer.
+    let kept = d1.iter().filter(|d| d2.contains(d)).count();
+    let package_layers = c1
+        .iter()
+        .filter(|c| c.iter().any(|n| n.starts_with("pkg")))
+        .count();
+    assert!(
+        kept + 1 >= package_layers,
+        "only {kept} of {} layers kept:\n{c1:?}\n{c2:?}",
+        d1.len()
+    );
+    for (i, c) in c1.iter().enumerate().skip(1) {
+        if !c.contains(&"@unpackaged".to_string()) && !c.is_empty() {
+            let j = c2
+                .iter()
+                .position(|x| x.iter().any(|n| c.contains(n)))
+                .unwrap();
+            assert!(
+                c.iter().all(|n| c2[j].contains(n)),
+                "layer {i} {c:?} was split: {c2:?}"
+            );
+        }
+    }
+    assert!(c2.iter().any(|c| c.contains(&"newpkg".to_string())));
+
+    // Without the previous manifest the plan may move everything; with it
+    // most layers are shared.
+    assert!(kept * 2 > d1.len(), "{kept} of {} kept", d1.len());
+}
+
+#[test]
+fn tls_registry_needs_its_ca() {
+    let reg = registry::Registry::start(true);
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _) = setup(tmp.path(), &packages(4), "1");
+    let image = format!("docker://{}/oxtree/small:v1", reg.addr);
+    let e = ox_fails(
+        &repo,
+        &["container", "encapsulate", "-q", "test/os", &image],
+    );
+    assert!(e.contains("registry"), "{e}");
+    let certs = reg.cert_dir.clone().unwrap();
+    let out = encapsulate(
+        &repo,
+        "test/os",
+        &image,
+        &["--cert-dir", certs.to_str().unwrap()],
+    );
+    assert!(out["pushed-blobs"].as_u64().unwrap() >= 4, "{out}");
+    let inspect: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", "--cert-dir", certs.to_str().unwrap(), &image],
+    ))
+    .unwrap();
+    assert_eq!(inspect["Digest"], out["manifest-digest"], "{}", reg.log());
+}
+
+#[test]
+fn host_base_to_a_registry_then_podman() {
+    let reg = registry::Registry::start(false);
+    let repo = host_base::repo();
+    let image = format!("docker://{}/oxtree/host:v1", reg.addr);
+    let out = encapsulate(&repo, host_base::REF, &image, &["--insecure"]);
+
+    let inspect: Value =
+        serde_json::from_str(&tool("skopeo", &["inspect", "--tls-verify=false", &image])).unwrap();
+    assert_eq!(inspect["Labels"]["containers.bootc"], "1", "{inspect}");
+    assert_eq!(inspect["Labels"]["ostree.bootable"], "true");
+    assert_eq!(inspect["Digest"], out["manifest-digest"]);
+    let layers = inspect["Layers"].as_array().unwrap();
+    assert!(
+        layers.len() > 10 && layers.len() <= 64,
+        "{} layers",
+        layers.len()
+    );
+    let manifest = raw_manifest(&image, &["--tls-verify=false"]);
+    let comps = layer_components(&manifest);
+    assert!(
+        comps.iter().any(|c| c.contains(&"libc6".to_string())),
+        "no layer names libc6: {comps:?}"
+    );
+    let kernel = comps
+        .iter()
+        .find(|c| c.contains(&"@kernel".to_string()))
+        .expect("a kernel layer");
+    assert!(
+        kernel.iter().any(|c| c.starts_with("linux-image-")),
+        "{kernel:?}"
+    );
+
+    // Pushing the same image again uploads nothing.
+    let again = encapsulate(&repo, host_base::REF, &image, &["--insecure"]);
+    assert_eq!(again["pushed-blobs"], 0);
+    assert_eq!(again["manifest-digest"], out["manifest-digest"]);
+
+    // podman (private storage) pulls it and reads a file of it.
+    let pm = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| -> String {
+        let mut all = vec![
+            "--root".to_string(),
+            pm.path().join("root").display().to_string(),
+            "--runroot".to_string(),
+            pm.path().join("run").display().to_string(),
+            "--storage-driver=vfs".to_string(),
+            "--cgroup-manager=cgroupfs".to_string(),
+            "--events-backend=file".to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        tool("podman", &refs)
+    };
+    podman(&["pull", "-q", "--tls-verify=false", &image]);
+    let name = format!("oxtree-test-{}", std::process::id());
+    podman(&[
+        "create",
+        "--name",
+        &name,
+        &image["docker://".len()..],
+        "/bin/true",
+    ]);
+    let tar = Command::new(require("podman"))
+        .args([
+            "--root",
+            pm.path().join("root").to_str().unwrap(),
+            "--runroot",
+            pm.path().join("run").to_str().unwrap(),
+            "--storage-driver=vfs",
+            "cp",
+            &format!("{name}:/usr/lib/os-release"),
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let tar = check("podman cp", tar);
+    assert!(tar.contains("ID=debian"), "{tar}");
+    podman(&["rm", &name]);
+}
