@@ -475,7 +475,8 @@ fn host_base_to_a_registry_then_podman() {
             pm.path().join("root").display().to_string(),
             "--runroot".to_string(),
             pm.path().join("run").display().to_string(),
-            "--storage-driver=vfs".to_string(),
+            // Not vfs: it copies the whole tree for each of ~60 layers.
+            "--storage-driver=overlay".to_string(),
             "--cgroup-manager=cgroupfs".to_string(),
             "--events-backend=file".to_string(),
         ];
@@ -498,7 +499,7 @@ fn host_base_to_a_registry_then_podman() {
             pm.path().join("root").to_str().unwrap(),
             "--runroot",
             pm.path().join("run").to_str().unwrap(),
-            "--storage-driver=vfs",
+            "--storage-driver=overlay",
             "cp",
             &format!("{name}:/usr/lib/os-release"),
             "-",
@@ -508,4 +509,190 @@ fn host_base_to_a_registry_then_podman() {
     let tar = check("podman cp", tar);
     assert!(tar.contains("ID=debian"), "{tar}");
     podman(&["rm", &name]);
+    podman(&["rmi", "-a"]);
+}
+
+/// Pull `image` into `repo` (created if need be); the JSON result.
+fn pull(repo: &Path, image: &str, extra: &[&str]) -> Value {
+    if !repo.exists() {
+        ox(repo, &["init", "--mode=bare-user"]);
+    }
+    let mut args = vec!["container", "image", "pull", "--json", "-q", image];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ox(repo, &args)).unwrap()
+}
+
+#[test]
+fn pull_recreates_the_commit_and_fetches_only_new_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pkgs = packages(12);
+    let (repo, commit) = setup(d, &pkgs, "1");
+    let img = d.join("img");
+    encapsulate(&repo, "test/os", &format!("oci:{}:v1", img.display()), &[]);
+    let m1 = raw_manifest(&format!("oci:{}:v1", img.display()), &[]);
+    let n1 = m1["layers"].as_array().unwrap().len() as u64;
+
+    let dest = d.join("dest");
+    let imgref = format!("ostree-unverified-image:oci:{}:v1", img.display());
+    let out = pull(&dest, &imgref, &[]);
+    assert_eq!(out["commit"], commit.as_str(), "the same commit: {out}");
+    assert_eq!(out["layers-fetched"], n1);
+    let fsck = ox(&dest, &["fsck"]);
+    assert!(fsck.contains("no errors"), "{fsck}");
+    let fsck = tool("ostree", &[&format!("--repo={}", dest.display()), "fsck"]);
+    assert!(fsck.contains("no errors"), "{fsck}");
+    let refs = ox(&dest, &["refs"]);
+    let blob_refs = refs
+        .lines()
+        .filter(|r| r.starts_with("ostree/container/blob/sha256_3A_"))
+        .count();
+    assert_eq!(blob_refs as u64, n1, "{refs}");
+    assert!(refs.contains("ostree/container/image/oci_3A_"), "{refs}");
+    let list = ox(&dest, &["container", "image", "list"]);
+    assert_eq!(list.trim(), format!("oci:{}:v1", img.display()));
+    // The merge commit's parent is the image's commit; its files are there.
+    let cat = ox(&dest, &["cat", &commit, "/usr/share/pkg3/file0"]);
+    assert_eq!(cat, "pkg3 0\n".repeat(200));
+
+    // Again: nothing to fetch. A new version: only its new layers.
+    let again = pull(&dest, &imgref, &[]);
+    assert_eq!(again["layers-fetched"], 0);
+    let m1_path = d.join("m1.json");
+    std::fs::write(&m1_path, serde_json::to_vec(&m1).unwrap()).unwrap();
+    let mut more = pkgs.clone();
+    more.push(("newpkg".into(), "newsrc".into(), 2));
+    let (_, commit2) = setup(d, &more, "2");
+    encapsulate(
+        &repo,
+        "test/os",
+        &format!("oci:{}:v2", img.display()),
+        &["--previous-build-manifest", m1_path.to_str().unwrap()],
+    );
+    let out2 = pull(
+        &dest,
+        &format!("ostree-unverified-image:oci:{}:v2", img.display()),
+        &[],
+    );
+    assert_eq!(out2["commit"], commit2.as_str());
+    // The commit layer, the unpackaged layer (dpkg database), the new one.
+    assert!(out2["layers-fetched"].as_u64().unwrap() <= 3, "{out2}");
+    assert!(out2["layers-present"].as_u64().unwrap() + 2 >= n1, "{out2}");
+
+    // Through a registry too.
+    let reg = registry::Registry::start(false);
+    let image = format!("docker://{}/oxtree/small:v1", reg.addr);
+    encapsulate(&repo, &commit, &image, &["--insecure"]);
+    let dest2 = d.join("dest2");
+    let out3 = pull(
+        &dest2,
+        &format!("ostree-unverified-registry:{}/oxtree/small:v1", reg.addr),
+        &["--insecure"],
+    );
+    assert_eq!(out3["commit"], commit.as_str(), "{}", reg.log());
+    assert_eq!(out3["manifest-digest"], out["manifest-digest"]);
+}
+
+/// Make a tampered copy of the OCI layout `src` (one manifest) at `dst`
+/// with python: `mode` is lying-digest (a layer's bytes changed, not its
+/// digest), dotdot (a layer with `../evil`), device (a layer with a
+/// character device) or huge-manifest (over 4 MiB). Digests other than
+/// the lying one are made consistent again.
+fn tamper(src: &Path, dst: &Path, mode: &str) {
+    const SCRIPT: &str = r#"
+import sys, json, hashlib, gzip, io, tarfile, shutil, os
+src, dst, mode = sys.argv[1:4]
+shutil.copytree(src, dst)
+B = os.path.join(dst, 'blobs', 'sha256')
+def rd(d): return open(os.path.join(B, d.split(':')[1]), 'rb').read()
+def put(b):
+    h = hashlib.sha256(b).hexdigest()
+    open(os.path.join(B, h), 'wb').write(b)
+    return 'sha256:' + h
+idx = json.load(open(os.path.join(dst, 'index.json')))
+md = idx['manifests'][0]
+man = json.loads(rd(md['digest']))
+cfg = json.loads(rd(man['config']['digest']))
+L = len(man['layers']) - 1
+if mode == 'lying-digest':
+    p = os.path.join(B, man['layers'][L]['digest'].split(':')[1])
+    data = bytearray(open(p, 'rb').read())
+    data[len(data) // 2] ^= 0xff
+    os.chmod(p, 0o644)
+    open(p, 'wb').write(bytes(data))
+elif mode in ('dotdot', 'device'):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as t:
+        if mode == 'dotdot':
+            ti = tarfile.TarInfo('usr/../../evil')
+            ti.size = 1
+            t.addfile(ti, io.BytesIO(b'x'))
+        else:
+            ti = tarfile.TarInfo('usr/evil')
+            ti.type = tarfile.CHRTYPE
+            ti.devmajor, ti.devminor = 1, 3
+            t.addfile(ti)
+    raw = buf.getvalue()
+    gz = gzip.compress(raw, mtime=0)
+    man['layers'][L]['digest'] = put(gz)
+    man['layers'][L]['size'] = len(gz)
+    cfg['rootfs']['diff_ids'][L] = 'sha256:' + hashlib.sha256(raw).hexdigest()
+elif mode == 'huge-manifest':
+    man.setdefault('annotations', {})['pad'] = 'x' * (5 << 20)
+cb = json.dumps(cfg).encode()
+man['config']['digest'] = put(cb)
+man['config']['size'] = len(cb)
+mb = json.dumps(man).encode()
+md['digest'] = put(mb)
+md['size'] = len(mb)
+json.dump(idx, open(os.path.join(dst, 'index.json'), 'w'))
+"#;
+    let o = Command::new(require("python3"))
+        .args(["-c", SCRIPT])
+        .arg(src)
+        .arg(dst)
+        .arg(mode)
+        .output()
+        .unwrap();
+    check(&format!("tamper {mode}"), o);
+}
+
+#[test]
+fn pull_refuses_bad_images_and_moves_no_ref() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (repo, _) = setup(d, &packages(6), "1");
+    let good = d.join("good");
+    encapsulate(&repo, "test/os", &format!("oci:{}:v1", good.display()), &[]);
+    for (mode, expect) in [
+        ("lying-digest", "hashing to"),
+        ("dotdot", "`..`"),
+        ("device", "device node"),
+        ("huge-manifest", "over"),
+    ] {
+        let bad = d.join(mode);
+        tamper(&good, &bad, mode);
+        let dest = d.join(format!("dest-{mode}"));
+        ox(&dest, &["init", "--mode=bare-user"]);
+        let e = ox_fails(
+            &dest,
+            &[
+                "container",
+                "image",
+                "pull",
+                "-q",
+                &format!("ostree-unverified-image:oci:{}:v1", bad.display()),
+            ],
+        );
+        assert!(e.contains(expect), "{mode}: {e}");
+        let refs = ox(&dest, &["refs"]);
+        assert!(refs.trim().is_empty(), "{mode}: refs moved: {refs}");
+    }
+    // And the good one pulls.
+    let dest = d.join("dest-good");
+    pull(
+        &dest,
+        &format!("ostree-unverified-image:oci:{}:v1", good.display()),
+        &[],
+    );
 }

@@ -1,7 +1,8 @@
 //! `oxtree container encapsulate --repo=R REF IMAGE`: a commit as an OCI
 //! image (ostree-ext's format, chunked by Debian package) in an OCI
-//! layout, an OCI archive or a registry. Parses and renders; the work is
-//! `oxtree_container`'s.
+//! layout, an OCI archive or a registry; `oxtree container image pull
+//! IMAGEREF` brings one into a repository, `image list` lists them. Parses
+//! and renders; the work is `oxtree_container`'s.
 
 use crate::util::open_repo;
 use anyhow::{anyhow, Context, Result};
@@ -19,19 +20,46 @@ pub struct Args {
 enum Cmd {
     /// Write a commit as a bootable OCI image (ostree-ext format)
     Encapsulate(EncapsulateArgs),
+    /// Images in the repository: pull, list
+    Image(ImageArgs),
 }
 
 #[derive(clap::Args)]
-struct EncapsulateArgs {
-    /// Add a label (config and manifest), KEY=VALUE; repeatable
-    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
-    labels: Vec<String>,
-    /// The manifest (JSON) of the previous build: packages keep their layers
-    #[arg(long, value_name = "FILE")]
-    previous_build_manifest: Option<PathBuf>,
-    /// At most this many layers (the commit layer included)
-    #[arg(long, value_name = "N", default_value_t = oxtree_container::chunking::DEFAULT_MAX_LAYERS)]
-    max_layers: u32,
+struct ImageArgs {
+    #[command(subcommand)]
+    cmd: ImageCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum ImageCmd {
+    /// Fetch an ostree-ext image into the repository (only missing layers)
+    Pull(PullArgs),
+    /// List the images in the repository
+    List {
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct PullArgs {
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+    /// Print no progress
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// ostree-unverified-registry:HOST/NAME:TAG or
+    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…)
+    #[arg(value_name = "IMAGEREF")]
+    image: String,
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
     /// Registry over plain HTTP (or TLS without verification)
     #[arg(long)]
     insecure: bool,
@@ -46,10 +74,43 @@ struct EncapsulateArgs {
         hide_env_values = true
     )]
     creds: Option<String>,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> Result<RegistryOptions> {
+        let credentials = match &self.creds {
+            Some(c) => Some(
+                c.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+                    .ok_or_else(|| anyhow!("--creds: expected USER:PASSWORD"))?,
+            ),
+            None => None,
+        };
+        Ok(RegistryOptions {
+            insecure: self.insecure,
+            cert_dir: self.cert_dir.clone(),
+            credentials,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct EncapsulateArgs {
+    /// Add a label (config and manifest), KEY=VALUE; repeatable
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// The manifest (JSON) of the previous build: packages keep their layers
+    #[arg(long, value_name = "FILE")]
+    previous_build_manifest: Option<PathBuf>,
+    /// At most this many layers (the commit layer included)
+    #[arg(long, value_name = "N", default_value_t = oxtree_container::chunking::DEFAULT_MAX_LAYERS)]
+    max_layers: u32,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Print the result as JSON
     #[arg(long)]
     json: bool,
-    /// Print progress on stderr
+    /// Print no progress
     #[arg(long, short = 'q')]
     quiet: bool,
     /// The commit (ref or checksum)
@@ -63,6 +124,12 @@ struct EncapsulateArgs {
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     match a.cmd {
         Cmd::Encapsulate(a) => encapsulate(repo, a),
+        Cmd::Image(ImageArgs {
+            cmd: ImageCmd::Pull(a),
+        }) => pull(repo, a),
+        Cmd::Image(ImageArgs {
+            cmd: ImageCmd::List { json },
+        }) => list(repo, json),
     }
 }
 
@@ -87,56 +154,13 @@ fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
         }
         None => None,
     };
-    let credentials = match &a.creds {
-        Some(c) => Some(
-            c.split_once(':')
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-                .ok_or_else(|| anyhow!("--creds: expected USER:PASSWORD"))?,
-        ),
-        None => None,
-    };
     let opts = EncapsulateOptions {
         labels,
         previous,
         max_layers: a.max_layers,
-        registry: RegistryOptions {
-            insecure: a.insecure,
-            cert_dir: a.cert_dir.clone(),
-            credentials,
-        },
+        registry: a.registry.options()?,
     };
-    let quiet = a.quiet;
-    let progress = |p: Progress| {
-        if quiet {
-            return;
-        }
-        match p {
-            Progress::Planned {
-                layers,
-                objects,
-                packages,
-            } => eprintln!("{objects} objects, {packages} packages: {layers} layers"),
-            Progress::LayerWritten {
-                done,
-                total,
-                digest,
-                size,
-                description,
-            } => eprintln!(
-                "layer {done}/{total} {digest} {} ({description})",
-                crate::output::format_size(size)
-            ),
-            Progress::BlobPushed {
-                digest, uploaded, ..
-            } => {
-                if uploaded {
-                    eprintln!("pushed {digest}");
-                } else {
-                    eprintln!("registry has {digest}");
-                }
-            }
-        }
-    };
+    let progress = progress_printer(a.quiet);
     let cancel = AtomicBool::new(false);
     let out = oxtree_container::encapsulate(&repo, &a.rev, &dest, &opts, &progress, &cancel)?;
     if a.json {
@@ -166,6 +190,95 @@ fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
         println!("Commit: {}", out.commit);
         println!("Manifest: {}", out.manifest_digest);
         println!("Layers: {}", out.layers.len());
+    }
+    Ok(())
+}
+
+/// Progress lines on stderr (none with --quiet).
+fn progress_printer(quiet: bool) -> impl Fn(Progress) + Sync {
+    move |p: Progress| {
+        if quiet {
+            return;
+        }
+        match p {
+            Progress::Planned {
+                layers,
+                objects,
+                packages,
+            } => eprintln!("{objects} objects, {packages} packages: {layers} layers"),
+            Progress::LayerWritten {
+                done,
+                total,
+                digest,
+                size,
+                description,
+            } => eprintln!(
+                "layer {done}/{total} {digest} {} ({description})",
+                crate::output::format_size(size)
+            ),
+            Progress::BlobPushed {
+                digest, uploaded, ..
+            } => {
+                if uploaded {
+                    eprintln!("pushed {digest}");
+                } else {
+                    eprintln!("registry has {digest}");
+                }
+            }
+        }
+    }
+}
+
+fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
+    let progress = progress_printer(a.quiet);
+    let cancel = AtomicBool::new(false);
+    let out =
+        oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, &cancel)?;
+    if a.json {
+        let v = serde_json::json!({
+            "image": out.image,
+            "ref": out.image_ref,
+            "manifest-digest": out.manifest_digest,
+            "commit": out.commit.to_hex(),
+            "merge-commit": out.merge_commit.to_hex(),
+            "layers-fetched": out.layers_fetched,
+            "layers-present": out.layers_present,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("Imported: {}", out.image);
+        println!("Commit: {}", out.commit);
+        println!("Manifest: {}", out.manifest_digest);
+        println!(
+            "Layers: {} fetched, {} already present",
+            out.layers_fetched, out.layers_present
+        );
+    }
+    Ok(())
+}
+
+fn list(repo: Option<PathBuf>, json: bool) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let images = oxtree_container::pull::list(&repo)?;
+    if json {
+        let v: Vec<serde_json::Value> = images
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "image": i.image,
+                    "manifest-digest": i.manifest_digest,
+                    "commit": i.commit.map(|c| c.to_hex()),
+                    "merge-commit": i.merge_commit.to_hex(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for i in images {
+            println!("{}", i.image);
+        }
     }
     Ok(())
 }

@@ -9,9 +9,7 @@ use crate::chunking::{self, LayerPlan, ObjectInfo};
 use crate::error::{ContainerError, Result};
 use crate::imgref::ImageRef;
 use crate::layer::{collect_objects, LayerWriter};
-use crate::oci::{
-    Blob, LayerBlob, OciLayout, CONFIG_MEDIA_TYPE, LAYER_GZIP_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
-};
+use crate::oci::{Blob, LayerBlob, OciLayout};
 use crate::registry::{self, RegistryOptions};
 use crate::{dpkg, Progress};
 use oci_spec::image::{
@@ -348,11 +346,6 @@ pub fn encapsulate(
         .map_err(invalid)?;
     let (manifest_blob, manifest_bytes) =
         layout.put_json(&serde_json::to_value(&manifest).map_err(invalid)?)?;
-    debug_assert_eq!(
-        MANIFEST_MEDIA_TYPE,
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    let _ = (CONFIG_MEDIA_TYPE, LAYER_GZIP_MEDIA_TYPE);
     let platform = serde_json::json!({ "architecture": oci_arch(), "os": "linux" });
 
     let mut pushed = None;

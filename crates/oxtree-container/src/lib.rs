@@ -1,19 +1,24 @@
 //! The OS as an OCI image, in ostree-ext's container format (what bootc
 //! and rpm-ostree read): `encapsulate` writes a commit as an image chunked
-//! by Debian package to an OCI layout, an OCI archive or a registry.
+//! by Debian package to an OCI layout, an OCI archive or a registry; `pull`
+//! brings one back into a repository, the same commit.
 //!
 //! Modules: `imgref` (image references), `dpkg` (the package database in
 //! a commit), `chunking` (the layer plan), `layer` (ostree-ext's tar
 //! layers), `oci` (layouts, blobs, canonical JSON), `registry` (push),
-//! `encapsulate` (all of it together).
+//! `encapsulate` (all of it together), `import` (a layer back into a
+//! repository), `pull` (an image into a repository), `refescape` (ref names).
 
 pub mod chunking;
 pub mod dpkg;
 pub mod encapsulate;
 pub mod error;
 pub mod imgref;
+pub mod import;
 pub mod layer;
 pub mod oci;
+pub mod pull;
+pub mod refescape;
 pub mod registry;
 
 pub use encapsulate::{encapsulate, EncapsulateOptions, Encapsulated, LayerSummary};

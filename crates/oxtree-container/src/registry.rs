@@ -24,7 +24,7 @@ pub struct RegistryOptions {
 }
 
 /// The error and its sources (oci-client's errors name only themselves).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(x) = src {
@@ -52,7 +52,7 @@ fn reg_err_in(registry: &str, what: &str, e: impl std::error::Error + 'static) -
     }
 }
 
-fn client(reference: &Reference, opts: &RegistryOptions) -> Result<Client> {
+pub(crate) fn client(reference: &Reference, opts: &RegistryOptions) -> Result<Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = ClientConfig {
         use_monolithic_push: true,
@@ -92,7 +92,7 @@ fn client(reference: &Reference, opts: &RegistryOptions) -> Result<Client> {
     Ok(Client::new(config))
 }
 
-fn auth(opts: &RegistryOptions) -> RegistryAuth {
+pub(crate) fn auth(opts: &RegistryOptions) -> RegistryAuth {
     match &opts.credentials {
         Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
         None => RegistryAuth::Anonymous,
