@@ -510,6 +510,107 @@ fn host_base_to_a_registry_then_podman() {
     assert!(tar.contains("ID=debian"), "{tar}");
     podman(&["rm", &name]);
     podman(&["rmi", "-a"]);
+
+    // Pulled back: the very commit.
+    let base = ox(&repo, &["rev-parse", host_base::REF]).trim().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let reg_ref = format!("ostree-unverified-registry:{}/oxtree/host:v1", reg.addr);
+    let pulled = pull(&dest, &reg_ref, &["--insecure"]);
+    assert_eq!(pulled["commit"], base.as_str(), "{pulled}");
+    assert_eq!(inspect["Labels"]["ostree.commit"], base.as_str());
+
+    // The next build adds one package: with the previous manifest, the
+    // other packages' layers are the same blobs, and a pull of it fetches
+    // only the changed layers.
+    let work = tmp.path().join("work");
+    let st = Command::new("cp")
+        .arg("-al")
+        .arg(&repo)
+        .arg(&work)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp -al of the host base");
+    let overlay = tmp.path().join("overlay");
+    let db = "usr/share/dpkg/database";
+    let mut status = ox(&work, &["cat", host_base::REF, &format!("/{db}/status")]);
+    status.push_str(
+        "\nPackage: oxtree-extra\nStatus: install ok installed\nArchitecture: all\n\
+         Installed-Size: 8\nVersion: 1\nDescription: a package added by the test\n",
+    );
+    write(&overlay, &format!("{db}/status"), &status);
+    write(
+        &overlay,
+        &format!("{db}/info/oxtree-extra.list"),
+        "/.\n/usr\n/usr/share\n/usr/share/oxtree-extra\n/usr/share/oxtree-extra/data\n",
+    );
+    write(
+        &overlay,
+        "usr/share/oxtree-extra/data",
+        &"extra\n".repeat(1000),
+    );
+    let v2 = ox(
+        &work,
+        &[
+            "commit",
+            "-b",
+            host_base::REF,
+            "--bootable",
+            &format!("--tree=ref={}", host_base::REF),
+            &format!("--tree=dir={}", overlay.display()),
+            "--add-metadata-string=version=2",
+            "-s",
+            "one more package",
+        ],
+    )
+    .trim()
+    .lines()
+    .last()
+    .unwrap()
+    .to_string();
+    let m1_path = tmp.path().join("m1.json");
+    std::fs::write(&m1_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let image2 = format!("docker://{}/oxtree/host:v2", reg.addr);
+    let out2 = encapsulate(
+        &work,
+        host_base::REF,
+        &image2,
+        &[
+            "--insecure",
+            "--previous-build-manifest",
+            m1_path.to_str().unwrap(),
+        ],
+    );
+    let m2 = raw_manifest(&image2, &["--tls-verify=false"]);
+    let (d1, d2) = (layer_digests(&manifest), layer_digests(&m2));
+    let changed: Vec<&String> = d2.iter().filter(|d| !d1.contains(d)).collect();
+    // The commit layer, the unpackaged layer (the dpkg database) and the
+    // layer the new package went into.
+    assert!(
+        changed.len() <= 3,
+        "{} of {} layers changed",
+        changed.len(),
+        d2.len()
+    );
+    assert!(out2["pushed-blobs"].as_u64().unwrap() <= 4, "{out2}");
+    let pulled2 = pull(
+        &dest,
+        &format!("ostree-unverified-registry:{}/oxtree/host:v2", reg.addr),
+        &["--insecure"],
+    );
+    assert_eq!(pulled2["commit"], v2.as_str());
+    assert!(
+        pulled2["layers-fetched"].as_u64().unwrap() <= 3,
+        "{pulled2}"
+    );
+    let fsck = ox(&dest, &["fsck"]);
+    assert!(fsck.contains("no errors"), "{fsck}");
+    eprintln!(
+        "host image: {} layers; one more package changed {} of them; the pull of v2 fetched {}",
+        d2.len(),
+        changed.len(),
+        pulled2["layers-fetched"]
+    );
 }
 
 /// Pull `image` into `repo` (created if need be); the JSON result.
