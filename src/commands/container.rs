@@ -8,7 +8,30 @@ use crate::util::open_repo;
 use anyhow::{anyhow, Context, Result};
 use oxtree_container::{EncapsulateOptions, ImageRef, Progress, RegistryOptions};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C: the operation stops at its next check and
+/// moves no ref; a second Ctrl-C kills.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    CANCEL.store(true, Ordering::Relaxed);
+    // SAFETY: signal() is async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+fn cancel_on_sigint() -> &'static AtomicBool {
+    // SAFETY: the handler only stores to an atomic and resets the
+    // disposition, both async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    &CANCEL
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -161,8 +184,8 @@ fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
         registry: a.registry.options()?,
     };
     let progress = progress_printer(a.quiet);
-    let cancel = AtomicBool::new(false);
-    let out = oxtree_container::encapsulate(&repo, &a.rev, &dest, &opts, &progress, &cancel)?;
+    let cancel = cancel_on_sigint();
+    let out = oxtree_container::encapsulate(&repo, &a.rev, &dest, &opts, &progress, cancel)?;
     if a.json {
         let layers: Vec<serde_json::Value> = out
             .layers
@@ -233,9 +256,8 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
     let repo = open_repo(repo)?;
     let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
     let progress = progress_printer(a.quiet);
-    let cancel = AtomicBool::new(false);
-    let out =
-        oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, &cancel)?;
+    let cancel = cancel_on_sigint();
+    let out = oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, cancel)?;
     if a.json {
         let v = serde_json::json!({
             "image": out.image,
