@@ -391,3 +391,21 @@ fn walk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_as_ostree_ext_writes_them() {
+        assert_eq!(tar_path("usr/etc"), "etc");
+        assert_eq!(tar_path("usr/etc/passwd"), "etc/passwd");
+        assert_eq!(tar_path("usr/etcetera/x"), "usr/etcetera/x");
+        assert_eq!(tar_path("usr/bin/ls"), "usr/bin/ls");
+        let c = Checksum([0xab; 32]);
+        assert_eq!(
+            object_path(&c, "file"),
+            format!("sysroot/ostree/repo/objects/ab/{}.file", "ab".repeat(31))
+        );
+    }
+}
