@@ -307,6 +307,20 @@ fn small_commit_to_oci_layout_archive_and_back() {
     assert_eq!(arch["manifest-digest"], out["manifest-digest"]);
     let inspect: Value = serde_json::from_str(&tool("skopeo", &["inspect", &archive])).unwrap();
     assert_eq!(inspect["Digest"], out["manifest-digest"]);
+    // The archive pulls back to the commit.
+    let dest = d.join("from-archive");
+    let pulled = pull(&dest, &format!("ostree-unverified-image:{archive}"), &[]);
+    assert_eq!(pulled["commit"], commit.as_str());
+    let e = ox_fails(
+        &dest,
+        &[
+            "container",
+            "image",
+            "pull",
+            &format!("oci-archive:{}:nope", d.join("img.tar").display()),
+        ],
+    );
+    assert!(e.contains("no manifest tagged \"nope\""), "{e}");
 
     // Bad requests are refused.
     let e = ox_fails(&repo, &["container", "encapsulate", "test/os", "ftp:x"]);

@@ -22,6 +22,7 @@ use oxtree_repo::Repo;
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,7 +37,8 @@ const LAYER_TYPES: &[&str] = &[
 ];
 
 /// `ostree-unverified-registry:HOST/NAME:TAG`, `ostree-unverified-image:`
-/// followed by `oci:DIR[:TAG]` or `docker://…`, or those bare.
+/// followed by `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker://…`,
+/// or those bare.
 pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
     if let Some(r) = s.strip_prefix("ostree-unverified-registry:") {
         return ImageRef::parse(&format!("docker://{r}"));
@@ -95,24 +97,68 @@ fn copy_verified(r: &mut impl Read, digest: &str, size: u64, out: &mut impl Writ
     Ok(())
 }
 
+/// Where the members of an OCI layout are: a directory or a tar file.
+enum Layout {
+    Dir(OwnedFd),
+    /// The archive and its regular members: name -> (offset, size).
+    Archive(std::fs::File, HashMap<String, (u64, u64)>),
+}
+
 struct OciSource {
-    dir: OwnedFd,
+    layout: Layout,
     tag: Option<String>,
     path: String,
 }
 
 impl OciSource {
-    /// Open a member of the layout: beneath it, no symlinks.
-    fn open(&self, rel: &str) -> Result<std::fs::File> {
-        let fd = rustix::fs::openat2(
-            &self.dir,
-            rel,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .ctx(|| format!("opening {}/{rel}", self.path))?;
-        Ok(fd.into())
+    /// Open a member of the layout: in a directory beneath it, no
+    /// symlinks; in an archive, a regular member of that exact name.
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>> {
+        match &self.layout {
+            Layout::Dir(dir) => {
+                let fd = rustix::fs::openat2(
+                    dir,
+                    rel,
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+                )
+                .ctx(|| format!("opening {}/{rel}", self.path))?;
+                Ok(Box::new(std::fs::File::from(fd)))
+            }
+            Layout::Archive(f, members) => {
+                let (off, size) = *members.get(rel).ok_or_else(|| {
+                    ContainerError::Invalid(format!("{}: no member {rel}", self.path))
+                })?;
+                let mut f = f.try_clone().ctx(|| format!("reading {}", self.path))?;
+                f.seek(std::io::SeekFrom::Start(off))
+                    .ctx(|| format!("reading {}", self.path))?;
+                Ok(Box::new(f.take(size)))
+            }
+        }
+    }
+
+    /// Index the regular members of an OCI archive.
+    fn archive(path: &std::path::Path, tag: Option<String>) -> Result<OciSource> {
+        let f = std::fs::File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut members = HashMap::new();
+        let mut ar = tar::Archive::new(f.try_clone().ctx(|| "reading the archive")?);
+        let bad = |e: std::io::Error| {
+            ContainerError::Invalid(format!("{}: not a tar archive: {e}", path.display()))
+        };
+        for e in ar.entries_with_seek().map_err(bad)? {
+            let e = e.map_err(bad)?;
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = crate::import::check_name(&e.path_bytes())?;
+            members.insert(name, (e.raw_file_position(), e.size()));
+        }
+        Ok(OciSource {
+            layout: Layout::Archive(f, members),
+            tag,
+            path: path.display().to_string(),
+        })
     }
 
     fn read_small(&self, rel: &str) -> Result<Vec<u8>> {
@@ -143,10 +189,10 @@ impl Source for OciSource {
         let m = match pick.as_slice() {
             [one] => *one,
             [] => {
-                return Err(ContainerError::Invalid(format!(
-                    "{}: no manifest tagged {:?}",
-                    self.path, self.tag
-                )))
+                return Err(ContainerError::Invalid(match &self.tag {
+                    Some(t) => format!("{}: no manifest tagged {t:?}", self.path),
+                    None => format!("{}: no manifest", self.path),
+                }))
             }
             _ => {
                 return Err(ContainerError::Invalid(format!(
@@ -267,15 +313,12 @@ fn open_source(img: &ImageRef, opts: &RegistryOptions) -> Result<Box<dyn Source>
             )
             .ctx(|| format!("opening {}", path.display()))?;
             Ok(Box::new(OciSource {
-                dir,
+                layout: Layout::Dir(dir),
                 tag: tag.clone(),
                 path: path.display().to_string(),
             }))
         }
-        ImageRef::OciArchive { .. } => Err(ContainerError::ImageRef {
-            reference: img.to_string(),
-            reason: "pulling from oci-archive: is not supported (unpack it to oci:)".into(),
-        }),
+        ImageRef::OciArchive { path, tag } => Ok(Box::new(OciSource::archive(path, tag.clone())?)),
         ImageRef::Registry { reference } => {
             let r: oci_client::Reference =
                 reference.parse().map_err(|e| ContainerError::ImageRef {
