@@ -711,7 +711,8 @@ fn pull_recreates_the_commit_and_fetches_only_new_layers() {
 /// Make a tampered copy of the OCI layout `src` (one manifest) at `dst`
 /// with python: `mode` is lying-digest (a layer's bytes changed, not its
 /// digest), dotdot (a layer with `../evil`), device (a layer with a
-/// character device) or huge-manifest (over 4 MiB). Digests other than
+/// character device), symlink-escape (a symlink climbing out of the tree)
+/// or huge-manifest (over 4 MiB). Digests other than
 /// the lying one are made consistent again.
 fn tamper(src: &Path, dst: &Path, mode: &str) {
     const SCRIPT: &str = r#"
@@ -735,13 +736,18 @@ if mode == 'lying-digest':
     data[len(data) // 2] ^= 0xff
     os.chmod(p, 0o644)
     open(p, 'wb').write(bytes(data))
-elif mode in ('dotdot', 'device'):
+elif mode in ('dotdot', 'device', 'symlink-escape'):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as t:
         if mode == 'dotdot':
             ti = tarfile.TarInfo('usr/../../evil')
             ti.size = 1
             t.addfile(ti, io.BytesIO(b'x'))
+        elif mode == 'symlink-escape':
+            ti = tarfile.TarInfo('usr/evil')
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = '../../../etc/shadow'
+            t.addfile(ti)
         else:
             ti = tarfile.TarInfo('usr/evil')
             ti.type = tarfile.CHRTYPE
@@ -783,6 +789,7 @@ fn pull_refuses_bad_images_and_moves_no_ref() {
         ("lying-digest", "hashing to"),
         ("dotdot", "`..`"),
         ("device", "device node"),
+        ("symlink-escape", "escapes the tree"),
         ("huge-manifest", "over"),
     ] {
         let bad = d.join(mode);

@@ -3,8 +3,9 @@
 //! transaction, each verified against its name; the other members (the
 //! hardlinked paths, directories) are only checked. Refused: absolute
 //! names, `..`, NUL, device nodes, FIFOs and other special entries, links
-//! to anything but an object, metadata objects over 64 MiB, xattrs that do
-//! not parse.
+//! to anything but an object, symlinks (other than objects) that climb out
+//! of the tree, metadata objects over 64 MiB, xattrs that do not parse.
+//! Nothing is ever extracted to a filesystem.
 
 use crate::error::{ContainerError, Result};
 use crate::layer::REPO;
@@ -46,6 +47,32 @@ pub fn check_name(name: &[u8]) -> Result<String> {
         return Err(bad(format!("member name with `..`: {s:?}")));
     }
     Ok(s.trim_start_matches("./").to_string())
+}
+
+/// Whether the relative symlink `target` of the member `name` climbs out
+/// of the tree (lexically: `a/b -> ../../..`).
+pub fn symlink_escapes(name: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth = name
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .count() as i64
+        - 1;
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
 }
 
 /// `objects/XX/REST.EXT` under the repository: (checksum, EXT).
@@ -128,6 +155,12 @@ pub fn import_layer(txn: &Transaction<'_>, r: impl Read, cancel: &AtomicBool) ->
         if let Some(l) = &link {
             if l.contains('\0') {
                 return Err(bad(format!("{name}: link target with NUL")));
+            }
+            // An object's target is content, relative to its paths, not
+            // to the object store: only other symlinks are checked.
+            let object = name.starts_with(&format!("{REPO}/objects/"));
+            if kind == EntryType::Symlink && !object && symlink_escapes(&name, l) {
+                return Err(bad(format!("{name}: symlink escapes the tree: {l:?}")));
             }
             if kind == EntryType::Link {
                 let target = check_name(l.as_bytes())?;
@@ -233,5 +266,10 @@ mod tests {
         assert_eq!((c.to_hex(), ext), (h, "file"));
         assert!(parse_object(&format!("{REPO}/objects/aa/zz.file")).is_err());
         assert!(parse_object("usr/bin/x").unwrap().is_none());
+        assert!(symlink_escapes("usr/x", "../../etc"));
+        assert!(symlink_escapes("x", ".."));
+        assert!(!symlink_escapes("usr/lib/x", "../../etc/y"));
+        assert!(!symlink_escapes("usr/x", "/etc/shadow"));
+        assert!(!symlink_escapes("usr/bin/sh", "dash"));
     }
 }
