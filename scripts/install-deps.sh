@@ -7,7 +7,8 @@
 # dosfstools/mtools for the ESP, the ssh client, netcat and busybox-static;
 # curl for the agent tests (TLS client certificates, another uid on the
 # socket); etcd (server and etcdctl) for the FleetLock tests, and protoc,
-# which the etcd client crate needs at build time.
+# which the etcd client crate needs at build time; for the container tests
+# a real registry (docker-registry), skopeo, podman and umoci.
 # Installs only what is missing; does nothing when all is there.
 set -euo pipefail
 
@@ -45,6 +46,10 @@ have dpkg-scanpackages || need+=(dpkg-dev)
 have etcd || need+=(etcd-server)
 have etcdctl || need+=(etcd-client)
 have protoc || need+=(protobuf-compiler)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+have skopeo || need+=(skopeo)
+have podman || need+=(podman)
+have umoci || need+=(umoci)
 need_bpo=()
 have qemu-system-x86_64 || need_bpo+=(qemu-system-x86)
 have qemu-img || need_bpo+=(qemu-utils)
@@ -73,6 +78,10 @@ if [ ${#need[@]} -gt 0 ]; then
   # (started where systemd runs) is not wanted.
   if [[ " ${need[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
     systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
+  # Likewise the registry: the tests start their own on a free port.
+  if [[ " ${need[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
   fi
 fi
 if [ ${#need_bpo[@]} -gt 0 ]; then

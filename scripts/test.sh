@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests drive
 # (scripts/install-deps.sh: the real ostree CLI, gpg, mmdebstrap, bubblewrap,
-# nginx, qemu, OVMF, GRUB, …), then runs format, lint and all tests, VM
+# nginx, qemu, OVMF, GRUB, docker-registry, skopeo, podman, umoci, …), then
+# runs format, lint and all tests, VM
 # boots included (tests/boot.rs). Compose, layering
 # and boot tests download real Debian packages and keep expensive fixtures
 # (composed bases, the stock VM image) in /var/cache/oxtree-tests.

@@ -107,6 +107,8 @@ enum Command {
     ToDisk(commands::to_disk::Args),
     /// The host agent (oxtreed): the host's transactions as a REST API
     Agent(commands::agent::Args),
+    /// The OS as an OCI image: encapsulate a commit (ostree-ext format)
+    Container(commands::container::Args),
     /// `ostree-NAME` from PATH, run as `ostree NAME`
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -239,6 +241,7 @@ fn main() {
         Command::Db(a) => commands::db::run(repo, a),
         Command::ToDisk(a) => commands::to_disk::run(repo, a),
         Command::Agent(a) => commands::agent::run(a),
+        Command::Container(a) => commands::container::run(repo, a),
         Command::External(argv) => commands::external::run(argv),
         Command::Fleetlock(a) => commands::fleetlock::run(a),
         Command::Updates(a) => commands::updates::run(a),

@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod commit;
 pub mod compose;
 pub mod config;
+pub mod container;
 pub mod db;
 pub mod diff;
 pub mod export;

@@ -1,0 +1,28 @@
+//! The crate's error type: what went wrong, typed, for the CLI to render.
+
+use oxtree_io::IoError;
+use oxtree_repo::RepoError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// An image reference that cannot be parsed or is not supported.
+    #[error("image reference {reference:?}: {reason}")]
+    ImageRef { reference: String, reason: String },
+    /// Bad input: options, a previous manifest, a commit's dpkg database.
+    #[error("{0}")]
+    Invalid(String),
+    /// The registry refused or failed a request.
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+oxtree_io::io_context!(pub(crate) ContainerError);

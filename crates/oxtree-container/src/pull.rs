@@ -1,0 +1,616 @@
+//! `pull`: an ostree-ext image into a repository. Only layers whose blob
+//! has no `ostree/container/blob/sha256_3A_HEX` ref are fetched; every
+//! digest is checked (manifest, config, each compressed layer and its
+//! uncompressed diff id), the commit must be the one `ostree.commit`
+//! names and be complete, and only then do the refs move: one per layer
+//! (the commit layer's to the commit, a content layer's to a commit of its
+//! objects, as ostree-ext keeps them) and `ostree/container/image/IMGREF`
+//! to a merge commit whose parent is the image's commit, with the manifest
+//! and config in its metadata. A failure moves no ref.
+
+use crate::encapsulate::COMMIT_LABEL;
+use crate::error::{ContainerError, IoContext, Result};
+use crate::imgref::ImageRef;
+use crate::import::import_layer;
+use crate::oci::{digest_hex, digest_of, REF_NAME};
+use crate::refescape;
+use crate::registry::RegistryOptions;
+use crate::{Progress, MAX_MANIFEST};
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oxtree_object::{Checksum, Commit, DirMeta, DirTree, FileEntry, Metadata, Xattrs};
+use oxtree_repo::Repo;
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const META_MANIFEST_DIGEST: &str = "ostree.manifest-digest";
+pub const META_MANIFEST: &str = "ostree.manifest";
+pub const META_CONFIG: &str = "ostree.container.image-config";
+
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
+
+/// `ostree-unverified-registry:HOST/NAME:TAG`, `ostree-unverified-image:`
+/// followed by `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker://…`,
+/// or those bare.
+pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
+    if let Some(r) = s.strip_prefix("ostree-unverified-registry:") {
+        return ImageRef::parse(&format!("docker://{r}"));
+    }
+    if let Some(r) = s.strip_prefix("ostree-unverified-image:") {
+        return ImageRef::parse(r);
+    }
+    if s.starts_with("ostree-") {
+        return Err(ContainerError::ImageRef {
+            reference: s.to_string(),
+            reason: "signature verification is not supported: use ostree-unverified-registry: \
+                     or ostree-unverified-image:"
+                .into(),
+        });
+    }
+    ImageRef::parse(s)
+}
+
+/// Where the image's documents and blobs come from.
+trait Source {
+    /// The manifest's bytes and their digest.
+    fn manifest(&mut self) -> Result<(Vec<u8>, String)>;
+    /// The blob `digest` (at most `size` bytes) into `out`, verified.
+    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()>;
+}
+
+fn too_big(what: &str, n: u64) -> ContainerError {
+    ContainerError::Invalid(format!("{what} is over {n} bytes"))
+}
+
+/// Copy at most `size` bytes, hashing; fails on more, less or another digest.
+fn copy_verified(r: &mut impl Read, digest: &str, size: u64, out: &mut impl Write) -> Result<()> {
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let k = r.read(&mut buf).ctx(|| format!("reading blob {digest}"))?;
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+        if n > size {
+            return Err(ContainerError::Invalid(format!(
+                "blob {digest} is larger than its descriptor says ({size} bytes)"
+            )));
+        }
+        h.update(&buf[..k]);
+        out.write_all(&buf[..k]).ctx(|| "storing a blob")?;
+    }
+    let actual = format!("sha256:{}", hex::encode(h.finalize()));
+    if actual != digest || n != size {
+        return Err(ContainerError::Invalid(format!(
+            "blob {digest}: got {n} bytes hashing to {actual} (expected {size} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Where the members of an OCI layout are: a directory or a tar file.
+enum Layout {
+    Dir(OwnedFd),
+    /// The archive and its regular members: name -> (offset, size).
+    Archive(std::fs::File, HashMap<String, (u64, u64)>),
+}
+
+struct OciSource {
+    layout: Layout,
+    tag: Option<String>,
+    path: String,
+}
+
+impl OciSource {
+    /// Open a member of the layout: in a directory beneath it, no
+    /// symlinks; in an archive, a regular member of that exact name.
+    fn open(&self, rel: &str) -> Result<Box<dyn Read + '_>> {
+        match &self.layout {
+            Layout::Dir(dir) => {
+                let fd = rustix::fs::openat2(
+                    dir,
+                    rel,
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+                )
+                .ctx(|| format!("opening {}/{rel}", self.path))?;
+                Ok(Box::new(std::fs::File::from(fd)))
+            }
+            Layout::Archive(f, members) => {
+                let (off, size) = *members.get(rel).ok_or_else(|| {
+                    ContainerError::Invalid(format!("{}: no member {rel}", self.path))
+                })?;
+                let mut f = f.try_clone().ctx(|| format!("reading {}", self.path))?;
+                f.seek(std::io::SeekFrom::Start(off))
+                    .ctx(|| format!("reading {}", self.path))?;
+                Ok(Box::new(f.take(size)))
+            }
+        }
+    }
+
+    /// Index the regular members of an OCI archive.
+    fn archive(path: &std::path::Path, tag: Option<String>) -> Result<OciSource> {
+        let f = std::fs::File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut members = HashMap::new();
+        let mut ar = tar::Archive::new(f.try_clone().ctx(|| "reading the archive")?);
+        let bad = |e: std::io::Error| {
+            ContainerError::Invalid(format!("{}: not a tar archive: {e}", path.display()))
+        };
+        for e in ar.entries_with_seek().map_err(bad)? {
+            let e = e.map_err(bad)?;
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = crate::import::check_name(&e.path_bytes())?;
+            members.insert(name, (e.raw_file_position(), e.size()));
+        }
+        Ok(OciSource {
+            layout: Layout::Archive(f, members),
+            tag,
+            path: path.display().to_string(),
+        })
+    }
+
+    fn read_small(&self, rel: &str) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open(rel)?
+            .take(MAX_MANIFEST as u64 + 1)
+            .read_to_end(&mut v)
+            .ctx(|| format!("reading {}/{rel}", self.path))?;
+        if v.len() > MAX_MANIFEST {
+            return Err(too_big(rel, MAX_MANIFEST as u64));
+        }
+        Ok(v)
+    }
+}
+
+impl Source for OciSource {
+    fn manifest(&mut self) -> Result<(Vec<u8>, String)> {
+        let index: serde_json::Value = serde_json::from_slice(&self.read_small("index.json")?)
+            .map_err(|e| ContainerError::Invalid(format!("index.json: {e}")))?;
+        let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+        let pick: Vec<&serde_json::Value> = manifests
+            .iter()
+            .filter(|m| match &self.tag {
+                Some(t) => m["annotations"][REF_NAME].as_str() == Some(t),
+                None => true,
+            })
+            .collect();
+        let m = match pick.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(ContainerError::Invalid(match &self.tag {
+                    Some(t) => format!("{}: no manifest tagged {t:?}", self.path),
+                    None => format!("{}: no manifest", self.path),
+                }))
+            }
+            _ => {
+                return Err(ContainerError::Invalid(format!(
+                    "{}: several manifests; name one with :TAG",
+                    self.path
+                )))
+            }
+        };
+        let digest = m["digest"].as_str().unwrap_or_default().to_string();
+        let size = m["size"].as_u64().unwrap_or(0);
+        if size > MAX_MANIFEST as u64 {
+            return Err(too_big("the manifest", MAX_MANIFEST as u64));
+        }
+        let hex = digest_hex(&digest)?;
+        let bytes = self.read_small(&format!("blobs/sha256/{hex}"))?;
+        if digest_of(&bytes) != digest || bytes.len() as u64 != size {
+            return Err(ContainerError::Invalid(format!(
+                "manifest {digest}: the blob does not match its digest and size"
+            )));
+        }
+        Ok((bytes, digest))
+    }
+
+    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()> {
+        let hex = digest_hex(digest)?;
+        let mut f = self.open(&format!("blobs/sha256/{hex}"))?;
+        copy_verified(&mut f, digest, size, out)
+    }
+}
+
+struct RegistrySource {
+    reference: oci_client::Reference,
+    client: oci_client::Client,
+    rt: tokio::runtime::Runtime,
+    auth: oci_client::secrets::RegistryAuth,
+}
+
+impl RegistrySource {
+    fn err(&self, e: impl std::fmt::Display) -> ContainerError {
+        ContainerError::Registry {
+            registry: self.reference.registry().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl Source for RegistrySource {
+    fn manifest(&mut self) -> Result<(Vec<u8>, String)> {
+        let (bytes, _) = self
+            .rt
+            .block_on(self.client.pull_manifest_raw(
+                &self.reference,
+                &self.auth,
+                &[
+                    oci_client::manifest::OCI_IMAGE_MEDIA_TYPE,
+                    oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE,
+                ],
+            ))
+            .map_err(|e| self.err(crate::registry::chain(&e)))?;
+        if bytes.len() > MAX_MANIFEST {
+            return Err(too_big("the manifest", MAX_MANIFEST as u64));
+        }
+        let digest = digest_of(&bytes);
+        if let Some(want) = self.reference.digest() {
+            if want != digest {
+                return Err(ContainerError::Invalid(format!(
+                    "the registry sent a manifest hashing to {digest}, not {want}"
+                )));
+            }
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()> {
+        use futures_util::StreamExt;
+        let r = &self.reference;
+        let c = &self.client;
+        let res: Result<()> = self.rt.block_on(async {
+            let mut s =
+                c.pull_blob_stream(r, digest)
+                    .await
+                    .map_err(|e| ContainerError::Registry {
+                        registry: r.registry().to_string(),
+                        reason: crate::registry::chain(&e),
+                    })?;
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            while let Some(chunk) = s.stream.next().await {
+                let chunk = chunk.ctx(|| format!("fetching {digest}"))?;
+                n += chunk.len() as u64;
+                if n > size {
+                    return Err(ContainerError::Invalid(format!(
+                        "blob {digest} is larger than its descriptor says ({size} bytes)"
+                    )));
+                }
+                h.update(&chunk);
+                out.write_all(&chunk).ctx(|| "storing a blob")?;
+            }
+            let actual = format!("sha256:{}", hex::encode(h.finalize()));
+            if actual != digest || n != size {
+                return Err(ContainerError::Invalid(format!(
+                    "blob {digest}: got {n} bytes hashing to {actual} (expected {size} bytes)"
+                )));
+            }
+            Ok(())
+        });
+        res
+    }
+}
+
+fn open_source(img: &ImageRef, opts: &RegistryOptions) -> Result<Box<dyn Source>> {
+    match img {
+        ImageRef::OciDir { path, tag } => {
+            let dir = rustix::fs::open(
+                path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("opening {}", path.display()))?;
+            Ok(Box::new(OciSource {
+                layout: Layout::Dir(dir),
+                tag: tag.clone(),
+                path: path.display().to_string(),
+            }))
+        }
+        ImageRef::OciArchive { path, tag } => Ok(Box::new(OciSource::archive(path, tag.clone())?)),
+        ImageRef::Registry { reference } => {
+            let r: oci_client::Reference =
+                reference.parse().map_err(|e| ContainerError::ImageRef {
+                    reference: reference.clone(),
+                    reason: format!("{e}"),
+                })?;
+            let client = crate::registry::client(&r, opts)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .ctx(|| "starting the async runtime")?;
+            Ok(Box::new(RegistrySource {
+                reference: r,
+                client,
+                rt,
+                auth: crate::registry::auth(opts),
+            }))
+        }
+    }
+}
+
+/// What a pull did.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    pub image: String,
+    /// The ref of the image (`ostree/container/image/…`).
+    pub image_ref: String,
+    pub manifest_digest: String,
+    /// The image's ostree commit (`ostree.commit`).
+    pub commit: Checksum,
+    /// The merge commit the image ref points to.
+    pub merge_commit: Checksum,
+    pub layers_fetched: usize,
+    pub layers_present: usize,
+}
+
+/// Reads through, hashing what passes.
+struct HashReader<R> {
+    inner: R,
+    h: Sha256,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.h.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn object_set_commit(txn: &oxtree_repo::Transaction<'_>, objs: &[Checksum]) -> Result<Checksum> {
+    let tree = DirTree {
+        files: objs
+            .iter()
+            .map(|c| FileEntry {
+                name: c.to_hex(),
+                checksum: *c,
+            })
+            .collect(),
+        dirs: Vec::new(),
+    };
+    let meta = DirMeta {
+        uid: 0,
+        gid: 0,
+        mode: 0o40755,
+        xattrs: Xattrs::new(),
+    };
+    let root_tree = txn.write_dirtree(&tree)?;
+    let root_meta = txn.write_dirmeta(&meta)?;
+    Ok(txn.write_commit(&Commit {
+        metadata: Metadata::new(),
+        parent: None,
+        related: Vec::new(),
+        subject: String::new(),
+        body: String::new(),
+        timestamp: 0,
+        root_tree,
+        root_meta,
+    })?)
+}
+
+/// Pull `img` into `repo`.
+pub fn pull(
+    repo: &Repo,
+    img: &ImageRef,
+    opts: &RegistryOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Pulled> {
+    let mut src = open_source(img, opts)?;
+    let (manifest_bytes, manifest_digest) = src.manifest()?;
+    let manifest: ImageManifest = crate::encapsulate::parse_manifest(&manifest_bytes)?;
+    let cdesc = manifest.config();
+    let csize = cdesc.size();
+    if csize > MAX_MANIFEST as u64 {
+        return Err(too_big("the config", MAX_MANIFEST as u64));
+    }
+    let mut cfile = tempfile::tempfile().ctx(|| "creating a temporary file")?;
+    src.blob(cdesc.digest().as_ref(), csize, &mut cfile)?;
+    let mut config_bytes = Vec::new();
+    cfile.rewind().ctx(|| "reading the config")?;
+    cfile
+        .read_to_end(&mut config_bytes)
+        .ctx(|| "reading the config")?;
+    let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|e| ContainerError::Invalid(format!("not an OCI image config: {e}")))?;
+    let label = config
+        .labels_of_config()
+        .and_then(|l| l.get(COMMIT_LABEL))
+        .ok_or_else(|| {
+            ContainerError::Invalid(format!("not an ostree image: no {COMMIT_LABEL} label"))
+        })?;
+    let commit = Checksum::from_hex(label)
+        .map_err(|_| ContainerError::Invalid(format!("bad {COMMIT_LABEL} label {label:?}")))?;
+    let layers = manifest.layers();
+    let diff_ids = config.rootfs().diff_ids();
+    if layers.is_empty() || diff_ids.len() != layers.len() {
+        return Err(ContainerError::Invalid(format!(
+            "{} layers but {} diff ids",
+            layers.len(),
+            diff_ids.len()
+        )));
+    }
+
+    let mut refs: Vec<(String, Checksum)> = Vec::new();
+    let mut commitmeta = None;
+    let (mut fetched, mut present) = (0, 0);
+    let txn = repo.begin()?;
+    for (i, l) in layers.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ContainerError::Cancelled);
+        }
+        let digest = l.digest().to_string();
+        let lref = refescape::layer_ref(&digest)?;
+        if let Some(c) = repo.read_ref(&lref)? {
+            let ok = if i == 0 {
+                c == commit
+            } else {
+                repo.load_commit(&c).is_ok()
+            };
+            if ok && !repo.is_commit_partial(&c)? {
+                present += 1;
+                refs.push((lref, c));
+                continue;
+            }
+        }
+        let mt = l.media_type().to_string();
+        if !LAYER_TYPES.contains(&mt.as_str()) {
+            return Err(ContainerError::Invalid(format!(
+                "layer {digest}: unsupported media type {mt}"
+            )));
+        }
+        let mut f = tempfile::tempfile().ctx(|| "creating a temporary file")?;
+        src.blob(&digest, l.size(), &mut f)?;
+        f.rewind().ctx(|| "reading a layer")?;
+        let buf = std::io::BufReader::with_capacity(256 << 10, f);
+        let plain: Box<dyn Read> = if mt.ends_with("gzip") {
+            Box::new(flate2::read::GzDecoder::new(buf))
+        } else {
+            Box::new(buf)
+        };
+        let mut hr = HashReader {
+            inner: plain,
+            h: Sha256::new(),
+        };
+        let imported = import_layer(&txn, &mut hr, cancel)?;
+        std::io::copy(&mut hr, &mut std::io::sink()).ctx(|| format!("reading layer {digest}"))?;
+        let diff_id = format!("sha256:{}", hex::encode(hr.h.finalize()));
+        if diff_id != diff_ids[i] {
+            return Err(ContainerError::Invalid(format!(
+                "layer {digest}: uncompressed it hashes to {diff_id}, the config says {}",
+                diff_ids[i]
+            )));
+        }
+        let target = if i == 0 {
+            match imported.commit {
+                Some(c) if c == commit => {}
+                Some(c) => {
+                    return Err(ContainerError::Invalid(format!(
+                        "the image holds commit {c}, its label says {commit}"
+                    )))
+                }
+                None => {
+                    return Err(ContainerError::Invalid(
+                        "no commit in the first layer".into(),
+                    ))
+                }
+            }
+            commitmeta = imported.commitmeta;
+            commit
+        } else {
+            if imported.commit.is_some() {
+                return Err(ContainerError::Invalid(format!(
+                    "layer {digest}: a second commit object"
+                )));
+            }
+            let objs: Vec<Checksum> = imported.content.into_iter().collect();
+            object_set_commit(&txn, &objs)?
+        };
+        fetched += 1;
+        progress(Progress::LayerWritten {
+            done: i + 1,
+            total: layers.len(),
+            digest: digest.clone(),
+            size: l.size(),
+            description: "fetched".into(),
+        });
+        refs.push((lref, target));
+    }
+    let sync = txn.sync_enabled();
+    txn.commit()?;
+    if let Some(b) = commitmeta {
+        repo.write_detached_metadata_bytes(&commit, &b, sync)?;
+    }
+
+    // The whole tree must be there before any ref names it.
+    let mut reach = Default::default();
+    repo.traverse_commit(&commit, 0, &mut reach)?;
+    for (kind, c) in &reach {
+        if !repo.has_object(*kind, c)? {
+            return Err(ContainerError::Invalid(format!(
+                "the image lacks {} object {c}",
+                kind.extension(false)
+            )));
+        }
+    }
+    let base = repo.load_commit(&commit)?;
+    let mut meta = Metadata::new();
+    meta.set_str(META_MANIFEST_DIGEST, &manifest_digest);
+    meta.set_str(META_MANIFEST, &String::from_utf8_lossy(&manifest_bytes));
+    meta.set_str(META_CONFIG, &String::from_utf8_lossy(&config_bytes));
+    let txn = repo.begin()?;
+    let merge = txn.write_commit(&Commit {
+        metadata: meta,
+        parent: Some(commit),
+        related: Vec::new(),
+        subject: String::new(),
+        body: String::new(),
+        timestamp: base.timestamp,
+        root_tree: base.root_tree,
+        root_meta: base.root_meta,
+    })?;
+    txn.commit()?;
+    let image_ref = refescape::image_ref(&img.to_string())?;
+    refs.push((image_ref.clone(), merge));
+    for (r, c) in &refs {
+        repo.write_ref(r, Some(c), sync)?;
+    }
+    Ok(Pulled {
+        image: img.to_string(),
+        image_ref,
+        manifest_digest,
+        commit,
+        merge_commit: merge,
+        layers_fetched: fetched,
+        layers_present: present,
+    })
+}
+
+/// An image in the repository.
+#[derive(Clone, Debug)]
+pub struct StoredImage {
+    pub image: String,
+    pub manifest_digest: Option<String>,
+    pub commit: Option<Checksum>,
+    pub merge_commit: Checksum,
+}
+
+/// The images pulled into `repo`.
+pub fn list(repo: &Repo) -> Result<Vec<StoredImage>> {
+    let prefix = format!("{}/", refescape::IMAGE_PREFIX);
+    let mut out = Vec::new();
+    for (name, c) in repo.list_refs()? {
+        let Some(esc) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let image = refescape::unescape(esc)?;
+        let (digest, parent) = match repo.load_commit(&c) {
+            Ok(m) => (
+                m.metadata.get_str(META_MANIFEST_DIGEST).map(str::to_string),
+                m.parent,
+            ),
+            Err(_) => (None, None),
+        };
+        out.push(StoredImage {
+            image,
+            manifest_digest: digest,
+            commit: parent,
+            merge_commit: c,
+        });
+    }
+    out.sort_by(|a, b| a.image.cmp(&b.image));
+    Ok(out)
+}

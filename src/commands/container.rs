@@ -1,0 +1,306 @@
+//! `oxtree container encapsulate --repo=R REF IMAGE`: a commit as an OCI
+//! image (ostree-ext's format, chunked by Debian package) in an OCI
+//! layout, an OCI archive or a registry; `oxtree container image pull
+//! IMAGEREF` brings one into a repository, `image list` lists them. Parses
+//! and renders; the work is `oxtree_container`'s.
+
+use crate::util::open_repo;
+use anyhow::{anyhow, Context, Result};
+use oxtree_container::{EncapsulateOptions, ImageRef, Progress, RegistryOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the first Ctrl-C: the operation stops at its next check and
+/// moves no ref; a second Ctrl-C kills.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    CANCEL.store(true, Ordering::Relaxed);
+    // SAFETY: signal() is async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+fn cancel_on_sigint() -> &'static AtomicBool {
+    // SAFETY: the handler only stores to an atomic and resets the
+    // disposition, both async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    &CANCEL
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Write a commit as a bootable OCI image (ostree-ext format)
+    Encapsulate(EncapsulateArgs),
+    /// Images in the repository: pull, list
+    Image(ImageArgs),
+}
+
+#[derive(clap::Args)]
+struct ImageArgs {
+    #[command(subcommand)]
+    cmd: ImageCmd,
+}
+
+#[derive(clap::Subcommand)]
+enum ImageCmd {
+    /// Fetch an ostree-ext image into the repository (only missing layers)
+    Pull(PullArgs),
+    /// List the images in the repository
+    List {
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct PullArgs {
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+    /// Print no progress
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// ostree-unverified-registry:HOST/NAME:TAG or
+    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…)
+    #[arg(value_name = "IMAGEREF")]
+    image: String,
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Registry over plain HTTP (or TLS without verification)
+    #[arg(long)]
+    insecure: bool,
+    /// Extra CA certificates (*.crt, *.pem) for the registry
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// Registry credentials USER:PASSWORD
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "OXTREE_REGISTRY_CREDS",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> Result<RegistryOptions> {
+        let credentials = match &self.creds {
+            Some(c) => Some(
+                c.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+                    .ok_or_else(|| anyhow!("--creds: expected USER:PASSWORD"))?,
+            ),
+            None => None,
+        };
+        Ok(RegistryOptions {
+            insecure: self.insecure,
+            cert_dir: self.cert_dir.clone(),
+            credentials,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct EncapsulateArgs {
+    /// Add a label (config and manifest), KEY=VALUE; repeatable
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// The manifest (JSON) of the previous build: packages keep their layers
+    #[arg(long, value_name = "FILE")]
+    previous_build_manifest: Option<PathBuf>,
+    /// At most this many layers (the commit layer included)
+    #[arg(long, value_name = "N", default_value_t = oxtree_container::chunking::DEFAULT_MAX_LAYERS)]
+    max_layers: u32,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+    /// Print no progress
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// The commit (ref or checksum)
+    #[arg(value_name = "REF")]
+    rev: String,
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker://HOST[:PORT]/NAME[:TAG]
+    #[arg(value_name = "IMAGE")]
+    image: String,
+}
+
+pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
+    match a.cmd {
+        Cmd::Encapsulate(a) => encapsulate(repo, a),
+        Cmd::Image(ImageArgs {
+            cmd: ImageCmd::Pull(a),
+        }) => pull(repo, a),
+        Cmd::Image(ImageArgs {
+            cmd: ImageCmd::List { json },
+        }) => list(repo, json),
+    }
+}
+
+fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let dest = ImageRef::parse(&a.image)?;
+    let mut labels = Vec::new();
+    for l in &a.labels {
+        let (k, v) = l
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| anyhow!("--label {l:?}: expected KEY=VALUE"))?;
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let previous = match &a.previous_build_manifest {
+        Some(p) => {
+            let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(
+                oxtree_container::encapsulate::parse_manifest(&b)
+                    .with_context(|| format!("--previous-build-manifest {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let opts = EncapsulateOptions {
+        labels,
+        previous,
+        max_layers: a.max_layers,
+        registry: a.registry.options()?,
+    };
+    let progress = progress_printer(a.quiet);
+    let cancel = cancel_on_sigint();
+    let out = oxtree_container::encapsulate(&repo, &a.rev, &dest, &opts, &progress, cancel)?;
+    if a.json {
+        let layers: Vec<serde_json::Value> = out
+            .layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "digest": l.digest,
+                    "size": l.size,
+                    "description": l.description,
+                    "components": l.components,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "image": dest.to_string(),
+            "commit": out.commit.to_hex(),
+            "manifest-digest": out.manifest_digest,
+            "config-digest": out.config_digest,
+            "layers": layers,
+            "pushed-blobs": out.pushed,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{dest}");
+        println!("Commit: {}", out.commit);
+        println!("Manifest: {}", out.manifest_digest);
+        println!("Layers: {}", out.layers.len());
+    }
+    Ok(())
+}
+
+/// Progress lines on stderr (none with --quiet).
+fn progress_printer(quiet: bool) -> impl Fn(Progress) + Sync {
+    move |p: Progress| {
+        if quiet {
+            return;
+        }
+        match p {
+            Progress::Planned {
+                layers,
+                objects,
+                packages,
+            } => eprintln!("{objects} objects, {packages} packages: {layers} layers"),
+            Progress::LayerWritten {
+                done,
+                total,
+                digest,
+                size,
+                description,
+            } => eprintln!(
+                "layer {done}/{total} {digest} {} ({description})",
+                crate::output::format_size(size)
+            ),
+            Progress::BlobPushed {
+                digest, uploaded, ..
+            } => {
+                if uploaded {
+                    eprintln!("pushed {digest}");
+                } else {
+                    eprintln!("registry has {digest}");
+                }
+            }
+        }
+    }
+}
+
+fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
+    let progress = progress_printer(a.quiet);
+    let cancel = cancel_on_sigint();
+    let out = oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, cancel)?;
+    if a.json {
+        let v = serde_json::json!({
+            "image": out.image,
+            "ref": out.image_ref,
+            "manifest-digest": out.manifest_digest,
+            "commit": out.commit.to_hex(),
+            "merge-commit": out.merge_commit.to_hex(),
+            "layers-fetched": out.layers_fetched,
+            "layers-present": out.layers_present,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("Imported: {}", out.image);
+        println!("Commit: {}", out.commit);
+        println!("Manifest: {}", out.manifest_digest);
+        println!(
+            "Layers: {} fetched, {} already present",
+            out.layers_fetched, out.layers_present
+        );
+    }
+    Ok(())
+}
+
+fn list(repo: Option<PathBuf>, json: bool) -> Result<()> {
+    let repo = open_repo(repo)?;
+    let images = oxtree_container::pull::list(&repo)?;
+    if json {
+        let v: Vec<serde_json::Value> = images
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "image": i.image,
+                    "manifest-digest": i.manifest_digest,
+                    "commit": i.commit.map(|c| c.to_hex()),
+                    "merge-commit": i.merge_commit.to_hex(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for i in images {
+            println!("{}", i.image);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! A real registry for the container tests: Debian's `docker-registry`
+//! (distribution 2.8) on 127.0.0.1 on a free port, its storage in a
+//! temporary directory, over plain HTTP or TLS with a self-signed
+//! certificate for IP 127.0.0.1 made by `openssl req -x509`. The process
+//! is killed (by its own pid) when the guard drops. Included with `#[path]`
+//! after net.rs; a missing `docker-registry` or `openssl` fails the test.
+
+#![allow(dead_code)]
+
+use crate::net::{free_port, require, wait_for_port, Guard};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Registry {
+    _guard: Guard,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// The CA (the server's own certificate) for TLS, in a directory of
+    /// its own (for `--cert-dir`).
+    pub cert_dir: Option<PathBuf>,
+    pub dir: tempfile::TempDir,
+}
+
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let openssl = require("openssl");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (cert, key) = (certs.join("ca.crt"), dir.join("key.pem"));
+    let st = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            // An end-entity certificate (webpki refuses a CA as a server's).
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl req -x509");
+    (cert, key)
+}
+
+impl Registry {
+    pub fn start(tls: bool) -> Registry {
+        let bin = require("docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir_all(&storage).unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            storage.display()
+        );
+        let mut cert_dir = None;
+        if tls {
+            let (cert, key) = self_signed(dir.path());
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            cert_dir = Some(cert.parent().unwrap().to_path_buf());
+        }
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let guard = Guard(child);
+        wait_for_port(port);
+        Registry {
+            _guard: guard,
+            addr: format!("127.0.0.1:{port}"),
+            cert_dir,
+            dir,
+        }
+    }
+
+    /// The registry's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
