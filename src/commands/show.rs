@@ -17,6 +17,9 @@ pub struct Args {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    /// Print the commit object as GVariant text
+    #[arg(long)]
+    raw: bool,
     /// Check GPG signatures with this remote's keys
     #[arg(long, value_name = "REMOTE")]
     gpg_verify_remote: Option<String>,
@@ -50,6 +53,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&commit_json(&csum, &c))?);
+    } else if a.raw {
+        println!("{}", raw_commit(&c));
     } else {
         print!("{}", commit_text(&csum, &c));
         print_gpg_signatures(&repo, &csum, &a)?;
@@ -94,4 +99,42 @@ fn print_gpg_signatures(
         print!("{}", r.describe("  "));
     }
     Ok(())
+}
+
+/// A commit object, `(a{sv}aya(say)sstayay)`, as GVariant text (ostree's
+/// `show --raw`; the timestamp as stored, big-endian).
+fn raw_commit(c: &oxtree_object::Commit) -> String {
+    let md: Vec<String> = c
+        .metadata
+        .0
+        .iter()
+        .map(|(k, v)| format!("'{k}': <{}>", text::print(v)))
+        .collect();
+    let md = if md.is_empty() {
+        "@a{sv} {}".to_string()
+    } else {
+        format!("{{{}}}", md.join(", "))
+    };
+    let parent = c
+        .parent
+        .map_or_else(|| "@ay []".to_string(), |p| text::bytestring(&p.0, true));
+    let related: Vec<String> = c
+        .related
+        .iter()
+        .map(|(n, r)| format!("('{n}', {})", text::bytestring(&r.0, true)))
+        .collect();
+    let related = if related.is_empty() {
+        "@a(say) []".to_string()
+    } else {
+        format!("[{}]", related.join(", "))
+    };
+    let quote = |s: &str| text::print(&zvariant::Value::from(s));
+    format!(
+        "({md}, {parent}, {related}, {}, {}, uint64 {}, {}, {})",
+        quote(&c.subject),
+        quote(&c.body),
+        c.timestamp.to_be(),
+        text::bytestring(&c.root_tree.0, true),
+        text::bytestring(&c.root_meta.0, true)
+    )
 }

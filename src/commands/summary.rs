@@ -24,6 +24,10 @@ pub struct Args {
     /// With --view: print the raw variant
     #[arg(long)]
     raw: bool,
+    /// With -u: add KEY=VALUE to the summary's metadata, VALUE in GVariant
+    /// text ('string', true, uint64 5, @a{sv} {}…) (repeatable)
+    #[arg(short = 'm', long = "add-metadata", value_name = "KEY=VALUE")]
+    add_metadata: Vec<String>,
     /// GPG Key ID to sign the summary with (repeatable)
     #[arg(long = "gpg-sign", value_name = "KEY-ID")]
     gpg_sign: Vec<String>,
@@ -89,8 +93,17 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         || a.gpg_keys.gpg_key_file.is_some();
     if a.update {
         let now = now();
-        oxtree_transport::summary::write_metadata_commit(&repo, &Metadata::new(), now)?;
-        oxtree_transport::summary::update_summary(&mut repo, now)?;
+        let mut extra = Metadata::new();
+        for kv in &a.add_metadata {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--add-metadata takes KEY=VALUE, not '{kv}'"))?;
+            let v = oxtree_object::text::parse(v)
+                .map_err(|e| anyhow::anyhow!("--add-metadata {k}: {e}"))?;
+            extra.set(k, zvariant::Value::from(v));
+        }
+        oxtree_transport::summary::write_metadata_commit(&repo, &extra, now)?;
+        oxtree_transport::summary::update_summary_with(&mut repo, now, &extra)?;
         return sign_summary(&repo, &a);
     }
     if signing {
@@ -101,13 +114,41 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     if a.view || (a.raw && !a.update) {
         let s = Summary::decode(&summary_bytes(&repo)?)?;
         if a.raw {
-            println!("{s:?}");
+            println!("{}", render_raw(&s));
         } else {
             print!("{}", render(&s));
         }
         return Ok(());
     }
     bail!("no action given: use -u (update) or --view")
+}
+
+/// The summary as GVariant text (`(a(s(taya{sv}))a{sv})`), as ostree's
+/// `summary --raw` prints it with GLib: values stored big-endian show as
+/// stored.
+fn render_raw(s: &Summary) -> String {
+    use oxtree_object::text;
+    let dict = |md: &Metadata| {
+        let items: Vec<String> =
+            md.0.iter()
+                .map(|(k, v)| format!("'{k}': <{}>", text::print(v)))
+                .collect();
+        format!("{{{}}}", items.join(", "))
+    };
+    let refs: Vec<String> = s
+        .refs
+        .iter()
+        .map(|r| {
+            format!(
+                "('{}', (uint64 {}, {}, {}))",
+                r.name,
+                r.commit_size,
+                text::bytestring(&r.commit.0, true),
+                dict(&r.metadata)
+            )
+        })
+        .collect();
+    format!("([{}], {})", refs.join(", "), dict(&s.metadata))
 }
 
 fn iso_date(ts: u64) -> String {
@@ -151,7 +192,10 @@ fn render_meta(md: &Metadata, indent: &str, out: &mut String) {
             ("ostree.summary.collection-map", _) => {
                 format!("Collection Map ({k}): (printed above)")
             }
-            (_, v) => format!("{k}: {}", value_text(v)),
+            (_, v @ (Value::Bool(_) | Value::Str(_) | Value::U64(_))) => {
+                format!("{k}: {}", value_text(v))
+            }
+            (_, v) => format!("{k}: {}", oxtree_object::text::print_bare(v)),
         };
         out.push_str(indent);
         out.push_str(&line);

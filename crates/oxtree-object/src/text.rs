@@ -12,6 +12,14 @@ pub fn print(v: &Value<'_>) -> String {
     s
 }
 
+/// Like [`print`], without the type annotations GLib adds to a value
+/// standing alone (`{}` for an empty dictionary, `5` for a uint64).
+pub fn print_bare(v: &Value<'_>) -> String {
+    let mut s = String::new();
+    write_value(&mut s, v, false);
+    s
+}
+
 /// A byte array as GLib prints `ay`: `b'text'` when it is a NUL-terminated
 /// printable string, else `[byte 0x.., 0x..]` (the `byte` annotation only
 /// when `annotate`, i.e. on the first element of an enclosing array).
@@ -139,6 +147,16 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
             out.push(']');
         }
         Value::Dict(d) => {
+            if d.iter().next().is_none() {
+                // GLib names the type of an empty container it cannot infer.
+                let sig = v.value_signature().to_string();
+                if top {
+                    let _ = write!(out, "@{sig} {{}}");
+                } else {
+                    out.push_str("{}");
+                }
+                return;
+            }
             out.push('{');
             for (i, (k, val)) in d.iter().enumerate() {
                 if i > 0 {
@@ -168,5 +186,327 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
         other => {
             let _ = write!(out, "{other:?}");
         }
+    }
+}
+
+/// Parse the GVariant text format (`g_variant_parse`) for the values
+/// metadata on the command line uses (`summary --add-metadata`): strings
+/// (`'…'`, `"…"`), `true`/`false`, numbers (`5` is an int32, `1.5` a
+/// double; `byte`, `int16`, `uint16`, `int32`, `uint32`, `int64`,
+/// `uint64` prefixes), `b'…'` byte strings, `<…>` variants, arrays of one
+/// type, `{'k': <v>, …}` dictionaries, and `@TYPE` annotations on empty
+/// containers (`@a{sv} {}`, `@as []`).
+///
+/// Written by hand: no maintained crate parses GLib's text format, and
+/// zvariant reads only the binary one.
+pub fn parse(text: &str) -> Result<zvariant::OwnedValue, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    let v = p.value(None)?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!(
+            "trailing text at offset {}: '{}'",
+            p.i,
+            &text[p.i..]
+        ));
+    }
+    zvariant::OwnedValue::try_from(v).map_err(|e| e.to_string())
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+/// How deep containers may nest in parsed text.
+const MAX_TEXT_DEPTH: usize = 64;
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Result<(), String> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at offset {}", c as char, self.i))
+        }
+    }
+
+    fn word(&mut self) -> &'a str {
+        self.ws();
+        let start = self.i;
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'+'))
+        {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.s[start..self.i]).unwrap_or("")
+    }
+
+    /// A type string after `@` (one complete type).
+    fn type_string(&mut self) -> Result<String, String> {
+        self.ws();
+        let start = self.i;
+        let mut open = 0i32;
+        while let Some(&c) = self.s.get(self.i) {
+            match c {
+                b'a' | b'm' => {}
+                b'(' | b'{' => open += 1,
+                b')' | b'}' => open -= 1,
+                c if c.is_ascii_alphabetic() || c == b'*' || c == b'?' => {}
+                _ => break,
+            }
+            self.i += 1;
+            if open == 0 && !matches!(c, b'a' | b'm') {
+                break;
+            }
+        }
+        let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+        if t.is_empty() {
+            return Err(format!("expected a type after '@' at offset {start}"));
+        }
+        Ok(t.to_string())
+    }
+
+    fn value(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+        self.depth += 1;
+        if self.depth > MAX_TEXT_DEPTH {
+            return Err("values nest too deep".into());
+        }
+        let r = self.value_inner(want);
+        self.depth -= 1;
+        r
+    }
+
+    fn value_inner(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+        match self.peek() {
+            Some(b'@') => {
+                self.i += 1;
+                let t = self.type_string()?;
+                self.value(Some(&t))
+            }
+            Some(b'\'') | Some(b'"') => Ok(Value::from(self.string()?)),
+            Some(b'<') => {
+                self.i += 1;
+                let v = self.value(None)?;
+                self.eat(b'>')?;
+                Ok(Value::Value(Box::new(v)))
+            }
+            Some(b'[') => self.array(want),
+            Some(b'{') => self.dict(want),
+            Some(b'b')
+                if self
+                    .s
+                    .get(self.i + 1)
+                    .is_some_and(|c| *c == b'\'' || *c == b'"') =>
+            {
+                self.i += 1;
+                let mut bytes = self.string()?.into_bytes();
+                bytes.push(0);
+                Ok(Value::from(bytes))
+            }
+            Some(_) => {
+                let w = self.word();
+                let typed = |p: &mut Self, t: &str| -> Result<Value<'static>, String> {
+                    let n = p.word();
+                    number(t, n)
+                };
+                match w {
+                    "true" => Ok(Value::Bool(true)),
+                    "false" => Ok(Value::Bool(false)),
+                    "byte" => typed(self, "y"),
+                    "int16" => typed(self, "n"),
+                    "uint16" => typed(self, "q"),
+                    "int32" => typed(self, "i"),
+                    "uint32" => typed(self, "u"),
+                    "int64" => typed(self, "x"),
+                    "uint64" => typed(self, "t"),
+                    "double" => typed(self, "d"),
+                    "" => Err(format!("unexpected character at offset {}", self.i)),
+                    n => number(
+                        want.unwrap_or(if n.contains(['.', 'e']) { "d" } else { "i" }),
+                        n,
+                    ),
+                }
+            }
+            None => Err("unexpected end of text".into()),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let q = self.s[self.i];
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            let Some(&c) = self.s.get(self.i) else {
+                return Err("unterminated string".into());
+            };
+            self.i += 1;
+            match c {
+                c if c == q => break,
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else {
+                        return Err("unterminated string".into());
+                    };
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'0' => out.push(0),
+                        b'u' => {
+                            let h = self
+                                .s
+                                .get(self.i..self.i + 4)
+                                .and_then(|h| std::str::from_utf8(h).ok())
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .and_then(char::from_u32)
+                                .ok_or("bad \\u escape")?;
+                            self.i += 4;
+                            let mut b = [0u8; 4];
+                            out.extend_from_slice(h.encode_utf8(&mut b).as_bytes());
+                        }
+                        other => out.push(other),
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "string is not UTF-8".to_string())
+    }
+
+    fn array(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+        self.eat(b'[')?;
+        let elem_want = want.and_then(|t| t.strip_prefix('a')).map(str::to_string);
+        let mut items = Vec::new();
+        if self.peek() != Some(b']') {
+            loop {
+                // Later elements take the first one's type.
+                let t = elem_want.clone().or_else(|| {
+                    items
+                        .first()
+                        .map(|v: &Value<'_>| v.value_signature().to_string())
+                });
+                items.push(self.value(t.as_deref())?);
+                match self.peek() {
+                    Some(b',') => self.i += 1,
+                    _ => break,
+                }
+            }
+        }
+        self.eat(b']')?;
+        let sig = match (items.first(), &elem_want) {
+            (Some(v), _) => v.value_signature().to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => return Err("an empty array needs a type: @as []".into()),
+        };
+        let sig = zvariant::Signature::try_from(sig.as_str()).map_err(|e| e.to_string())?;
+        let mut a = zvariant::Array::new(&sig);
+        for v in items {
+            if v.value_signature() != &sig {
+                return Err("array elements of different types".into());
+            }
+            a.append(v).map_err(|e| e.to_string())?;
+        }
+        Ok(Value::Array(a))
+    }
+
+    fn dict(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+        self.eat(b'{')?;
+        let (kt, vt) = match want
+            .and_then(|t| t.strip_prefix("a{"))
+            .and_then(|t| t.strip_suffix('}'))
+        {
+            Some(kv) if kv.len() >= 2 => (kv[..1].to_string(), kv[1..].to_string()),
+            _ => ("s".to_string(), "v".to_string()),
+        };
+        let mut pairs = Vec::new();
+        if self.peek() != Some(b'}') {
+            loop {
+                let k = self.value(Some(&kt))?;
+                self.eat(b':')?;
+                let v = self.value(Some(&vt))?;
+                pairs.push((k, v));
+                match self.peek() {
+                    Some(b',') => self.i += 1,
+                    _ => break,
+                }
+            }
+        }
+        self.eat(b'}')?;
+        let ks = zvariant::Signature::try_from(kt.as_str()).map_err(|e| e.to_string())?;
+        let vs = zvariant::Signature::try_from(vt.as_str()).map_err(|e| e.to_string())?;
+        let mut d = zvariant::Dict::new(&ks, &vs);
+        for (k, v) in pairs {
+            d.append(k, v).map_err(|e| e.to_string())?;
+        }
+        Ok(Value::Dict(d))
+    }
+}
+
+fn number(t: &str, n: &str) -> Result<Value<'static>, String> {
+    let bad = || format!("'{n}' is not a valid {t} value");
+    let int = |n: &str| -> Result<i128, String> {
+        match n.strip_prefix("0x") {
+            Some(h) => i128::from_str_radix(h, 16).map_err(|_| bad()),
+            None => n.parse::<i128>().map_err(|_| bad()),
+        }
+    };
+    Ok(match t {
+        "y" => Value::U8(u8::try_from(int(n)?).map_err(|_| bad())?),
+        "n" => Value::I16(i16::try_from(int(n)?).map_err(|_| bad())?),
+        "q" => Value::U16(u16::try_from(int(n)?).map_err(|_| bad())?),
+        "i" => Value::I32(i32::try_from(int(n)?).map_err(|_| bad())?),
+        "u" => Value::U32(u32::try_from(int(n)?).map_err(|_| bad())?),
+        "x" => Value::I64(i64::try_from(int(n)?).map_err(|_| bad())?),
+        "t" => Value::U64(u64::try_from(int(n)?).map_err(|_| bad())?),
+        "d" => Value::F64(n.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_print() {
+        for t in [
+            "'value'",
+            "true",
+            "uint64 5",
+            "@a{sv} {}",
+            "['a', 'b']",
+            "{'k': <'v'>, 'n': <uint64 3>}",
+            "<int64 -2>",
+            "b'hi'",
+            "@as []",
+        ] {
+            let v = parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(print(&v), t, "{t}");
+        }
+        assert_eq!(print(&parse("5").unwrap()), "5");
+        for bad in ["'open", "[1, 'a']", "[]", "uint8 3", "{'k' <1>}", "1 2"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(parse(&deep).is_err());
     }
 }

@@ -465,7 +465,25 @@ pub fn write_metadata_commit(repo: &Repo, extra: &Metadata, now: u64) -> Result<
 }
 
 pub fn update_summary(repo: &mut Repo, last_modified: u64) -> Result<Summary> {
-    let s = Summary::generate(repo, last_modified)?;
+    update_summary_with(repo, last_modified, &Metadata::new())
+}
+
+/// [`update_summary`] with `extra` keys added to the summary's metadata
+/// (`summary --add-metadata`), replacing generated ones of the same name.
+pub fn update_summary_with(
+    repo: &mut Repo,
+    last_modified: u64,
+    extra: &Metadata,
+) -> Result<Summary> {
+    let mut s = Summary::generate(repo, last_modified)?;
+    for (k, v) in &extra.0 {
+        s.metadata.set(
+            k,
+            v.try_clone()
+                .map_err(|e| TransportError::bad("metadata", e))?
+                .into(),
+        );
+    }
     if repo.config().get("core", "indexed-deltas").is_none() {
         let mut cfg = repo.config().clone();
         cfg.set("core", "indexed-deltas", "true");
