@@ -204,6 +204,16 @@ fn main() {
         std::process::exit(1);
     };
     let repo = cli.repo.clone();
+    // Commands that move refs regenerate the summary afterwards when the
+    // repository asks for it (core.auto-update-summary, or for commit
+    // core.commit-update-summary), as ostree does.
+    let moves_refs = match &command {
+        Command::Commit(_) => Some(true),
+        Command::Reset(_) | Command::Refs(_) | Command::Pull(_) | Command::PullLocal(_) => {
+            Some(false)
+        }
+        _ => None,
+    };
     let result = match command {
         Command::Init(a) => commands::init::run(repo, a),
         Command::Commit(a) => commands::commit::run(repo, a),
@@ -245,6 +255,10 @@ fn main() {
         Command::External(argv) => commands::external::run(argv),
         Command::Fleetlock(a) => commands::fleetlock::run(a),
         Command::Updates(a) => commands::updates::run(a),
+    };
+    let result = match (result, moves_refs) {
+        (Ok(()), Some(commit)) => commands::summary::auto_update(cli.repo.clone(), commit),
+        (r, _) => r,
     };
     if let Err(e) = result {
         // The whole chain, once: each error says only its own layer.

@@ -227,3 +227,17 @@ pub fn render(s: &Summary) -> String {
     render_meta(&s.metadata, "", &mut out);
     out
 }
+
+/// After a command that moved refs: regenerate the summary when the
+/// repository's config asks for it (`core.auto-update-summary`; for
+/// `commit` also `core.commit-update-summary`), unsigned, as ostree does.
+pub fn auto_update(repo: Option<PathBuf>, commit: bool) -> Result<()> {
+    let mut repo = open_repo(repo)?;
+    let cfg = repo.config();
+    let wanted = cfg.get_bool("core", "auto-update-summary", false)?
+        || (commit && cfg.get_bool("core", "commit-update-summary", false)?);
+    if wanted {
+        oxtree_transport::summary::update_summary(&mut repo, now())?;
+    }
+    Ok(())
+}

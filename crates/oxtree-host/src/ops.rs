@@ -252,6 +252,7 @@ pub(crate) fn pull_into(
     remote: &str,
     branch: &str,
     commit: Option<&str>,
+    timestamp_check_from: Option<oxtree_object::Checksum>,
 ) -> Result<()> {
     use oxtree_transport::{PullOptions, Remote};
     cx.cancel.check()?;
@@ -260,6 +261,7 @@ pub(crate) fn pull_into(
     let r = Remote::open(repo, remote)?;
     let mut opts = PullOptions {
         cancel: Some(cx.cancel.flag()),
+        timestamp_check_from,
         ..PullOptions::default()
     };
     opts.fetch = r

@@ -150,6 +150,7 @@ pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
             remote,
             origin.branch(),
             origin.override_commit.as_deref(),
+            None,
         )?;
     }
     cx.cancel.check()?;
@@ -179,7 +180,7 @@ struct Plan {
 
 fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
     if p.pull {
-        fetch(cx, s, &p.origin)?;
+        fetch(cx, s, &p.origin, (!p.allow_downgrade).then_some(p.base))?;
     }
     // A branch marked end-of-life may name its successor: follow it (also
     // for --deploy-only, after a --pull-only fetched both).
@@ -200,7 +201,7 @@ fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
                 p.origin = p.origin.rebased(&next);
                 p.switch = true;
                 if p.pull {
-                    fetch(cx, s, &p.origin)?;
+                    fetch(cx, s, &p.origin, (!p.allow_downgrade).then_some(p.base))?;
                 }
             }
         }
@@ -256,12 +257,23 @@ fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
     })))
 }
 
-fn fetch(cx: &Context, s: &Sysroot, o: &Origin) -> Result<()> {
+/// Pull the origin's branch (or override commit). `not_older_than`: a
+/// commit older than this one (the deployment's) is refused as it
+/// arrives (nothing of its tree fetched, no ref moved), as ostree's
+/// upgrader does unless downgrades are allowed.
+fn fetch(cx: &Context, s: &Sysroot, o: &Origin, not_older_than: Option<Checksum>) -> Result<()> {
     if let Some(remote) = o.remote() {
         if o.is_layered() {
             cx.say(format!("Fetching {} from {remote}...", o.branch()));
         }
-        pull_into(cx, s, remote, o.branch(), o.override_commit.as_deref())?;
+        pull_into(
+            cx,
+            s,
+            remote,
+            o.branch(),
+            o.override_commit.as_deref(),
+            not_older_than,
+        )?;
     }
     Ok(())
 }

@@ -460,18 +460,6 @@ pub fn pull(
         return Err(e);
     }
     tx.commit()?;
-    if opts.timestamp_check || opts.timestamp_check_from.is_some() {
-        for (name, c) in &walk.targets {
-            let current = match (&opts.timestamp_check_from, name) {
-                (Some(from), _) => Some(*from),
-                (None, Some(n)) => repo.read_ref(&ref_spec(remote, opts, n))?,
-                (None, None) => None,
-            };
-            if let Some(cur) = current.filter(|cur| cur != c) {
-                check_not_older(repo, &cur, c)?;
-            }
-        }
-    }
     for (c, b) in walk.detached {
         repo.write_detached_metadata_bytes(&c, &b, sync)?;
     }
@@ -510,6 +498,31 @@ pub fn pull(
     Ok(result)
 }
 
+/// For `-T`/`--timestamp-check-from-rev`: the floor of each requested
+/// commit (see `State::ts_floor`).
+fn timestamp_floors(
+    repo: &Repo,
+    remote: &Remote,
+    opts: &PullOptions,
+    targets: &[(Option<String>, Checksum)],
+) -> Result<HashMap<Checksum, (Checksum, u64)>> {
+    let mut out = HashMap::new();
+    if !opts.timestamp_check && opts.timestamp_check_from.is_none() {
+        return Ok(out);
+    }
+    for (name, c) in targets {
+        let current = match (&opts.timestamp_check_from, name) {
+            (Some(from), _) => Some(*from),
+            (None, Some(n)) => repo.read_ref(&ref_spec(remote, opts, n))?,
+            (None, None) => None,
+        };
+        if let Some(cur) = current.filter(|cur| cur != c) {
+            out.insert(*c, (cur, repo.load_commit(&cur)?.timestamp));
+        }
+    }
+    Ok(out)
+}
+
 /// The local ref a pulled ref goes to (before collection mirrors).
 fn ref_spec(remote: &Remote, opts: &PullOptions, name: &str) -> String {
     if opts.mirror {
@@ -519,12 +532,10 @@ fn ref_spec(remote: &Remote, opts: &PullOptions, name: &str) -> String {
     }
 }
 
-/// Refuse `new` when its timestamp is before `current`'s, in ostree's
-/// words.
-fn check_not_older(repo: &Repo, current: &Checksum, new: &Checksum) -> Result<()> {
-    let cur = repo.load_commit(current)?;
-    let n = repo.load_commit(new)?;
-    if n.timestamp < cur.timestamp {
+/// Refuse a commit `new` (timestamp `new_ts`) older than `current`
+/// (timestamp `cur_ts`), in ostree's words.
+fn check_not_older(current: &Checksum, cur_ts: u64, new: &Checksum, new_ts: u64) -> Result<()> {
+    if new_ts < cur_ts {
         let iso = |t: u64| {
             chrono::DateTime::from_timestamp(t as i64, 0)
                 .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -534,8 +545,8 @@ fn check_not_older(repo: &Repo, current: &Checksum, new: &Checksum) -> Result<()
             "pull",
             format!(
                 "Upgrade target revision '{new}' with timestamp '{}' is chronologically older than current revision '{current}' with timestamp '{}'; use --allow-downgrade to permit",
-                iso(n.timestamp),
-                iso(cur.timestamp)
+                iso(new_ts),
+                iso(cur_ts)
             ),
         ));
     }
@@ -878,6 +889,7 @@ async fn pull_async(
             .iter()
             .map(|p| split_subpath(p))
             .collect::<Result<_>>()?,
+        ts_floor: timestamp_floors(repo, remote, opts, &targets)?,
         targets: targets.iter().map(|(_, c)| *c).collect(),
         commit_sizes: summary
             .as_ref()
@@ -1164,6 +1176,10 @@ struct State<'a> {
     progress: PullProgress,
     /// `--subpath`s as components; empty: whole trees.
     subpaths: Vec<Vec<String>>,
+    /// With timestamp checking: each requested commit's floor, the commit
+    /// it must not be older than and that commit's timestamp. Checked as
+    /// the commit object arrives, before anything of its tree is fetched.
+    ts_floor: HashMap<Checksum, (Checksum, u64)>,
     /// The requested commits: their detached metadata is fetched again
     /// even when they are here already (signatures may have been added
     /// or removed since), as ostree does.
@@ -1457,6 +1473,9 @@ impl State<'_> {
     ) -> Result<()> {
         let kind = ObjectType::Commit;
         let commit = Commit::decode(bytes).map_err(|e| object_err(kind, &csum, e))?;
+        if let Some((cur, floor)) = self.ts_floor.get(&csum) {
+            check_not_older(cur, *floor, &csum, commit.timestamp)?;
+        }
         if let Some(names) = self.bindings.get(&csum) {
             if !self.opts.disable_verify_bindings {
                 for n in names {
