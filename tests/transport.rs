@@ -460,6 +460,10 @@ enum Lie {
     Slow(String),
     /// Redirect this file to itself, forever.
     RedirectLoop(String),
+    /// As ostree-trivial-httpd --force-range-requests: without a Range
+    /// header, announce the whole file, send half and close; honour
+    /// `Range: bytes=N-` with a 206. Counts the file's body bytes sent.
+    HalfUnlessRange(String, Arc<AtomicUsize>),
 }
 
 /// A minimal HTTP/1.1 static server for `root` that lies as told.
@@ -482,10 +486,14 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
     if r.read_line(&mut first).unwrap_or(0) == 0 {
         return;
     }
+    let mut range_start: Option<usize> = None;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
             break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+            range_start = v.trim().trim_end_matches('-').parse().ok();
         }
     }
     let path = first
@@ -517,6 +525,26 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
             return send(&mut conn, "200 OK", len, &body[..len / 2]);
         }
         Lie::NotFound(p) if p == path => return send(&mut conn, "404 Not Found", 0, b""),
+        Lie::HalfUnlessRange(p, sent) if p == path => {
+            let len = body.len();
+            match range_start {
+                Some(start) if start < len => {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
+                        len - start,
+                        len - 1
+                    );
+                    sent.fetch_add(len - start, Ordering::SeqCst);
+                    let _ = conn.write_all(&body[start..]);
+                }
+                _ => {
+                    sent.fetch_add(len / 2, Ordering::SeqCst);
+                    send(&mut conn, "200 OK", len, &body[..len / 2]);
+                }
+            }
+            return;
+        }
         Lie::Slow(p) if p == path => {
             let _ = write!(
                 conn,
@@ -629,6 +657,25 @@ fn lying_servers_are_caught_and_pull_resumes() {
         assert!(count_objects(&dst) > 0, "{what}");
     }
     assert!(dst.join("state").read_dir().unwrap().count() > 0);
+
+    // A body cut short is resumed with a Range request, not fetched again:
+    // the server sends the big object's bytes once in all.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let url = lying_server(
+        src.clone(),
+        Lie::HalfUnlessRange(big_path.clone(), Arc::clone(&sent)),
+    );
+    let d3 = tmp.path().join("dst3");
+    ok(&ox, &d3, &["init", "--mode=archive"]);
+    ok(
+        &ox,
+        &d3,
+        &["remote", "add", "--no-gpg-verify", "ranges", &url],
+    );
+    ok(&ox, &d3, &["pull", "--network-retries=1", "ranges", "main"]);
+    let size = std::fs::metadata(src.join(&big_path)).unwrap().len() as usize;
+    assert_eq!(sent.load(Ordering::SeqCst), size, "resumed, not refetched");
+    fsck_both(&d3);
 
     // A transient 500 is retried and the pull succeeds.
     let url = lying_server(

@@ -209,8 +209,9 @@ impl Fetcher {
         }
         let mut delay = self.opts.backoff;
         let mut attempt = 0;
+        let mut part = Partial::default();
         loop {
-            match self.get_once(url, limit, spill.as_ref()).await {
+            match self.get_once(url, limit, spill.as_ref(), &mut part).await {
                 Ok(b) => return Ok(b),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) => {
@@ -254,6 +255,7 @@ impl Fetcher {
         url: &str,
         limit: u64,
         spill: Option<&PathBuf>,
+        part: &mut Partial,
     ) -> std::result::Result<Option<Body>, Attempt> {
         let fatal = |reason: String| {
             Attempt::Fatal(TransportError::Http {
@@ -261,7 +263,12 @@ impl Fetcher {
                 reason,
             })
         };
-        let mut resp = match self.client.get(url).send().await {
+        // What an earlier attempt received is kept: ask for the rest only.
+        let mut req = self.client.get(url);
+        if part.total > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={}-", part.total));
+        }
+        let mut resp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() => return Err(fatal(error_chain(&e))),
             Err(e) => return Err(Attempt::Retry(error_chain(&e))),
@@ -276,20 +283,33 @@ impl Fetcher {
         {
             return Err(Attempt::Retry(format!("server returned {status}")));
         }
+        if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && part.total > 0 {
+            // The server has no more than we hold (or changed): start over.
+            part.reset();
+            return Err(Attempt::Retry(format!("server returned {status}")));
+        }
         if !status.is_success() {
             return Err(fatal(format!("server returned {status}")));
         }
-        let announced = resp.content_length();
+        // A 206 continues where we stopped (its Content-Range must say
+        // so); anything else is the whole body again.
+        let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT
+            && part.total > 0
+            && content_range_start(&resp) == Some(part.total);
+        if !resumed {
+            part.reset();
+        }
+        let announced = resp.content_length().map(|n| n + part.total);
         if announced.is_some_and(|n| n > limit) {
             return Err(Attempt::Fatal(TransportError::TooLarge {
                 url: url.to_string(),
                 limit,
             }));
         }
-        let cap = announced.unwrap_or(0).min(SPILL_THRESHOLD as u64) as usize;
-        let mut mem: Vec<u8> = Vec::with_capacity(cap);
-        let mut file: Option<std::fs::File> = None;
-        let mut total: u64 = 0;
+        if part.total == 0 {
+            let cap = announced.unwrap_or(0).min(SPILL_THRESHOLD as u64) as usize;
+            part.mem.reserve(cap);
+        }
         loop {
             let chunk = match tokio::time::timeout(self.opts.stall_timeout, resp.chunk()).await {
                 Err(_) => {
@@ -301,9 +321,10 @@ impl Fetcher {
                 Ok(Err(e)) => {
                     // The connection ended (or broke) mid-body: say so in
                     // the words ostree's fetcher uses (scripts match them).
+                    // What arrived is kept for the next attempt.
                     let got = match announced {
-                        Some(n) => format!(" ({total} of {n} bytes)"),
-                        None => format!(" ({total} bytes)"),
+                        Some(n) => format!(" ({} of {n} bytes)", part.total),
+                        None => format!(" ({} bytes)", part.total),
                     };
                     return Err(Attempt::Retry(format!(
                         "Transferred a partial file{got}: {}",
@@ -313,49 +334,80 @@ impl Fetcher {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
-            total += chunk.len() as u64;
+            part.total += chunk.len() as u64;
             self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if total > limit {
+            if part.total > limit {
                 return Err(Attempt::Fatal(TransportError::TooLarge {
                     url: url.to_string(),
                     limit,
                 }));
             }
-            if let Some(f) = file.as_mut() {
+            if let Some(f) = part.file.as_mut() {
                 f.write_all(&chunk)
                     .map_err(|e| Attempt::Fatal(TransportError::io("writing a temp file", e)))?;
                 continue;
             }
-            mem.extend_from_slice(&chunk);
-            if mem.len() > SPILL_THRESHOLD {
+            part.mem.extend_from_slice(&chunk);
+            if part.mem.len() > SPILL_THRESHOLD {
                 if let Some(dir) = spill {
                     let mut f = tempfile::tempfile_in(dir).map_err(|e| {
                         Attempt::Fatal(TransportError::io("creating a temp file", e))
                     })?;
-                    f.write_all(&mem).map_err(|e| {
+                    f.write_all(&part.mem).map_err(|e| {
                         Attempt::Fatal(TransportError::io("writing a temp file", e))
                     })?;
-                    mem = Vec::new();
-                    file = Some(f);
+                    part.mem = Vec::new();
+                    part.file = Some(f);
                 }
             }
         }
         if let Some(n) = announced {
-            if n != total {
+            if n != part.total {
                 return Err(Attempt::Retry(format!(
-                    "Transferred a partial file ({total} of {n} bytes)"
+                    "Transferred a partial file ({} of {n} bytes)",
+                    part.total
                 )));
             }
         }
-        match file {
+        match part.file.take() {
             Some(mut f) => {
                 f.rewind()
                     .map_err(|e| Attempt::Fatal(TransportError::io("rewinding a temp file", e)))?;
                 Ok(Some(Body::File(f)))
             }
-            None => Ok(Some(Body::Mem(mem))),
+            None => Ok(Some(Body::Mem(std::mem::take(&mut part.mem)))),
         }
     }
+}
+
+/// What the attempts at one GET have received so far: a later attempt
+/// asks for the rest with a Range request. Whatever is assembled is
+/// verified by the caller (objects hash to their names), so a server that
+/// answers a range with other bytes is caught there.
+#[derive(Default)]
+struct Partial {
+    mem: Vec<u8>,
+    file: Option<std::fs::File>,
+    total: u64,
+}
+
+impl Partial {
+    fn reset(&mut self) {
+        self.mem.clear();
+        self.file = None;
+        self.total = 0;
+    }
+}
+
+/// The first byte a 206 response covers (`Content-Range: bytes A-B/N`).
+fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let range = v.strip_prefix("bytes ")?;
+    range.split(['-', '/']).next()?.trim().parse().ok()
 }
 
 /// A reqwest error with its sources ("error sending request: connection
