@@ -460,6 +460,9 @@ enum Lie {
     Slow(String),
     /// Redirect this file to itself, forever.
     RedirectLoop(String),
+    /// Send this file's headers, count the request, then hang for a
+    /// minute (a pull waits on it until it is killed).
+    Hang(String, Arc<AtomicUsize>),
     /// As ostree-trivial-httpd --force-range-requests: without a Range
     /// header, announce the whole file, send half and close; honour
     /// `Range: bytes=N-` with a 206. Counts the file's body bytes sent.
@@ -525,6 +528,16 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
             return send(&mut conn, "200 OK", len, &body[..len / 2]);
         }
         Lie::NotFound(p) if p == path => return send(&mut conn, "404 Not Found", 0, b""),
+        Lie::Hang(p, asked) if p == path => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            asked.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
         Lie::HalfUnlessRange(p, sent) if p == path => {
             let len = body.len();
             match range_start {
@@ -876,4 +889,75 @@ fn pull_subpath_fetches_part_of_the_tree() {
     fsck_both(&dst);
     let e = run(&ox, &dst, &["pull", "--subpath=/../x", "o", "main"]);
     assert!(!e.status.success());
+}
+
+/// A pull killed with -9 keeps what it had verified: the next pull (from
+/// an honest server) fetches the commit object again (commits are never
+/// salvaged before their trees) and the one object the first pull was
+/// waiting for, nothing else, and no staging directory stays behind.
+#[test]
+fn killed_pull_keeps_what_it_verified() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let (big_path, _) = big_object(&src);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let url = lying_server(src.clone(), Lie::Hang(big_path, Arc::clone(&asked)));
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=bare-user"]);
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--no-gpg-verify", "hang", &url],
+    );
+    let mut child = Command::new(&ox)
+        .arg(format!("--repo={}", dst.display()))
+        .args(["pull", "hang", "main"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the big object is asked for, then a moment for the others
+    // (all small, on loopback) to be written.
+    let t0 = std::time::Instant::now();
+    while asked.load(Ordering::SeqCst) == 0 && t0.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        asked.load(Ordering::SeqCst) > 0,
+        "the pull never asked for the big object"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap(); // SIGKILL, our own child
+    child.wait().unwrap();
+    assert_eq!(
+        count_objects(&dst),
+        0,
+        "nothing was committed before the kill"
+    );
+
+    let url = lying_server(src.clone(), Lie::Honest);
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--no-gpg-verify", "honest", &url],
+    );
+    let out = ok(&ox, &dst, &["pull", "honest", "main"]);
+    assert!(
+        out.starts_with("1 metadata, 1 content objects fetched"),
+        "{out}"
+    );
+    fsck_both(&dst);
+    let leftovers: Vec<_> = std::fs::read_dir(dst.join("tmp"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("staging-"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }

@@ -259,7 +259,19 @@ impl Repo {
     }
 
     fn verify_file(&self, csum: &Checksum) -> std::result::Result<(), String> {
-        let stored = self.open_file(csum).map_err(|e| match e {
+        let p = crate::objects::loose_path(csum, ObjectType::File, self.mode());
+        self.verify_file_in(self.objects_dir(), &p, csum)
+    }
+
+    /// Check a file object stored (in this repository's mode) at `p` below
+    /// `dir` against its name.
+    pub(crate) fn verify_file_in(
+        &self,
+        dir: rustix::fd::BorrowedFd<'_>,
+        p: &str,
+        csum: &Checksum,
+    ) -> std::result::Result<(), String> {
+        let stored = self.open_file_in(dir, p, csum).map_err(|e| match e {
             RepoError::BadObject { reason, .. } => reason,
             e => Chain(&e).to_string(),
         })?;

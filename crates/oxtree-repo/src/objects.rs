@@ -137,10 +137,20 @@ impl Repo {
     /// Open a file object: its header, as this repo's mode records it, and
     /// its content.
     pub fn open_file(&self, csum: &Checksum) -> Result<StoredFile> {
+        let p = loose_path(csum, ObjectType::File, self.mode());
+        self.open_file_in(self.objects_dir(), &p, csum)
+    }
+
+    /// [`Repo::open_file`] for a file object stored, in this repository's
+    /// mode, at `p` below `objects` (a staging directory, say).
+    pub(crate) fn open_file_in(
+        &self,
+        objects: rustix::fd::BorrowedFd<'_>,
+        p: &str,
+        csum: &Checksum,
+    ) -> Result<StoredFile> {
         let kind = ObjectType::File;
-        let p = loose_path(csum, kind, self.mode());
-        let objects = self.objects_dir();
-        let st = match fs::statat(objects, &p, AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match fs::statat(objects, p, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => {
                 return Err(RepoError::MissingObject {
@@ -154,7 +164,7 @@ impl Repo {
         let open = || {
             fs::openat(
                 objects,
-                &p,
+                p,
                 OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::empty(),
             )
@@ -164,12 +174,12 @@ impl Repo {
         match (self.mode(), ftype) {
             (RepoMode::Bare | RepoMode::BareUserOnly, FileType::Symlink) => {
                 let target =
-                    fs::readlinkat(objects, &p, Vec::new()).ctx(|| format!("reading link {p}"))?;
+                    fs::readlinkat(objects, p, Vec::new()).ctx(|| format!("reading link {p}"))?;
                 let target = target
                     .into_string()
                     .map_err(|_| Self::bad(csum, kind, "symlink target is not UTF-8"))?;
                 let (uid, gid, xattrs) = if self.mode() == RepoMode::Bare {
-                    let x = fsutil::link_xattrs(&fsutil::proc_path(objects, &p))
+                    let x = fsutil::link_xattrs(&fsutil::proc_path(objects, p))
                         .ctx(|| format!("reading xattrs of {p}"))?;
                     (st.st_uid, st.st_gid, x)
                 } else {

@@ -8,8 +8,14 @@
 //!
 //! A writer holds an exclusive flock on its staging directory for its whole
 //! life (taken before the directory gets its `staging-oxtree-` name). A
-//! killed writer's lock goes with it, so the next transaction removes its
-//! staging directory at once instead of letting it fill the disk.
+//! killed writer's lock goes with it, so the next transaction reclaims its
+//! staging directory at once instead of letting it fill the disk. What the
+//! dead writer had already verified is not lost: each staged object is
+//! listed in the directory's `index` as it is staged, and the next
+//! transaction checks every listed file, dirtree and dirmeta object again
+//! and moves the good ones into `objects/` (commits are left out: a commit
+//! must never be visible before its tree is). A killed pull therefore
+//! resumes from what it had verified.
 
 use crate::error::{IoContext, RepoError, Result};
 use crate::fsutil;
@@ -34,6 +40,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 const STALE_STAGING_SECS: i64 = 24 * 3600;
 
 const STAGING_PREFIX: &str = "staging-oxtree-";
+/// The list of staged objects in a staging directory.
+const INDEX_NAME: &str = "index";
+/// Largest dead writer's index read (about 10 million objects).
+const MAX_INDEX_BYTES: u64 = 1 << 30;
 const INIT_PREFIX: &str = "init-oxtree-";
 
 pub struct Transaction<'r> {
@@ -54,6 +64,10 @@ pub struct Transaction<'r> {
     defaults: OnceLock<CreateDefaults>,
     /// A background syncfs is running (see [`BACKGROUND_SYNC_BYTES`]).
     syncing: Arc<AtomicBool>,
+    /// `index` in the staging directory: one line per staged object, for
+    /// the next transaction should this one be killed (see the module
+    /// docs). Best effort: a failed write only loses that salvage.
+    index: Mutex<Option<std::fs::File>>,
     _lock: RepoLock,
 }
 
@@ -92,7 +106,7 @@ impl Repo {
     pub fn begin(&self) -> Result<Transaction<'_>> {
         let lock = self.lock(LockKind::Shared)?;
         let tmp = fsutil::open_dir_at(self.dir(), "tmp").ctx(|| "opening tmp/")?;
-        remove_stale_staging(&tmp);
+        remove_stale_staging(self, &tmp);
         // Made under another name, locked, then renamed: a directory named
         // staging-oxtree-* is always locked while its writer lives.
         let init_name = fsutil::temp_name(INIT_PREFIX);
@@ -119,8 +133,17 @@ impl Repo {
                 return Err(e);
             }
         };
+        let index = fs::openat(
+            &staging,
+            INDEX_NAME,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ok()
+        .map(std::fs::File::from);
         Ok(Transaction {
             repo: self,
+            index: Mutex::new(index),
             staging,
             staging_name,
             staged: Mutex::new(HashMap::new()),
@@ -185,7 +208,7 @@ fn parse_size(v: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
-fn remove_stale_staging(tmp: &OwnedFd) {
+fn remove_stale_staging(repo: &Repo, tmp: &OwnedFd) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -201,6 +224,7 @@ fn remove_stale_staging(tmp: &OwnedFd) {
                 continue;
             };
             if fs::flock(&d, fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                salvage(repo, &d);
                 let _ = remove_tree_at(tmp, &name);
             }
         } else if name.starts_with(INIT_PREFIX) {
@@ -210,6 +234,79 @@ fn remove_stale_staging(tmp: &OwnedFd) {
                 }
             }
         }
+    }
+}
+
+/// Move the verified objects a dead writer staged (listed in its index)
+/// into `objects/`; see the module docs. Anything that does not check
+/// out, or is already there, stays behind to be removed with the
+/// directory.
+fn salvage(repo: &Repo, dead: &OwnedFd) {
+    let Ok(f) = fs::openat(
+        dead,
+        INDEX_NAME,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let mut text = String::new();
+    if std::fs::File::from(f)
+        .take(MAX_INDEX_BYTES)
+        .read_to_string(&mut text)
+        .is_err()
+    {
+        return;
+    }
+    let objects = repo.objects_dir();
+    let mode = repo.mode();
+    let mut moved = 0usize;
+    for line in text.lines() {
+        let mut w = line.split(' ');
+        let (Some(n), Some(kind), Some(csum), None) = (w.next(), w.next(), w.next(), w.next())
+        else {
+            continue;
+        };
+        let (Ok(n), Some(kind), Ok(csum)) = (
+            u32::from_str_radix(n, 16),
+            ObjectType::from_extension(kind),
+            Checksum::from_hex(csum),
+        ) else {
+            continue;
+        };
+        if !matches!(
+            kind,
+            ObjectType::File | ObjectType::DirTree | ObjectType::DirMeta
+        ) {
+            continue;
+        }
+        if repo.has_object(kind, &csum).unwrap_or(true) {
+            continue;
+        }
+        let name = staged_name(n);
+        let good = match kind {
+            ObjectType::File => repo.verify_file_in(dead.as_fd(), &name, &csum).is_ok(),
+            _ => fsutil::read_at(dead, &name).is_ok_and(|b| {
+                Checksum::of(&b) == csum
+                    && match kind {
+                        ObjectType::DirTree => DirTree::decode(&b).is_ok(),
+                        _ => DirMeta::decode(&b).is_ok(),
+                    }
+            }),
+        };
+        if !good {
+            continue;
+        }
+        let dest = loose_path(&csum, kind, mode);
+        if fsutil::ensure_dir_at(objects, &dest[..2], 0o755).is_err() {
+            continue;
+        }
+        if fs::renameat(dead, name.as_str(), objects, dest.as_str()).is_ok() {
+            moved += 1;
+        }
+    }
+    if moved > 0 && repo.fsync_enabled().unwrap_or(true) {
+        let _ = fs::syncfs(objects);
     }
 }
 
@@ -270,6 +367,11 @@ impl<'r> Transaction<'r> {
             return Ok(false);
         }
         staged.insert((kind, csum), tmp);
+        drop(staged);
+        if let Some(f) = self.index.lock().unwrap().as_mut() {
+            let line = format!("{tmp:x} {} {csum}\n", kind.as_str());
+            let _ = f.write_all(line.as_bytes());
+        }
         Ok(true)
     }
 
