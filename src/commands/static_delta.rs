@@ -306,7 +306,23 @@ fn generate(repo: Option<PathBuf>, g: GenArgs) -> Result<()> {
             None => cfg!(target_endian = "big") != g.swap_endianness,
         },
     };
-    rsd::generate(&r, from.as_ref(), &to, &opts)?;
+    let report = rsd::generate(&r, from.as_ref(), &to, &opts)?;
+    // ostree's statistics, on stderr (scripts grep them).
+    let sbpath = match &g.filename {
+        Some(f) => f.clone(),
+        None => r.static_delta_dir(&name)?.join("superblock"),
+    };
+    if let Ok((sb, _)) = std::fs::read(&sbpath)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(rsd::parse_superblock_file(&b)?))
+    {
+        let compressed: u64 = sb.parts.iter().map(|p| p.size).sum();
+        let uncompressed: u64 = sb.parts.iter().map(|p| p.usize).sum();
+        let loose: u64 = sb.fallbacks.iter().map(|f| f.size).sum();
+        eprintln!("uncompressed={uncompressed} compressed={compressed} loose={loose}");
+        eprintln!("rollsum=0 objects, 0 bytes");
+        eprintln!("bsdiff={} objects", report.bsdiff);
+    }
     if !keys.is_empty() {
         let sbpath = match &g.filename {
             Some(f) => f.clone(),

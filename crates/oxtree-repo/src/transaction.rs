@@ -66,7 +66,9 @@ pub struct Transaction<'r> {
     syncing: Arc<AtomicBool>,
     /// `index` in the staging directory: one line per staged object, for
     /// the next transaction should this one be killed (see the module
-    /// docs). Best effort: a failed write only loses that salvage.
+    /// docs). Made with the first staged object (a commit of a tree that
+    /// holds the repository scans it before). Best effort: a failed write
+    /// only loses that salvage.
     index: Mutex<Option<std::fs::File>>,
     _lock: RepoLock,
 }
@@ -133,17 +135,9 @@ impl Repo {
                 return Err(e);
             }
         };
-        let index = fs::openat(
-            &staging,
-            INDEX_NAME,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .ok()
-        .map(std::fs::File::from);
         Ok(Transaction {
             repo: self,
-            index: Mutex::new(index),
+            index: Mutex::new(None),
             staging,
             staging_name,
             staged: Mutex::new(HashMap::new()),
@@ -368,7 +362,18 @@ impl<'r> Transaction<'r> {
         }
         staged.insert((kind, csum), tmp);
         drop(staged);
-        if let Some(f) = self.index.lock().unwrap().as_mut() {
+        let mut index = self.index.lock().unwrap();
+        if index.is_none() {
+            *index = fs::openat(
+                &self.staging,
+                INDEX_NAME,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .ok()
+            .map(std::fs::File::from);
+        }
+        if let Some(f) = index.as_mut() {
             let line = format!("{tmp:x} {} {csum}\n", kind.as_str());
             let _ = f.write_all(line.as_bytes());
         }
