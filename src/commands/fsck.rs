@@ -69,14 +69,29 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let report = repo.fsck(&FsckOptions { delete: a.delete }, &stage, &progress)?;
     pb.finish_and_clear();
 
+    // As ostree: without --delete the first problem is the error (the
+    // others are listed before it); with --delete each is listed as it
+    // is removed.
+    let first_is_error = !a.delete && !report.problems.is_empty();
     let mut err = std::io::stderr().lock();
-    for p in &report.problems {
+    let listed = if first_is_error {
+        &report.problems[1..]
+    } else {
+        &report.problems[..]
+    };
+    for p in listed {
         writeln!(err, "{p}")?;
     }
     for c in &report.marked_partial {
         writeln!(err, "Marking commit as partial: {c}")?;
     }
     drop(err);
+    if first_is_error && !a.all {
+        bail!("{}", report.problems[0]);
+    }
+    if first_is_error {
+        eprintln!("{}", report.problems[0]);
+    }
     if report.partial_commits > 0 {
         say(&format!(
             "{} partial commits not verified",

@@ -44,10 +44,17 @@ pub struct FsckProblem {
     pub reason: String,
     /// `--delete` removed it.
     pub deleted: bool,
+    /// The complete commits whose trees need it.
+    pub commits: Vec<Checksum>,
 }
 
 impl std::fmt::Display for FsckProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // ostree's words: "In commits A, B: …" when commits need it.
+        if !self.commits.is_empty() {
+            let list: Vec<String> = self.commits.iter().map(|c| c.to_hex()).collect();
+            write!(f, "In commits {}: ", list.join(", "))?;
+        }
         write!(f, "{}.{}: {}", self.checksum, self.kind, self.reason)?;
         if self.deleted {
             f.write_str(" (deleted)")?;
@@ -138,6 +145,7 @@ impl Repo {
                     // (scripts match them).
                     reason,
                     deleted: false,
+                    commits: Vec::new(),
                 })
             })
             .collect();
@@ -166,8 +174,10 @@ impl Repo {
             memo: HashMap::new(),
             found: &mut found,
             context: String::new(),
+            hits: Vec::new(),
         };
         let mut damaged = Vec::new();
+        let mut needed_by: HashMap<ObjectName, Vec<Checksum>> = HashMap::new();
         for c in &commits {
             if bad.contains(&(ObjectType::Commit, *c)) {
                 continue;
@@ -176,9 +186,16 @@ impl Repo {
                 continue;
             };
             walker.context = format!("needed by commit {c}");
+            walker.hits.clear();
             let d = walker.meta(&commit.root_meta) | walker.tree(&commit.root_tree, 0);
             if d != 0 {
                 damaged.push((*c, d));
+            }
+            for h in walker.hits.drain(..) {
+                let v = needed_by.entry(h).or_default();
+                if !v.contains(c) {
+                    v.push(*c);
+                }
             }
         }
         problems.extend(
@@ -190,8 +207,15 @@ impl Repo {
                     missing,
                     reason,
                     deleted: false,
+                    commits: Vec::new(),
                 }),
         );
+        for p in &mut problems {
+            if let Some(v) = needed_by.get(&(p.kind, p.checksum)) {
+                p.commits = v.clone();
+                p.commits.sort();
+            }
+        }
         problems.sort_by_key(|p| (p.checksum, p.kind));
 
         if opts.delete {
@@ -326,10 +350,13 @@ struct Walker<'a> {
     repo: &'a Repo,
     loose: &'a HashSet<ObjectName>,
     bad: &'a HashSet<ObjectName>,
-    memo: HashMap<Checksum, Damage>,
+    /// Per tree: its damage and the corrupt or missing objects below it.
+    memo: HashMap<Checksum, (Damage, Vec<ObjectName>)>,
     /// Absent or unusable objects: (missing?, reason).
     found: &'a mut HashMap<ObjectName, (bool, String)>,
     context: String,
+    /// The corrupt or missing objects met since cleared (per commit).
+    hits: Vec<ObjectName>,
 }
 
 impl Walker<'_> {
@@ -338,6 +365,7 @@ impl Walker<'_> {
     fn leaf(&mut self, kind: ObjectType, c: &Checksum) -> Damage {
         let name = (kind, *c);
         if self.bad.contains(&name) {
+            self.hits.push(name);
             return CORRUPT;
         }
         if !self.loose.contains(&name) {
@@ -345,6 +373,7 @@ impl Walker<'_> {
             self.found
                 .entry(name)
                 .or_insert_with(|| (true, format!("Object missing ({ctx})")));
+            self.hits.push(name);
             return MISSING;
         }
         0
@@ -356,9 +385,11 @@ impl Walker<'_> {
 
     /// What is missing or corrupt in the tree or below it.
     fn tree(&mut self, c: &Checksum, depth: usize) -> Damage {
-        if let Some(d) = self.memo.get(c) {
+        if let Some((d, below)) = self.memo.get(c) {
+            self.hits.extend(below.iter().copied());
             return *d;
         }
+        let start = self.hits.len();
         let leaf = self.leaf(ObjectType::DirTree, c);
         let damaged = if leaf != 0 {
             leaf
@@ -371,10 +402,14 @@ impl Walker<'_> {
                         format!("directories nested deeper than {MAX_TREE_DEPTH}"),
                     )
                 });
+            self.hits.push((ObjectType::DirTree, *c));
             CORRUPT
         } else {
             match self.repo.load_dirtree(c) {
-                Err(_) => CORRUPT,
+                Err(_) => {
+                    self.hits.push((ObjectType::DirTree, *c));
+                    CORRUPT
+                }
                 Ok(t) => {
                     let mut d = 0;
                     for f in &t.files {
@@ -388,7 +423,8 @@ impl Walker<'_> {
                 }
             }
         };
-        self.memo.insert(*c, damaged);
+        let below = self.hits[start..].to_vec();
+        self.memo.insert(*c, (damaged, below));
         damaged
     }
 }
