@@ -41,6 +41,9 @@ pub struct Args {
     /// lines, modes in decimal
     #[arg(long, value_name = "FILE")]
     statoverride: Option<PathBuf>,
+    /// Start from this commit's tree; the trees given are laid over it
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
     /// File of paths (one a line) to leave out
     #[arg(long = "skip-list", value_name = "FILE")]
     skip_list: Option<PathBuf>,
@@ -218,7 +221,13 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     if let Some(f) = &a.fsync {
         tx.set_sync(parse_bool(f)?);
     }
-    let mut mt = MutableTree::new();
+    let mut mt = match &a.base {
+        Some(b) => {
+            let c = repo.load_commit(&repo.resolve_rev(b)?)?;
+            MutableTree::from_stored(&repo, &c.root_tree, &c.root_meta)?
+        }
+        None => MutableTree::new(),
+    };
     let pb = progress_bar(0, "commit");
     let report = |done: u64, total: u64| {
         if pb.length() != Some(total) {
