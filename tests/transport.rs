@@ -961,3 +961,53 @@ fn killed_pull_keeps_what_it_verified() {
         .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
+
+/// `pull --localcache-repo`: objects a local repository already has are
+/// copied from it (verified), only the rest is fetched.
+#[test]
+fn pull_takes_objects_from_a_local_cache() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let url = lying_server(src.clone(), Lie::Honest);
+    let cache = tmp.path().join("cache");
+    ok(&ox, &cache, &["init", "--mode=archive"]);
+    ok(
+        &ox,
+        &cache,
+        &["remote", "add", "--no-gpg-verify", "o", &url],
+    );
+    ok(&ox, &cache, &["pull", "o", "main"]);
+    std::fs::write(tree.join("added"), "one more file\n").unwrap();
+    ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=bare-user"]);
+    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    let out = ok(
+        &ox,
+        &dst,
+        &[
+            "pull",
+            "--localcache-repo",
+            cache.to_str().unwrap(),
+            "o",
+            "main",
+        ],
+    );
+    assert!(
+        out.starts_with("2 metadata, 1 content objects fetched ("),
+        "{out}"
+    );
+    assert!(!out.contains(" 0 content local"), "{out}");
+    fsck_both(&dst);
+}

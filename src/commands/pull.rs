@@ -62,6 +62,10 @@ pub struct Args {
     /// tmp/cache
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Take objects from this local repository before fetching them
+    /// (repeatable)
+    #[arg(short = 'L', long = "localcache-repo", value_name = "REPO")]
+    localcache_repo: Vec<PathBuf>,
     /// Refuse file objects with modes a bare-user-only repository
     /// cannot hold (setuid, setgid, world-writable)
     #[arg(long)]
@@ -115,6 +119,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         disable_static_deltas: a.disable_static_deltas,
         require_static_deltas: a.require_static_deltas,
         bareuseronly_files: a.bareuseronly_files,
+        localcache: a.localcache_repo.clone(),
         trusted_http: a.http_trusted,
         timestamp_check: a.timestamp_check,
         timestamp_check_from: a
@@ -234,7 +239,19 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("{line}");
         return Ok(());
     }
-    if p.fetched > 0 {
+    if p.cache_metadata + p.cache_content > 0 {
+        // ostree's line when a local cache was used.
+        println!(
+            "{} metadata, {} content objects fetched ({} meta, {} content local); {} transferred in {} seconds; {} content written",
+            p.fetched_metadata,
+            p.fetched_content,
+            p.cache_metadata,
+            p.cache_content,
+            format_size(p.bytes),
+            start.elapsed().as_secs(),
+            format_size(p.content_bytes)
+        );
+    } else if p.fetched > 0 {
         println!(
             "{} metadata, {} content objects fetched; {} transferred in {} seconds; {} content written",
             p.fetched_metadata,

@@ -100,6 +100,10 @@ pub struct PullOptions {
     /// (`-T`), or than this commit (`--timestamp-check-from-rev`).
     pub timestamp_check: bool,
     pub timestamp_check_from: Option<Checksum>,
+    /// Local repositories to take objects from before fetching them
+    /// (`--localcache-repo`); what comes from them is verified as if
+    /// fetched.
+    pub localcache: Vec<std::path::PathBuf>,
 }
 
 impl PullOptions {
@@ -134,6 +138,7 @@ impl Default for PullOptions {
             trusted_http: false,
             timestamp_check: false,
             timestamp_check_from: None,
+            localcache: Vec::new(),
         }
     }
 }
@@ -162,6 +167,10 @@ pub struct PullProgress {
     pub fetched_content: u64,
     /// Metadata objects read from the local repo instead.
     pub scanned_local: u64,
+    /// Objects copied from a local cache repository
+    /// (`--localcache-repo`) instead of fetched.
+    pub cache_metadata: u64,
+    pub cache_content: u64,
     /// Bytes received over the network.
     pub bytes: u64,
     /// Uncompressed size of the content objects written.
@@ -877,6 +886,11 @@ async fn pull_async(
         metas: HashMap::new(),
         base: remote.objects_base().to_string(),
         local: local.as_ref(),
+        caches: opts
+            .localcache
+            .iter()
+            .map(|p| Repo::open(p))
+            .collect::<std::result::Result<_, _>>()?,
         seen: HashSet::new(),
         pending: VecDeque::new(),
         partial: Vec::new(),
@@ -1164,6 +1178,8 @@ struct State<'a> {
     /// The remote, when it is a local repository not in archive mode:
     /// file objects are taken from it instead of fetched.
     local: Option<&'a Repo>,
+    /// `--localcache-repo`s, tried before the network.
+    caches: Vec<Repo>,
     seen: HashSet<(ObjectType, Checksum)>,
     pending: VecDeque<Job>,
     /// Commits whose trees this pull completes (unmarked at the end).
@@ -1317,7 +1333,7 @@ impl State<'_> {
             }
         }
         if !self.repo.has_object(kind, &csum)? {
-            return Ok(false);
+            return self.take_from_cache(job);
         }
         match job {
             Job::Commit { depth, .. } => {
@@ -1332,6 +1348,51 @@ impl State<'_> {
                 self.queue_tree_children(&t, level, scope)?;
             }
             Job::CommitMeta(_) | Job::DirMeta(_) | Job::File(_) => {}
+        }
+        Ok(true)
+    }
+
+    /// Take the object from a `--localcache-repo` that has it, verified as
+    /// a fetched one would be; false when none has it.
+    fn take_from_cache(&mut self, job: Job) -> Result<bool> {
+        let (kind, csum) = job.name();
+        if kind == ObjectType::CommitMeta {
+            return Ok(false);
+        }
+        let mut found = None;
+        for (i, c) in self.caches.iter().enumerate() {
+            if c.has_object(kind, &csum)? {
+                found = Some(i);
+                break;
+            }
+        }
+        let Some(i) = found else {
+            return Ok(false);
+        };
+        if kind == ObjectType::File {
+            let src = &self.caches[i];
+            if self.tx.link_object_from(src, kind, &csum)?.is_none() {
+                let f = src.open_file(&csum)?;
+                self.tx
+                    .write_content_expect(&csum, &f.header, f.size, f.content)?;
+            }
+            self.progress.cache_content += 1;
+            return Ok(true);
+        }
+        let bytes = self.caches[i].load_meta_bytes(kind, &csum)?;
+        verify_meta(kind, &csum, &bytes)?;
+        self.progress.cache_metadata += 1;
+        match job {
+            Job::Commit { depth, .. } => self.commit_arrived(csum, bytes, depth, true, true)?,
+            Job::DirTree(_, level, scope) => {
+                let t = DirTree::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                self.tx.write_meta_fetched(kind, &csum, &bytes)?;
+                self.queue_tree_children(&t, level, scope)?;
+            }
+            _ => {
+                DirMeta::decode(&bytes).map_err(|e| object_err(kind, &csum, e))?;
+                self.tx.write_meta_fetched(kind, &csum, &bytes)?;
+            }
         }
         Ok(true)
     }
