@@ -157,6 +157,73 @@ fn command_first(mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
+/// Every command group as ostree shows it: its commands under "Builtin
+/// Commands:", no `help` pseudo-command, and a missing or unknown command
+/// reported (with the usage, on stderr) rather than answered with help.
+fn ostree_style(cmd: clap::Command) -> clap::Command {
+    cmd.subcommand_help_heading("Builtin Commands")
+        // One line per command: scripts (and ostree's test-help) take the
+        // first word of each line of the list.
+        .term_width(0)
+        .disable_help_subcommand(true)
+        .arg_required_else_help(false)
+        .mut_subcommands(ostree_style)
+}
+
+/// The usage line of the command at `path` (`["admin"]`), for errors.
+pub fn usage_of(path: &[&str]) -> String {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "oxtree".into());
+    let mut cmd = ostree_style(<Cli as clap::CommandFactory>::command()).bin_name(name);
+    cmd.build();
+    fn walk(c: &mut clap::Command, path: &[&str]) -> String {
+        match path.split_first() {
+            Some((p, rest)) if c.find_subcommand(p).is_some() => {
+                walk(c.find_subcommand_mut(p).expect("found above"), rest)
+            }
+            _ => c.render_usage().to_string(),
+        }
+    }
+    walk(&mut cmd, path)
+}
+
+/// Parse like ostree's option parser reports: `No command specified` and
+/// `Unknown command 'X'` with the usage on stderr, exit status 1.
+fn parse_like_ostree(args: Vec<OsString>) -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::FromArgMatches;
+    let cmd = ostree_style(<Cli as clap::CommandFactory>::command());
+    let e = match cmd.try_get_matches_from(args) {
+        Ok(m) => match Cli::from_arg_matches(&m) {
+            Ok(c) => return c,
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let usage = match e.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(u)) => u.to_string(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("error: No command specified\n\n{usage}");
+            std::process::exit(1);
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(n)) => n.clone(),
+                _ => String::new(),
+            };
+            eprintln!("error: Unknown command '{name}'\n\n{usage}");
+            std::process::exit(1);
+        }
+        _ => e.exit(),
+    }
+}
+
 extern "C" fn on_sigpipe(_: libc::c_int) {
     let mut fds = [libc::pollfd {
         fd: 1,
@@ -191,7 +258,7 @@ fn main() {
                 .chain(std::env::args_os().skip(1)),
         )
     } else {
-        Cli::parse_from(command_first(std::env::args_os().collect()))
+        parse_like_ostree(command_first(std::env::args_os().collect()))
     };
     let host = cli.host.clone();
     if cli.version {
@@ -199,8 +266,7 @@ fn main() {
         return;
     }
     let Some(command) = cli.command else {
-        eprintln!("error: No command specified");
-        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        eprintln!("error: No command specified\n\n{}", usage_of(&[]));
         std::process::exit(1);
     };
     let repo = cli.repo.clone();

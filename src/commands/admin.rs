@@ -459,7 +459,10 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
 pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
     if let Some(h) = host {
         let Some(command) = a.command else {
-            bail!("No \"admin\" subcommand specified");
+            bail!(
+                "No \"admin\" subcommand specified\n\n{}",
+                crate::usage_of(&["admin"])
+            );
         };
         return remote(h, command);
     }
@@ -478,7 +481,10 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
         return Ok(());
     }
     let Some(command) = a.command else {
-        bail!("No \"admin\" subcommand specified");
+        bail!(
+            "No \"admin\" subcommand specified\n\n{}",
+            crate::usage_of(&["admin"])
+        );
     };
     match command {
         Cmd::InitFs { path, modern } => oxtree_sysroot::init_fs(&path, modern)?,
@@ -805,8 +811,9 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             crate::commands::boot_health::boot_failed(&open_unlocked(sr, rn)?, reboot)?
         }
         Cmd::Other(args) => bail!(
-            "admin {}: not implemented yet",
-            args.first().map(String::as_str).unwrap_or("")
+            "Unknown \"admin\" subcommand '{}'\n\n{}",
+            args.first().map(String::as_str).unwrap_or(""),
+            crate::usage_of(&["admin"])
         ),
     }
     Ok(())

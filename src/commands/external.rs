@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 
 pub fn run(argv: Vec<OsString>) -> Result<()> {
     let Some((name, args)) = argv.split_first() else {
-        bail!("No command specified");
+        bail!("No command specified\n\n{}", crate::usage_of(&[]));
     };
     let mut prog = OsString::from("ostree-");
     prog.push(name);
@@ -15,7 +15,11 @@ pub fn run(argv: Vec<OsString>) -> Result<()> {
         .map(|p| std::env::split_paths(&p).any(|d| d.join(&prog).is_file()))
         .unwrap_or(false);
     if !found {
-        bail!("Unknown command '{}'", name.to_string_lossy());
+        bail!(
+            "Unknown command '{}'\n\n{}",
+            name.to_string_lossy(),
+            crate::usage_of(&[])
+        );
     }
     let err = std::process::Command::new(&prog).args(args).exec();
     bail!("running {}: {err}", prog.to_string_lossy())

@@ -79,14 +79,14 @@ struct SteadyArgs {
 
 #[derive(clap::Args)]
 struct AdminArgs {
-    /// The admin listener's base URL
-    #[arg(long, value_name = "URL")]
-    url: String,
+    /// The admin listener's base URL (required)
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
     /// File holding the admin bearer token
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Print JSON (the default for `groups` and `rollout` is text)
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     cmd: AdminCmd,
@@ -247,7 +247,11 @@ async fn admin(a: AdminArgs) -> Result<()> {
         ),
         None => None,
     };
-    let c = AdminClient::new(&a.url, token, Duration::from_secs(30))?;
+    let url = a
+        .url
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("fleetlock admin: --url is required"))?;
+    let c = AdminClient::new(url, token, Duration::from_secs(30))?;
     let v = match &a.cmd {
         AdminCmd::Groups => c.groups().await?,
         AdminCmd::Release { group, id } => c.release(group, id).await?,
