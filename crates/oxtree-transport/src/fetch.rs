@@ -14,7 +14,7 @@
 use crate::error::{Result, TransportError};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +112,17 @@ pub struct Fetcher {
     client: reqwest::Client,
     opts: FetchOptions,
     bytes: Arc<AtomicU64>,
+    /// The server closes the connection after each response (HTTP/1.0,
+    /// `Connection: close`): see [`Fetcher::parallelism`].
+    closing: Arc<AtomicBool>,
 }
+
+/// Requests in flight at once against a server that closes every
+/// connection: each request is then a new connection, and simple servers
+/// (python's http.server listens with a backlog of 5) drop connection
+/// attempts beyond their accept queue, which costs the client a one-second
+/// SYN retransmit each.
+const CLOSING_SERVER_PARALLELISM: usize = 4;
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,6 +164,7 @@ impl Fetcher {
             client,
             opts,
             bytes: Arc::new(AtomicU64::new(0)),
+            closing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -193,6 +204,16 @@ impl Fetcher {
             b = b.tls_danger_accept_invalid_certs(true);
         }
         Ok(b)
+    }
+
+    /// How many requests to keep in flight when `want` are wanted: fewer
+    /// once the server turned out to close every connection.
+    pub fn parallelism(&self, want: usize) -> usize {
+        if self.closing.load(Ordering::Relaxed) {
+            want.min(CLOSING_SERVER_PARALLELISM)
+        } else {
+            want
+        }
     }
 
     /// Bytes received so far (all requests, all attempts).
@@ -274,6 +295,15 @@ impl Fetcher {
             Err(e) => return Err(Attempt::Retry(error_chain(&e))),
         };
         let status = resp.status();
+        let closes = resp.version() == reqwest::Version::HTTP_10
+            || resp
+                .headers()
+                .get(reqwest::header::CONNECTION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if closes {
+            self.closing.store(true, Ordering::Relaxed);
+        }
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Ok(None);
         }

@@ -1221,11 +1221,11 @@ impl State<'_> {
     async fn run(&mut self, fetcher: &Fetcher, progress: &dyn Fn(&PullProgress)) -> Result<()> {
         let mut inflight: JoinSet<Fetched> = JoinSet::new();
         let spill = self.repo.path().join("tmp");
-        let max = self.opts.max_in_flight.max(1);
         loop {
             // Between objects: a cancelled pull stops here (the caller
             // commits what was verified and moves no ref).
             self.opts.check_cancelled()?;
+            let max = fetcher.parallelism(self.opts.max_in_flight.max(1));
             while inflight.len() < max {
                 let Some(job) = self.pending.pop_front() else {
                     break;
