@@ -3,7 +3,8 @@
 # same commits from the same HTTP server over loopback.
 #
 #   bench/pull-vs-ostree.sh [--runs N] [--tree rootfs|gen] [--mode bare|archive]
-#                           [--server oxtree|python] [--no-build] [--markdown]
+#                           [--server oxtree|python|nginx] [--link lo|wan]
+#                           [--no-build] [--markdown]
 #
 # Setup (untimed except where said): the tree is committed as A into an
 # archive server repo; B is A with ~2% of its regular files changed (one
@@ -23,7 +24,12 @@
 # traffic (payload plus HTTP and TCP/IP headers; server-to-client direction
 # counts as lo rx too, so the figure is both directions).
 # The server is `oxtree serve` by default (one static server for both
-# clients); --server python uses python3's http.server.
+# clients); --server python uses python3's http.server (HTTP/1.0, a new
+# connection per request, listen backlog 5), --server nginx a stock nginx
+# (HTTP/1.1 keep-alive, sendfile) with a config of its own in the scratch
+# directory. --link wan shapes the namespace's loopback with tc netem:
+# 25 ms each way (50 ms RTT), 100 Mbit/s and 0.5% loss per direction,
+# a long, slightly lossy link as the hosts' update links are.
 #
 # Results: median wall seconds, oxtree/ostree ratio (< 1: oxtree faster),
 # largest peak RSS, median bytes on the wire. Every oxtree pull is checked
@@ -47,6 +53,7 @@ runs=3
 tree=rootfs
 mode=bare
 server=oxtree
+link=lo
 build=1
 markdown=0
 
@@ -65,6 +72,8 @@ while [[ $# -gt 0 ]]; do
     --mode=*) mode=${1#*=}; shift ;;
     --server) server=$2; shift 2 ;;
     --server=*) server=${1#*=}; shift ;;
+    --link) link=$2; shift 2 ;;
+    --link=*) link=${1#*=}; shift ;;
     --no-build) build=0; shift ;;
     --markdown) markdown=1; shift ;;
     -h|--help) usage 0 ;;
@@ -74,7 +83,17 @@ done
 [[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || { echo "--runs must be a positive integer" >&2; exit 2; }
 case $tree in rootfs|gen) ;; *) echo "--tree: rootfs or gen" >&2; exit 2 ;; esac
 case $mode in bare|archive|bare-user) ;; *) echo "--mode: bare, bare-user or archive" >&2; exit 2 ;; esac
-case $server in oxtree|python) ;; *) echo "--server: oxtree or python" >&2; exit 2 ;; esac
+case $server in oxtree|python|nginx) ;; *) echo "--server: oxtree, python or nginx" >&2; exit 2 ;; esac
+case $link in lo|wan) ;; *) echo "--link: lo or wan" >&2; exit 2 ;; esac
+[[ $server == nginx ]] && { command -v nginx >/dev/null || { echo "missing: nginx (apt-get install nginx-light)" >&2; exit 1; }; }
+if [[ $link == wan ]]; then
+  command -v tc >/dev/null || { echo "missing: tc (iproute2)" >&2; exit 1; }
+  # The kernel must have sch_netem (some VM kernels lack it).
+  unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>/dev/null || {
+    echo "--link wan: this kernel has no netem qdisc (sch_netem); cannot shape the link" >&2
+    exit 1
+  }
+fi
 
 log() { printf '[pull-vs-ostree %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -172,9 +191,34 @@ cat >"$SCRATCH/netns-pull.sh" <<'EOF'
 set -eu
 srv_repo=$1; server=$2; oxtree=$3; shift 3
 ip link set lo up
+if [ "$LINK" = wan ]; then
+  # Both directions cross lo: 25 ms each way is a 50 ms round trip.
+  tc qdisc add dev lo root netem delay 25ms rate 100mbit loss 0.5%
+fi
 port=8471
 if [ "$server" = python ]; then
   (cd "$srv_repo" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
+elif [ "$server" = nginx ]; then
+  conf=$(mktemp -d)
+  cat >"$conf/nginx.conf" <<NGX
+daemon off;
+worker_processes 1;
+pid $conf/nginx.pid;
+error_log stderr;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 100000;
+  client_body_temp_path $conf;
+  proxy_temp_path $conf;
+  fastcgi_temp_path $conf;
+  uwsgi_temp_path $conf;
+  scgi_temp_path $conf;
+  server { listen 127.0.0.1:$port; root $srv_repo; }
+}
+NGX
+  nginx -c "$conf/nginx.conf" -p "$conf" >/dev/null 2>&1 &
 else
   "$oxtree" --repo="$srv_repo" serve --bind=127.0.0.1 --port="$port" >/dev/null 2>&1 &
 fi
@@ -219,7 +263,7 @@ pull() { # label tool run srv_repo client_repo expected -- pull args...
   local label=$1 tool=$2 run=$3 srv=$4 repo=$5 expect=$6; shift 7
   local bin=$OSTREE; [[ $tool == oxtree ]] && bin=$OXTREE
   sync
-  if ! TIMEFILE=$SCRATCH/t BYTESFILE=$SCRATCH/b unshare -n sh "$SCRATCH/netns-pull.sh" \
+  if ! LINK=$link TIMEFILE=$SCRATCH/t BYTESFILE=$SCRATCH/b unshare -n sh "$SCRATCH/netns-pull.sh" \
       "$srv" "$server" "$OXTREE" "$bin" --repo="$repo" pull "$@" >"$SCRATCH/out.log" 2>&1; then
     log "FAILED: $label $tool run $run: $(tail -3 "$SCRATCH/out.log")"
     printf '%s\t%s\t%s\tFAIL\t0\t0\n' "$label" "$tool" "$run" >>"$RESULTS"
@@ -260,7 +304,7 @@ for run in $(seq 1 "$runs"); do
 done
 
 # --- report ---------------------------------------------------------------
-awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mode" -v server="$server" '
+awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mode" -v server="$server" -v link="$link" '
   function median(list,   a, n, i, j, t) {
     n = split(list, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -272,7 +316,7 @@ awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mod
   END {
     split("delta-gen full incr-objects incr-delta", ops, " ")
     if (markdown) {
-      print "| " tree " (" mode ", " server " server) | ostree s | oxtree s | ratio | ostree MiB | oxtree MiB | ostree bytes | oxtree bytes |"
+      print "| " tree " (" mode ", " server " server, " link " link) | ostree s | oxtree s | ratio | ostree MiB | oxtree MiB | ostree bytes | oxtree bytes |"
       print "|---|---:|---:|---:|---:|---:|---:|---:|"
     } else {
       printf "%-14s %9s %9s %7s %10s %10s %14s %14s\n", tree "/" mode, "ostree s", "oxtree s", "ratio", "ostree MiB", "oxtree MiB", "ostree bytes", "oxtree bytes"
