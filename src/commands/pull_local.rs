@@ -174,8 +174,8 @@ fn verify_signatures(
     let mut remote = Remote::open(repo, name)?;
     remote.gpg_verify = commits;
     remote.gpg_verify_summary = summary;
-    remote.sign_verify = false;
-    remote.sign_verify_summary = false;
+    remote.sign_verify_mode = oxtree_transport::signapi::SignVerify::Off;
+    remote.sign_verify_summary_mode = oxtree_transport::signapi::SignVerify::Off;
     let verifier = RemoteVerifier::for_remote(repo, &remote)?;
     if summary {
         let bytes = std::fs::read(src.path().join("summary"))

@@ -157,8 +157,6 @@ pub struct Remote {
     pub branches: Vec<String>,
     pub gpg_verify: bool,
     pub gpg_verify_summary: bool,
-    pub sign_verify: bool,
-    pub sign_verify_summary: bool,
     /// `sign-verify` as configured: a boolean or a list of types.
     pub sign_verify_mode: crate::signapi::SignVerify,
     /// `sign-verify-summary` as configured.
@@ -302,8 +300,6 @@ impl Remote {
             branches,
             gpg_verify: bool_opt(config, &sec, "gpg-verify", true)?,
             gpg_verify_summary: bool_opt(config, &sec, "gpg-verify-summary", false)?,
-            sign_verify: sign_verify.enabled(),
-            sign_verify_summary: sign_verify_summary.enabled(),
             sign_verify_mode: sign_verify,
             sign_verify_summary_mode: sign_verify_summary,
             dummy_key: config
@@ -368,6 +364,17 @@ impl Remote {
             )));
         }
         Ok(&self.url)
+    }
+
+    /// Whether commits must carry signapi (ed25519, dummy) signatures: the
+    /// configured `sign-verify`, kept once as its mode.
+    pub fn sign_verify(&self) -> bool {
+        self.sign_verify_mode.enabled()
+    }
+
+    /// Whether the summary must (`sign-verify-summary`).
+    pub fn sign_verify_summary(&self) -> bool {
+        self.sign_verify_summary_mode.enabled()
     }
 
     /// Base URL for objects (contenturl when set).
@@ -514,7 +521,7 @@ mod tests {
         assert!(!f.http2);
         assert_eq!(f.proxy.as_deref(), Some("http://p:3128"));
         let b = Remote::from_config(&c, "b").unwrap();
-        assert!(b.gpg_verify && !b.gpg_verify_summary && !b.sign_verify);
+        assert!(b.gpg_verify && !b.gpg_verify_summary && !b.sign_verify());
         assert!(b.http2 && !b.tls_permissive && b.proxy.is_none());
         assert!(matches!(
             Remote::from_config(&c, "zz"),

@@ -215,8 +215,8 @@ impl RemoteVerifier {
             remote: remote.name.clone(),
             gpg_commits: remote.gpg_verify,
             gpg_summary: remote.gpg_verify_summary,
-            ed_commits: remote.sign_verify,
-            ed_summary: remote.sign_verify_summary,
+            ed_commits: remote.sign_verify(),
+            ed_summary: remote.sign_verify_summary(),
             ..Default::default()
         };
         let n = &remote.name;
@@ -253,7 +253,7 @@ impl RemoteVerifier {
     pub fn for_summary(repo: &Repo, remote: &Remote) -> Result<Self> {
         let mut r = remote.clone();
         r.gpg_verify = false;
-        r.sign_verify = false;
+        r.sign_verify_mode = crate::signapi::SignVerify::Off;
         Self::for_remote(repo, &r)
     }
 
