@@ -49,8 +49,9 @@ pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
     if s.starts_with("ostree-") {
         return Err(ContainerError::ImageRef {
             reference: s.to_string(),
-            reason: "signature verification is not supported: use ostree-unverified-registry: \
-                     or ostree-unverified-image:"
+            reason: "signed image references are not supported yet (no signature \
+                     policy is implemented): use ostree-unverified-registry: or \
+                     ostree-unverified-image:"
                 .into(),
         });
     }
@@ -401,11 +402,56 @@ fn object_set_commit(txn: &oxtree_repo::Transaction<'_>, objs: &[Checksum]) -> R
     })?)
 }
 
+/// The digest of `img`'s manifest, fetching only the manifest (to decide
+/// whether an image changed before pulling it).
+pub fn manifest_digest(img: &ImageRef, opts: &RegistryOptions) -> Result<String> {
+    Ok(open_source(img, opts)?.manifest()?.1)
+}
+
+/// What a pull requires of the image beyond being an ostree image.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PullRequirements {
+    /// Refuse, before fetching any layer, an image whose config has
+    /// neither `ostree.bootable` nor `containers.bootc=1` (what bootc
+    /// deploys).
+    pub bootable: bool,
+}
+
+/// Is an image with these config labels bootable (bootc's and
+/// ostree-ext's labels)?
+pub fn is_bootable(labels: Option<&HashMap<String, String>>) -> bool {
+    labels.is_some_and(|l| {
+        l.get(crate::encapsulate::BOOTABLE_LABEL)
+            .is_some_and(|v| v == "true")
+            || l.get("containers.bootc").is_some_and(|v| v == "1")
+    })
+}
+
 /// Pull `img` into `repo`.
 pub fn pull(
     repo: &Repo,
     img: &ImageRef,
     opts: &RegistryOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Pulled> {
+    pull_with(
+        repo,
+        img,
+        opts,
+        PullRequirements::default(),
+        progress,
+        cancel,
+    )
+}
+
+/// Pull `img` into `repo`, refusing it (before any layer is fetched or
+/// ref moved) when it does not meet `req`.
+pub fn pull_with(
+    repo: &Repo,
+    img: &ImageRef,
+    opts: &RegistryOptions,
+    req: PullRequirements,
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Pulled> {
@@ -434,6 +480,9 @@ pub fn pull(
         })?;
     let commit = Checksum::from_hex(label)
         .map_err(|_| ContainerError::Invalid(format!("bad {COMMIT_LABEL} label {label:?}")))?;
+    if req.bootable && !is_bootable(config.labels_of_config()) {
+        return Err(ContainerError::NotBootable(img.to_string()));
+    }
     let layers = manifest.layers();
     let diff_ids = config.rootfs().diff_ids();
     if layers.is_empty() || diff_ids.len() != layers.len() {

@@ -48,6 +48,37 @@ pub struct HostSpec {
     pub override_commit: Option<String>,
     pub layered_packages: Vec<String>,
     pub removed_base_packages: Vec<String>,
+    /// The container image followed instead of a refspec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReference>,
+}
+
+/// A container image as bootc names it: `{"image": "HOST/NAME:TAG",
+/// "transport": "registry"}` (or `oci`, `oci-archive` and a path).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ImageReference {
+    pub image: String,
+    pub transport: String,
+}
+
+/// The image a deployment was made from (bootc's `ImageStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ImageStatus {
+    pub image: ImageReference,
+    /// The manifest digest deployed (`sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+impl ImageReference {
+    fn of(imgref: &str) -> ImageReference {
+        let (transport, image) = crate::image::transport_and_name(imgref);
+        ImageReference { image, transport }
+    }
 }
 
 /// bootc's `status`. On a sysroot that is not booted (an image being
@@ -104,6 +135,9 @@ pub struct BootEntry {
     pub kargs: String,
     /// Checksum of its kernel and initramfs.
     pub boot_checksum: String,
+    /// The container image it was deployed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageStatus>,
 }
 
 /// One entry of the flat `deployments` list (the keys of oxtree's
@@ -143,6 +177,12 @@ pub struct DeploymentRow {
     /// The commit's timestamp (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
+    /// The origin's image reference (`ostree-unverified-registry:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image_reference: Option<String>,
+    /// The manifest digest of that image deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// The status of the sysroot. Read without taking the lock (as ostree's
@@ -192,6 +232,11 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         .ok()
         .and_then(|c| s.repo().load_commit(&c).ok());
     let l = layered_of(s, d);
+    let image = d
+        .origin
+        .as_ref()
+        .and_then(crate::Origin::from_keyfile)
+        .filter(|o| o.is_image());
     let pending = match (i, booted) {
         (None, _) => true,
         (Some(i), Some(b)) => i < b && d.osname == s.deployments()[b].osname,
@@ -237,6 +282,8 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         bootcsum: d.bootcsum.clone(),
         kargs: d.kargs.clone(),
         timestamp: commit.as_ref().map(|c| c.timestamp),
+        container_image_reference: image.as_ref().and_then(|o| o.container_image.clone()),
+        image_digest: image.and_then(|o| o.image_digest),
     }
 }
 
@@ -257,6 +304,10 @@ impl From<&DeploymentRow> for BootEntry {
             removed_base_packages: r.requested_base_removals.clone(),
             kargs: r.kargs.clone(),
             boot_checksum: r.bootcsum.clone(),
+            image: r.container_image_reference.as_deref().map(|i| ImageStatus {
+                image: ImageReference::of(i),
+                image_digest: r.image_digest.clone(),
+            }),
         }
     }
 }
@@ -310,7 +361,14 @@ pub(crate) fn host_of(s: &Sysroot) -> Host {
         .and_then(crate::Origin::from_keyfile);
     let spec = HostSpec {
         stateroot: osname,
-        refspec: origin.as_ref().map(|o| o.refspec.clone()),
+        refspec: origin
+            .as_ref()
+            .filter(|o| !o.is_image())
+            .map(|o| o.refspec.clone()),
+        image: origin
+            .as_ref()
+            .and_then(|o| o.container_image.as_deref())
+            .map(ImageReference::of),
         override_commit: origin.as_ref().and_then(|o| o.override_commit.clone()),
         layered_packages: origin
             .as_ref()
@@ -381,6 +439,13 @@ impl Host {
                         "    RemovedBasePackages: {}",
                         r.requested_base_removals.join(" ")
                     );
+                }
+                continue;
+            }
+            if let Some(i) = &r.container_image_reference {
+                let _ = writeln!(out, "    origin image: {i}");
+                if let Some(d) = &r.image_digest {
+                    let _ = writeln!(out, "    Digest: {d}");
                 }
                 continue;
             }

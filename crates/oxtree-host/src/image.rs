@@ -1,0 +1,227 @@
+//! Hosts that follow a container image (`[origin]
+//! container-image-reference=ostree-unverified-registry:…`): `switch` to
+//! an image and `upgrade` from it pull the image with
+//! `oxtree_container`'s import (only the layers the repository lacks) and
+//! deploy the image's own commit (its `ostree.commit`, not the merge
+//! commit the image ref points to) as an ordinary deployment: /etc
+//! merged, kernel arguments kept.
+//!
+//! - `upgrade` first fetches only the manifest: the digest the deployment
+//!   was made from (`[oxtree] image-digest` in its origin) means "no
+//!   update";
+//! - an image whose config lacks `ostree.bootable=true` (or
+//!   `containers.bootc=1`) is refused before any layer is fetched or ref
+//!   moved; signed references are refused when parsed;
+//! - registry settings come from the sysroot repository's config, per
+//!   registry: `[registry "HOST[:PORT]"]` with `insecure=true` (plain
+//!   HTTP, no certificate check) and `cert-dir=DIR` (extra CAs).
+
+use crate::error::{HostError, Result};
+use crate::ops::{apply, Apply, Transaction};
+use crate::upgrade::{Plan, UpgradeOutcome};
+use crate::Context;
+use oxtree_container::pull::{self, PullRequirements, Pulled};
+use oxtree_container::{ImageRef, Progress, RegistryOptions};
+use oxtree_object::Checksum;
+use oxtree_repo::Repo;
+use oxtree_sysroot::{DeployOptions, Sysroot};
+
+/// Parse an ostree-ext image reference (signed ones are refused).
+pub(crate) fn parse(image: &str) -> Result<ImageRef> {
+    Ok(pull::parse_ostree_imgref(image)?)
+}
+
+/// How to reach the registry of `img`, from the repository's
+/// `[registry "HOST[:PORT]"]` group.
+pub(crate) fn registry_options(repo: &Repo, img: &ImageRef) -> Result<RegistryOptions> {
+    let ImageRef::Registry { reference } = img else {
+        return Ok(RegistryOptions::default());
+    };
+    let host = reference.split('/').next().unwrap_or_default();
+    let group = format!("registry \"{host}\"");
+    let cfg = repo.config();
+    let insecure = cfg
+        .get_bool(&group, "insecure", false)
+        .map_err(|e| HostError::bad(format!("repository config [{group}]: {e}")))?;
+    Ok(RegistryOptions {
+        insecure,
+        cert_dir: cfg.get(&group, "cert-dir").map(Into::into),
+        credentials: None,
+    })
+}
+
+/// The manifest digest of `image` now (fetches only the manifest).
+pub(crate) fn remote_digest(s: &Sysroot, image: &str) -> Result<String> {
+    let img = parse(image)?;
+    let opts = registry_options(s.repo(), &img)?;
+    pull::manifest_digest(&img, &opts)
+        .map_err(|e| HostError::from(e).context(format!("fetching the manifest of {image}")))
+}
+
+/// Pull `image` into the sysroot repository, refusing an image that is
+/// not bootable before anything is fetched or moved.
+pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pulled> {
+    cx.cancel.check()?;
+    let img = parse(image)?;
+    let opts = registry_options(s.repo(), &img)?;
+    cx.say(format!("Pulling {image}..."));
+    let progress = |p: Progress| {
+        if let Progress::LayerWritten {
+            done,
+            total,
+            digest,
+            size,
+            ..
+        } = p
+        {
+            cx.say(format!(
+                "Fetched layer {done}/{total} {digest} ({size} bytes)"
+            ));
+        }
+    };
+    let flag = cx.cancel.flag();
+    let pulled = pull::pull_with(
+        s.repo(),
+        &img,
+        &opts,
+        PullRequirements { bootable: true },
+        &progress,
+        &flag,
+    )
+    .map_err(|e| HostError::from(e).context(format!("pulling {image}")))?;
+    cx.say(format!(
+        "Image {}: {} layers fetched, {} already present; commit {}",
+        pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
+    ));
+    Ok(pulled)
+}
+
+/// The image as already stored (for `--deploy-only`): its commit and
+/// manifest digest, checked bootable.
+fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
+    let img = parse(image)?;
+    let name = oxtree_container::refescape::image_ref(&img.to_string())?;
+    let merge = s
+        .repo()
+        .read_ref(&name)?
+        .ok_or_else(|| HostError::bad(format!("image {image} has not been pulled")))?;
+    let c = s.repo().load_commit(&merge)?;
+    let (Some(commit), Some(digest)) = (c.parent, c.metadata.get_str(pull::META_MANIFEST_DIGEST))
+    else {
+        return Err(HostError::bad(format!(
+            "{name} is not an image merge commit"
+        )));
+    };
+    let config: serde_json::Value = c
+        .metadata
+        .get_str(pull::META_CONFIG)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let labels: Option<std::collections::HashMap<String, String>> =
+        serde_json::from_value(config["config"]["Labels"].clone()).ok();
+    if !pull::is_bootable(labels.as_ref()) {
+        return Err(oxtree_container::ContainerError::NotBootable(img.to_string()).into());
+    }
+    Ok((commit, digest.to_string()))
+}
+
+/// `upgrade` / `switch` of a deployment whose new origin names an image.
+pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutcome> {
+    let mut origin = p.origin;
+    let image = origin
+        .container_image
+        .clone()
+        .expect("run only for image origins");
+    if origin.is_layered() {
+        return Err(HostError::bad(
+            "packages layered on a container image are not supported yet",
+        ));
+    }
+    if origin.override_commit.is_some() {
+        return Err(HostError::bad(
+            "--override-commit is not supported for a container image origin",
+        ));
+    }
+    parse(&image)?;
+    let (commit, digest) = if p.pull {
+        if !p.switch {
+            let now = remote_digest(s, &image)?;
+            if origin.image_digest.as_deref() == Some(now.as_str()) {
+                return Ok(UpgradeOutcome::NoChange);
+            }
+        }
+        let pulled = pull_bootable(cx, s, &image)?;
+        (pulled.commit, pulled.manifest_digest)
+    } else {
+        stored(s, &image)?
+    };
+    if !p.deploy {
+        return Ok(UpgradeOutcome::PulledOnly);
+    }
+    cx.cancel.check()?;
+    if commit == p.base && !p.switch {
+        return Ok(UpgradeOutcome::NoChange);
+    }
+    origin.image_digest = Some(digest);
+    let opts = DeployOptions {
+        osname: Some(p.current.osname.clone()),
+        origin: Some(origin.to_keyfile()),
+        ..DeployOptions::default()
+    };
+    let (applied, cleanup, rebooted) = apply(
+        cx,
+        s,
+        Apply {
+            rev: &commit.to_hex(),
+            opts,
+            stage: p.stage,
+            lock_finalization: false,
+            reboot: p.reboot,
+        },
+    )?;
+    Ok(UpgradeOutcome::Applied(Box::new(Transaction {
+        applied,
+        origin: Some(origin),
+        base: commit,
+        layered: None,
+        cleanup,
+        rebooted,
+    })))
+}
+
+/// `ImageRef`'s transport and name as bootc's status names them:
+/// `("registry", "HOST/NAME:TAG")`, `("oci", "DIR")`, …
+pub(crate) fn transport_and_name(image: &str) -> (String, String) {
+    match parse(image) {
+        Ok(ImageRef::Registry { reference }) => ("registry".into(), reference),
+        Ok(r @ ImageRef::OciDir { .. }) => ("oci".into(), strip(&r.to_string(), "oci:")),
+        Ok(r @ ImageRef::OciArchive { .. }) => {
+            ("oci-archive".into(), strip(&r.to_string(), "oci-archive:"))
+        }
+        Err(_) => (String::new(), image.to_string()),
+    }
+}
+
+fn strip(s: &str, p: &str) -> String {
+    s.strip_prefix(p).unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootc_names() {
+        assert_eq!(
+            transport_and_name("ostree-unverified-registry:127.0.0.1:5000/os:v1"),
+            ("registry".into(), "127.0.0.1:5000/os:v1".into())
+        );
+        assert_eq!(
+            transport_and_name("ostree-unverified-image:oci:/x/y:v1"),
+            ("oci".into(), "/x/y:v1".into())
+        );
+        let e = parse("ostree-remote-image:r:docker://h/n:t").unwrap_err();
+        assert_eq!(e.kind(), "bad-request");
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+}
