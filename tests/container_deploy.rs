@@ -129,7 +129,18 @@ echo "== again"
 a=$(at)
 $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 echo "== log again $a $(at)"
+$OX admin upgrade --sysroot=$S --run-dir=$R --check; echo rc=$?
 echo "deployments=$(ndeploy)"
+
+echo "== oci layout"
+$OX --repo=$B container encapsulate -q os oci:$D/layout:v2 >/dev/null || exit 20
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-image:oci:$D/layout:v2 >/dev/null || exit 21
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/st3.json || exit 22
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-image:oci:$D/layout:v2 2>&1; echo rc=$?
+echo "== back"
+$OX admin switch --sysroot=$S --run-dir=$R fakeos/main >/dev/null || exit 23
+cat $S/ostree/deploy/fakeos/deploy/$(newest).origin
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 echo "== end"
 "#,
         addr = reg.addr,
@@ -232,11 +243,38 @@ echo "== end"
     // Unchanged manifest: no update, no blob fetched, nothing deployed.
     let again = section("== again", "== end");
     assert!(again.contains("No update available.\nrc=0\n"), "{again}");
-    assert!(again.contains("deployments=2\n"), "{again}");
+    assert!(
+        again.contains("No update available.\nrc=0\ndeployments=2\n"),
+        "--check: {again}"
+    );
     let (a, b) = offsets(&out, "again");
     assert_eq!(blob_gets(&reg_log, a, b), vec![], "{reg_log}");
     assert!(
         reg_log[a..b].contains("GET /v2/os/manifests/latest"),
         "the manifest was asked for: {reg_log}"
     );
+
+    // From an OCI layout: the same commit, transport `oci`; the same
+    // reference again is refused.
+    let st = read("st3.json");
+    let dep = &st["status"]["otherDeployments"][0];
+    assert_eq!(dep["checksum"], v2["commit"], "{st}");
+    assert_eq!(dep["image"]["image"]["transport"], "oci", "{st}");
+    assert_eq!(
+        dep["image"]["image"]["image"],
+        format!("{}/layout:v2", d.display())
+    );
+    let oci = section("== oci layout", "== back");
+    assert!(
+        oci.contains("Old and new image references are equal") && oci.contains("rc=1\n"),
+        "{oci}"
+    );
+    // Back to a refspec: a plain origin again, upgraded as before.
+    let back = section("== back", "== end");
+    assert!(
+        back.starts_with("== back\n[origin]\nrefspec=fakeos/main\n"),
+        "{back}"
+    );
+    assert!(!back.contains("image"), "{back}");
+    assert!(back.contains("No update available.\nrc=0\n"), "{back}");
 }

@@ -69,6 +69,12 @@ pub struct ImageReference {
 #[non_exhaustive]
 pub struct ImageStatus {
     pub image: ImageReference,
+    /// The commit's `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The commit's timestamp, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
     /// The manifest digest deployed (`sha256:…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
@@ -306,6 +312,8 @@ impl From<&DeploymentRow> for BootEntry {
             boot_checksum: r.bootcsum.clone(),
             image: r.container_image_reference.as_deref().map(|i| ImageStatus {
                 image: ImageReference::of(i),
+                version: r.version.clone(),
+                timestamp: r.timestamp.map(fmt_ts),
                 image_digest: r.image_digest.clone(),
             }),
         }
@@ -544,6 +552,23 @@ mod tests {
         assert_eq!(v["deployments"][0]["staged"], true);
         assert_eq!(v["deployments"][2]["requested-packages"][0], "nano");
         assert_eq!(v["deployments"][1]["origin-refspec"], "o:x");
+        // A deployment from an image.
+        rows[1].origin_refspec = None;
+        rows[1].container_image_reference =
+            Some("ostree-unverified-registry:reg:5000/os:v1".into());
+        rows[1].image_digest = Some("sha256:ab".into());
+        h.deployments = rows.clone();
+        h.status.booted = Some((&rows[1]).into());
+        assert!(h
+            .to_text()
+            .contains("* os ab.0\n    Version: 2.0\n    origin image: ostree-unverified-registry:reg:5000/os:v1\n    Digest: sha256:ab\n  os ab.1"));
+        let v = serde_json::to_value(&h).unwrap();
+        let i = &v["status"]["booted"]["image"];
+        assert_eq!(i["image"]["image"], "reg:5000/os:v1");
+        assert_eq!(i["image"]["transport"], "registry");
+        assert_eq!(i["imageDigest"], "sha256:ab");
+        assert_eq!(i["version"], "2.0");
+        assert_eq!(v["deployments"][1]["image-digest"], "sha256:ab");
         // Round trip (for a remote CLI).
         let back: Host = serde_json::from_value(v).unwrap();
         assert_eq!(back, h);
