@@ -120,7 +120,8 @@ img os --bootable 2024-03-01 img2
 a=$(at)
 $OX admin upgrade --sysroot=$S --run-dir=$R >/dev/null || exit 12
 echo "== log upgrade $a $(at)"
-echo "deployments=$(ndeploy)"
+echo "deployments=$(ndeploy) blobrefs=$($OX --repo=$S/ostree/repo refs | grep -c '^ostree/container/blob/')"
+$OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
 $OX admin status --sysroot=$S --run-dir=$R --json > $D/st2.json || exit 13
 cat $S/ostree/deploy/fakeos/deploy/$(newest)/usr/bin/newtool
 check_entries upgrade
@@ -231,7 +232,8 @@ echo "== end"
     let bytes: u64 = gets.iter().map(|(_, n)| n).sum();
     assert!(bytes < 1 << 20, "{bytes} bytes fetched: {gets:?}");
     let up = section("== upgrade", "== again");
-    assert!(up.contains("deployments=2\n"), "{up}");
+    // The old version's own layer refs are gone; the repository is whole.
+    assert!(up.contains("deployments=2 blobrefs=3\nfsck-ok\n"), "{up}");
     assert!(up.contains("new\nentries_ok upgrade\n"), "{up}");
     let st = read("st2.json");
     let dep = &st["status"]["otherDeployments"][0];

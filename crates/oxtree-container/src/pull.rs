@@ -44,6 +44,10 @@ pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
         return ImageRef::parse(&format!("docker://{r}"));
     }
     if let Some(r) = s.strip_prefix("ostree-unverified-image:") {
+        // `registry:` is ostree-ext's other name for `docker://`.
+        if let Some(r) = r.strip_prefix("registry:") {
+            return ImageRef::parse(&format!("docker://{r}"));
+        }
         return ImageRef::parse(r);
     }
     if s.starts_with("ostree-") {
@@ -628,6 +632,43 @@ pub fn pull_with(
     })
 }
 
+/// Delete the layer refs (`ostree/container/blob/…`) that no stored
+/// image's manifest names any more (an image ref moved to a new version),
+/// so that a prune can free what only they held; returns how many went.
+/// Commits deployed from those images stay (deployments have refs of
+/// their own). A stored image whose manifest cannot be read keeps every
+/// layer (nothing is deleted).
+pub fn gc_layers(repo: &Repo) -> Result<usize> {
+    let refs = repo.list_refs()?;
+    let mut wanted = std::collections::HashSet::new();
+    let image_prefix = format!("{}/", refescape::IMAGE_PREFIX);
+    for (name, c) in &refs {
+        if !name.starts_with(&image_prefix) {
+            continue;
+        }
+        let md = repo.load_commit(c)?.metadata;
+        let Some(m) = md.get_str(META_MANIFEST) else {
+            return Ok(0);
+        };
+        let m: ImageManifest = match crate::encapsulate::parse_manifest(m.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return Ok(0),
+        };
+        for l in m.layers() {
+            wanted.insert(refescape::layer_ref(l.digest().as_ref())?);
+        }
+    }
+    let layer_prefix = format!("{}/", refescape::LAYER_PREFIX);
+    let mut n = 0;
+    for (name, _) in &refs {
+        if name.starts_with(&layer_prefix) && !wanted.contains(name) {
+            repo.write_ref(name, None, false)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// An image in the repository.
 #[derive(Clone, Debug)]
 pub struct StoredImage {
@@ -662,4 +703,30 @@ pub fn list(repo: &Repo) -> Result<Vec<StoredImage>> {
     }
     out.sort_by(|a, b| a.image.cmp(&b.image));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ostree_image_references() {
+        let r = |s: &str| parse_ostree_imgref(s).map(|r| r.to_string());
+        for s in [
+            "ostree-unverified-registry:h:5000/os:v1",
+            "ostree-unverified-image:docker://h:5000/os:v1",
+            "ostree-unverified-image:registry:h:5000/os:v1",
+        ] {
+            assert_eq!(r(s).unwrap(), "docker://h:5000/os:v1", "{s}");
+        }
+        assert_eq!(r("ostree-unverified-image:oci:/x:v1").unwrap(), "oci:/x:v1");
+        for s in [
+            "ostree-remote-image:origin:docker://h/os:v1",
+            "ostree-image-signed:docker://h/os:v1",
+            "ostree-remote-registry:origin:h/os:v1",
+        ] {
+            let e = parse_ostree_imgref(s).unwrap_err().to_string();
+            assert!(e.contains("not supported yet"), "{e}");
+        }
+    }
 }

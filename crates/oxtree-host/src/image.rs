@@ -12,6 +12,8 @@
 //! - an image whose config lacks `ostree.bootable=true` (or
 //!   `containers.bootc=1`) is refused before any layer is fetched or ref
 //!   moved; signed references are refused when parsed;
+//! - after a pull, layer refs no stored image names any more are deleted
+//!   (the deploy's cleanup then prunes what no deployment uses);
 //! - registry settings come from the sysroot repository's config, per
 //!   registry: `[registry "HOST[:PORT]"]` with `insecure=true` (plain
 //!   HTTP, no certificate check) and `cert-dir=DIR` (extra CAs).
@@ -93,6 +95,13 @@ pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pu
         "Image {}: {} layers fetched, {} already present; commit {}",
         pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
     ));
+    // Layers of the image's earlier versions: their refs go, the cleanup
+    // after the deploy frees what no deployment uses.
+    let gone = pull::gc_layers(s.repo())
+        .map_err(|e| HostError::from(e).context("removing unused layer refs"))?;
+    if gone > 0 {
+        cx.say(format!("Removed {gone} unused layer refs"));
+    }
     Ok(pulled)
 }
 
