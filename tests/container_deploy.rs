@@ -133,6 +133,14 @@ echo "== log again $a $(at)"
 $OX admin upgrade --sysroot=$S --run-dir=$R --check; echo rc=$?
 echo "deployments=$(ndeploy)"
 
+echo "== pull then deploy"
+echo v3 > $T/usr/bin/newtool3
+img os --bootable 2024-04-01 img3
+$OX admin upgrade --sysroot=$S --run-dir=$R --pull-only; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+$OX admin upgrade --sysroot=$S --run-dir=$R --deploy-only >/dev/null; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+
 echo "== oci layout"
 $OX --repo=$B container encapsulate -q os oci:$D/layout:v2 >/dev/null || exit 20
 $OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-image:oci:$D/layout:v2 >/dev/null || exit 21
@@ -256,11 +264,20 @@ echo "== end"
         "the manifest was asked for: {reg_log}"
     );
 
+    // --pull-only fetches and deploys nothing; --deploy-only deploys
+    // what it fetched.
+    let pd = section("== pull then deploy", "== oci layout");
+    assert!(
+        pd.contains("rc=0\n    Version: img2\nrc=0\n    Version: img3\n"),
+        "{pd}"
+    );
+
     // From an OCI layout: the same commit, transport `oci`; the same
     // reference again is refused.
+    let v3 = read("os-img3.json");
     let st = read("st3.json");
     let dep = &st["status"]["otherDeployments"][0];
-    assert_eq!(dep["checksum"], v2["commit"], "{st}");
+    assert_eq!(dep["checksum"], v3["commit"], "{st}");
     assert_eq!(dep["image"]["image"]["transport"], "oci", "{st}");
     assert_eq!(
         dep["image"]["image"]["image"],
