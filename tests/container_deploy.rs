@@ -132,6 +132,11 @@ $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 echo "== log again $a $(at)"
 $OX admin upgrade --sysroot=$S --run-dir=$R --check; echo rc=$?
 echo "deployments=$(ndeploy)"
+echo "== origin without a digest"
+o=$S/ostree/deploy/fakeos/deploy/$(newest).origin
+printf '[origin]\ncontainer-image-reference=%s\n' "$(sed -n 's/^container-image-reference=//p' $o)" > $o
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Digest
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 
 echo "== pull then deploy"
 echo v3 > $T/usr/bin/newtool3
@@ -256,6 +261,16 @@ echo "== end"
     assert!(
         again.contains("No update available.\nrc=0\ndeployments=2\n"),
         "--check: {again}"
+    );
+    // An origin as bootc writes it (no digest recorded): the digest comes
+    // from the stored image whose commit is deployed.
+    let nd = section("== origin without a digest", "== pull then deploy");
+    let digest2 = v2["manifest-digest"].as_str().unwrap();
+    assert!(
+        nd.contains(&format!(
+            "    Digest: {digest2}\nNo update available.\nrc=0\n"
+        )),
+        "{nd}"
     );
     let (a, b) = offsets(&out, "again");
     assert_eq!(blob_gets(&reg_log, a, b), vec![], "{reg_log}");

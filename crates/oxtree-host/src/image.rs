@@ -20,13 +20,14 @@
 
 use crate::error::{HostError, Result};
 use crate::ops::{apply, Apply, Transaction};
+use crate::origin::Origin;
 use crate::upgrade::{Plan, UpgradeOutcome};
 use crate::Context;
 use oxtree_container::pull::{self, PullRequirements, Pulled};
 use oxtree_container::{ImageRef, Progress, RegistryOptions};
 use oxtree_object::Checksum;
 use oxtree_repo::Repo;
-use oxtree_sysroot::{DeployOptions, Sysroot};
+use oxtree_sysroot::{DeployOptions, Deployment, Sysroot};
 
 /// Parse an ostree-ext image reference (signed ones are refused).
 pub(crate) fn parse(image: &str) -> Result<ImageRef> {
@@ -50,6 +51,31 @@ pub(crate) fn registry_options(repo: &Repo, img: &ImageRef) -> Result<RegistryOp
         cert_dir: cfg.get(&group, "cert-dir").map(Into::into),
         credentials: None,
     })
+}
+
+/// The manifest digest deployment `d` (following image origin `o`) was
+/// made from: its origin's record; else its commit's
+/// `ostree.manifest-digest` (bootc deploys the merge commit); else that of
+/// the stored image whose commit it is. None when nothing says.
+pub(crate) fn deployed_digest(s: &Sysroot, d: &Deployment, o: &Origin) -> Option<String> {
+    if let Some(x) = &o.image_digest {
+        return Some(x.clone());
+    }
+    let csum = Checksum::from_hex(&d.csum).ok()?;
+    let c = s.repo().load_commit(&csum).ok()?;
+    if let Some(x) = c.metadata.get_str(pull::META_MANIFEST_DIGEST) {
+        return Some(x.to_string());
+    }
+    let img = parse(o.container_image.as_deref()?).ok()?;
+    let name = oxtree_container::refescape::image_ref(&img.to_string()).ok()?;
+    let merge = s.repo().read_ref(&name).ok()??;
+    let m = s.repo().load_commit(&merge).ok()?;
+    if m.parent != Some(csum) {
+        return None;
+    }
+    m.metadata
+        .get_str(pull::META_MANIFEST_DIGEST)
+        .map(str::to_string)
 }
 
 /// The manifest digest of `image` now (fetches only the manifest).
@@ -155,7 +181,7 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutco
     let (commit, digest) = if p.pull {
         if !p.switch {
             let now = remote_digest(s, &image)?;
-            if origin.image_digest.as_deref() == Some(now.as_str()) {
+            if deployed_digest(s, &p.current, &origin).as_deref() == Some(now.as_str()) {
                 return Ok(UpgradeOutcome::NoChange);
             }
         }

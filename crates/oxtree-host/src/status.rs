@@ -289,7 +289,7 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         kargs: d.kargs.clone(),
         timestamp: commit.as_ref().map(|c| c.timestamp),
         container_image_reference: image.as_ref().and_then(|o| o.container_image.clone()),
-        image_digest: image.and_then(|o| o.image_digest),
+        image_digest: image.and_then(|o| crate::image::deployed_digest(s, d, &o)),
     }
 }
 

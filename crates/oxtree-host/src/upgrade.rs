@@ -144,11 +144,12 @@ pub struct CheckOutcome {
 /// whether it moved. Deploys nothing.
 pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
     let s = cx.open_locked()?;
-    let (_, origin, base) = origin_deployment(&s, os, "upgrade")?;
+    let (current, origin, base) = origin_deployment(&s, os, "upgrade")?;
     if let Some(image) = &origin.container_image {
         // The manifest first; the image only when it changed.
         let now = crate::image::remote_digest(&s, image)?;
-        let latest = if origin.image_digest.as_deref() == Some(now.as_str()) {
+        let deployed = crate::image::deployed_digest(&s, &current, &origin);
+        let latest = if deployed.as_deref() == Some(now.as_str()) {
             base
         } else {
             crate::image::pull_bootable(cx, &s, image)?.commit
