@@ -163,10 +163,9 @@ fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
 /// `upgrade` / `switch` of a deployment whose new origin names an image.
 pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutcome> {
     let mut origin = p.origin;
-    let image = origin
-        .container_image
-        .clone()
-        .expect("run only for image origins");
+    let Some(image) = origin.container_image.clone() else {
+        return Err(HostError::bad("the origin names no container image"));
+    };
     if origin.is_layered() {
         return Err(HostError::bad(
             "packages layered on a container image are not supported yet",
