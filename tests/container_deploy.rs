@@ -312,3 +312,62 @@ echo "== end"
     assert!(!back.contains("image"), "{back}");
     assert!(back.contains("No update available.\nrc=0\n"), "{back}");
 }
+
+/// A registry that wants basic auth: `switch` without credentials fails
+/// clearly and deploys nothing; with bootc's `/etc/ostree/auth.json` in
+/// the sysroot it deploys.
+#[test]
+fn private_registry_with_auth_json() {
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start_with_auth(false, "oxuser", "s3cret:x");
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-image-auth-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let body = format!(
+        r#"
+REG={addr}; B=$D/build
+commit 1.0 2024-01-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main >/dev/null || exit 1
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+$OX --repo=$B commit -b os --bootable --timestamp=2024-02-01 --add-metadata-string=version=img1 $T >/dev/null || exit 4
+$OX --repo=$B container encapsulate -q --insecure os docker://$REG/os:v1 >/dev/null 2>&1 && echo "push without creds worked"
+$OX --repo=$B container encapsulate -q --insecure --creds=oxuser:s3cret:x os docker://$REG/os:v1 >/dev/null || exit 5
+echo "== no creds"
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:v1 2>&1; echo rc=$?
+ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'
+echo "== auth.json"
+mkdir -p $S/etc/ostree
+printf '{{"auths":{{"%s":{{"auth":"%s"}}}}}}' $REG $(printf 'oxuser:s3cret:x' | base64) > $S/etc/ostree/auth.json
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:v1 >/dev/null; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m2 'Version\|origin image'
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+echo "== end"
+"#,
+        addr = reg.addr
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
+    let out = ns::run_unshared(&script);
+    assert!(!out.contains("push without creds worked"), "{out}");
+    let a = out.find("== no creds").unwrap();
+    let b = out.find("== auth.json").unwrap();
+    let nc = &out[a..b];
+    assert!(
+        nc.to_lowercase().contains("not authorized"),
+        "{nc}\n{}",
+        reg.log()
+    );
+    assert!(nc.ends_with("rc=1\n1\n"), "{nc}");
+    let aj = &out[b..];
+    assert!(
+        aj.contains(&format!(
+            "rc=0\n    Version: img1\n    origin image: ostree-unverified-registry:{}/os:v1\nNo update available.\nrc=0\n",
+            reg.addr
+        )),
+        "{aj}\n{}",
+        reg.log()
+    );
+}

@@ -16,7 +16,9 @@
 //!   (the deploy's cleanup then prunes what no deployment uses);
 //! - registry settings come from the sysroot repository's config, per
 //!   registry: `[registry "HOST[:PORT]"]` with `insecure=true` (plain
-//!   HTTP, no certificate check) and `cert-dir=DIR` (extra CAs).
+//!   HTTP, no certificate check) and `cert-dir=DIR` (extra CAs);
+//!   credentials from bootc's auth.json files (`/run/ostree/auth.json`,
+//!   `/etc/ostree/auth.json`, `/usr/lib/ostree/auth.json`).
 
 use crate::error::{HostError, Result};
 use crate::ops::{apply, Apply, Transaction};
@@ -34,9 +36,44 @@ pub(crate) fn parse(image: &str) -> Result<ImageRef> {
     Ok(pull::parse_ostree_imgref(image)?)
 }
 
-/// How to reach the registry of `img`, from the repository's
-/// `[registry "HOST[:PORT]"]` group.
-pub(crate) fn registry_options(repo: &Repo, img: &ImageRef) -> Result<RegistryOptions> {
+/// Where bootc looks for registry credentials (containers' auth.json
+/// format), first found wins: the run dir's, then the sysroot's /etc, then
+/// its /usr/lib.
+fn auth_files(cx: &Context) -> [std::path::PathBuf; 3] {
+    [
+        cx.run_dir.join("ostree/auth.json"),
+        cx.sysroot.join("etc/ostree/auth.json"),
+        cx.sysroot.join("usr/lib/ostree/auth.json"),
+    ]
+}
+
+/// `auths.HOST.auth` (base64 of `USER:PASSWORD`) of an auth.json.
+fn credentials_in(text: &str, host: &str) -> Option<std::result::Result<(String, String), String>> {
+    use base64::Engine;
+    let v: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let auth = v["auths"][host]["auth"].as_str()?;
+    let plain = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    Some(match plain.as_deref().and_then(|p| p.split_once(':')) {
+        Some((u, p)) => Ok((u.to_string(), p.to_string())),
+        None => Err(format!("auths.{host}.auth is not base64 of USER:PASSWORD")),
+    })
+}
+
+/// How to reach the registry of `img`: the repository's
+/// `[registry "HOST[:PORT]"]` group (`insecure`, `cert-dir`) and the
+/// credentials for that host in the first auth.json found (see
+/// [`auth_files`]).
+pub(crate) fn registry_options(
+    cx: &Context,
+    repo: &Repo,
+    img: &ImageRef,
+) -> Result<RegistryOptions> {
     let ImageRef::Registry { reference } = img else {
         return Ok(RegistryOptions::default());
     };
@@ -46,10 +83,20 @@ pub(crate) fn registry_options(repo: &Repo, img: &ImageRef) -> Result<RegistryOp
     let insecure = cfg
         .get_bool(&group, "insecure", false)
         .map_err(|e| HostError::bad(format!("repository config [{group}]: {e}")))?;
+    let mut credentials = None;
+    for f in auth_files(cx) {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        if let Some(c) = credentials_in(&text, host) {
+            credentials = Some(c.map_err(|e| HostError::bad(format!("{}: {e}", f.display())))?);
+            break;
+        }
+    }
     Ok(RegistryOptions {
         insecure,
         cert_dir: cfg.get(&group, "cert-dir").map(Into::into),
-        credentials: None,
+        credentials,
     })
 }
 
@@ -79,9 +126,9 @@ pub(crate) fn deployed_digest(s: &Sysroot, d: &Deployment, o: &Origin) -> Option
 }
 
 /// The manifest digest of `image` now (fetches only the manifest).
-pub(crate) fn remote_digest(s: &Sysroot, image: &str) -> Result<String> {
+pub(crate) fn remote_digest(cx: &Context, s: &Sysroot, image: &str) -> Result<String> {
     let img = parse(image)?;
-    let opts = registry_options(s.repo(), &img)?;
+    let opts = registry_options(cx, s.repo(), &img)?;
     pull::manifest_digest(&img, &opts)
         .map_err(|e| HostError::from(e).context(format!("fetching the manifest of {image}")))
 }
@@ -91,7 +138,7 @@ pub(crate) fn remote_digest(s: &Sysroot, image: &str) -> Result<String> {
 pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pulled> {
     cx.cancel.check()?;
     let img = parse(image)?;
-    let opts = registry_options(s.repo(), &img)?;
+    let opts = registry_options(cx, s.repo(), &img)?;
     cx.say(format!("Pulling {image}..."));
     let progress = |p: Progress| {
         if let Progress::LayerWritten {
@@ -179,7 +226,7 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutco
     parse(&image)?;
     let (commit, digest) = if p.pull {
         if !p.switch {
-            let now = remote_digest(s, &image)?;
+            let now = remote_digest(cx, s, &image)?;
             if deployed_digest(s, &p.current, &origin).as_deref() == Some(now.as_str()) {
                 return Ok(UpgradeOutcome::NoChange);
             }
@@ -243,6 +290,21 @@ fn strip(s: &str, p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_json() {
+        let t = r#"{"auths":{"h:5000":{"auth":"dXNlcjpwYTpzcw=="}}}"#;
+        assert_eq!(
+            credentials_in(t, "h:5000"),
+            Some(Ok(("user".into(), "pa:ss".into())))
+        );
+        assert_eq!(credentials_in(t, "other"), None);
+        assert!(matches!(
+            credentials_in(r#"{"auths":{"h":{"auth":"!!"}}}"#, "h"),
+            Some(Err(_))
+        ));
+        assert!(matches!(credentials_in("nope", "h"), Some(Err(_))));
+    }
 
     #[test]
     fn bootc_names() {

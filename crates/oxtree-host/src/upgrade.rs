@@ -147,7 +147,7 @@ pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
     let (current, origin, base) = origin_deployment(&s, os, "upgrade")?;
     if let Some(image) = &origin.container_image {
         // The manifest first; the image only when it changed.
-        let now = crate::image::remote_digest(&s, image)?;
+        let now = crate::image::remote_digest(cx, &s, image)?;
         let deployed = crate::image::deployed_digest(&s, &current, &origin);
         let latest = if deployed.as_deref() == Some(now.as_str()) {
             base
