@@ -254,7 +254,11 @@ struct SwitchArgs {
     /// Reboot after a successful switch
     #[arg(short = 'r', long)]
     reboot: bool,
-    /// REMOTE:REF, or REF (keeps the current remote)
+    /// REMOTE:REF, REF (keeps the current remote), or a container image:
+    /// ostree-unverified-registry:HOST[:PORT]/NAME[:TAG],
+    /// ostree-unverified-image:oci:DIR[:TAG] (registry settings:
+    /// `[registry "HOST[:PORT]"] insecure=true|cert-dir=DIR` in the repo
+    /// config)
     refspec: String,
 }
 

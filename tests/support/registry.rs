@@ -1,7 +1,9 @@
 //! A real registry for the container tests: Debian's `docker-registry`
 //! (distribution 2.8) on 127.0.0.1 on a free port, its storage in a
 //! temporary directory, over plain HTTP or TLS with a self-signed
-//! certificate for IP 127.0.0.1 made by `openssl req -x509`. The process
+//! certificate for IP 127.0.0.1 made by `openssl req -x509`, optionally
+//! with basic auth (an htpasswd file of one bcrypt entry, made by
+//! python3's `crypt`, as the registry accepts only bcrypt). The process
 //! is killed (by its own pid) when the guard drops. Included with `#[path]`
 //! after net.rs; a missing `docker-registry` or `openssl` fails the test.
 
@@ -59,6 +61,15 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
 
 impl Registry {
     pub fn start(tls: bool) -> Registry {
+        Registry::start_with(tls, None)
+    }
+
+    /// A registry that wants `user`:`password` (basic auth).
+    pub fn start_with_auth(tls: bool, user: &str, password: &str) -> Registry {
+        Registry::start_with(tls, Some((user, password)))
+    }
+
+    fn start_with(tls: bool, auth: Option<(&str, &str)>) -> Registry {
         let bin = require("docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -68,6 +79,29 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
+        let mut auth_yaml = String::new();
+        if let Some((user, password)) = auth {
+            let py = require("python3");
+            let o = Command::new(py)
+                .args([
+                    "-W",
+                    "ignore",
+                    "-c",
+                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                    password,
+                ])
+                .output()
+                .unwrap();
+            let hash = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(hash.starts_with("$2"), "python3 crypt has no bcrypt: {o:?}");
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{}", hash.trim())).unwrap();
+            // Top level: after the http block (and its tls), below.
+            auth_yaml = format!(
+                "auth:\n  htpasswd:\n    realm: oxtree-test\n    path: {}\n",
+                htpasswd.display()
+            );
+        }
         let mut cert_dir = None;
         if tls {
             let (cert, key) = self_signed(dir.path());
@@ -78,6 +112,7 @@ impl Registry {
             ));
             cert_dir = Some(cert.parent().unwrap().to_path_buf());
         }
+        config.push_str(&auth_yaml);
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();

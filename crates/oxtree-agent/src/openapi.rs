@@ -42,7 +42,7 @@ pub fn document() -> Value {
             "/v1/host/upgrade": mutation("Check for, stage, deploy or apply (deploy and reboot) an update", "UpgradeRequest"),
             "/v1/host/rollback": mutation("Make the previous deployment the default", "RollbackRequest"),
             "/v1/host/deploy": mutation("Deploy a refspec or commit", "DeployRequest"),
-            "/v1/host/switch": mutation("Follow another refspec and deploy it", "SwitchRequest"),
+            "/v1/host/switch": mutation("Follow another refspec (or an ostree-unverified-registry: image) and deploy it", "SwitchRequest"),
             "/v1/host/packages": mutation("Layer or remove Debian packages", "PackagesRequest"),
             "/v1/host/kargs": mutation("Edit the kernel arguments of a deployment in place", "KargsRequest"),
             "/v1/host/cleanup": mutation("Delete leftover deployments and unreferenced objects", "Empty"),

@@ -234,7 +234,11 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
         }
         OpRequest::Switch(s) => {
             check_os(&s.os)?;
-            check_rev("refspec", &s.refspec)?;
+            if oxtree_host::is_image_reference(&s.refspec) {
+                check_image(&s.refspec)?;
+            } else {
+                check_rev("refspec", &s.refspec)?;
+            }
         }
         OpRequest::Packages(p) => {
             check_os(&p.os)?;
@@ -343,6 +347,31 @@ fn check_rev(what: &str, s: &str) -> Result<(), BadRequest> {
     }
 }
 
+/// A container image a client may switch to: a registry only
+/// (`ostree-unverified-registry:HOST[:PORT]/NAME[:TAG|@DIGEST]`). Local
+/// OCI layouts are for the CLI (the agent does not read paths a client
+/// names); signed references are not supported yet.
+fn check_image(s: &str) -> Result<(), BadRequest> {
+    if s.len() > MAX_NAME {
+        return Err(invalid("refspec too long"));
+    }
+    let Some(r) = s.strip_prefix("ostree-unverified-registry:") else {
+        return Err(invalid(
+            "only ostree-unverified-registry: image references are accepted \
+             (signed references are not supported yet; OCI layouts only through the CLI)",
+        ));
+    };
+    let ok = r.contains('/')
+        && r.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-:/@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("invalid image reference"))
+    }
+}
+
 /// A Debian package name (policy §5.6.1), optionally `:ARCH`.
 pub fn is_package_name(p: &str) -> bool {
     let (name, arch) = match p.split_once(':') {
@@ -415,6 +444,23 @@ mod tests {
             );
         }
         assert!(parse("switch", br#"{"refspec":"origin:debian/13/x86_64"}"#).is_ok());
+        assert!(parse(
+            "switch",
+            br#"{"refspec":"ostree-unverified-registry:127.0.0.1:5000/os:v1"}"#
+        )
+        .is_ok());
+        for bad in [
+            "ostree-unverified-image:oci:/var/x",
+            "ostree-remote-image:o:docker://h/os",
+            "ostree-unverified-registry:h/../x",
+            "ostree-unverified-registry:h/a b",
+            "ostree-unverified-registry:nohost",
+        ] {
+            assert!(
+                parse("switch", format!(r#"{{"refspec":{bad:?}}}"#).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
         assert!(parse("deploy", br#"{"rev":"fakeos/main","os":"../x"}"#).is_err());
         for bad in [
             "../x",

@@ -19,6 +19,10 @@ pub enum ContainerError {
     /// The registry refused or failed a request.
     #[error("registry {registry}: {reason}")]
     Registry { registry: String, reason: String },
+    /// An image without `ostree.bootable` (or `containers.bootc=1`) where
+    /// a bootable one is needed.
+    #[error("image {0} is not bootable: its config has no ostree.bootable=true or containers.bootc=1 label")]
+    NotBootable(String),
     #[error("cancelled")]
     Cancelled,
 }

@@ -44,13 +44,18 @@ pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
         return ImageRef::parse(&format!("docker://{r}"));
     }
     if let Some(r) = s.strip_prefix("ostree-unverified-image:") {
+        // `registry:` is ostree-ext's other name for `docker://`.
+        if let Some(r) = r.strip_prefix("registry:") {
+            return ImageRef::parse(&format!("docker://{r}"));
+        }
         return ImageRef::parse(r);
     }
     if s.starts_with("ostree-") {
         return Err(ContainerError::ImageRef {
             reference: s.to_string(),
-            reason: "signature verification is not supported: use ostree-unverified-registry: \
-                     or ostree-unverified-image:"
+            reason: "signed image references are not supported yet (no signature \
+                     policy is implemented): use ostree-unverified-registry: or \
+                     ostree-unverified-image:"
                 .into(),
         });
     }
@@ -401,11 +406,56 @@ fn object_set_commit(txn: &oxtree_repo::Transaction<'_>, objs: &[Checksum]) -> R
     })?)
 }
 
+/// The digest of `img`'s manifest, fetching only the manifest (to decide
+/// whether an image changed before pulling it).
+pub fn manifest_digest(img: &ImageRef, opts: &RegistryOptions) -> Result<String> {
+    Ok(open_source(img, opts)?.manifest()?.1)
+}
+
+/// What a pull requires of the image beyond being an ostree image.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PullRequirements {
+    /// Refuse, before fetching any layer, an image whose config has
+    /// neither `ostree.bootable` nor `containers.bootc=1` (what bootc
+    /// deploys).
+    pub bootable: bool,
+}
+
+/// Is an image with these config labels bootable (bootc's and
+/// ostree-ext's labels)?
+pub fn is_bootable(labels: Option<&HashMap<String, String>>) -> bool {
+    labels.is_some_and(|l| {
+        l.get(crate::encapsulate::BOOTABLE_LABEL)
+            .is_some_and(|v| v == "true")
+            || l.get("containers.bootc").is_some_and(|v| v == "1")
+    })
+}
+
 /// Pull `img` into `repo`.
 pub fn pull(
     repo: &Repo,
     img: &ImageRef,
     opts: &RegistryOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Pulled> {
+    pull_with(
+        repo,
+        img,
+        opts,
+        PullRequirements::default(),
+        progress,
+        cancel,
+    )
+}
+
+/// Pull `img` into `repo`, refusing it (before any layer is fetched or
+/// ref moved) when it does not meet `req`.
+pub fn pull_with(
+    repo: &Repo,
+    img: &ImageRef,
+    opts: &RegistryOptions,
+    req: PullRequirements,
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Pulled> {
@@ -434,6 +484,9 @@ pub fn pull(
         })?;
     let commit = Checksum::from_hex(label)
         .map_err(|_| ContainerError::Invalid(format!("bad {COMMIT_LABEL} label {label:?}")))?;
+    if req.bootable && !is_bootable(config.labels_of_config()) {
+        return Err(ContainerError::NotBootable(img.to_string()));
+    }
     let layers = manifest.layers();
     let diff_ids = config.rootfs().diff_ids();
     if layers.is_empty() || diff_ids.len() != layers.len() {
@@ -579,6 +632,43 @@ pub fn pull(
     })
 }
 
+/// Delete the layer refs (`ostree/container/blob/…`) that no stored
+/// image's manifest names any more (an image ref moved to a new version),
+/// so that a prune can free what only they held; returns how many went.
+/// Commits deployed from those images stay (deployments have refs of
+/// their own). A stored image whose manifest cannot be read keeps every
+/// layer (nothing is deleted).
+pub fn gc_layers(repo: &Repo) -> Result<usize> {
+    let refs = repo.list_refs()?;
+    let mut wanted = std::collections::HashSet::new();
+    let image_prefix = format!("{}/", refescape::IMAGE_PREFIX);
+    for (name, c) in &refs {
+        if !name.starts_with(&image_prefix) {
+            continue;
+        }
+        let md = repo.load_commit(c)?.metadata;
+        let Some(m) = md.get_str(META_MANIFEST) else {
+            return Ok(0);
+        };
+        let m: ImageManifest = match crate::encapsulate::parse_manifest(m.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => return Ok(0),
+        };
+        for l in m.layers() {
+            wanted.insert(refescape::layer_ref(l.digest().as_ref())?);
+        }
+    }
+    let layer_prefix = format!("{}/", refescape::LAYER_PREFIX);
+    let mut n = 0;
+    for (name, _) in &refs {
+        if name.starts_with(&layer_prefix) && !wanted.contains(name) {
+            repo.write_ref(name, None, false)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// An image in the repository.
 #[derive(Clone, Debug)]
 pub struct StoredImage {
@@ -613,4 +703,30 @@ pub fn list(repo: &Repo) -> Result<Vec<StoredImage>> {
     }
     out.sort_by(|a, b| a.image.cmp(&b.image));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ostree_image_references() {
+        let r = |s: &str| parse_ostree_imgref(s).map(|r| r.to_string());
+        for s in [
+            "ostree-unverified-registry:h:5000/os:v1",
+            "ostree-unverified-image:docker://h:5000/os:v1",
+            "ostree-unverified-image:registry:h:5000/os:v1",
+        ] {
+            assert_eq!(r(s).unwrap(), "docker://h:5000/os:v1", "{s}");
+        }
+        assert_eq!(r("ostree-unverified-image:oci:/x:v1").unwrap(), "oci:/x:v1");
+        for s in [
+            "ostree-remote-image:origin:docker://h/os:v1",
+            "ostree-image-signed:docker://h/os:v1",
+            "ostree-remote-registry:origin:h/os:v1",
+        ] {
+            let e = parse_ostree_imgref(s).unwrap_err().to_string();
+            assert!(e.contains("not supported yet"), "{e}");
+        }
+    }
 }

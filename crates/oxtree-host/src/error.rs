@@ -3,6 +3,7 @@
 //! error but an outcome ([`crate::UpgradeOutcome::NoChange`]).
 
 use oxtree_compose::ComposeError;
+use oxtree_container::ContainerError;
 use oxtree_repo::RepoError;
 use oxtree_sysroot::SysrootError;
 use oxtree_transport::TransportError;
@@ -137,6 +138,19 @@ impl From<ComposeError> for HostError {
             ComposeError::Command {
                 ref stderr_tail, ..
             } if stderr_tail.contains("Unable to locate package") => {
+                HostError::BadRequest(e.to_string())
+            }
+            e => HostError::failed(e),
+        }
+    }
+}
+
+impl From<ContainerError> for HostError {
+    fn from(e: ContainerError) -> Self {
+        match e {
+            ContainerError::Cancelled => HostError::Cancelled,
+            ContainerError::Repo(r) => r.into(),
+            ContainerError::ImageRef { .. } | ContainerError::NotBootable(_) => {
                 HostError::BadRequest(e.to_string())
             }
             e => HostError::failed(e),

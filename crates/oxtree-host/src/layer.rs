@@ -102,7 +102,7 @@ pub struct DryRun {
 
 #[derive(Clone, Debug)]
 pub enum LayerOutcome {
-    DryRun(DryRun),
+    DryRun(Box<DryRun>),
     Applied(Box<Transaction>),
 }
 
@@ -116,6 +116,11 @@ pub fn change_packages(cx: &Context, req: &PackagesRequest) -> Result<LayerOutco
     }
     let mut s = cx.open_locked()?;
     let (current, origin, base) = origin_deployment(&s, req.os.as_deref(), "layer on it")?;
+    if origin.is_image() {
+        return Err(HostError::bad(
+            "packages layered on a container image are not supported yet",
+        ));
+    }
     let mut new = origin.clone();
     req.change.apply_to(&mut new)?;
     let spec = new.layer_spec();
@@ -127,11 +132,11 @@ pub fn change_packages(cx: &Context, req: &PackagesRequest) -> Result<LayerOutco
         } else {
             Resolution::default()
         };
-        return Ok(LayerOutcome::DryRun(DryRun {
+        return Ok(LayerOutcome::DryRun(Box::new(DryRun {
             base,
             origin: new,
             resolution,
-        }));
+        })));
     }
     let layered = if new.is_layered() {
         Some(build(cx, &s, &current, &base, &spec)?)

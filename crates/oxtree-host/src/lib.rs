@@ -12,12 +12,15 @@
 //! - Progress goes to a [`Reporter`] as [`Event`]s; a [`Cancel`] token
 //!   stops a pull between objects and a layering build between steps.
 //! - Plain and layered deployments share one [`Origin`] type and one
-//!   upgrader (same origin deployment, same downgrade check).
+//!   upgrader (same origin deployment, same downgrade check); an origin
+//!   may follow a container image instead (`image`: pulled with
+//!   `oxtree_container`, its commit deployed).
 //! - [`status`] returns the serializable, bootc-shaped [`Host`].
 //! - The library never prints.
 
 pub mod auto_rollback;
 mod error;
+mod image;
 mod layer;
 mod ops;
 mod origin;
@@ -32,10 +35,13 @@ pub use ops::{
     cleanup, cleanup_locked, deploy, edit_kargs, rollback, Applied, DeployRequest, LayeredBuild,
     RollbackOutcome, Transaction,
 };
-pub use origin::Origin;
+pub use origin::{is_image_reference, Origin};
 pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};
 pub use reboot::{CommandReboot, Reboot, SystemctlReboot};
-pub use status::{status, BootEntry, DeploymentRow, Host, HostSpec, HostStatus, API_VERSION};
+pub use status::{
+    status, BootEntry, DeploymentRow, Host, HostSpec, HostStatus, ImageReference, ImageStatus,
+    API_VERSION,
+};
 pub use upgrade::{
     check_update, switch, upgrade, CheckOutcome, SwitchRequest, UpgradeOutcome, UpgradeRequest,
 };

@@ -1,9 +1,13 @@
-//! One origin type for plain and layered deployments.
+//! One origin type for plain, layered and container image deployments.
 //!
 //! - plain: `[origin] refspec=REMOTE:REF` (ostree), optionally
 //!   `override-commit=CHECKSUM`;
 //! - layered: `[origin] baserefspec=…`, `[packages] requested=a;b;`,
-//!   `[overrides] remove=c;` (rpm-ostree's keys).
+//!   `[overrides] remove=c;` (rpm-ostree's keys);
+//! - container image: `[origin] container-image-reference=IMGREF` (what
+//!   bootc and rpm-ostree write, e.g.
+//!   `ostree-unverified-registry:HOST/NAME:TAG`), plus oxtree's record of
+//!   the manifest deployed, `[oxtree] image-digest=sha256:…`.
 //!
 //! Whatever else the origin file holds is kept; transient state (`pinned`,
 //! `unlocked`) is dropped when it becomes a new deployment's origin.
@@ -13,11 +17,45 @@ use oxtree_sysroot::upgrade::split_refspec;
 use oxtree_sysroot::KeyFile;
 use std::collections::BTreeSet;
 
+const IMAGE_KEY: &str = "container-image-reference";
+const DIGEST_GROUP: &str = "oxtree";
+const DIGEST_KEY: &str = "image-digest";
+
+/// The prefixes of ostree-ext's image references (signed or not): an
+/// argument starting with one names an image, not a refspec.
+const IMAGE_PREFIXES: &[&str] = &[
+    "ostree-unverified-registry:",
+    "ostree-unverified-image:",
+    "ostree-image-signed:",
+    "ostree-remote-image:",
+    "ostree-remote-registry:",
+];
+
+/// Does `s` name a container image (`ostree-unverified-registry:…`,
+/// `ostree-remote-image:…`, …) rather than a refspec?
+pub fn is_image_reference(s: &str) -> bool {
+    IMAGE_PREFIXES.iter().any(|p| s.starts_with(p))
+}
+
+fn strv(v: Option<&str>) -> BTreeSet<String> {
+    v.unwrap_or("")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Origin {
     /// The refspec followed (the base refspec of a layered deployment):
-    /// `REMOTE:REF` or a local `REF`.
+    /// `REMOTE:REF` or a local `REF`. Empty for a container image origin.
     pub refspec: String,
+    /// The container image followed instead of a refspec (ostree-ext's
+    /// image reference, as written: `ostree-unverified-registry:…`).
+    pub container_image: Option<String>,
+    /// The manifest digest of the image this deployment was made from.
+    pub image_digest: Option<String>,
     /// `[origin] override-commit`: deploy this commit instead of the
     /// refspec's latest.
     pub override_commit: Option<String>,
@@ -41,10 +79,23 @@ impl Origin {
     /// Read an origin file; `None` when it names no refspec (e.g. an
     /// `--origin-file` of another kind, or no origin at all).
     pub fn from_keyfile(o: &KeyFile) -> Option<Origin> {
+        if let Some(img) = o.get("origin", IMAGE_KEY) {
+            return Some(Origin {
+                refspec: String::new(),
+                container_image: Some(img.to_string()),
+                image_digest: o.get(DIGEST_GROUP, DIGEST_KEY).map(str::to_string),
+                override_commit: None,
+                packages: strv(o.get("packages", "requested")),
+                removals: strv(o.get("overrides", "remove")),
+                file: o.clone(),
+            });
+        }
         let spec = LayerSpec::from_origin(o)?;
         Some(Origin {
             refspec: spec.base_refspec,
             override_commit: o.get("origin", "override-commit").map(str::to_string),
+            container_image: None,
+            image_digest: None,
             packages: spec.packages,
             removals: spec.removals,
             file: o.clone(),
@@ -53,11 +104,31 @@ impl Origin {
 
     /// The origin file of a new deployment of this origin.
     pub fn to_keyfile(&self) -> KeyFile {
-        let mut o = self.layer_spec().to_origin(Some(&self.file));
-        if let Some(c) = &self.override_commit {
-            o.set("origin", "override-commit", c);
+        let mut file = self.file.clone();
+        file.remove("origin", IMAGE_KEY);
+        file.remove_group(DIGEST_GROUP);
+        let Some(img) = &self.container_image else {
+            let mut o = self.layer_spec().to_origin(Some(&file));
+            if let Some(c) = &self.override_commit {
+                o.set("origin", "override-commit", c);
+            }
+            return o;
+        };
+        // The layer spec's keys, then the image in place of the refspec.
+        let mut o = self.layer_spec().to_origin(Some(&file));
+        for k in ["refspec", "baserefspec", "override-commit"] {
+            o.remove("origin", k);
+        }
+        o.set("origin", IMAGE_KEY, img);
+        if let Some(d) = &self.image_digest {
+            o.set(DIGEST_GROUP, DIGEST_KEY, d);
         }
         o
+    }
+
+    /// Follow a container image (`container_image`) rather than a refspec?
+    pub fn is_image(&self) -> bool {
+        self.container_image.is_some()
     }
 
     /// Anything layered (packages or removals)?
@@ -96,15 +167,32 @@ impl Origin {
     /// `REMOTE:` keeps the branch and changes the remote. A deployment
     /// that follows something else is configured: its origin's
     /// `unconfigured-state` is dropped.
+    /// An image reference (see [`is_image_reference`]) makes it follow
+    /// that image; a refspec from an image origin follows it as given.
     pub fn rebased(&self, to: &str) -> Origin {
+        let mut file = self.file.clone();
+        file.remove("origin", "unconfigured-state");
+        if is_image_reference(to) || self.is_image() {
+            let image = is_image_reference(to).then(|| to.to_string());
+            return Origin {
+                refspec: if image.is_some() {
+                    String::new()
+                } else {
+                    to.to_string()
+                },
+                container_image: image,
+                image_digest: None,
+                override_commit: None,
+                file,
+                ..self.clone()
+            };
+        }
         let (remote, branch) = split_refspec(to);
         let branch = if branch.is_empty() {
             self.branch()
         } else {
             branch
         };
-        let mut file = self.file.clone();
-        file.remove("origin", "unconfigured-state");
         let refspec = match remote.or(self.remote()) {
             Some(r) => format!("{r}:{branch}"),
             None => branch.to_string(),
@@ -180,5 +268,41 @@ mod tests {
         assert_eq!(o.rebased("other:b").refspec, "other:b");
         assert_eq!(Origin::new("a").rebased("b").refspec, "b");
         assert!(Origin::from_keyfile(&KeyFile::parse("[x]\ny=1\n").unwrap()).is_none());
+    }
+
+    #[test]
+    fn image_origins() {
+        let img = "ostree-unverified-registry:127.0.0.1:5000/os:latest";
+        assert!(is_image_reference(img));
+        assert!(is_image_reference("ostree-remote-image:r:docker://x/y"));
+        assert!(!is_image_reference("origin:debian/main"));
+        let o = parse(&format!(
+            "[origin]\ncontainer-image-reference={img}\n\n[oxtree]\nimage-digest=sha256:ab\n"
+        ));
+        assert!(o.is_image());
+        assert_eq!(o.container_image.as_deref(), Some(img));
+        assert_eq!(o.image_digest.as_deref(), Some("sha256:ab"));
+        assert_eq!(o.remote(), None);
+        let k = o.to_keyfile();
+        assert_eq!(k.get("origin", "container-image-reference"), Some(img));
+        assert_eq!(k.get("origin", "refspec"), None);
+        assert_eq!(Origin::from_keyfile(&k).unwrap(), o);
+        // From a refspec to an image: the refspec goes.
+        let p = Origin::new("origin:debian/main");
+        let r = p.rebased(img);
+        let k = r.to_keyfile();
+        assert_eq!(
+            k.to_text(),
+            format!("[origin]\ncontainer-image-reference={img}\n")
+        );
+        // And back: the image and its digest go.
+        let mut r = Origin::from_keyfile(&k).unwrap();
+        r.image_digest = Some("sha256:cd".into());
+        let back = r.rebased("origin:debian/main");
+        assert!(!back.is_image());
+        assert_eq!(
+            back.to_keyfile().to_text(),
+            "[origin]\nrefspec=origin:debian/main\n"
+        );
     }
 }

@@ -48,6 +48,43 @@ pub struct HostSpec {
     pub override_commit: Option<String>,
     pub layered_packages: Vec<String>,
     pub removed_base_packages: Vec<String>,
+    /// The container image followed instead of a refspec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageReference>,
+}
+
+/// A container image as bootc names it: `{"image": "HOST/NAME:TAG",
+/// "transport": "registry"}` (or `oci`, `oci-archive` and a path).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ImageReference {
+    pub image: String,
+    pub transport: String,
+}
+
+/// The image a deployment was made from (bootc's `ImageStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ImageStatus {
+    pub image: ImageReference,
+    /// The commit's `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The commit's timestamp, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The manifest digest deployed (`sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+impl ImageReference {
+    fn of(imgref: &str) -> ImageReference {
+        let (transport, image) = crate::image::transport_and_name(imgref);
+        ImageReference { image, transport }
+    }
 }
 
 /// bootc's `status`. On a sysroot that is not booted (an image being
@@ -104,6 +141,9 @@ pub struct BootEntry {
     pub kargs: String,
     /// Checksum of its kernel and initramfs.
     pub boot_checksum: String,
+    /// The container image it was deployed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageStatus>,
 }
 
 /// One entry of the flat `deployments` list (the keys of oxtree's
@@ -143,6 +183,12 @@ pub struct DeploymentRow {
     /// The commit's timestamp (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u64>,
+    /// The origin's image reference (`ostree-unverified-registry:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image_reference: Option<String>,
+    /// The manifest digest of that image deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 /// The status of the sysroot. Read without taking the lock (as ostree's
@@ -192,6 +238,11 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         .ok()
         .and_then(|c| s.repo().load_commit(&c).ok());
     let l = layered_of(s, d);
+    let image = d
+        .origin
+        .as_ref()
+        .and_then(crate::Origin::from_keyfile)
+        .filter(|o| o.is_image());
     let pending = match (i, booted) {
         (None, _) => true,
         (Some(i), Some(b)) => i < b && d.osname == s.deployments()[b].osname,
@@ -237,6 +288,8 @@ fn row(s: &Sysroot, i: Option<usize>, d: &Deployment) -> DeploymentRow {
         bootcsum: d.bootcsum.clone(),
         kargs: d.kargs.clone(),
         timestamp: commit.as_ref().map(|c| c.timestamp),
+        container_image_reference: image.as_ref().and_then(|o| o.container_image.clone()),
+        image_digest: image.and_then(|o| crate::image::deployed_digest(s, d, &o)),
     }
 }
 
@@ -257,6 +310,12 @@ impl From<&DeploymentRow> for BootEntry {
             removed_base_packages: r.requested_base_removals.clone(),
             kargs: r.kargs.clone(),
             boot_checksum: r.bootcsum.clone(),
+            image: r.container_image_reference.as_deref().map(|i| ImageStatus {
+                image: ImageReference::of(i),
+                version: r.version.clone(),
+                timestamp: r.timestamp.map(fmt_ts),
+                image_digest: r.image_digest.clone(),
+            }),
         }
     }
 }
@@ -310,7 +369,14 @@ pub(crate) fn host_of(s: &Sysroot) -> Host {
         .and_then(crate::Origin::from_keyfile);
     let spec = HostSpec {
         stateroot: osname,
-        refspec: origin.as_ref().map(|o| o.refspec.clone()),
+        refspec: origin
+            .as_ref()
+            .filter(|o| !o.is_image())
+            .map(|o| o.refspec.clone()),
+        image: origin
+            .as_ref()
+            .and_then(|o| o.container_image.as_deref())
+            .map(ImageReference::of),
         override_commit: origin.as_ref().and_then(|o| o.override_commit.clone()),
         layered_packages: origin
             .as_ref()
@@ -381,6 +447,13 @@ impl Host {
                         "    RemovedBasePackages: {}",
                         r.requested_base_removals.join(" ")
                     );
+                }
+                continue;
+            }
+            if let Some(i) = &r.container_image_reference {
+                let _ = writeln!(out, "    origin image: {i}");
+                if let Some(d) = &r.image_digest {
+                    let _ = writeln!(out, "    Digest: {d}");
                 }
                 continue;
             }
@@ -479,6 +552,23 @@ mod tests {
         assert_eq!(v["deployments"][0]["staged"], true);
         assert_eq!(v["deployments"][2]["requested-packages"][0], "nano");
         assert_eq!(v["deployments"][1]["origin-refspec"], "o:x");
+        // A deployment from an image.
+        rows[1].origin_refspec = None;
+        rows[1].container_image_reference =
+            Some("ostree-unverified-registry:reg:5000/os:v1".into());
+        rows[1].image_digest = Some("sha256:ab".into());
+        h.deployments = rows.clone();
+        h.status.booted = Some((&rows[1]).into());
+        assert!(h
+            .to_text()
+            .contains("* os ab.0\n    Version: 2.0\n    origin image: ostree-unverified-registry:reg:5000/os:v1\n    Digest: sha256:ab\n  os ab.1"));
+        let v = serde_json::to_value(&h).unwrap();
+        let i = &v["status"]["booted"]["image"];
+        assert_eq!(i["image"]["image"], "reg:5000/os:v1");
+        assert_eq!(i["image"]["transport"], "registry");
+        assert_eq!(i["imageDigest"], "sha256:ab");
+        assert_eq!(i["version"], "2.0");
+        assert_eq!(v["deployments"][1]["image-digest"], "sha256:ab");
         // Round trip (for a remote CLI).
         let back: Host = serde_json::from_value(v).unwrap();
         assert_eq!(back, h);

@@ -46,7 +46,9 @@ pub enum UpgradeOutcome {
     Applied(Box<Transaction>),
 }
 
-/// `admin switch REFSPEC` (`rpm-ostree rebase`).
+/// `admin switch REFSPEC` (`rpm-ostree rebase`); `refspec` may also be an
+/// image reference (`ostree-unverified-registry:…`, see
+/// [`crate::is_image_reference`]).
 #[derive(Clone, Debug, Default)]
 pub struct SwitchRequest {
     pub os: Option<String>,
@@ -98,11 +100,11 @@ pub fn switch(cx: &Context, req: &SwitchRequest) -> Result<Transaction> {
     let mut s = cx.open_locked()?;
     let (current, origin, base) = origin_deployment(&s, req.os.as_deref(), "upgrade")?;
     let new = origin.rebased(&req.refspec);
-    if new.refspec == origin.refspec {
-        return Err(HostError::bad(format!(
-            "Old and new refs are equal: {}",
-            new.refspec
-        )));
+    if new.refspec == origin.refspec && new.container_image == origin.container_image {
+        return Err(HostError::bad(match &new.container_image {
+            Some(i) => format!("Old and new image references are equal: {i}"),
+            None => format!("Old and new refs are equal: {}", new.refspec),
+        }));
     }
     let out = run(
         cx,
@@ -142,7 +144,23 @@ pub struct CheckOutcome {
 /// whether it moved. Deploys nothing.
 pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
     let s = cx.open_locked()?;
-    let (_, origin, base) = origin_deployment(&s, os, "upgrade")?;
+    let (current, origin, base) = origin_deployment(&s, os, "upgrade")?;
+    if let Some(image) = &origin.container_image {
+        // The manifest first; the image only when it changed.
+        let now = crate::image::remote_digest(cx, &s, image)?;
+        let deployed = crate::image::deployed_digest(&s, &current, &origin);
+        let latest = if deployed.as_deref() == Some(now.as_str()) {
+            base
+        } else {
+            crate::image::pull_bootable(cx, &s, image)?.commit
+        };
+        cx.report(crate::progress::Event::Done);
+        return Ok(CheckOutcome {
+            current: base,
+            latest,
+            available: latest != base,
+        });
+    }
     if let Some(remote) = origin.remote() {
         pull_into(
             cx,
@@ -163,22 +181,26 @@ pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
     })
 }
 
-struct Plan {
+pub(crate) struct Plan {
     /// The deployment followed and its base commit.
-    current: Deployment,
-    base: Checksum,
+    pub current: Deployment,
+    pub base: Checksum,
     /// The origin of the new deployment.
-    origin: Origin,
-    pull: bool,
-    deploy: bool,
-    allow_downgrade: bool,
+    pub origin: Origin,
+    pub pull: bool,
+    pub deploy: bool,
+    pub allow_downgrade: bool,
     /// Deploy even when the base is unchanged (the origin changes).
-    switch: bool,
-    stage: bool,
-    reboot: bool,
+    pub switch: bool,
+    pub stage: bool,
+    pub reboot: bool,
 }
 
 fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
+    if p.origin.is_image() {
+        // Images are deployed as tagged: no downgrade check.
+        return crate::image::run(cx, s, p);
+    }
     if p.pull {
         fetch(cx, s, &p.origin, (!p.allow_downgrade).then_some(p.base))?;
     }

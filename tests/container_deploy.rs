@@ -1,0 +1,373 @@
+//! A host deployed and upgraded from a container image in a real registry
+//! (Debian's docker-registry on 127.0.0.1): `admin switch
+//! ostree-unverified-registry:…` on a loop-mounted sysroot, `admin
+//! upgrade` after a new image is pushed to the same tag, and the
+//! refusals (an image without `ostree.bootable`, a signed reference).
+//!
+//! What was fetched is counted from the registry's own access log (each
+//! `GET /v2/NAME/blobs/DIGEST` line with its size), not from oxtree's
+//! report. The image is a small generated tree (tests/support/ns.rs's
+//! fake OS with a 2 MiB kernel), so it has three layers: the commit, the
+//! kernel and the rest; a version adding one file changes the commit
+//! layer and the rest, never the kernel layer.
+
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/ns.rs"]
+mod ns;
+#[path = "support/registry.rs"]
+mod registry;
+#[path = "support/sysroot.rs"]
+mod sysroot;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The blob GETs of the registry's access log between two markers the
+/// script prints (`== log FROM TO`, byte offsets): (digest, bytes).
+fn blob_gets(log: &str, from: usize, to: usize) -> Vec<(String, u64)> {
+    let part = log.get(from..to).unwrap_or_default();
+    part.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("\"GET /v2/os/blobs/")? + 18..];
+            let (digest, after) = rest.split_once(' ')?;
+            // `HTTP/1.1" 200 SIZE "…`
+            let mut w = after.split_whitespace().skip(1);
+            let status = w.next()?;
+            let size = w.next()?.parse().ok()?;
+            (status == "200").then(|| (digest.to_string(), size))
+        })
+        .collect()
+}
+
+fn offsets(out: &str, label: &str) -> (usize, usize) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("== log {label} ")))
+        .unwrap_or_else(|| panic!("no log marker {label}: {out}"));
+    let w: Vec<usize> = line
+        .split_whitespace()
+        .skip(3)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (w[0], w[1])
+}
+
+fn layers(v: &Value) -> Vec<(String, String)> {
+    v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["digest"].as_str().unwrap().to_string(),
+                l["description"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn switch_to_an_image_then_upgrade_from_the_registry() {
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start(false);
+    let log = reg.dir.path().join("registry.log");
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-image-deploy-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let body = format!(
+        r#"
+REG={addr}; LOG={log}; B=$D/build
+at() {{ wc -c < $LOG; }}
+dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
+commit 1.0 2024-01-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --karg=root=/dev/vda fakeos/main >/dev/null || exit 1
+echo mine > $(echo $S/ostree/deploy/fakeos/deploy/*.0)/etc/local.conf || exit 6
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+img() {{ $OX --repo=$B commit -b $1 $2 --timestamp=$3 --add-metadata-string=version=$4 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate --json -q --insecure $1 docker://$REG/$1:latest > $D/$1-$4.json || exit 5; }}
+ndeploy() {{ ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'; }}
+newest() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c "import json,sys;d=json.load(sys.stdin)['deployments'][0];print(d['checksum']+'.'+str(d['serial']))"; }}
+nrefs() {{ $OX --repo=$S/ostree/repo refs | grep -c '^ostree/container/'; }}
+
+echo "== not bootable"
+img plain "" 2024-01-15 p1
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/plain:latest 2>&1; echo rc=$?
+echo "deployments=$(ndeploy) refs=$(nrefs)"
+echo "== signed"
+$OX admin switch --sysroot=$S --run-dir=$R ostree-remote-image:origin:docker://$REG/os:latest 2>&1; echo rc=$?
+echo "deployments=$(ndeploy) refs=$(nrefs)"
+
+echo "== switch"
+img os --bootable 2024-02-01 img1
+a=$(at)
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:latest >/dev/null || exit 10
+echo "== log switch $a $(at)"
+echo "deployments=$(ndeploy)"
+$OX admin status --sysroot=$S --run-dir=$R
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/st1.json || exit 11
+cat $S/ostree/deploy/fakeos/deploy/$(newest)/etc/local.conf 2>&1
+check_entries switch
+grep -h '^options' $S/boot/loader/entries/*.conf
+
+echo "== upgrade"
+echo new > $T/usr/bin/newtool
+img os --bootable 2024-03-01 img2
+a=$(at)
+$OX admin upgrade --sysroot=$S --run-dir=$R >/dev/null || exit 12
+echo "== log upgrade $a $(at)"
+echo "deployments=$(ndeploy) blobrefs=$($OX --repo=$S/ostree/repo refs | grep -c '^ostree/container/blob/')"
+$OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/st2.json || exit 13
+cat $S/ostree/deploy/fakeos/deploy/$(newest)/usr/bin/newtool
+check_entries upgrade
+
+echo "== again"
+a=$(at)
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+echo "== log again $a $(at)"
+$OX admin upgrade --sysroot=$S --run-dir=$R --check; echo rc=$?
+echo "deployments=$(ndeploy)"
+echo "== origin without a digest"
+o=$S/ostree/deploy/fakeos/deploy/$(newest).origin
+printf '[origin]\ncontainer-image-reference=%s\n' "$(sed -n 's/^container-image-reference=//p' $o)" > $o
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Digest
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+
+echo "== pull then deploy"
+echo v3 > $T/usr/bin/newtool3
+img os --bootable 2024-04-01 img3
+$OX admin upgrade --sysroot=$S --run-dir=$R --pull-only; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+$OX admin upgrade --sysroot=$S --run-dir=$R --deploy-only >/dev/null; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+
+echo "== oci layout"
+$OX --repo=$B container encapsulate -q os oci:$D/layout:v2 >/dev/null || exit 20
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-image:oci:$D/layout:v2 >/dev/null || exit 21
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/st3.json || exit 22
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-image:oci:$D/layout:v2 2>&1; echo rc=$?
+echo "== back"
+$OX admin switch --sysroot=$S --run-dir=$R fakeos/main >/dev/null || exit 23
+cat $S/ostree/deploy/fakeos/deploy/$(newest).origin
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+echo "== end"
+"#,
+        addr = reg.addr,
+        log = log.display(),
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
+    let out = ns::run_unshared(&script);
+    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let d = scratch.path();
+    let read = |n: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(n)).unwrap()).unwrap()
+    };
+
+    // Refusals: a clear error, no deployment, no ref.
+    let section = |from: &str, to: &str| -> String {
+        let a = out.find(from).unwrap_or_else(|| panic!("{from}: {out}"));
+        let b = out[a..].find(to).unwrap_or_else(|| panic!("{to}: {out}")) + a;
+        out[a..b].to_string()
+    };
+    let nb = section("== not bootable", "== signed");
+    assert!(
+        nb.contains("is not bootable") && nb.contains("ostree.bootable"),
+        "{nb}"
+    );
+    assert!(nb.contains("rc=1\ndeployments=1 refs=0\n"), "{nb}");
+    let sg = section("== signed", "== switch");
+    assert!(sg.contains("not supported yet"), "{sg}");
+    assert!(sg.contains("rc=1\ndeployments=1 refs=0\n"), "{sg}");
+
+    // The switch fetched the whole image: config and every layer.
+    let v1 = read("os-img1.json");
+    let v2 = read("os-img2.json");
+    let (a, b) = offsets(&out, "switch");
+    let got: BTreeSet<String> = blob_gets(&reg_log, a, b)
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    let mut want: BTreeSet<String> = layers(&v1).into_iter().map(|(d, _)| d).collect();
+    want.insert(v1["config-digest"].as_str().unwrap().to_string());
+    assert_eq!(got, want, "{out}\n{reg_log}");
+
+    let img = format!("ostree-unverified-registry:{}/os:latest", reg.addr);
+    let sw = section("== switch", "== upgrade");
+    assert!(sw.contains("deployments=2\n"), "{sw}");
+    assert!(sw.contains(&format!("    origin image: {img}\n")), "{sw}");
+    let digest1 = v1["manifest-digest"].as_str().unwrap();
+    assert!(sw.contains(&format!("    Digest: {digest1}\n")), "{sw}");
+    assert!(sw.contains("    Version: img1\n"), "{sw}");
+    // /etc merged from the deployment before, kernel arguments kept.
+    assert!(sw.contains("\nmine\nentries_ok switch\n"), "{sw}");
+    assert!(sw.contains("options root=/dev/vda ostree="), "{sw}");
+    let st = read("st1.json");
+    assert_eq!(
+        st["spec"]["image"]["image"],
+        format!("{}/os:latest", reg.addr)
+    );
+    assert_eq!(st["spec"]["image"]["transport"], "registry");
+    assert!(st["spec"]["refspec"].is_null(), "{st}");
+    let dep = &st["status"]["otherDeployments"][0];
+    assert_eq!(dep["checksum"], v1["commit"], "the image's commit: {st}");
+    assert_eq!(
+        dep["image"]["image"]["image"],
+        format!("{}/os:latest", reg.addr)
+    );
+    assert_eq!(dep["image"]["image"]["transport"], "registry");
+    assert_eq!(dep["image"]["imageDigest"], digest1);
+    assert_eq!(st["deployments"][0]["container-image-reference"], img);
+    assert_eq!(st["deployments"][0]["image-digest"], digest1);
+    assert!(st["status"]["otherDeployments"][1]["image"].is_null());
+
+    // The upgrade fetched the new config and the changed layers only
+    // (the commit layer and the rest), never the 2 MiB kernel layer.
+    let l1: BTreeSet<String> = layers(&v1).into_iter().map(|(d, _)| d).collect();
+    let l2 = layers(&v2);
+    assert_eq!(l2.len(), 3, "{v2}");
+    let changed: BTreeSet<String> = l2
+        .iter()
+        .filter(|(d, _)| !l1.contains(d))
+        .map(|(d, _)| d.clone())
+        .collect();
+    assert_eq!(changed.len(), 2, "{v1}\n{v2}");
+    let (a, b) = offsets(&out, "upgrade");
+    let gets = blob_gets(&reg_log, a, b);
+    let got: BTreeSet<String> = gets.iter().map(|(d, _)| d.clone()).collect();
+    let mut want = changed;
+    want.insert(v2["config-digest"].as_str().unwrap().to_string());
+    assert_eq!(got, want, "{out}\n{reg_log}");
+    let bytes: u64 = gets.iter().map(|(_, n)| n).sum();
+    assert!(bytes < 1 << 20, "{bytes} bytes fetched: {gets:?}");
+    let up = section("== upgrade", "== again");
+    // The old version's own layer refs are gone; the repository is whole.
+    assert!(up.contains("deployments=2 blobrefs=3\nfsck-ok\n"), "{up}");
+    assert!(up.contains("new\nentries_ok upgrade\n"), "{up}");
+    let st = read("st2.json");
+    let dep = &st["status"]["otherDeployments"][0];
+    assert_eq!(dep["checksum"], v2["commit"], "{st}");
+    assert_eq!(dep["version"], "img2");
+    assert_eq!(dep["image"]["imageDigest"], v2["manifest-digest"]);
+    assert!(dep["kargs"].as_str().unwrap().starts_with("root=/dev/vda "));
+
+    // Unchanged manifest: no update, no blob fetched, nothing deployed.
+    let again = section("== again", "== end");
+    assert!(again.contains("No update available.\nrc=0\n"), "{again}");
+    assert!(
+        again.contains("No update available.\nrc=0\ndeployments=2\n"),
+        "--check: {again}"
+    );
+    // An origin as bootc writes it (no digest recorded): the digest comes
+    // from the stored image whose commit is deployed.
+    let nd = section("== origin without a digest", "== pull then deploy");
+    let digest2 = v2["manifest-digest"].as_str().unwrap();
+    assert!(
+        nd.contains(&format!(
+            "    Digest: {digest2}\nNo update available.\nrc=0\n"
+        )),
+        "{nd}"
+    );
+    let (a, b) = offsets(&out, "again");
+    assert_eq!(blob_gets(&reg_log, a, b), vec![], "{reg_log}");
+    assert!(
+        reg_log[a..b].contains("GET /v2/os/manifests/latest"),
+        "the manifest was asked for: {reg_log}"
+    );
+
+    // --pull-only fetches and deploys nothing; --deploy-only deploys
+    // what it fetched.
+    let pd = section("== pull then deploy", "== oci layout");
+    assert!(
+        pd.contains("rc=0\n    Version: img2\nrc=0\n    Version: img3\n"),
+        "{pd}"
+    );
+
+    // From an OCI layout: the same commit, transport `oci`; the same
+    // reference again is refused.
+    let v3 = read("os-img3.json");
+    let st = read("st3.json");
+    let dep = &st["status"]["otherDeployments"][0];
+    assert_eq!(dep["checksum"], v3["commit"], "{st}");
+    assert_eq!(dep["image"]["image"]["transport"], "oci", "{st}");
+    assert_eq!(
+        dep["image"]["image"]["image"],
+        format!("{}/layout:v2", d.display())
+    );
+    let oci = section("== oci layout", "== back");
+    assert!(
+        oci.contains("Old and new image references are equal") && oci.contains("rc=1\n"),
+        "{oci}"
+    );
+    // Back to a refspec: a plain origin again, upgraded as before.
+    let back = section("== back", "== end");
+    assert!(
+        back.starts_with("== back\n[origin]\nrefspec=fakeos/main\n"),
+        "{back}"
+    );
+    assert!(!back.contains("image"), "{back}");
+    assert!(back.contains("No update available.\nrc=0\n"), "{back}");
+}
+
+/// A registry that wants basic auth: `switch` without credentials fails
+/// clearly and deploys nothing; with bootc's `/etc/ostree/auth.json` in
+/// the sysroot it deploys.
+#[test]
+fn private_registry_with_auth_json() {
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start_with_auth(false, "oxuser", "s3cret:x");
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-image-auth-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let body = format!(
+        r#"
+REG={addr}; B=$D/build
+commit 1.0 2024-01-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main >/dev/null || exit 1
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+$OX --repo=$B commit -b os --bootable --timestamp=2024-02-01 --add-metadata-string=version=img1 $T >/dev/null || exit 4
+$OX --repo=$B container encapsulate -q --insecure os docker://$REG/os:v1 >/dev/null 2>&1 && echo "push without creds worked"
+$OX --repo=$B container encapsulate -q --insecure --creds=oxuser:s3cret:x os docker://$REG/os:v1 >/dev/null || exit 5
+echo "== no creds"
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:v1 2>&1; echo rc=$?
+ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'
+echo "== auth.json"
+mkdir -p $S/etc/ostree
+printf '{{"auths":{{"%s":{{"auth":"%s"}}}}}}' $REG $(printf 'oxuser:s3cret:x' | base64) > $S/etc/ostree/auth.json
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:v1 >/dev/null; echo rc=$?
+$OX admin status --sysroot=$S --run-dir=$R | grep -m2 'Version\|origin image'
+$OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
+echo "== end"
+"#,
+        addr = reg.addr
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
+    let out = ns::run_unshared(&script);
+    assert!(!out.contains("push without creds worked"), "{out}");
+    let a = out.find("== no creds").unwrap();
+    let b = out.find("== auth.json").unwrap();
+    let nc = &out[a..b];
+    assert!(
+        nc.to_lowercase().contains("not authorized"),
+        "{nc}\n{}",
+        reg.log()
+    );
+    assert!(nc.ends_with("rc=1\n1\n"), "{nc}");
+    let aj = &out[b..];
+    assert!(
+        aj.contains(&format!(
+            "rc=0\n    Version: img1\n    origin image: ostree-unverified-registry:{}/os:v1\nNo update available.\nrc=0\n",
+            reg.addr
+        )),
+        "{aj}\n{}",
+        reg.log()
+    );
+}
