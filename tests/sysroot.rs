@@ -204,7 +204,12 @@ echo "== end"
     assert_eq!(lines[16].trim(), "3.0 2.0", "{ops}");
     assert_eq!(lines[18].trim(), "2", "{ops}");
     assert!(ops.contains("fsck-ok"), "{ops}");
-    assert!(ops.contains("not implemented yet\nrc=1"), "{ops}");
+    // An unknown admin command fails, named, with the usage (as ostree).
+    assert!(
+        ops.contains("Unknown \"admin\" subcommand 'frobnicate'"),
+        "{ops}"
+    );
+    assert!(ops.contains("Usage: ") && ops.contains("\nrc=1"), "{ops}");
 }
 
 #[test]
