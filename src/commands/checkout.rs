@@ -43,6 +43,24 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         if a.force_copy {
             bail!("Cannot specify both --require-hardlinks and --force-copy");
         }
+        // Hard links cannot cross filesystems: said first, as ostree does.
+        let dest = a.dest.clone().unwrap_or_else(|| PathBuf::from(&a.rev));
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let (Ok(r), Ok(d)) = (
+            rustix::fs::fstat(repo.objects_dir()),
+            rustix::fs::stat(&parent),
+        ) {
+            if r.st_dev != d.st_dev {
+                bail!(
+                    "Unable to do hardlink checkout across devices (src={} destination={})",
+                    r.st_dev,
+                    d.st_dev
+                );
+            }
+        }
         match repo.mode() {
             RepoMode::Bare if a.user_mode => {
                 bail!("Bare repository mode cannot hardlink in user checkout mode")
