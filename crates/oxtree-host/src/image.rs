@@ -21,7 +21,6 @@
 //!   `/etc/ostree/auth.json`, `/usr/lib/ostree/auth.json`).
 
 use crate::error::{HostError, Result};
-use crate::ops::{apply, Apply, Transaction};
 use crate::origin::Origin;
 use crate::upgrade::{Plan, UpgradeOutcome};
 use crate::Context;
@@ -29,7 +28,7 @@ use oxtree_container::pull::{self, PullRequirements, Pulled};
 use oxtree_container::{ImageRef, Progress, RegistryOptions};
 use oxtree_object::Checksum;
 use oxtree_repo::Repo;
-use oxtree_sysroot::{DeployOptions, Deployment, Sysroot};
+use oxtree_sysroot::{Deployment, Sysroot};
 
 /// Parse an ostree-ext image reference (signed ones are refused).
 pub(crate) fn parse(image: &str) -> Result<ImageRef> {
@@ -208,8 +207,8 @@ fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
 }
 
 /// `upgrade` / `switch` of a deployment whose new origin names an image.
-pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutcome> {
-    let mut origin = p.origin;
+pub(crate) fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
+    let mut origin = std::mem::take(&mut p.origin);
     let Some(image) = origin.container_image.clone() else {
         return Err(HostError::bad("the origin names no container image"));
     };
@@ -244,30 +243,8 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, p: Plan) -> Result<UpgradeOutco
         return Ok(UpgradeOutcome::NoChange);
     }
     origin.image_digest = Some(digest);
-    let opts = DeployOptions {
-        osname: Some(p.current.osname.clone()),
-        origin: Some(origin.to_keyfile()),
-        ..DeployOptions::default()
-    };
-    let (applied, cleanup, rebooted) = apply(
-        cx,
-        s,
-        Apply {
-            rev: &commit.to_hex(),
-            opts,
-            stage: p.stage,
-            lock_finalization: false,
-            reboot: p.reboot,
-        },
-    )?;
-    Ok(UpgradeOutcome::Applied(Box::new(Transaction {
-        applied,
-        origin: Some(origin),
-        base: commit,
-        layered: None,
-        cleanup,
-        rebooted,
-    })))
+    p.origin = origin;
+    crate::upgrade::deploy_commit(cx, s, p, commit, commit, None)
 }
 
 /// `ImageRef`'s transport and name as bootc's status names them:

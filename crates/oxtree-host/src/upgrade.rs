@@ -253,9 +253,23 @@ fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
     let commit = layered
         .as_ref()
         .map_or(new_base, |b: &LayeredBuild| b.commit);
+    deploy_commit(cx, s, p, commit, new_base, layered)
+}
+
+/// Deploy `commit` (built on `base`) for `p` with its origin: the shared
+/// end of an upgrade or switch, from a branch or from an image.
+pub(crate) fn deploy_commit(
+    cx: &Context,
+    s: &mut Sysroot,
+    p: Plan,
+    commit: Checksum,
+    base: Checksum,
+    layered: Option<LayeredBuild>,
+) -> Result<UpgradeOutcome> {
+    let origin = p.origin;
     let opts = DeployOptions {
         osname: Some(p.current.osname.clone()),
-        origin: Some(o.to_keyfile()),
+        origin: Some(origin.to_keyfile()),
         ..DeployOptions::default()
     };
     let (applied, cleanup, rebooted) = apply(
@@ -271,8 +285,8 @@ fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeOutcome> {
     )?;
     Ok(UpgradeOutcome::Applied(Box::new(Transaction {
         applied,
-        origin: Some(p.origin),
-        base: new_base,
+        origin: Some(origin),
+        base,
         layered,
         cleanup,
         rebooted,
