@@ -25,17 +25,7 @@ pub struct RegistryOptions {
 
 /// The error and its sources (oci-client's errors name only themselves).
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let t = x.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = x.source();
-    }
-    s
+    oxtree_io::Chain(e).to_string()
 }
 
 fn reg_err(registry: &str, e: impl std::error::Error + 'static) -> ContainerError {

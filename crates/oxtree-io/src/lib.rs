@@ -65,18 +65,24 @@ macro_rules! io_context {
     };
 }
 
-/// An error and its sources, each rendered once: `a: b: c`.
+/// An error and its sources, each rendered once: `a: b: c`. A source
+/// whose text is already part of what was written (HTTP and registry
+/// clients often repeat their cause in their own message) is skipped.
 pub struct Chain<'a>(pub &'a (dyn Error + 'a));
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut out = self.0.to_string();
         let mut src = self.0.source();
         while let Some(s) = src {
-            write!(f, ": {s}")?;
+            let t = s.to_string();
+            if !out.contains(&t) {
+                out.push_str(": ");
+                out.push_str(&t);
+            }
             src = s.source();
         }
-        Ok(())
+        f.write_str(&out)
     }
 }
 

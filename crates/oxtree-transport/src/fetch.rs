@@ -443,17 +443,7 @@ fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
 /// A reqwest error with its sources ("error sending request: connection
 /// refused").
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let t = x.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = x.source();
-    }
-    s
+    oxtree_io::Chain(e).to_string()
 }
 
 /// Join a base URL and a repository-relative path.
