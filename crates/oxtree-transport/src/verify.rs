@@ -104,13 +104,8 @@ pub fn global_gpg_keyring() -> Result<Keyring> {
 }
 
 pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
-    let mut ring = Keyring::new();
-    let own = remote_keyring_path(repo, &remote.name);
-    let mut specific = false;
-    if own.exists() {
-        ring.add_file(&own)?;
-        specific = true;
-    }
+    let mut ring = remote_own_keyring(repo, &remote.name)?;
+    let mut specific = remote_keyring_path(repo, &remote.name).exists();
     for p in &remote.gpg_key_path {
         if p.is_empty() {
             return Err(TransportError::io(
@@ -124,14 +119,7 @@ pub fn remote_gpg_keyring(repo: &Repo, remote: &Remote) -> Result<Keyring> {
     if !specific {
         // As libostree: OSTREE_GPG_HOME names the global keyring directory
         // in place of the system ones.
-        match std::env::var_os("OSTREE_GPG_HOME") {
-            Some(d) if !d.is_empty() => ring.add_dir(Path::new(&d))?,
-            _ => {
-                for d in sign::system_dirs() {
-                    ring.add_dir(&d.join("trusted.gpg.d"))?;
-                }
-            }
-        }
+        return global_gpg_keyring();
     }
     Ok(ring)
 }
