@@ -38,6 +38,13 @@ fn archive_with_tree(bin: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     (src, tree)
 }
 
+/// An oxtree repository of `mode` at `dir` with remote `name` at `url`
+/// (no GPG verification).
+fn client(ox: &Path, dir: &Path, mode: &str, name: &str, url: &str) {
+    ok(ox, dir, &["init", &format!("--mode={mode}")]);
+    ok(ox, dir, &["remote", "add", "--no-gpg-verify", name, url]);
+}
+
 fn count_objects(repo: &Path) -> usize {
     let mut n = 0;
     for d in std::fs::read_dir(repo.join("objects")).unwrap() {
@@ -679,12 +686,7 @@ fn lying_servers_are_caught_and_pull_resumes() {
         Lie::HalfUnlessRange(big_path.clone(), Arc::clone(&sent)),
     );
     let d3 = tmp.path().join("dst3");
-    ok(&ox, &d3, &["init", "--mode=archive"]);
-    ok(
-        &ox,
-        &d3,
-        &["remote", "add", "--no-gpg-verify", "ranges", &url],
-    );
+    client(&ox, &d3, "archive", "ranges", &url);
     ok(&ox, &d3, &["pull", "--network-retries=1", "ranges", "main"]);
     let size = std::fs::metadata(src.join(&big_path)).unwrap().len() as usize;
     assert_eq!(sent.load(Ordering::SeqCst), size, "resumed, not refetched");
@@ -696,12 +698,7 @@ fn lying_servers_are_caught_and_pull_resumes() {
         Lie::Error500(big_path.clone(), Arc::new(AtomicUsize::new(2))),
     );
     let d2 = tmp.path().join("dst2");
-    ok(&ox, &d2, &["init", "--mode=archive"]);
-    ok(
-        &ox,
-        &d2,
-        &["remote", "add", "--no-gpg-verify", "flaky", &url],
-    );
+    client(&ox, &d2, "archive", "flaky", &url);
     ok(&ox, &d2, &["pull", "flaky", "main"]);
     fsck_both(&d2);
 
@@ -809,8 +806,7 @@ fn pull_json_progress_lines() {
     );
     let (_server, url) = python_server(&src);
     let dst = tmp.path().join("dst");
-    ok(&ox, &dst, &["init", "--mode=archive"]);
-    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    client(&ox, &dst, "archive", "o", &url);
     let out = ok(&ox, &dst, &["pull", "--json", "o", "main"]);
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -850,8 +846,7 @@ fn pull_subpath_fetches_part_of_the_tree() {
     );
     let (_server, url) = python_server(&src);
     let dst = tmp.path().join("dst");
-    ok(&ox, &dst, &["init", "--mode=archive"]);
-    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    client(&ox, &dst, "archive", "o", &url);
     let out = ok(
         &ox,
         &dst,
@@ -910,12 +905,7 @@ fn killed_pull_keeps_what_it_verified() {
     let asked = Arc::new(AtomicUsize::new(0));
     let url = lying_server(src.clone(), Lie::Hang(big_path, Arc::clone(&asked)));
     let dst = tmp.path().join("dst");
-    ok(&ox, &dst, &["init", "--mode=bare-user"]);
-    ok(
-        &ox,
-        &dst,
-        &["remote", "add", "--no-gpg-verify", "hang", &url],
-    );
+    client(&ox, &dst, "bare-user", "hang", &url);
     let mut child = Command::new(&ox)
         .arg(format!("--repo={}", dst.display()))
         .args(["pull", "hang", "main"])
@@ -977,12 +967,7 @@ fn pull_takes_objects_from_a_local_cache() {
     );
     let url = lying_server(src.clone(), Lie::Honest);
     let cache = tmp.path().join("cache");
-    ok(&ox, &cache, &["init", "--mode=archive"]);
-    ok(
-        &ox,
-        &cache,
-        &["remote", "add", "--no-gpg-verify", "o", &url],
-    );
+    client(&ox, &cache, "archive", "o", &url);
     ok(&ox, &cache, &["pull", "o", "main"]);
     std::fs::write(tree.join("added"), "one more file\n").unwrap();
     ok(
@@ -991,8 +976,7 @@ fn pull_takes_objects_from_a_local_cache() {
         &["commit", "-b", "main", tree.to_str().unwrap()],
     );
     let dst = tmp.path().join("dst");
-    ok(&ox, &dst, &["init", "--mode=bare-user"]);
-    ok(&ox, &dst, &["remote", "add", "--no-gpg-verify", "o", &url]);
+    client(&ox, &dst, "bare-user", "o", &url);
     let out = ok(
         &ox,
         &dst,
