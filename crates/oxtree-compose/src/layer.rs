@@ -73,11 +73,21 @@ impl LayerSpec {
         let base = o
             .get("origin", "baserefspec")
             .or_else(|| o.get("origin", "refspec"))?;
+        let (packages, removals) = Self::requests_in(o);
         Some(LayerSpec {
             base_refspec: base.to_string(),
-            packages: strv(o.get("packages", "requested")),
-            removals: strv(o.get("overrides", "remove")),
+            packages,
+            removals,
         })
+    }
+
+    /// The layering request an origin records, whatever its base names:
+    /// `[packages] requested` and `[overrides] remove`.
+    pub fn requests_in(o: &KeyFile) -> (BTreeSet<String>, BTreeSet<String>) {
+        (
+            strv(o.get("packages", "requested")),
+            strv(o.get("overrides", "remove")),
+        )
     }
 
     /// Anything to layer?

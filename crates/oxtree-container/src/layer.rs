@@ -100,16 +100,8 @@ impl<'a, W: Write> LayerWriter<'a, W> {
         for i in 0..=0xffu32 {
             self.dir(&format!("{REPO}/objects/{i:02x}"), d())?;
         }
-        for s in [
-            "extensions",
-            "refs",
-            "refs/heads",
-            "refs/mirrors",
-            "refs/remotes",
-            "state",
-            "tmp",
-            "tmp/cache",
-        ] {
+        // The rest of what `ostree init` makes (objects/ came above).
+        for s in oxtree_repo::LAYOUT.iter().filter(|s| **s != "objects") {
             self.dir(&format!("{REPO}/{s}"), d())?;
         }
         self.data(&format!("{REPO}/config"), REPO_CONFIG.as_bytes())

@@ -37,15 +37,6 @@ pub fn is_image_reference(s: &str) -> bool {
     IMAGE_PREFIXES.iter().any(|p| s.starts_with(p))
 }
 
-fn strv(v: Option<&str>) -> BTreeSet<String> {
-    v.unwrap_or("")
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Origin {
     /// The refspec followed (the base refspec of a layered deployment):
@@ -80,13 +71,14 @@ impl Origin {
     /// `--origin-file` of another kind, or no origin at all).
     pub fn from_keyfile(o: &KeyFile) -> Option<Origin> {
         if let Some(img) = o.get("origin", IMAGE_KEY) {
+            let (packages, removals) = LayerSpec::requests_in(o);
             return Some(Origin {
                 refspec: String::new(),
                 container_image: Some(img.to_string()),
                 image_digest: o.get(DIGEST_GROUP, DIGEST_KEY).map(str::to_string),
                 override_commit: None,
-                packages: strv(o.get("packages", "requested")),
-                removals: strv(o.get("overrides", "remove")),
+                packages,
+                removals,
                 file: o.clone(),
             });
         }

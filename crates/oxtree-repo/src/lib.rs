@@ -44,7 +44,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Directories `ostree init` creates, in order.
-const LAYOUT: &[&str] = &[
+pub const LAYOUT: &[&str] = &[
     "extensions",
     "objects",
     "refs",
