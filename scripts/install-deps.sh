@@ -17,6 +17,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have ostree || need+=(ostree)
 [ -d /usr/libexec/installed-tests/libostree ] || need+=(ostree-tests)
 have parallel || need+=(parallel)
+have objcopy || need+=(binutils)
 have getfattr || need+=(attr)
 have tar || need+=(tar)
 have gpg || need+=(gnupg)

@@ -30,6 +30,10 @@ pub struct Args {
     /// Do not invoke fsync()
     #[arg(long)]
     disable_fsync: bool,
+    /// Build the commits only from the source's static deltas (an error
+    /// when it has none for a commit)
+    #[arg(long)]
+    require_static_deltas: bool,
     /// Do not check that commits are bound to the refs (and the source's
     /// collection) they are pulled as
     #[arg(long)]
@@ -114,6 +118,16 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     };
     let commits: Vec<Checksum> = wanted.iter().map(|(_, c)| *c).collect();
     let sync = if a.disable_fsync { Some(false) } else { None };
+    if a.require_static_deltas {
+        pull_by_deltas(&repo, &a.src, &commits, sync)?;
+        let sync = sync.unwrap_or(repo.fsync_enabled()?);
+        for (name, c) in &wanted {
+            if let Some(name) = name {
+                repo.write_ref(&dest_ref(name), Some(c), sync)?;
+            }
+        }
+        return Ok(());
+    }
     let pb = progress_bar(0, "pull-local");
     let progress = |done: u64, total: u64| {
         pb.set_length(total);
@@ -148,6 +162,33 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         stats.content,
         format_size(bytes)
     );
+    Ok(())
+}
+
+/// `--require-static-deltas`: as ostree, a pull from the source as a
+/// `file://` URL that may only use its static deltas (the summary lists
+/// them). No remote is configured and no signature is asked for: the
+/// source is local, as in any pull-local.
+fn pull_by_deltas(
+    repo: &Repo,
+    src: &std::path::Path,
+    commits: &[Checksum],
+    sync: Option<bool>,
+) -> Result<()> {
+    let abs = std::fs::canonicalize(src)?;
+    let name = "_pull-local";
+    let config = oxtree_repo::config::RepoConfig::parse(&format!(
+        "[remote \"{name}\"]\nurl=file://{}\ngpg-verify=false\n",
+        abs.display()
+    ))?;
+    let remote = oxtree_transport::remote::Remote::from_config(&config, name)?;
+    let opts = oxtree_transport::PullOptions {
+        require_static_deltas: true,
+        sync,
+        ..Default::default()
+    };
+    let refs: Vec<String> = commits.iter().map(|c| c.to_hex()).collect();
+    oxtree_transport::pull(repo, &remote, &refs, &opts, &|_| {})?;
     Ok(())
 }
 

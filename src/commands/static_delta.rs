@@ -170,6 +170,12 @@ fn list(repo: Option<PathBuf>) -> Result<()> {
 }
 
 fn load(r: &oxtree_repo::Repo, name: &str) -> Result<(Superblock, Option<Metadata>)> {
+    // A delta name is TO or FROM-TO, each a full checksum (ostree's words).
+    for rev in name.splitn(2, '-') {
+        if rev.len() != 64 || !Checksum::is_hex(rev) {
+            bail!("Invalid rev {rev}");
+        }
+    }
     let b = r
         .load_static_delta_superblock(name)
         .map_err(|_| anyhow::anyhow!("Can't find delta {name}"))?;
@@ -187,7 +193,7 @@ fn show(repo: Option<PathBuf>, name: &str) -> Result<()> {
         None => println!("From <scratch>"),
     }
     println!("To: {}", sb.to);
-    println!("Endianness: {}", sb.endianness_name());
+    println!("Endianness: {}", sb.endianness.describe());
     println!("Timestamp: {}", sb.timestamp);
     println!("Number of parents: 0");
     println!("Number of fallback entries: {}", sb.fallbacks.len());

@@ -642,6 +642,10 @@ impl Builder<'_> {
         if self.cur.objects.is_empty() {
             return Ok(());
         }
+        self.flush_part()
+    }
+
+    fn flush_part(&mut self) -> Result<()> {
         let p = std::mem::replace(&mut self.cur, PartBuilder::new());
         let i = self.headers.len();
         self.headers.push((p.usize, p.objects));
@@ -1057,6 +1061,11 @@ fn fill_parts(
             f.b.add_content(csum, &h, &[])?;
         }
         f.b.flush()?;
+        // A delta always has a part, even an empty one between commits of
+        // one tree, as ostree writes it (its `show` and pull expect one).
+        if f.b.headers.is_empty() {
+            f.b.flush_part()?;
+        }
         Ok(f.fallbacks)
     })
 }
@@ -1198,8 +1207,13 @@ pub fn generate(
     }
 
     let mut md = Metadata::new();
-    let endianness = if opts.big_endian { b'B' } else { b'l' };
-    md.set(sd::KEY_ENDIANNESS, Value::U8(endianness));
+    let endianness = if opts.big_endian {
+        sd::Endianness::Big
+    } else {
+        sd::Endianness::Little
+    };
+    let key = if opts.big_endian { b'B' } else { b'l' };
+    md.set(sd::KEY_ENDIANNESS, Value::U8(key));
     let mut sb = Superblock {
         metadata: md,
         timestamp: opts.timestamp,
@@ -1209,6 +1223,7 @@ pub fn generate(
         commit_bytes: to_commit_bytes,
         parts: headers,
         fallbacks,
+        endianness,
     };
     for (i, p) in inline.iter().enumerate() {
         let key = sb.inline_part_key(i);

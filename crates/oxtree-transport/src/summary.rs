@@ -216,11 +216,18 @@ impl Summary {
         if let Some(id) = &main_id {
             md.set_str(KEY_COLLECTION_ID, id);
         }
+        // `core.no-deltas-in-summary`: clients find deltas through the
+        // delta indexes only.
+        let static_deltas = if cfg.get_bool("core", "no-deltas-in-summary", false)? {
+            Vec::new()
+        } else {
+            repo.static_delta_checksums()?
+        };
         Ok(Summary {
             refs,
             collection_map,
             metadata: md,
-            static_deltas: repo.static_delta_checksums()?,
+            static_deltas,
         })
     }
 }

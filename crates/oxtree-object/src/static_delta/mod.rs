@@ -50,8 +50,8 @@ pub use part::{
 };
 pub use positional::{FileAt, RandomRead, SeqReader};
 pub use superblock::{
-    decode_signed, encode_signed, inline_part_value, parse_objects, Fallback, PartHeader,
-    Superblock,
+    decode_signed, encode_signed, inline_part_value, parse_objects, Endianness, Fallback,
+    PartHeader, Superblock,
 };
 
 /// Version of the part format (the only one ostree knows).

@@ -34,6 +34,55 @@ pub struct Fallback {
     pub usize: u64,
 }
 
+/// The byte order of a delta's part and fallback sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endianness {
+    Little,
+    Big,
+    /// No `ostree.endianness` key (deltas written before ostree 2016.6):
+    /// the sizes only make sense byteswapped, so the writer was big-endian.
+    BigByHeuristic,
+    /// No key, and nothing suggests the sizes are swapped. ostree calls this
+    /// "invalid" and reads it in native (little-endian) order.
+    Unknown,
+}
+
+impl Endianness {
+    /// Did the writer store the sizes big-endian?
+    pub fn is_big(self) -> bool {
+        matches!(self, Endianness::Big | Endianness::BigByHeuristic)
+    }
+
+    /// The words `static-delta show` prints, as ostree does.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Endianness::Little => "little",
+            Endianness::Big => "big",
+            Endianness::BigByHeuristic => "big (heuristic)",
+            Endianness::Unknown => "invalid",
+        }
+    }
+
+    /// A superblock without the key: guess from the raw (unswapped) part
+    /// sizes, by ostree's rule. Compression never makes a part more than 20%
+    /// bigger than what it builds, and no delta averages 4 GiB per object.
+    fn guess(parts: &[PartWire]) -> Self {
+        let (mut total, mut objects) = (0u64, 0u64);
+        for (_, _, size, usize, objs) in parts {
+            let (size, usize) = (u64::from_le(*size), u64::from_le(*usize));
+            objects += (objs.len() / OBJTYPE_CSUM_LEN) as u64;
+            total = total.saturating_add(size);
+            if size > usize && size as f64 / usize as f64 > 1.2 {
+                return Endianness::BigByHeuristic;
+            }
+        }
+        if objects > 0 && total / objects > u64::from(u32::MAX) {
+            return Endianness::BigByHeuristic;
+        }
+        Endianness::Unknown
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Superblock {
     pub metadata: Metadata,
@@ -45,6 +94,8 @@ pub struct Superblock {
     pub commit_bytes: Vec<u8>,
     pub parts: Vec<PartHeader>,
     pub fallbacks: Vec<Fallback>,
+    /// The order its sizes were written in (encode writes the same).
+    pub endianness: Endianness,
 }
 
 type PartWire = (u32, Vec<u8>, u64, u64, Vec<u8>);
@@ -82,16 +133,7 @@ fn encode_objects(o: &[(ObjectType, Checksum)]) -> Vec<u8> {
 impl Superblock {
     /// Is the part/fallback data in big-endian order?
     pub fn big_endian(&self) -> bool {
-        matches!(self.metadata.get(KEY_ENDIANNESS), Some(Value::U8(b'B')))
-    }
-
-    pub fn endianness_name(&self) -> &'static str {
-        match self.metadata.get(KEY_ENDIANNESS) {
-            Some(Value::U8(b'B')) => "big",
-            Some(Value::U8(b'l')) => "little",
-            None => "little",
-            Some(_) => "unknown",
-        }
+        self.endianness.is_big()
     }
 
     pub fn name(&self) -> String {
@@ -105,12 +147,13 @@ impl Superblock {
         let (md, ts, from, to, cw, _recurse, parts, fallbacks): SuperWire =
             decode("static delta superblock", bytes)?;
         let metadata = Metadata(md);
-        let big = matches!(metadata.get(KEY_ENDIANNESS), Some(Value::U8(b'B')));
-        if let Some(v) = metadata.get(KEY_ENDIANNESS) {
-            if !matches!(v, Value::U8(b'B') | Value::U8(b'l')) {
-                return Err(bad("invalid ostree.endianness"));
-            }
-        }
+        let endianness = match metadata.get(KEY_ENDIANNESS) {
+            Some(Value::U8(b'B')) => Endianness::Big,
+            Some(Value::U8(b'l')) => Endianness::Little,
+            Some(_) => return Err(bad("invalid ostree.endianness")),
+            None => Endianness::guess(&parts),
+        };
+        let big = endianness.is_big();
         let sw32 = |v: u32| if big { v.swap_bytes() } else { v };
         let sw64 = |v: u64| if big { v.swap_bytes() } else { v };
         let from = match from.len() {
@@ -156,6 +199,7 @@ impl Superblock {
             commit_bytes,
             parts,
             fallbacks,
+            endianness,
         })
     }
 
@@ -263,4 +307,34 @@ pub fn decode_signed(bytes: &[u8]) -> Result<Option<(Vec<u8>, Metadata)>> {
 pub fn encode_signed(superblock: &[u8], sigs: &Metadata) -> Vec<u8> {
     let magic = u64::from_le_bytes(*SIGNED_MAGIC);
     encode(&(magic, superblock.to_vec(), sigs.clone().0))
+}
+
+#[cfg(test)]
+mod endianness_tests {
+    use super::*;
+
+    fn part(size: u64, usize: u64, objects: usize) -> PartWire {
+        (
+            0,
+            vec![0; 32],
+            size,
+            usize,
+            vec![0; objects * OBJTYPE_CSUM_LEN],
+        )
+    }
+
+    #[test]
+    fn guess_follows_ostrees_rule() {
+        // Sizes that read sensibly in little-endian order prove nothing.
+        let le = [part(1000u64.to_le(), 4000u64.to_le(), 3)];
+        assert_eq!(Endianness::guess(&le), Endianness::Unknown);
+        // A part "compressed" to 16x its content: written big-endian.
+        let swapped = [part(1000u64.to_be(), 4000u64.to_be(), 3)];
+        assert_eq!(Endianness::guess(&swapped), Endianness::BigByHeuristic);
+        // Average object over 4 GiB.
+        let huge = [part(10u64 << 40, 11u64 << 40, 1)];
+        assert_eq!(Endianness::guess(&huge), Endianness::BigByHeuristic);
+        assert_eq!(Endianness::BigByHeuristic.describe(), "big (heuristic)");
+        assert!(Endianness::BigByHeuristic.is_big());
+    }
 }
