@@ -125,7 +125,7 @@ fn kill_9_during_commit() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("staging-oxtree-"))
+            .filter(|n| n.starts_with("staging-") && n.contains("-oxtree-"))
             .collect();
         assert!(
             left.is_empty(),

@@ -44,6 +44,10 @@ pub enum RepoError {
     NoSpace(String),
     #[error("path '{0}' does not exist in the commit")]
     NoSuchPath(String),
+    /// A failure asked for through `OSTREE_REPO_TEST_ERROR` (ostree's
+    /// fault injection for test suites).
+    #[error("OSTREE_REPO_TEST_ERROR_{0} specified")]
+    TestError(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, RepoError>;

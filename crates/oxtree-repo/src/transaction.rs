@@ -7,7 +7,7 @@
 //! and refs (written after commit) only ever name complete trees.
 //!
 //! A writer holds an exclusive flock on its staging directory for its whole
-//! life (taken before the directory gets its `staging-oxtree-` name). A
+//! life (taken before the directory gets its `staging-BOOTID-oxtree-` name). A
 //! killed writer's lock goes with it, so the next transaction reclaims its
 //! staging directory at once instead of letting it fill the disk. What the
 //! dead writer had already verified is not lost: each staged object is
@@ -39,7 +39,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// renamed) older than this is a dead writer's.
 const STALE_STAGING_SECS: i64 = 24 * 3600;
 
-const STAGING_PREFIX: &str = "staging-oxtree-";
+/// Staging directories are `staging-BOOTID-oxtree-RANDOM`: ostree's
+/// `staging-BOOTID-` names (so tools that look for a boot's staging
+/// directories find ours), with `-oxtree-` to tell them from ostree's own,
+/// which it locks differently. Older oxtree wrote `staging-oxtree-RANDOM`.
+const STAGING_PREFIX: &str = "staging-";
+const STAGING_MARK: &str = "-oxtree-";
+const LEGACY_STAGING_PREFIX: &str = "staging-oxtree-";
 /// The list of staged objects in a staging directory.
 const INDEX_NAME: &str = "index";
 /// Largest dead writer's index read (about 10 million objects).
@@ -110,11 +116,15 @@ impl Repo {
         let tmp = fsutil::open_dir_at(self.dir(), "tmp").ctx(|| "opening tmp/")?;
         remove_stale_staging(self, &tmp);
         // Made under another name, locked, then renamed: a directory named
-        // staging-oxtree-* is always locked while its writer lives.
+        // staging-BOOTID-oxtree-* is always locked while its writer lives.
         let init_name = fsutil::temp_name(INIT_PREFIX);
         fs::mkdirat(&tmp, &init_name, Mode::from_raw_mode(0o755))
             .ctx(|| format!("creating tmp/{init_name}"))?;
-        let staging_name = format!("{STAGING_PREFIX}{}", &init_name[INIT_PREFIX.len()..]);
+        let staging_name = format!(
+            "{STAGING_PREFIX}{}{STAGING_MARK}{}",
+            boot_id(),
+            &init_name[INIT_PREFIX.len()..]
+        );
         let staging = (|| -> std::io::Result<OwnedFd> {
             let d = fsutil::open_dir_at(&tmp, &init_name)?;
             fs::flock(&d, fs::FlockOperation::NonBlockingLockExclusive)?;
@@ -202,6 +212,33 @@ fn parse_size(v: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// This boot's id: `OSTREE_BOOTID` (as ostree, for tests), else the
+/// kernel's.
+fn boot_id() -> String {
+    let id = std::env::var("OSTREE_BOOTID")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok())
+        .unwrap_or_default();
+    let id = id.trim();
+    // It becomes part of a file name.
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        "unknown".to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+fn is_our_staging(name: &str) -> bool {
+    name.starts_with(LEGACY_STAGING_PREFIX)
+        || (name.starts_with(STAGING_PREFIX) && name.contains(STAGING_MARK))
+}
+
+/// Is `OSTREE_REPO_TEST_ERROR` (a comma-separated list) asking for `what`?
+fn test_error(what: &str) -> bool {
+    std::env::var("OSTREE_REPO_TEST_ERROR")
+        .is_ok_and(|v| v.split([',', ' ', ':', ';']).any(|w| w == what))
+}
+
 fn remove_stale_staging(repo: &Repo, tmp: &OwnedFd) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -211,7 +248,7 @@ fn remove_stale_staging(repo: &Repo, tmp: &OwnedFd) {
         return;
     };
     for (name, _) in entries {
-        if name.starts_with(STAGING_PREFIX) {
+        if is_our_staging(&name) {
             // Lockable means its writer is gone (killed, crashed): reclaim
             // it now, holding the lock so no one else works on it.
             let Ok(d) = fsutil::open_dir_at(tmp, &name) else {
@@ -972,6 +1009,12 @@ impl<'r> Transaction<'r> {
 
     /// Make every staged object visible: one sync, the renames, one sync.
     pub fn commit(mut self) -> Result<usize> {
+        if test_error("pre-commit") {
+            // As a writer that dies here: the staging directory stays for
+            // the next transaction to salvage and remove.
+            self.done = true;
+            return Err(RepoError::TestError("PRE_COMMIT"));
+        }
         if self.sync {
             fs::syncfs(&self.staging).ctx(|| "syncing the filesystem")?;
         }

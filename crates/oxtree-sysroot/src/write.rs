@@ -441,6 +441,12 @@ impl Sysroot {
     }
 
     fn write_refs(&self, bv: u32, sub: u32, list: &[Deployment]) -> Result<()> {
+        // An empty repository transaction first, as ostree sets these refs
+        // in one: it reclaims what dead writers left in the repository's
+        // tmp/ at each deployment change, and it is where ostree's fault
+        // injection (`OSTREE_REPO_TEST_ERROR=pre-commit`) fails a deploy
+        // before anything is switched.
+        self.repo().begin()?.commit()?;
         for (i, d) in list.iter().enumerate() {
             let c = Checksum::from_hex(&d.csum).map_err(|e| {
                 SysrootError::Invalid(format!("deployment {}: bad checksum: {e}", d.name()))
