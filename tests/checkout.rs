@@ -292,3 +292,43 @@ fn union_never_writes_through_directory_symlink() {
         }
     }
 }
+
+/// `--process-passthrough-whiteouts` (what every deployment does): a
+/// `.ostree-wh.NAME` file becomes the overlayfs whiteout NAME, a character
+/// device 0:0 with the file's mode, exactly as ostree makes it.
+#[test]
+fn passthrough_whiteouts_become_char_devices() {
+    let d = scratch();
+    let root = d.path().to_path_buf();
+    let tree = root.join("tree");
+    fs::create_dir_all(tree.join("layer")).unwrap();
+    fs::write(tree.join("layer/.ostree-wh.gone"), "").unwrap();
+    fs::write(tree.join("layer/kept"), "x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        tree.join("layer/.ostree-wh.gone"),
+        fs::Permissions::from_mode(0o400),
+    )
+    .unwrap();
+    let repo = init_repo(Ost, &root.join("repo"), "bare");
+    commit(Ost, &repo, "main", &tree, &[]);
+    let f = Fixture { _d: d, root, repo };
+    let (o, x) = both(
+        &f,
+        "wh",
+        &["--process-passthrough-whiteouts"],
+        "main",
+        |_| {},
+    );
+    for dest in [&o, &x] {
+        let m = fs::symlink_metadata(dest.join("layer/gone")).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(m.file_type().is_char_device(), "{}", dest.display());
+        assert_eq!((m.rdev(), m.mode() & 0o7777), (0, 0o400));
+        assert!(!dest.join("layer/.ostree-wh.gone").exists());
+    }
+    // Without the flag the carrier file is checked out as it is.
+    let plain = f.root.join("plain");
+    co(Ox, &f.repo, &[], "main", &plain).ok();
+    assert!(plain.join("layer/.ostree-wh.gone").is_file());
+}

@@ -25,6 +25,10 @@ pub struct Args {
     /// Check out only this path
     #[arg(long)]
     subpath: Option<String>,
+    /// Turn `.ostree-wh.NAME` files into overlayfs whiteouts (character
+    /// devices 0:0) named NAME
+    #[arg(long)]
+    process_passthrough_whiteouts: bool,
     /// Accepted for compatibility (checkouts are not synced)
     #[arg(long, value_name = "BOOL", hide = true)]
     fsync: Option<String>,
@@ -87,6 +91,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             Overwrite::None
         },
         subpath: a.subpath.clone(),
+        passthrough_whiteouts: a.process_passthrough_whiteouts,
     };
     let pb = progress_bar(0, "checkout");
     pb.set_style(indicatif::ProgressStyle::with_template("{msg} {pos} files ({per_sec})").unwrap());

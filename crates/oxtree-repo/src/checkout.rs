@@ -45,7 +45,15 @@ pub struct CheckoutOptions {
     pub overwrite: Overwrite,
     /// Check out only this path of the commit.
     pub subpath: Option<String>,
+    /// `--process-passthrough-whiteouts` (always on for deployments): a
+    /// regular file `.ostree-wh.NAME` becomes an overlayfs whiteout, a
+    /// character device 0:0 `NAME` with the file's mode, owner and xattrs.
+    /// Trees carry whiteouts this way because a commit cannot hold devices.
+    pub passthrough_whiteouts: bool,
 }
+
+/// The name prefix of a whiteout carried as a regular file.
+pub const WHITEOUT_FILE_PREFIX: &str = ".ostree-wh.";
 
 #[derive(Debug, Default)]
 pub struct CheckoutStats {
@@ -225,6 +233,11 @@ impl Ctx<'_> {
         if n.is_multiple_of(256) {
             (self.progress)(n);
         }
+        if self.opts.passthrough_whiteouts {
+            if let Some(target) = name.strip_prefix(WHITEOUT_FILE_PREFIX) {
+                return self.whiteout(dir, name, target, csum);
+            }
+        }
         if self.opts.overwrite == Overwrite::AddFiles
             && fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
         {
@@ -390,6 +403,52 @@ impl Ctx<'_> {
 
     /// Create an entry via `make(temp name)`, then move it into place:
     /// directly when nothing may be replaced, else by an atomic rename.
+    /// An overlayfs whiteout `target` from the carrier file `name`.
+    fn whiteout(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        target: &str,
+        csum: &Checksum,
+    ) -> Result<()> {
+        if target.is_empty() {
+            return Err(RepoError::Invalid(format!(
+                "Invalid empty overlayfs whiteout '{name}'"
+            )));
+        }
+        let h = self.repo.open_file(csum)?.header;
+        if !h.is_regular() {
+            return Err(RepoError::Invalid(format!(
+                "overlayfs whiteout '{name}' is not a regular file"
+            )));
+        }
+        if self.opts.overwrite == Overwrite::AddFiles
+            && fs::statat(dir, target, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+        {
+            return Ok(());
+        }
+        let mode = Mode::from_raw_mode(h.mode & 0o7777);
+        self.place(dir, target, |tmp| {
+            fs::mknodat(dir, tmp, fs::FileType::CharacterDevice, mode, 0)
+        })
+        .ctx(|| format!("creating whiteout device {target}"))?;
+        if !self.opts.user_mode {
+            fs::chownat(
+                dir,
+                target,
+                Some(uid(h.uid)),
+                Some(gid(h.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .ctx(|| format!("chown {target}"))?;
+            fsutil::set_link_xattrs(&fsutil::proc_path(dir, target), &h.xattrs)
+                .ctx(|| format!("setting xattrs on {target}"))?;
+        }
+        // mknod applies the umask.
+        fs::chmodat(dir, target, mode, AtFlags::empty()).ctx(|| format!("chmod {target}"))?;
+        Ok(())
+    }
+
     fn place(
         &self,
         dir: BorrowedFd<'_>,

@@ -216,8 +216,15 @@ impl Sysroot {
         let name = new.name();
         let dest = self.path().join(&parent_rel).join(&name);
         let built = (|| -> Result<(Option<EtcDiff>, String)> {
-            self.repo()
-                .checkout(&csum, &dest, &CheckoutOptions::default(), &|_| {})?;
+            self.repo().checkout(
+                &csum,
+                &dest,
+                &CheckoutOptions {
+                    passthrough_whiteouts: true,
+                    ..Default::default()
+                },
+                &|_| {},
+            )?;
             let root = fsutil::open_dir_at(&parent, &name).ctx(|| format!("opening {name}"))?;
             // Fail early (before /boot is touched) on a tree without a kernel.
             let layout = crate::kernel::find_kernel(root.as_fd(), &new.relpath())?;
