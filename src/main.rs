@@ -80,6 +80,10 @@ enum Command {
     Pull(commands::pull::Args),
     /// Manage the repository summary file
     Summary(commands::summary::Args),
+    /// Find repositories offering the newest commits of collection refs
+    FindRemotes(commands::find_remotes::Args),
+    /// Copy collection refs to a repository on a removable volume
+    CreateUsb(commands::create_usb::Args),
     /// Manage static delta files
     StaticDelta(commands::static_delta::Args),
     /// Sign a commit (ed25519), or verify or delete its signatures
@@ -275,9 +279,11 @@ fn main() {
     // core.commit-update-summary), as ostree does.
     let moves_refs = match &command {
         Command::Commit(_) => Some(true),
-        Command::Reset(_) | Command::Refs(_) | Command::Pull(_) | Command::PullLocal(_) => {
-            Some(false)
-        }
+        Command::Reset(_)
+        | Command::Refs(_)
+        | Command::Pull(_)
+        | Command::PullLocal(_)
+        | Command::FindRemotes(_) => Some(false),
         _ => None,
     };
     let result = match command {
@@ -304,6 +310,8 @@ fn main() {
             a.view |= cli.verbose;
             commands::summary::run(repo, a)
         }
+        Command::FindRemotes(a) => commands::find_remotes::run(repo, a),
+        Command::CreateUsb(a) => commands::create_usb::run(repo, a),
         Command::StaticDelta(a) => commands::static_delta::run(repo, a),
         Command::Sign(a) => commands::sign::run(repo, a),
         Command::GpgSign(a) => commands::gpg_sign::run(repo, a),

@@ -156,6 +156,14 @@ pub fn parse_bool(s: &str) -> Result<bool> {
     }
 }
 
+/// Whether the repository's directory belongs to the user running us
+/// (then its file objects are trusted, as ostree trusts a local source).
+pub fn owned_by_us(src: &Repo) -> bool {
+    rustix::fs::fstat(src.dir())
+        .map(|st| st.st_uid == rustix::process::geteuid().as_raw())
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_timestamp;

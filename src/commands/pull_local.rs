@@ -135,7 +135,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     };
     // As ostree, a local source is trusted unless --untrusted; oxtree
     // also checks a repository another user owns.
-    let trusted = !a.untrusted && owned_by_us(&src);
+    let trusted = !a.untrusted && crate::util::owned_by_us(&src);
     let opts = oxtree_repo::pull_local::PullLocalOptions {
         depth: a.depth,
         sync,
@@ -231,11 +231,4 @@ fn verify_signatures(
         }
     }
     Ok(())
-}
-
-/// Whether the repository's directory belongs to the user running us.
-fn owned_by_us(src: &Repo) -> bool {
-    rustix::fs::fstat(src.dir())
-        .map(|st| st.st_uid == rustix::process::geteuid().as_raw())
-        .unwrap_or(false)
 }

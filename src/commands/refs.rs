@@ -15,7 +15,8 @@ pub struct Args {
     /// Delete the given refs
     #[arg(long)]
     delete: bool,
-    /// With --create, replace an existing ref
+    /// With --create, replace an existing ref (a collection ref is always
+    /// replaced)
     #[arg(long)]
     force: bool,
     /// Name refs with their collection IDs, `(ID, REF)`; a PREFIX is then
@@ -163,12 +164,10 @@ fn with_collections(repo: &oxtree_repo::Repo, a: &Args, sync: bool) -> Result<()
             collection_id: id.to_string(),
             ref_name: name.to_string(),
         };
-        let exists = oxtree_transport::remote::collection_refs(repo, Some(id))?
-            .iter()
-            .any(|(c, _)| *c == r);
-        if !a.force && exists {
-            bail!("--create specified but ref {new} already exists");
-        }
+        // An existing collection ref is moved, with or without --force,
+        // as with ostree (its check looks for a remote ref named `ID:REF`,
+        // which is never what --create writes); scripts rely on that to
+        // point a mirrored ref at a newer commit.
         let c = repo.resolve_rev(rev)?;
         repo.load_commit(&c).map_err(|e| anyhow!("{rev}: {e}"))?;
         repo.write_collection_ref(&r, Some(&c), sync)?;

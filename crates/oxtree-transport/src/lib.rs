@@ -8,6 +8,7 @@
 pub mod cookies;
 pub mod error;
 pub mod fetch;
+pub mod finder;
 pub mod gpg;
 pub mod pull;
 pub mod remote;
@@ -16,6 +17,7 @@ pub mod sign;
 pub mod signapi;
 pub mod summary;
 pub mod summary_cache;
+pub mod usb;
 pub mod verify;
 
 pub use error::{Result, TransportError};
