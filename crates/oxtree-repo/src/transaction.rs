@@ -28,7 +28,7 @@ use oxtree_object::file::{encode_bare_user_meta, ARCHIVE_ZLIB_LEVEL};
 use oxtree_object::{
     ArchiveHeader, Checksum, Commit, DirMeta, DirTree, FileHeader, ObjectType, Xattrs,
 };
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -380,6 +380,22 @@ impl<'r> Transaction<'r> {
         Ok(disk && self.repo.has_object(kind, csum)?)
     }
 
+    /// Where object `csum` is to be read: its temp name in staging when
+    /// staged here, else its loose path in the repository.
+    pub(crate) fn object_location(
+        &self,
+        kind: ObjectType,
+        csum: &Checksum,
+    ) -> (BorrowedFd<'_>, String) {
+        match self.staged.lock().unwrap().get(&(kind, *csum)) {
+            Some(tmp) => (self.staging.as_fd(), staged_name(*tmp)),
+            None => (
+                self.repo.objects_dir(),
+                loose_path(csum, kind, self.repo.mode()),
+            ),
+        }
+    }
+
     /// A new temp file name in staging, and the number it is made of. The
     /// staging directory is this transaction's own, so a counter is unique.
     fn tmp_name(&self) -> (u32, String) {
@@ -704,8 +720,13 @@ impl<'r> Transaction<'r> {
                     .encode(),
                 )
                 .ctx(|| "writing archive header")?;
+                // A symlink's object is its header alone, as ostree writes
+                // it (an empty regular file still gets an empty stream).
                 let mut out = vec![0u8; 64 << 10];
                 with_deflate(|z| -> Result<()> {
+                    if header.is_symlink() {
+                        return Ok(());
+                    }
                     loop {
                         let n = read_some(&mut content, &mut buf)?;
                         if n == 0 {
