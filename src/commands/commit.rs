@@ -85,6 +85,10 @@ pub struct Args {
     /// usr/lib/modules/KVER/vmlinuz (ostree.linux, ostree.bootable)
     #[arg(long)]
     bootable: bool,
+    /// Record every object's archived and unpacked size in the commit
+    /// (ostree.sizes; archive repositories only, as ostree)
+    #[arg(long)]
+    generate_sizes: bool,
     /// Sign the commit with this key (repeatable; see --sign-type)
     #[arg(long = "sign", value_name = "KEY-ID")]
     sign: Vec<String>,
@@ -270,6 +274,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         metadata = md;
     }
     let root = mt.write(&tx)?;
+    if a.generate_sizes {
+        if let Some(mut sizes) = tx.object_sizes(root)? {
+            use oxtree_object::sizes::{encode_sizes, KEY_SIZES};
+            metadata.set(KEY_SIZES, encode_sizes(&mut sizes));
+        }
+    }
     if let Some(p) = &paths {
         // Before anything is committed: no ref moves.
         p.unmatched()?;

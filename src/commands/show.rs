@@ -1,6 +1,6 @@
 //! `oxtree show REV`: a commit, or one of its metadata keys.
 
-use crate::output::{commit_json, commit_text};
+use crate::output::{commit_json, commit_text, format_size};
 use crate::util::open_repo;
 use anyhow::{anyhow, Result};
 use oxtree_object::text;
@@ -14,6 +14,10 @@ pub struct Args {
     /// Print only the value of this detached metadata key
     #[arg(long)]
     print_detached_metadata_key: Option<String>,
+    /// Show what the commit's objects weigh (from its ostree.sizes) and
+    /// how much of it this repository still needs
+    #[arg(long)]
+    print_sizes: bool,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
@@ -51,6 +55,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         println!("{}", text::print(v));
         return Ok(());
     }
+    if a.print_sizes {
+        return print_sizes(&repo, &c);
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&commit_json(&csum, &c))?);
     } else if a.raw {
@@ -59,6 +66,39 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         print!("{}", commit_text(&csum, &c));
         print_gpg_signatures(&repo, &csum, &a)?;
     }
+    Ok(())
+}
+
+/// `--print-sizes`, in ostree's words.
+fn print_sizes(repo: &oxtree_repo::Repo, c: &oxtree_object::Commit) -> Result<()> {
+    use oxtree_object::sizes::{decode_sizes, KEY_SIZES};
+    let v = c
+        .metadata
+        .get(KEY_SIZES)
+        .ok_or_else(|| anyhow!("No metadata key {KEY_SIZES} in commit"))?;
+    let (mut archived, mut unpacked, mut objects) = (0u64, 0u64, 0u64);
+    let (mut need_archived, mut need_unpacked, mut need_objects) = (0u64, 0u64, 0u64);
+    for e in decode_sizes(v)? {
+        archived += e.archived;
+        unpacked += e.unpacked;
+        objects += 1;
+        if !repo.has_object(e.kind, &e.checksum)? {
+            need_archived += e.archived;
+            need_unpacked += e.unpacked;
+            need_objects += 1;
+        }
+    }
+    println!(
+        "Compressed size (needed/total): {}/{}",
+        format_size(need_archived),
+        format_size(archived)
+    );
+    println!(
+        "Unpacked size (needed/total): {}/{}",
+        format_size(need_unpacked),
+        format_size(unpacked)
+    );
+    println!("Number of objects (needed/total): {need_objects}/{objects}");
     Ok(())
 }
 

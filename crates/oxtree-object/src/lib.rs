@@ -13,6 +13,7 @@ pub mod file;
 pub mod gvariant;
 pub mod name;
 pub mod objtype;
+pub mod sizes;
 pub mod static_delta;
 pub mod text;
 pub mod xattrs;

@@ -24,6 +24,7 @@ pub mod objects;
 pub mod prune;
 pub mod pull_local;
 pub mod refs;
+pub mod sizes;
 pub mod static_delta;
 pub mod transaction;
 pub mod traverse;
