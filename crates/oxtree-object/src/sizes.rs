@@ -64,7 +64,7 @@ impl SizeEntry {
 
 /// The metadata value for `entries`, sorted by checksum as ostree sorts.
 pub fn encode_sizes(entries: &mut [SizeEntry]) -> Value<'static> {
-    entries.sort_by(|a, b| a.checksum.0.cmp(&b.checksum.0));
+    entries.sort_by_key(|a| a.checksum.0);
     let v: Vec<Vec<u8>> = entries.iter().map(SizeEntry::encode).collect();
     Value::from(v)
 }
