@@ -43,7 +43,7 @@ enum Command {
     /// Initialize a new empty repository
     Init(commands::init::Args),
     /// Commit a new revision
-    Commit(commands::commit::Args),
+    Commit(Box<commands::commit::Args>),
     /// Check out a commit into a filesystem tree
     Checkout(commands::checkout::Args),
     /// List file paths of a commit
@@ -288,7 +288,7 @@ fn main() {
     };
     let result = match command {
         Command::Init(a) => commands::init::run(repo, a),
-        Command::Commit(a) => commands::commit::run(repo, a),
+        Command::Commit(a) => commands::commit::run(repo, *a),
         Command::Checkout(a) => commands::checkout::run(repo, a),
         Command::Ls(a) => commands::ls::run(repo, a),
         Command::Cat(a) => commands::cat::run(repo, a),
