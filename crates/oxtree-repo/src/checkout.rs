@@ -277,8 +277,9 @@ impl Ctx<'_> {
                     self.linked.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                // Too many links or another filesystem: fall back to a copy.
-                Err(Errno::MLINK) | Err(Errno::XDEV) => {
+                // Too many links or another filesystem, or the object is
+                // a parent repository's: fall back to a copy.
+                Err(Errno::MLINK) | Err(Errno::XDEV) | Err(Errno::NOENT) => {
                     let stored = match stored {
                         Some(s) => s,
                         None => self.repo.open_file(csum)?,

@@ -104,7 +104,14 @@ impl Repo {
 
         stage(FsckStage::EnumeratingCommits);
         let objects = self.list_objects()?;
-        let loose: HashSet<ObjectName> = objects.iter().map(|(c, k)| (*k, *c)).collect();
+        let mut loose: HashSet<ObjectName> = objects.iter().map(|(c, k)| (*k, *c)).collect();
+        // A parent repository's objects count as present (they are read
+        // from there); they are its fsck's to verify.
+        let mut parent = self.parent();
+        while let Some(p) = parent {
+            loose.extend(p.list_objects()?.into_iter().map(|(c, k)| (k, c)));
+            parent = p.parent();
+        }
         let mut commits = Vec::new();
         for (c, k) in &objects {
             if *k != ObjectType::Commit {

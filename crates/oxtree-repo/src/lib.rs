@@ -57,6 +57,14 @@ pub const LAYOUT: &[&str] = &[
     "tmp/cache",
 ];
 
+/// How deep `core.parent` chains may go.
+const MAX_PARENT_DEPTH: u32 = 8;
+
+thread_local! {
+    /// Parents being opened on this thread (guards against loops).
+    static PARENT_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 #[derive(Debug)]
 pub struct Repo {
     path: PathBuf,
@@ -67,6 +75,9 @@ pub struct Repo {
     /// The sysroot this repository was opened through (`--sysroot`), if
     /// any: it decides where the repository's remotes.d is.
     sysroot: Option<PathBuf>,
+    /// `core.parent`: a repository whose objects this one reads as its own
+    /// (it stores only what the parent lacks), as ostree's parent repos.
+    parent: Option<Box<Repo>>,
 }
 
 impl Repo {
@@ -153,6 +164,22 @@ impl Repo {
         // As ostree, a removed tmp/ comes back; a read-only repository
         // (a mounted image, another user's) is still readable without it.
         let _ = fsutil::ensure_dir_at(&dir, "tmp", 0o755);
+        let parent = match config.get("core", "parent") {
+            Some(p) if !p.is_empty() => {
+                if PARENT_DEPTH.get() >= MAX_PARENT_DEPTH {
+                    return Err(RepoError::Config(format!(
+                        "core.parent: more than {MAX_PARENT_DEPTH} parent repositories (a loop?)"
+                    )));
+                }
+                PARENT_DEPTH.set(PARENT_DEPTH.get() + 1);
+                let r = Repo::open(Path::new(p));
+                PARENT_DEPTH.set(PARENT_DEPTH.get() - 1);
+                Some(Box::new(r.map_err(|e| {
+                    RepoError::Config(format!("core.parent {p}: {e}"))
+                })?))
+            }
+            _ => None,
+        };
         Ok(Repo {
             sysroot: None,
             path: path.to_path_buf(),
@@ -160,7 +187,13 @@ impl Repo {
             objects,
             mode,
             config,
+            parent,
         })
+    }
+
+    /// The `core.parent` repository, if any.
+    pub fn parent(&self) -> Option<&Repo> {
+        self.parent.as_deref()
     }
 
     pub fn path(&self) -> &Path {

@@ -67,7 +67,10 @@ impl Repo {
         let p = loose_path(csum, kind, self.mode());
         match fs::statat(self.objects_dir(), &p, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) => Ok(true),
-            Err(Errno::NOENT) => Ok(false),
+            Err(Errno::NOENT) => match self.parent() {
+                Some(parent) => parent.has_object(kind, csum),
+                None => Ok(false),
+            },
             Err(e) => Err(e).ctx(|| format!("checking object {p}")),
         }
     }
@@ -77,10 +80,13 @@ impl Repo {
         let p = loose_path(csum, kind, self.mode());
         match fsutil::read_at(self.objects_dir(), &p) {
             Ok(v) => Ok(v),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(RepoError::MissingObject {
-                checksum: *csum,
-                kind,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match self.parent() {
+                Some(parent) => parent.load_meta_bytes(kind, csum),
+                None => Err(RepoError::MissingObject {
+                    checksum: *csum,
+                    kind,
+                }),
+            },
             Err(e) => Err(e).ctx(|| format!("reading object {p}")),
         }
     }
@@ -138,7 +144,13 @@ impl Repo {
     /// its content.
     pub fn open_file(&self, csum: &Checksum) -> Result<StoredFile> {
         let p = loose_path(csum, ObjectType::File, self.mode());
-        self.open_file_in(self.objects_dir(), &p, csum)
+        match (
+            self.open_file_in(self.objects_dir(), &p, csum),
+            self.parent(),
+        ) {
+            (Err(RepoError::MissingObject { .. }), Some(parent)) => parent.open_file(csum),
+            (r, _) => r,
+        }
     }
 
     /// [`Repo::open_file`] for a file object stored, in this repository's
