@@ -271,6 +271,26 @@ fn prune_case(mode: &str) {
         ("younger2", vec!["prune", "--keep-younger-than=2021-06-01"]),
         ("depth1", vec!["prune", "--depth=1"]),
         (
+            "only-main",
+            vec!["prune", "--only-branch=main", "--depth=0"],
+        ),
+        (
+            "retain",
+            vec!["prune", "--depth=0", "--retain-branch-depth=main=1"],
+        ),
+        (
+            "retain-younger",
+            vec![
+                "prune",
+                "--keep-younger-than=2021-06-01",
+                "--retain-branch-depth=main=-1",
+            ],
+        ),
+        (
+            "commit-only",
+            vec!["prune", "--commit-only", "--refs-only", "--depth=0"],
+        ),
+        (
             "delete-commit",
             vec!["prune", "--delete-commit", h.commits[0].as_str()],
         ),
@@ -649,4 +669,58 @@ fn init_matches_ostree() {
     let d = scratch();
     let out = run_repo(Ox, &d.path().join("bad"), &["init", "--mode=nonsense"]).fails();
     assert!(out.stderr.contains("nonsense"), "{out:?}");
+}
+
+/// A repository with `core.parent` stores only what its parent lacks, and
+/// reads the rest from it: pull-local copies 3 of 6 files as ostree does,
+/// checkout and fsck find the parent's, and prune never drops what the
+/// child's refs reach.
+#[test]
+fn parent_repository_objects_are_read_not_copied() {
+    let d = scratch();
+    let root = d.path();
+    let files = root.join("files");
+    fs::create_dir_all(&files).unwrap();
+    for i in 1..=3 {
+        fs::write(files.join(format!("afile{i}")), format!("afile{i}\n")).unwrap();
+    }
+    let parent = init_repo(Ost, &root.join("repo"), "archive");
+    commit(Ost, &parent, "test", &files, &[]);
+    for i in 4..=6 {
+        fs::write(files.join(format!("afile{i}")), format!("afile{i}\n")).unwrap();
+    }
+    let tmp = init_repo(Ost, &root.join("tmp-repo"), "archive");
+    commit(Ost, &tmp, "childtest", &files, &[]);
+    let filez = |r: &Path| {
+        object_paths(r)
+            .iter()
+            .filter(|p| p.ends_with(".filez"))
+            .count()
+    };
+    let mut counts = Vec::new();
+    for tool in [Ost, Ox] {
+        let child = init_repo(Ost, &root.join(format!("child-{tool:?}")), "archive");
+        let mut cfg = fs::read_to_string(child.join("config")).unwrap();
+        cfg.push_str(&format!("parent={}\n", parent.display()));
+        fs::write(child.join("config"), cfg).unwrap();
+        ok(
+            tool,
+            &child,
+            &["pull-local", tmp.to_str().unwrap(), "childtest"],
+        );
+        counts.push(filez(&child));
+        ok(Ox, &child, &["prune", "--refs-only", "--depth=0"]);
+        assert_eq!(filez(&child), 3, "prune kept the child's own objects");
+        let co = root.join(format!("co-{tool:?}"));
+        ok(Ox, &child, &["checkout", "childtest", co.to_str().unwrap()]);
+        assert_eq!(fs::read_to_string(co.join("afile1")).unwrap(), "afile1\n");
+        assert_eq!(fs::read_to_string(co.join("afile6")).unwrap(), "afile6\n");
+        ok(Ost, &child, &["fsck"]);
+        ok(Ox, &child, &["fsck"]);
+    }
+    assert_eq!(
+        counts,
+        vec![3, 3],
+        "(ostree, oxtree) files stored in the child"
+    );
 }

@@ -24,6 +24,19 @@ pub struct Args {
     /// Prune all commits older than the specified date
     #[arg(long, value_name = "DATE")]
     keep_younger_than: Option<String>,
+    /// Additionally retain BRANCH=DEPTH commits (DEPTH -1: all)
+    #[arg(long, value_name = "BRANCH=DEPTH")]
+    retain_branch_depth: Vec<String>,
+    /// Only prune BRANCH (repeatable); other refs keep all their history
+    #[arg(long = "only-branch", value_name = "BRANCH")]
+    only_branches: Vec<String>,
+    /// Only traverse and delete commit objects
+    #[arg(long)]
+    commit_only: bool,
+    /// With --delete-commit: delete the static deltas to that commit
+    /// instead of the commit
+    #[arg(long)]
+    static_deltas_only: bool,
 }
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
@@ -31,7 +44,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     if a.delete_commit.is_some() && a.no_prune {
         bail!("Cannot specify both --delete-commit and --no-prune");
     }
-    if a.delete_commit.is_some() && a.keep_younger_than.is_some() {
+    if a.delete_commit.is_some() && a.keep_younger_than.is_some() && !a.static_deltas_only {
         bail!("Cannot specify both --delete-commit and --keep-younger-than");
     }
     let opts = PruneOptions {
@@ -48,6 +61,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             .map(|r| repo.resolve_rev(r))
             .transpose()?,
         dry_run: a.no_prune,
+        retain_branch_depth: a
+            .retain_branch_depth
+            .iter()
+            .map(|bd| parse_branch_depth(bd))
+            .collect::<Result<_>>()?,
+        only_branches: a.only_branches.clone(),
+        commit_only: a.commit_only,
+        static_deltas_only: a.static_deltas_only,
     };
     let pb = progress_bar(0, "prune");
     let progress = |done: u64, total: u64| {
@@ -62,7 +83,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         oxtree_transport::summary_cache::SummaryCache::new(&repo.path().join("tmp/cache"))
             .prune(&remotes)?;
     }
-    println!("Total objects: {}", r.total);
+    if a.commit_only {
+        println!("Total (commit only) objects: {}", r.total);
+    } else {
+        println!("Total objects: {}", r.total);
+    }
     if r.deleted == 0 {
         println!("No unreachable objects");
     } else if a.no_prune {
@@ -79,4 +104,15 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `BRANCH=DEPTH`, in ostree's words when it is not.
+fn parse_branch_depth(bd: &str) -> Result<(String, i64)> {
+    let (branch, depth) = bd
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("Invalid value {bd}, must specify BRANCH=DEPTH"))?;
+    let depth = depth
+        .parse::<i64>()
+        .map_err(|_| anyhow::anyhow!("Invalid depth {depth}"))?;
+    Ok((branch.to_string(), depth))
 }

@@ -32,6 +32,18 @@ pub struct PruneOptions {
     pub delete_commit: Option<Checksum>,
     /// Count what would be deleted, delete nothing (`--no-prune`).
     pub dry_run: bool,
+    /// `--retain-branch-depth=REF=DEPTH`: that ref keeps DEPTH parents
+    /// (negative: all), whatever `depth` and `keep_younger_than` say.
+    pub retain_branch_depth: Vec<(String, i64)>,
+    /// `--only-branch`: prune the history of these refs only; every other
+    /// ref keeps all of its history.
+    pub only_branches: Vec<String>,
+    /// `--commit-only`: reachability and deletion of commit objects only;
+    /// trees and files stay.
+    pub commit_only: bool,
+    /// `--static-deltas-only` (with `delete_commit`): delete the static
+    /// deltas to that commit instead of the commit.
+    pub static_deltas_only: bool,
 }
 
 impl Default for PruneOptions {
@@ -42,6 +54,10 @@ impl Default for PruneOptions {
             keep_younger_than: None,
             delete_commit: None,
             dry_run: false,
+            retain_branch_depth: Vec::new(),
+            only_branches: Vec::new(),
+            commit_only: false,
+            static_deltas_only: false,
         }
     }
 }
@@ -103,34 +119,81 @@ impl Repo {
     pub fn prune_reachable(&self, opts: &PruneOptions) -> Result<Reachable> {
         let mut reachable = Reachable::new();
         let refs = self.refs_for_reachability()?;
-        if let Some(ts) = opts.keep_younger_than {
-            for (_, tip) in &refs {
-                self.traverse_commit(tip, 0, &mut reachable)?;
-                let mut next = self.load_commit(tip)?.parent;
-                while let Some(c) = next {
-                    let commit = match self.load_commit(&c) {
-                        Ok(commit) => commit,
-                        Err(RepoError::MissingObject { .. }) => break,
-                        Err(e) => return Err(e),
-                    };
-                    if commit.timestamp < ts {
-                        break;
+        let per_ref = opts.keep_younger_than.is_some()
+            || !opts.retain_branch_depth.is_empty()
+            || !opts.only_branches.is_empty();
+        if per_ref {
+            // Refs only, each with its own rule, as `ostree prune` with
+            // these options.
+            let mut depths: std::collections::HashMap<&str, i64> = opts
+                .retain_branch_depth
+                .iter()
+                .map(|(r, d)| (r.as_str(), *d))
+                .collect();
+            if !opts.only_branches.is_empty() {
+                for b in &opts.only_branches {
+                    if !refs.iter().any(|(r, _)| r == b) {
+                        self.resolve_rev(b)?;
                     }
-                    self.traverse_commit(&c, 0, &mut reachable)?;
-                    next = commit.parent;
+                }
+                for (r, _) in &refs {
+                    if !opts.only_branches.contains(r) {
+                        depths.entry(r.as_str()).or_insert(-1);
+                    }
+                }
+            }
+            for (name, tip) in &refs {
+                match (depths.get(name.as_str()), opts.keep_younger_than) {
+                    (Some(d), _) => {
+                        self.traverse_commit_with(tip, *d, opts.commit_only, &mut reachable)?
+                    }
+                    (None, Some(ts)) => {
+                        self.keep_younger_than(tip, ts, opts.commit_only, &mut reachable)?
+                    }
+                    (None, None) => self.traverse_commit_with(
+                        tip,
+                        opts.depth,
+                        opts.commit_only,
+                        &mut reachable,
+                    )?,
                 }
             }
             return Ok(reachable);
         }
         for (_, tip) in &refs {
-            self.traverse_commit(tip, opts.depth, &mut reachable)?;
+            self.traverse_commit_with(tip, opts.depth, opts.commit_only, &mut reachable)?;
         }
         if !opts.refs_only {
             for c in self.list_commits()? {
-                self.traverse_commit(&c, opts.depth, &mut reachable)?;
+                self.traverse_commit_with(&c, opts.depth, opts.commit_only, &mut reachable)?;
             }
         }
         Ok(reachable)
+    }
+
+    /// A ref's tip and the unbroken run of its ancestors at least `ts` new.
+    fn keep_younger_than(
+        &self,
+        tip: &Checksum,
+        ts: u64,
+        commit_only: bool,
+        reachable: &mut Reachable,
+    ) -> Result<()> {
+        self.traverse_commit_with(tip, 0, commit_only, reachable)?;
+        let mut next = self.load_commit(tip)?.parent;
+        while let Some(c) = next {
+            let commit = match self.load_commit(&c) {
+                Ok(commit) => commit,
+                Err(RepoError::MissingObject { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            if commit.timestamp < ts {
+                break;
+            }
+            self.traverse_commit_with(&c, 0, commit_only, reachable)?;
+            next = commit.parent;
+        }
+        Ok(())
     }
 
     /// Delete unreachable objects. Takes the exclusive lock for the whole
@@ -141,29 +204,68 @@ impl Repo {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<PruneReport> {
         let _lock = self.lock(LockKind::Exclusive)?;
-        if let Some(c) = &opts.delete_commit {
-            if let Some((name, _)) = self
-                .refs_for_reachability()?
-                .into_iter()
-                .find(|(_, r)| r == c)
-            {
-                return Err(RepoError::Invalid(format!(
-                    "Commit '{c}' is referenced by '{name}'"
-                )));
+        match (&opts.delete_commit, opts.static_deltas_only) {
+            // Only the deltas to the commit go; the commit stays (and may
+            // well be a ref's).
+            (Some(c), true) => {
+                if !opts.dry_run {
+                    self.delete_static_deltas_to(Some(c))?;
+                }
             }
-            if !self.has_object(ObjectType::Commit, c)? {
-                return Err(RepoError::MissingObject {
-                    checksum: *c,
-                    kind: ObjectType::Commit,
-                });
+            (Some(c), false) => {
+                if let Some((name, _)) = self
+                    .refs_for_reachability()?
+                    .into_iter()
+                    .find(|(_, r)| r == c)
+                {
+                    return Err(RepoError::Invalid(format!(
+                        "Commit '{c}' is referenced by '{name}'"
+                    )));
+                }
+                if !self.has_object(ObjectType::Commit, c)? {
+                    return Err(RepoError::MissingObject {
+                        checksum: *c,
+                        kind: ObjectType::Commit,
+                    });
+                }
+                if !opts.dry_run {
+                    self.enable_tombstone_commits()?;
+                    self.delete_commit_object(c)?;
+                }
             }
-            if !opts.dry_run {
-                self.enable_tombstone_commits()?;
-                self.delete_commit_object(c)?;
+            (None, true) => {
+                return Err(RepoError::Invalid(
+                    "--static-deltas-only requires --delete-commit".into(),
+                ))
             }
+            (None, false) => {}
         }
         let this: &Repo = self;
-        this.prune_unreachable(opts, progress)
+        let report = this.prune_unreachable(opts, progress)?;
+        if !opts.dry_run {
+            // Deltas to commits that are gone serve nothing.
+            this.delete_static_deltas_to(None)?;
+        }
+        Ok(report)
+    }
+
+    /// Delete the static deltas whose target is `to`, or with None, those
+    /// whose target commit is not in the repository.
+    fn delete_static_deltas_to(&self, to: Option<&Checksum>) -> Result<()> {
+        for name in self.list_static_deltas()? {
+            let target = name.rsplit('-').next().unwrap_or(&name);
+            let Ok(target) = Checksum::from_hex(target) else {
+                continue;
+            };
+            let doomed = match to {
+                Some(c) => target == *c,
+                None => !self.has_object(ObjectType::Commit, &target)?,
+            };
+            if doomed {
+                self.delete_static_delta(&name)?;
+            }
+        }
+        Ok(())
     }
 
     fn prune_unreachable(
@@ -182,7 +284,11 @@ impl Repo {
         let objects = self.list_objects()?;
         // Like ostree, count neither detached metadata (it goes with its
         // commit) nor object kinds prune leaves alone.
-        let counted = |k: ObjectType| prunable(k) && k != ObjectType::CommitMeta;
+        let counted = |k: ObjectType| {
+            prunable(k)
+                && k != ObjectType::CommitMeta
+                && (!opts.commit_only || k == ObjectType::Commit)
+        };
         let mut report = PruneReport {
             total: objects.iter().filter(|(_, k)| counted(*k)).count() as u64,
             ..Default::default()
@@ -191,6 +297,9 @@ impl Repo {
             .into_iter()
             .map(|(c, k)| (k, c))
             .filter(|o| prunable(o.0) && !reachable.contains(o))
+            .filter(|o| {
+                !opts.commit_only || matches!(o.0, ObjectType::Commit | ObjectType::CommitMeta)
+            })
             .collect();
         // Commits (and their detached metadata) first, then the rest.
         doomed.sort_by_key(|(k, c)| {

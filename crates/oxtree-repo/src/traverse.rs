@@ -76,6 +76,18 @@ impl Repo {
         depth: i64,
         out: &mut Reachable,
     ) -> Result<()> {
+        self.traverse_commit_with(commit, depth, false, out)
+    }
+
+    /// [`Repo::traverse_commit`]; with `commit_only`, the commits (and
+    /// their detached metadata) alone, not their trees.
+    pub fn traverse_commit_with(
+        &self,
+        commit: &Checksum,
+        depth: i64,
+        commit_only: bool,
+        out: &mut Reachable,
+    ) -> Result<()> {
         let mut next = Some(*commit);
         let mut remaining = depth;
         let mut first = true;
@@ -90,8 +102,10 @@ impl Repo {
                 if self.has_object(ObjectType::CommitMeta, &c)? {
                     out.insert((ObjectType::CommitMeta, c));
                 }
-                let partial = self.is_commit_partial(&c)?;
-                self.traverse_dir(&obj.root_tree, &obj.root_meta, partial, 0, out)?;
+                if !commit_only {
+                    let partial = self.is_commit_partial(&c)?;
+                    self.traverse_dir(&obj.root_tree, &obj.root_meta, partial, 0, out)?;
+                }
             }
             if remaining == 0 {
                 break;
