@@ -187,6 +187,16 @@ fn subpath_checkouts() {
     both(&f, "sub-usr", &["--subpath=/usr"], "simple", |_| {});
     both(&f, "sub-share", &["--subpath=usr/share"], "simple", |_| {});
     both(&f, "sub-odd", &["--subpath=/sub"], "main", |_| {});
+    // A file subpath lands inside the destination directory, made if
+    // missing or already there.
+    both(&f, "sub-file", &["--subpath=/sub/payload"], "main", |_| {});
+    both(
+        &f,
+        "sub-file-in",
+        &["--subpath=/sub/payload"],
+        "main",
+        |d| fs::create_dir(d).unwrap(),
+    );
     let f = fixture("archive");
     both(
         &f,

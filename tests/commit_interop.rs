@@ -189,6 +189,39 @@ fn commit_archive_generate_sizes() {
     assert!(sx.contains("Number of objects (needed/total): 0/"), "{sx}");
 }
 
+/// W^X: executables lose their write bits, the same as ostree's commit.
+#[test]
+fn commit_mode_ro_executables() {
+    odd_tree_commit("bare", false, &["--mode-ro-executables"]);
+}
+
+/// A modifier applies to a tree taken from a ref too: ostree rewrites the
+/// stored tree, and so does oxtree (same commit).
+#[test]
+fn commit_ref_tree_through_a_modifier() {
+    let d = scratch();
+    let tree = d.path().join("tree");
+    odd_tree(&tree, false);
+    let (rx, ro) = repos(d.path(), "bare");
+    for (tool, r) in [(Ost, &ro), (Ox, &rx)] {
+        commit(tool, r, "base", &tree, &[]);
+    }
+    let args = [
+        "commit",
+        "-b",
+        "w-x",
+        "--tree=ref=base",
+        "--mode-ro-executables",
+        "--owner-uid=42",
+        "--timestamp=2020-01-01",
+        "-s",
+        "x",
+    ];
+    let co = checksum_line(&ok(Ost, &ro, &args));
+    let cx = checksum_line(&ok(Ox, &rx, &args));
+    assert_eq!(cx, co, "oxtree (left) and ostree (right) differ");
+}
+
 #[test]
 fn commit_bare_canonical_permissions() {
     odd_tree_commit("bare", false, &["--canonical-permissions"]);

@@ -89,6 +89,9 @@ pub struct Args {
     /// (ostree.sizes; archive repositories only, as ostree)
     #[arg(long)]
     generate_sizes: bool,
+    /// Executable regular files lose their write bits (W^X)
+    #[arg(long)]
+    mode_ro_executables: bool,
     /// Sign the commit with this key (repeatable; see --sign-type)
     #[arg(long = "sign", value_name = "KEY-ID")]
     sign: Vec<String>,
@@ -175,6 +178,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         owner_gid: a.owner_gid,
         skip_xattrs: a.no_xattrs,
         paths: paths.clone(),
+        ro_executables: a.mode_ro_executables,
     };
 
     let parent = match a.parent.as_deref() {
@@ -252,7 +256,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
             Source::Ref(r) => {
                 let c = repo.load_commit(&repo.resolve_rev(r)?)?;
-                mt.overlay(MutableTree::from_stored(&repo, &c.root_tree, &c.root_meta)?);
+                let mut stored = MutableTree::from_stored(&repo, &c.root_tree, &c.root_meta)?;
+                if !modifier.is_identity() {
+                    tx.rewrite_stored_tree(&mut stored, "/", &modifier)?;
+                }
+                mt.overlay(stored);
             }
         }
     }

@@ -124,7 +124,14 @@ impl Repo {
                     if i + 1 != comps.len() {
                         return Err(RepoError::NoSuchPath(sub.to_string()));
                     }
-                    ctx.file(parent_fd.as_fd(), &name, &f.checksum)?;
+                    // A file goes into the destination directory (made
+                    // if need be) under its own name, as ostree does.
+                    // A directory it makes is private (0700), as ostree's.
+                    fsutil::ensure_dir_at(&parent_fd, &name, 0o700)
+                        .ctx(|| format!("creating {}", dest.display()))?;
+                    let d = fsutil::open_dir_at(&parent_fd, &name)
+                        .ctx(|| format!("opening {}", dest.display()))?;
+                    ctx.file(d.as_fd(), comp, &f.checksum)?;
                     return Ok(ctx.stats());
                 } else {
                     return Err(RepoError::NoSuchPath(sub.to_string()));
@@ -137,6 +144,15 @@ impl Repo {
 }
 
 fn split_dest(dest: &Path) -> Result<(std::path::PathBuf, String)> {
+    // `.` or `..` (a file subpath checked out into the current
+    // directory): name the directory itself.
+    let canonical;
+    let dest = if dest.file_name().is_none() {
+        canonical = std::fs::canonicalize(dest).ctx(|| format!("resolving {}", dest.display()))?;
+        canonical.as_path()
+    } else {
+        dest
+    };
     let name = dest
         .file_name()
         .and_then(|n| n.to_str())

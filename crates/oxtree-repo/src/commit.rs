@@ -26,6 +26,9 @@ pub struct CommitModifier {
     pub skip_xattrs: bool,
     /// `--statoverride` and `--skip-list`, by path.
     pub paths: Option<std::sync::Arc<PathRules>>,
+    /// `--mode-ro-executables`: executable regular files lose their write
+    /// bits (W^X).
+    pub ro_executables: bool,
 }
 
 /// Changes to single paths of a commit (`/usr/bin/x`, from the tree's
@@ -148,7 +151,22 @@ impl CommitModifier {
         self.paths.as_ref().is_some_and(|p| p.skips(path))
     }
 
+    /// Whether this modifier asks for no change (a stored tree is then
+    /// taken as it is; one in a bare-user-only repository is canonical
+    /// already).
+    pub fn is_identity(&self) -> bool {
+        !self.canonical_permissions
+            && self.owner_uid.is_none()
+            && self.owner_gid.is_none()
+            && !self.skip_xattrs
+            && self.paths.is_none()
+            && !self.ro_executables
+    }
+
     pub fn file(&self, path: &str, repo: RepoMode, mut h: FileHeader) -> FileHeader {
+        if self.ro_executables && h.is_regular() && h.mode & 0o111 != 0 {
+            h.mode &= !0o222;
+        }
         if let Some(u) = self.owner_uid {
             h.uid = u;
         }
@@ -229,6 +247,44 @@ struct FileJob {
 }
 
 impl<'r> Transaction<'r> {
+    /// `--tree=ref=` with a modifier: pass every entry of the stored tree
+    /// `mt` (rooted at `path`, "/" for the root) through `m`, writing the
+    /// file and dirmeta objects whose metadata it changes.
+    pub fn rewrite_stored_tree(
+        &self,
+        mt: &mut MutableTree,
+        path: &str,
+        m: &CommitModifier,
+    ) -> Result<()> {
+        let repo = self.repo();
+        let mode = repo.mode();
+        if let Some(meta) = mt.meta {
+            let old = repo.load_dirmeta(&meta)?;
+            let new = m.dir(path, mode, old.clone());
+            if new != old {
+                mt.meta = Some(self.write_dirmeta(&new)?);
+            }
+        }
+        let child = |name: &str| match path {
+            "/" => format!("/{name}"),
+            _ => format!("{path}/{name}"),
+        };
+        mt.files.retain(|name, _| !m.skips(&child(name)));
+        mt.dirs.retain(|name, _| !m.skips(&child(name)));
+        for (name, csum) in mt.files.iter_mut() {
+            let stored = repo.open_file(csum)?;
+            let new = m.file(&child(name), mode, stored.header.clone());
+            if new != stored.header {
+                let size = stored.size;
+                *csum = self.write_content(&new, size, stored.content)?.checksum;
+            }
+        }
+        for (name, sub) in mt.dirs.iter_mut() {
+            self.rewrite_stored_tree(sub, &child(name), m)?;
+        }
+        Ok(())
+    }
+
     /// Commit the contents of directory `path` into `mt` (overlaying).
     pub fn write_dir_into(
         &self,

@@ -138,8 +138,15 @@ pub fn list_dir<Fd: AsFd>(dirfd: Fd) -> io::Result<Vec<(String, fs::FileType)>> 
         if name == b"." || name == b".." {
             continue;
         }
-        let name = String::from_utf8(name.to_vec()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, "file name is not valid UTF-8")
+        // ostree's words, which scripts match.
+        let name = String::from_utf8(name.to_vec()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "Invalid UTF-8 in filename {}",
+                    String::from_utf8_lossy(e.as_bytes()).escape_debug()
+                ),
+            )
         })?;
         out.push((name, ent.file_type()));
     }

@@ -164,21 +164,24 @@ impl Repo {
     /// All refs: local ones as `name`, remote ones as `remote:name`, sorted.
     pub fn list_refs(&self) -> Result<Vec<(String, Checksum)>> {
         let mut out = Vec::new();
-        if let Ok(heads) = fsutil::open_dir_at(self.dir(), "refs/heads") {
-            walk_refs(&heads, "", "", &mut out)?;
-        }
+        // Every repository has both directories; one that is gone is
+        // damage to report (as ostree does), not an empty list.
+        let open = |d: &str| {
+            fsutil::open_dir_at(self.dir(), d).ctx(|| format!("Listing refs: opendir({d})"))
+        };
+        let heads = open("refs/heads")?;
+        walk_refs(&heads, "", "", &mut out)?;
         // Aliases (symlinks, skipped by the walk) list as refs too.
         for (alias, target) in self.list_ref_aliases()? {
             if let Some(c) = self.read_ref_file("refs/heads", &target)? {
                 out.push((alias, c));
             }
         }
-        if let Ok(remotes) = fsutil::open_dir_at(self.dir(), "refs/remotes") {
-            for (r, t) in fsutil::list_dir(&remotes).ctx(|| "listing refs/remotes")? {
-                if t == FileType::Directory {
-                    let d = fsutil::open_dir_at(&remotes, &r).ctx(|| "opening remote refs")?;
-                    walk_refs(&d, &format!("{r}:"), "", &mut out)?;
-                }
+        let remotes = open("refs/remotes")?;
+        for (r, t) in fsutil::list_dir(&remotes).ctx(|| "listing refs/remotes")? {
+            if t == FileType::Directory {
+                let d = fsutil::open_dir_at(&remotes, &r).ctx(|| "opening remote refs")?;
+                walk_refs(&d, &format!("{r}:"), "", &mut out)?;
             }
         }
         out.sort();
