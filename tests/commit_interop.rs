@@ -582,3 +582,77 @@ fn commit_collection_binding_matches_ostree() {
         ok(t, r, &["refs", "--collections", "org.example.M"])
     });
 }
+
+/// cpio archives (newc, hard links carried once), `--tar-pathname-filter`
+/// and `--tar-autocreate-parents`: the same commits as ostree's libarchive
+/// import makes.
+#[test]
+fn commit_cpio_and_filtered_archives() {
+    let d = scratch();
+    let tree = d.path().join("tree");
+    fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    fs::write(tree.join("usr/bin/foo"), "contents\n").unwrap();
+    fs::hard_link(tree.join("usr/bin/foo"), tree.join("usr/bin/bar")).unwrap();
+    fs::hard_link(tree.join("usr/bin/foo"), tree.join("usr/lib/baz")).unwrap();
+    std::os::unix::fs::symlink("foo", tree.join("usr/bin/sl")).unwrap();
+    fs::write(tree.join("usr/lib/libfoo.so"), "a library\n").unwrap();
+    fs::write(tree.join("usr/lib/empty"), "").unwrap();
+    let cpio = d.path().join("tree.cpio");
+    let tgz = d.path().join("tree.tar.gz");
+    let o = sh(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "cd {} && find . | sort | cpio --quiet -o -H newc > {}",
+                tree.display(),
+                cpio.display()
+            ),
+        ],
+    );
+    assert!(o.success(), "{o:?}");
+    let o = sh(
+        "tar",
+        &[
+            "-C",
+            tree.to_str().unwrap(),
+            "-czf",
+            tgz.to_str().unwrap(),
+            "usr/bin",
+        ],
+    );
+    assert!(o.success(), "{o:?}");
+    let (rx, ro) = repos(d.path(), "bare");
+    let cases: [(&str, Vec<String>); 3] = [
+        ("cpio", vec![format!("--tree=tar={}", cpio.display())]),
+        (
+            "cpio-filtered",
+            vec![
+                format!("--tree=tar={}", cpio.display()),
+                "--tar-pathname-filter=^usr/lib/,opt/".into(),
+                "--tar-autocreate-parents".into(),
+            ],
+        ),
+        (
+            "tgz-partial",
+            vec![
+                format!("--tree=tar={}", tgz.display()),
+                "--tar-autocreate-parents".into(),
+                "--owner-uid=7".into(),
+            ],
+        ),
+    ];
+    for (name, extra) in cases {
+        let mut args = vec!["-b", name];
+        args.extend(extra.iter().map(String::as_str));
+        let o = commit_args(Ost, &ro, &args);
+        let x = commit_args(Ox, &rx, &args);
+        assert_same_output(
+            &format!("{name}: ls -R of the commit (ostree reading both repos)"),
+            &ok(Ost, &ro, &["ls", "-R", name]),
+            &ok(Ost, &rx, &["ls", "-R", name]),
+        );
+        assert_eq!(x, o, "{name}: oxtree (left) and ostree (right) differ");
+    }
+}

@@ -29,6 +29,10 @@ pub struct Args {
     /// devices 0:0) named NAME
     #[arg(long)]
     process_passthrough_whiteouts: bool,
+    /// Leave out the paths listed in FILE (one per line, from the root of
+    /// the commit), with everything below them
+    #[arg(long, value_name = "FILE")]
+    skip_list: Option<PathBuf>,
     /// Accepted for compatibility (checkouts are not synced)
     #[arg(long, value_name = "BOOL", hide = true)]
     fsync: Option<String>,
@@ -92,6 +96,19 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         },
         subpath: a.subpath.clone(),
         passthrough_whiteouts: a.process_passthrough_whiteouts,
+        skip: match &a.skip_list {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                Some(std::sync::Arc::new(
+                    text.lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("/{}", l.trim_matches('/')))
+                        .collect(),
+                ))
+            }
+            None => None,
+        },
     };
     let pb = progress_bar(0, "checkout");
     pb.set_style(indicatif::ProgressStyle::with_template("{msg} {pos} files ({per_sec})").unwrap());

@@ -92,6 +92,14 @@ pub struct Args {
     /// Executable regular files lose their write bits (W^X)
     #[arg(long)]
     mode_ro_executables: bool,
+    /// When importing an archive, create the directories it does not list
+    /// (0755, owned per --owner-uid/--owner-gid)
+    #[arg(long)]
+    tar_autocreate_parents: bool,
+    /// When importing an archive, rewrite each member path with
+    /// REGEX,REPLACEMENT (the replacement is literal)
+    #[arg(long, value_name = "REGEX,REPLACEMENT")]
+    tar_pathname_filter: Option<String>,
     /// Sign the commit with this key (repeatable; see --sign-type)
     #[arg(long = "sign", value_name = "KEY-ID")]
     sign: Vec<String>,
@@ -180,6 +188,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         paths: paths.clone(),
         ro_executables: a.mode_ro_executables,
     };
+    let archive = oxtree_repo::archive::ArchiveOptions {
+        autocreate_parents: a.tar_autocreate_parents,
+        pathname_filter: a
+            .tar_pathname_filter
+            .as_deref()
+            .map(oxtree_repo::archive::PathnameFilter::parse)
+            .transpose()?,
+    };
 
     let parent = match a.parent.as_deref() {
         Some("none") => None,
@@ -248,10 +264,15 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     for s in &sources {
         match s {
             Source::Dir(p) => tx.write_dir_into(p, &mut mt, &modifier, &report)?,
+            Source::Tar(f) if f.as_os_str() == "-" => {
+                let stdin = std::io::stdin().lock();
+                tx.write_archive_stream_into(stdin, &mut mt, &modifier, &archive)
+                    .context("importing the archive on standard input")?;
+            }
             Source::Tar(f) => {
                 let file =
                     std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
-                tx.write_tar_file_into(file, &mut mt, &modifier)
+                tx.write_archive_file_into(file, &mut mt, &modifier, &archive)
                     .with_context(|| format!("importing {}", f.display()))?;
             }
             Source::Ref(r) => {

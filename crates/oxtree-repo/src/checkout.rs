@@ -50,6 +50,9 @@ pub struct CheckoutOptions {
     /// character device 0:0 `NAME` with the file's mode, owner and xattrs.
     /// Trees carry whiteouts this way because a commit cannot hold devices.
     pub passthrough_whiteouts: bool,
+    /// `--skip-list`: paths of the commit (`/usr/share/doc`) left out,
+    /// with everything below them.
+    pub skip: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 /// The name prefix of a whiteout carried as a regular file.
@@ -138,7 +141,11 @@ impl Repo {
                 }
             }
         }
-        ctx.dir(parent_fd.as_fd(), &name, &tree, &meta)?;
+        let root = match opts.subpath.as_deref() {
+            Some(sub) => format!("/{}", sub.trim_matches('/')),
+            None => "/".to_string(),
+        };
+        ctx.dir(parent_fd.as_fd(), &name, &tree, &meta, &root)?;
         Ok(ctx.stats())
     }
 }
@@ -185,12 +192,27 @@ impl Ctx<'_> {
         Ok(m)
     }
 
+    /// The commit path of `name` in the directory at `dir` (paths are
+    /// only tracked when a skip list needs them).
+    fn child_path(&self, dir: &str, name: &str) -> String {
+        match (self.opts.skip.is_some(), dir) {
+            (false, _) => String::new(),
+            (true, "/") => format!("/{name}"),
+            (true, _) => format!("{dir}/{name}"),
+        }
+    }
+
+    fn skipped(&self, path: &str) -> bool {
+        self.opts.skip.as_ref().is_some_and(|s| s.contains(path))
+    }
+
     fn dir(
         &self,
         parent: BorrowedFd<'_>,
         name: &str,
         tree: &Checksum,
         meta: &Checksum,
+        path: &str,
     ) -> Result<()> {
         let t = self.repo.load_dirtree(tree)?;
         let m = self.dirmeta(meta)?;
@@ -205,13 +227,24 @@ impl Ctx<'_> {
         )))?;
         self.dirs.fetch_add(1, Ordering::Relaxed);
 
-        let files = |f: &oxtree_object::FileEntry| self.file(fd.as_fd(), &f.name, &f.checksum);
+        let files = |f: &oxtree_object::FileEntry| {
+            if self.skipped(&self.child_path(path, &f.name)) {
+                return Ok(());
+            }
+            self.file(fd.as_fd(), &f.name, &f.checksum)
+        };
         if t.files.len() >= 16 {
             t.files.par_iter().try_for_each(files)?;
         } else {
             t.files.iter().try_for_each(files)?;
         }
-        let dirs = |d: &oxtree_object::DirEntry| self.dir(fd.as_fd(), &d.name, &d.tree, &d.meta);
+        let dirs = |d: &oxtree_object::DirEntry| {
+            let sub = self.child_path(path, &d.name);
+            if self.skipped(&sub) {
+                return Ok(());
+            }
+            self.dir(fd.as_fd(), &d.name, &d.tree, &d.meta, &sub)
+        };
         if t.dirs.len() >= 2 {
             t.dirs.par_iter().try_for_each(dirs)?;
         } else {

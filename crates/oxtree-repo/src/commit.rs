@@ -11,7 +11,6 @@ use oxtree_object::{mode, Checksum, Commit, DirMeta, FileHeader, Metadata, Xattr
 use rayon::prelude::*;
 use rustix::fd::OwnedFd;
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
-use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,7 +79,7 @@ impl PathRules {
     }
 
     /// Whether `path` is skipped.
-    fn skips(&self, path: &str) -> bool {
+    pub(crate) fn skips(&self, path: &str) -> bool {
         let hit = self.skip.contains(path);
         if hit {
             self.mark(path);
@@ -147,7 +146,7 @@ impl CommitModifier {
     }
 
     /// Whether the entry at `path` is left out of the commit.
-    fn skips(&self, path: &str) -> bool {
+    pub(crate) fn skips(&self, path: &str) -> bool {
         self.paths.as_ref().is_some_and(|p| p.skips(path))
     }
 
@@ -402,129 +401,6 @@ impl<'r> Transaction<'r> {
         Ok(mt)
     }
 
-    /// Commit the tar archive `file` into `mt` (overlaying): plain, or
-    /// gzip-compressed (as libarchive, and so `ostree commit --tree=tar=`,
-    /// accepts), which is first inflated into an unnamed temp file in the
-    /// staging directory since the import reads the archive twice.
-    pub fn write_tar_file_into(
-        &self,
-        mut file: std::fs::File,
-        mt: &mut MutableTree,
-        m: &CommitModifier,
-    ) -> Result<()> {
-        let mut magic = [0u8; 2];
-        let n = file.read(&mut magic).ctx(|| "reading the archive")?;
-        file.rewind().ctx(|| "rewinding the archive")?;
-        if n == 2 && magic == [0x1f, 0x8b] {
-            let mut plain = self.temp_file().ctx(|| "creating a temp file")?;
-            let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-            std::io::copy(&mut gz, &mut plain).ctx(|| "inflating the gzip archive")?;
-            plain.rewind().ctx(|| "rewinding the inflated archive")?;
-            return self.write_tar_into(std::io::BufReader::new(plain), mt, m);
-        }
-        self.write_tar_into(std::io::BufReader::new(file), mt, m)
-    }
-
-    /// Commit a tar stream into `mt` (overlaying).
-    pub fn write_tar_into<R: Read + Seek>(
-        &self,
-        mut reader: R,
-        mt: &mut MutableTree,
-        m: &CommitModifier,
-    ) -> Result<()> {
-        let repo_mode = self.repo().mode();
-        // First pass: xattrs from the raw PAX records (see `pax_xattrs`).
-        let xattrs_by_entry = pax_xattrs(&mut reader)?;
-        reader.rewind().ctx(|| "rewinding tar archive")?;
-        let mut ar = tar::Archive::new(reader);
-        let mut built = MutableTree::new();
-        let entries = ar.entries().ctx(|| "reading tar archive")?;
-        for (index, entry) in entries.enumerate() {
-            let mut e = entry.ctx(|| "reading tar entry")?;
-            let raw_path = e.path().ctx(|| "reading tar entry path")?.into_owned();
-            let comps = tar_components(&raw_path)?;
-            let hdr = e.header();
-            let uid = hdr.uid().unwrap_or(0) as u32;
-            let gid = hdr.gid().unwrap_or(0) as u32;
-            let perms = hdr.mode().unwrap_or(0o644) & 0o7777;
-            let etype = hdr.entry_type();
-            let link = e
-                .link_name()
-                .ctx(|| "reading tar link name")?
-                .map(|p| p.into_owned());
-            let xattr_pairs = xattrs_by_entry.get(&index).cloned().unwrap_or_default();
-            let xattrs = Xattrs::from_pairs(xattr_pairs);
-            let strs: Vec<&str> = comps.iter().map(|s| s.as_str()).collect();
-            let path = format!("/{}", strs.join("/"));
-            // A skipped entry, or one below a skipped directory.
-            if (1..=strs.len()).any(|n| m.skips(&format!("/{}", strs[..n].join("/")))) {
-                continue;
-            }
-            if etype.is_dir() {
-                let meta = m.dir(
-                    &path,
-                    repo_mode,
-                    DirMeta {
-                        uid,
-                        gid,
-                        mode: mode::S_IFDIR | perms,
-                        xattrs,
-                    },
-                );
-                let csum = self.write_dirmeta(&meta)?;
-                built.dir_at_path(&strs).meta = Some(csum);
-                continue;
-            }
-            let Some((leaf, parents)) = strs.split_last() else {
-                return Err(RepoError::Invalid("tar entry with an empty path".into()));
-            };
-            let csum = if etype.is_symlink() {
-                let target = link.ok_or_else(|| {
-                    RepoError::Invalid(format!("tar symlink {} without target", raw_path.display()))
-                })?;
-                let target = target
-                    .to_str()
-                    .ok_or_else(|| RepoError::Invalid("non-UTF-8 symlink target in tar".into()))?
-                    .to_string();
-                let h = m.file(
-                    &path,
-                    repo_mode,
-                    FileHeader::symlink(uid, gid, target, xattrs),
-                );
-                self.write_content(&h, 0, std::io::empty())?.checksum
-            } else if etype.is_hard_link() {
-                let target = link.ok_or_else(|| {
-                    RepoError::Invalid(format!(
-                        "tar hardlink {} without target",
-                        raw_path.display()
-                    ))
-                })?;
-                let tc = tar_components(&target)?;
-                let ts: Vec<&str> = tc.iter().map(|s| s.as_str()).collect();
-                built.lookup_file(&ts).ok_or_else(|| {
-                    RepoError::Invalid(format!("tar hardlink to unknown file {}", target.display()))
-                })?
-            } else if etype.is_file() || etype == tar::EntryType::Continuous {
-                let size = e.size();
-                let h = m.file(
-                    &path,
-                    repo_mode,
-                    FileHeader::regular(uid, gid, perms, xattrs),
-                );
-                self.write_content(&h, size, &mut e)?.checksum
-            } else {
-                return Err(RepoError::Invalid(format!(
-                    "tar entry {} has an unsupported type {:?}",
-                    raw_path.display(),
-                    etype
-                )));
-            };
-            built.dir_at_path(parents).set_file(leaf, csum);
-        }
-        mt.overlay(built);
-        Ok(())
-    }
-
     /// Write the commit object for a root.
     pub fn write_commit_object(
         &self,
@@ -543,93 +419,6 @@ impl<'r> Transaction<'r> {
         };
         self.write_commit(&c)
     }
-}
-
-/// The `SCHILY.xattr.*` PAX records of each member, by member index.
-///
-/// Read in a raw pass because the `tar` crate splits PAX records at
-/// newlines, which loses binary xattr values that contain one; records are
-/// length-prefixed (`LEN KEY=VALUE\n`), so this parses them by length.
-fn pax_xattrs<R: Read>(reader: R) -> Result<std::collections::HashMap<usize, XattrPairs>> {
-    let mut out = std::collections::HashMap::new();
-    let mut ar = tar::Archive::new(reader);
-    let mut entries = ar.entries().ctx(|| "reading tar archive")?.raw(true);
-    let mut pending: XattrPairs = Vec::new();
-    let mut index = 0usize;
-    for entry in &mut entries {
-        let mut e = entry.ctx(|| "reading tar entry")?;
-        match e.header().entry_type() {
-            tar::EntryType::XHeader => {
-                let mut data = Vec::new();
-                (&mut e)
-                    .take(16 << 20)
-                    .read_to_end(&mut data)
-                    .ctx(|| "reading PAX header")?;
-                for (k, v) in parse_pax_records(&data)? {
-                    if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                        pending.push((name.to_vec(), v));
-                    }
-                }
-            }
-            tar::EntryType::XGlobalHeader
-            | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => {}
-            _ => {
-                if !pending.is_empty() {
-                    out.insert(index, std::mem::take(&mut pending));
-                }
-                index += 1;
-            }
-        }
-    }
-    Ok(out)
-}
-
-type XattrPairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Parse `LEN KEY=VALUE\n` records; LEN counts the whole record.
-fn parse_pax_records(mut data: &[u8]) -> Result<XattrPairs> {
-    let bad = || RepoError::Invalid("malformed PAX extended header in tar".into());
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        let sp = data.iter().position(|b| *b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&data[..sp])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(bad)?;
-        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err(bad());
-        }
-        let kv = &data[sp + 1..len - 1];
-        let eq = kv.iter().position(|b| *b == b'=').ok_or_else(bad)?;
-        out.push((kv[..eq].to_vec(), kv[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Ok(out)
-}
-
-/// Path components of a tar member, refusing `..` and absolute escapes.
-fn tar_components(p: &Path) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::Normal(s) => {
-                let s = s.to_str().ok_or_else(|| {
-                    RepoError::Invalid(format!("non-UTF-8 path in tar: {}", p.display()))
-                })?;
-                oxtree_object::name::validate_filename(s)?;
-                out.push(s.to_string());
-            }
-            std::path::Component::CurDir | std::path::Component::RootDir => {}
-            _ => {
-                return Err(RepoError::Invalid(format!(
-                    "tar member {} escapes the tree",
-                    p.display()
-                )))
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn scan_dir(
@@ -705,23 +494,4 @@ fn scan_dir(
     }
     let _ = root;
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_pax_records;
-
-    #[test]
-    fn pax_records_keep_binary_values() {
-        let rec = b"27 SCHILY.xattr.user.b=\x00\n\xff\n12 path=abc\n";
-        let r = parse_pax_records(rec).unwrap();
-        assert_eq!(
-            r[0],
-            (b"SCHILY.xattr.user.b".to_vec(), b"\x00\n\xff".to_vec())
-        );
-        assert_eq!(r[1], (b"path".to_vec(), b"abc".to_vec()));
-        assert!(parse_pax_records(b"99 a=b\n").is_err());
-        assert!(parse_pax_records(b"x a=b\n").is_err());
-        assert!(parse_pax_records(b"3 a").is_err());
-    }
 }

@@ -7,6 +7,7 @@
 // The generator's bsdiff lives beside bspatch in the object crate.
 pub use oxtree_object::static_delta::bsdiff;
 pub mod aliases;
+pub mod archive;
 pub mod bindings;
 pub mod checkout;
 pub mod collections;
