@@ -29,6 +29,20 @@ pub struct Args {
     /// devices 0:0) named NAME
     #[arg(long)]
     process_passthrough_whiteouts: bool,
+    /// Keep existing files identical to the commit's; any other existing
+    /// file is an error (needs --require-hardlinks)
+    #[arg(long)]
+    union_identical: bool,
+    /// Never hardlink empty files (oxtree never does: they are the files
+    /// written in place later)
+    #[arg(short = 'z', long)]
+    force_copy_zerosized: bool,
+    /// Directories lose setuid/setgid/sticky and world-writable bits
+    #[arg(short = 'M', long)]
+    bareuseronly_dirs: bool,
+    /// A --subpath missing from the commit is not an error
+    #[arg(long)]
+    allow_noent: bool,
     /// Leave out the paths listed in FILE (one per line, from the root of
     /// the commit), with everything below them
     #[arg(long, value_name = "FILE")]
@@ -43,9 +57,19 @@ pub struct Args {
 
 pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let repo = open_repo(repo)?;
-    if a.union && a.union_add {
-        bail!("--union and --union-add are mutually exclusive");
+    if [a.union, a.union_add, a.union_identical]
+        .iter()
+        .filter(|b| **b)
+        .count()
+        > 1
+    {
+        bail!("--union, --union-add and --union-identical are mutually exclusive");
     }
+    if a.union_identical && !a.require_hardlinks {
+        // ostree's words.
+        bail!("--union-identical requires --require-hardlinks");
+    }
+    let _ = a.force_copy_zerosized;
     if a.require_hardlinks {
         use oxtree_repo::RepoMode;
         if a.force_copy {
@@ -89,6 +113,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         force_copy: a.force_copy,
         overwrite: if a.union {
             Overwrite::UnionFiles
+        } else if a.union_identical {
+            Overwrite::UnionIdentical
         } else if a.union_add {
             Overwrite::AddFiles
         } else {
@@ -96,6 +122,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         },
         subpath: a.subpath.clone(),
         passthrough_whiteouts: a.process_passthrough_whiteouts,
+        bareuseronly_dirs: a.bareuseronly_dirs,
         skip: match &a.skip_list {
             Some(f) => {
                 let text = std::fs::read_to_string(f)
@@ -113,8 +140,12 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     let pb = progress_bar(0, "checkout");
     pb.set_style(indicatif::ProgressStyle::with_template("{msg} {pos} files ({per_sec})").unwrap());
     let report = |n: u64| pb.set_position(n);
-    repo.checkout(&csum, &dest, &opts, &report)
-        .with_context(|| format!("checking out {} to {}", a.rev, dest.display()))?;
+    match repo.checkout(&csum, &dest, &opts, &report) {
+        Err(oxtree_repo::RepoError::NoSuchPath(_)) if a.allow_noent => {}
+        r => {
+            r.with_context(|| format!("checking out {} to {}", a.rev, dest.display()))?;
+        }
+    }
     pb.finish_and_clear();
     Ok(())
 }

@@ -96,6 +96,10 @@ pub struct Args {
     /// (0755, owned per --owner-uid/--owner-gid)
     #[arg(long)]
     tar_autocreate_parents: bool,
+    /// Print the transaction's statistics as a table instead of the
+    /// checksum alone
+    #[arg(long)]
+    table_output: bool,
     /// When importing an archive, rewrite each member path with
     /// REGEX,REPLACEMENT (the replacement is literal)
     #[arg(long, value_name = "REGEX,REPLACEMENT")]
@@ -331,6 +335,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         parent,
         metadata,
     };
+    let stats = a.table_output.then(|| tx.stats(root)).transpose()?;
     let csum = tx.write_commit_object(root, &opts)?;
     let sync = tx.sync_enabled();
     tx.commit()?;
@@ -386,7 +391,20 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             }
         }
     }
-    println!("{csum}");
+    match stats {
+        // ostree's table, which scripts read.
+        Some(s) => {
+            println!("Commit: {csum}");
+            println!("Metadata Total: {}", s.metadata_total);
+            println!("Metadata Written: {}", s.metadata_written);
+            println!("Content Total: {}", s.content_total);
+            println!("Content Written: {}", s.content_written);
+            // oxtree keeps no device/inode cache: no hits to count.
+            println!("Content Cache Hits: 0");
+            println!("Content Bytes Written: {}", s.content_bytes_written);
+        }
+        None => println!("{csum}"),
+    }
     Ok(())
 }
 

@@ -34,6 +34,10 @@ pub enum Overwrite {
     UnionFiles,
     /// `--union-add`: existing files are kept.
     AddFiles,
+    /// `--union-identical`: an existing file is kept when it is the same
+    /// (the same inode as the object, the same symlink target, or the same
+    /// checksum); any other is an error (rpm-ostree's layering rule).
+    UnionIdentical,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +57,9 @@ pub struct CheckoutOptions {
     /// `--skip-list`: paths of the commit (`/usr/share/doc`) left out,
     /// with everything below them.
     pub skip: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// `-M/--bareuseronly-dirs`: directories lose the mode bits a
+    /// bare-user-only repository cannot hold (setuid/setgid/sticky, o+w).
+    pub bareuseronly_dirs: bool,
 }
 
 /// The name prefix of a whiteout carried as a regular file.
@@ -256,7 +263,12 @@ impl Ctx<'_> {
             fs::fchown(&fd, Some(uid(m.uid)), Some(gid(m.gid))).ctx(|| format!("chown {name}"))?;
             fsutil::set_fd_xattrs(&fd, &m.xattrs).ctx(|| format!("setting xattrs on {name}"))?;
         }
-        fs::fchmod(&fd, Mode::from_raw_mode(m.mode & 0o7777)).ctx(|| format!("chmod {name}"))?;
+        let perms = if self.opts.bareuseronly_dirs {
+            m.mode & 0o775
+        } else {
+            m.mode & 0o7777
+        };
+        fs::fchmod(&fd, Mode::from_raw_mode(perms)).ctx(|| format!("chmod {name}"))?;
         // Like ostree: directories the checkout created get mtime 0, so
         // checkouts are reproducible; directories that were already there
         // and force-copy checkouts keep the time they were written.
@@ -291,6 +303,16 @@ impl Ctx<'_> {
             && fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
         {
             return Ok(());
+        }
+        if self.opts.overwrite == Overwrite::UnionIdentical {
+            if let Ok(st) = fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                if self.identical(dir, name, &st, csum)? {
+                    return Ok(());
+                }
+                return Err(RepoError::Invalid(format!(
+                    "checking out {name}: File exists (and differs from the commit's)"
+                )));
+            }
         }
         if self.hardlink
             && self.repo.mode() != RepoMode::Archive
@@ -453,6 +475,62 @@ impl Ctx<'_> {
 
     /// Create an entry via `make(temp name)`, then move it into place:
     /// directly when nothing may be replaced, else by an atomic rename.
+    /// `--union-identical`: is the existing entry `name` (stat `st`) the
+    /// file object `csum`? The same inode as the stored object, the same
+    /// symlink target, or else the same checksum, computed as ostree does
+    /// for this repository's mode.
+    fn identical(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        st: &fs::Stat,
+        csum: &Checksum,
+    ) -> Result<bool> {
+        let mode = self.repo.mode();
+        if mode != RepoMode::Archive {
+            let obj = loose_path(csum, ObjectType::File, mode);
+            if let Ok(o) = fs::statat(self.repo.objects_dir(), &obj, AtFlags::SYMLINK_NOFOLLOW) {
+                if (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino) {
+                    return Ok(true);
+                }
+            }
+        }
+        let stored = self.repo.open_file(csum)?.header;
+        let ftype = fs::FileType::from_raw_mode(st.st_mode);
+        if stored.is_symlink() {
+            if ftype != fs::FileType::Symlink {
+                return Ok(false);
+            }
+            let t = fs::readlinkat(dir, name, Vec::new()).ctx(|| format!("reading link {name}"))?;
+            return Ok(t.to_bytes() == stored.symlink_target.as_bytes());
+        }
+        if ftype != fs::FileType::RegularFile {
+            return Ok(false);
+        }
+        let f = fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {name}"))?;
+        let user_only = mode == RepoMode::BareUserOnly;
+        let xattrs = if user_only {
+            oxtree_object::Xattrs::new()
+        } else {
+            fsutil::fd_xattrs(&f).ctx(|| format!("reading xattrs of {name}"))?
+        };
+        let h = if user_only {
+            FileHeader::regular(0, 0, st.st_mode & 0o755, xattrs)
+        } else {
+            FileHeader::regular(st.st_uid, st.st_gid, st.st_mode & 0o7777, xattrs)
+        };
+        let mut hasher = h.hasher();
+        std::io::copy(&mut std::fs::File::from(f), &mut hasher)
+            .ctx(|| format!("reading {name}"))?;
+        Ok(hasher.finish() == *csum)
+    }
+
     /// An overlayfs whiteout `target` from the carrier file `name`.
     fn whiteout(
         &self,

@@ -42,8 +42,12 @@ pub enum RepoError {
     LockTimeout(u64),
     #[error("not enough free space: {0}")]
     NoSpace(String),
-    #[error("path '{0}' does not exist in the commit")]
+    /// ostree's words ("No such file or directory"), which scripts match.
+    #[error("{0}: No such file or directory (not in the commit)")]
     NoSuchPath(String),
+    /// A path in a commit goes through a file (ostree's words).
+    #[error("{0}: Not a directory")]
+    NotADirectory(String),
     /// A failure asked for through `OSTREE_REPO_TEST_ERROR` (ostree's
     /// fault injection for test suites).
     #[error("OSTREE_REPO_TEST_ERROR_{0} specified")]

@@ -30,6 +30,7 @@ pub mod static_delta;
 pub mod transaction;
 pub mod traverse;
 pub mod tree;
+pub mod txstats;
 
 pub use checkout::{CheckoutOptions, Overwrite};
 pub use commit::{CommitModifier, CommitOptions};

@@ -380,6 +380,21 @@ impl<'r> Transaction<'r> {
         Ok(disk && self.repo.has_object(kind, csum)?)
     }
 
+    /// The objects staged so far (new to the repository), with the bytes
+    /// each takes in staging.
+    pub(crate) fn staged_objects(&self) -> Vec<(ObjectType, u64)> {
+        let staged = self.staged.lock().unwrap();
+        staged
+            .iter()
+            .map(|((kind, _), tmp)| {
+                let size = fs::statat(&self.staging, staged_name(*tmp), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| st.st_size as u64)
+                    .unwrap_or(0);
+                (*kind, size)
+            })
+            .collect()
+    }
+
     /// Where object `csum` is to be read: its temp name in staging when
     /// staged here, else its loose path in the repository.
     pub(crate) fn object_location(

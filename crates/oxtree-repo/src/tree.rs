@@ -19,7 +19,7 @@ impl Repo {
         };
         for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
             let Node::Dir { tree, .. } = node else {
-                return Err(RepoError::NoSuchPath(path.to_string()));
+                return Err(RepoError::NotADirectory(path.to_string()));
             };
             let t = self.load_dirtree(&tree)?;
             node = if let Some(d) = t.dirs.iter().find(|d| d.name == comp) {
