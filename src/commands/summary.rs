@@ -117,10 +117,58 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             println!("{}", render_raw(&s));
         } else {
             print!("{}", render(&s));
+            view_signatures(&repo, &a)?;
         }
         return Ok(());
     }
     bail!("no action given: use -u (update) or --view")
+}
+
+/// After `summary --view`: the GPG signatures of `summary.sig`, checked
+/// against `--gpg-homedir`'s keys or the global ones, as ostree lists them
+/// ("Summary is unsigned" without a summary.sig).
+fn view_signatures(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
+    let sig = match oxtree_repo::fsutil::read_at(repo.dir(), "summary.sig") {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("Summary is unsigned");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("reading summary.sig"),
+    };
+    let ring = match &a.gpg_keys.gpg_homedir {
+        Some(d) => {
+            let mut ring = oxtree_transport::gpg::Keyring::new();
+            ring.add_dir(d)?;
+            ring
+        }
+        None => oxtree_transport::verify::global_gpg_keyring()?,
+    };
+    let reports =
+        oxtree_transport::verify::describe_summary_signatures(&ring, &summary_bytes(repo)?, &sig)?;
+    if !reports.is_empty() {
+        println!();
+        print_signatures("Found", " on the summary", &reports);
+    }
+    Ok(())
+}
+
+/// "LEAD N signature(s)TAIL:" and each signature described, a blank line
+/// before each, as ostree prints verification results.
+pub fn print_signatures(
+    lead: &str,
+    tail: &str,
+    reports: &[oxtree_transport::gpg::SignatureReport],
+) {
+    let n = reports.len();
+    println!(
+        "{lead} {n} signature{}{tail}:",
+        if n == 1 { "" } else { "s" }
+    );
+    for r in reports {
+        println!();
+        print!("{}", r.describe("  "));
+    }
 }
 
 /// The summary as GVariant text (`(a(s(taya{sv}))a{sv})`), as ostree's
