@@ -247,7 +247,10 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         Action::Refs { name } => {
             let r = Remote::open(&repo, &name)?;
-            r.require_url()?;
+            // ostree reads the URL first (a metalink remote has none).
+            if r.metalink.is_none() {
+                r.require_url()?;
+            }
             let v = RemoteVerifier::for_summary(&repo, &r)?;
             let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
                 .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
