@@ -116,41 +116,13 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         if a.raw {
             println!("{}", render_raw(&s));
         } else {
+            // ostree 2022.7 lists no signatures here (later releases
+            // do); `remote summary` lists them.
             print!("{}", render(&s));
-            view_signatures(&repo, &a)?;
         }
         return Ok(());
     }
     bail!("no action given: use -u (update) or --view")
-}
-
-/// After `summary --view`: the GPG signatures of `summary.sig`, checked
-/// against `--gpg-homedir`'s keys or the global ones, as ostree lists them
-/// ("Summary is unsigned" without a summary.sig).
-fn view_signatures(repo: &oxtree_repo::Repo, a: &Args) -> Result<()> {
-    let sig = match oxtree_repo::fsutil::read_at(repo.dir(), "summary.sig") {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("Summary is unsigned");
-            return Ok(());
-        }
-        Err(e) => return Err(e).context("reading summary.sig"),
-    };
-    let ring = match &a.gpg_keys.gpg_homedir {
-        Some(d) => {
-            let mut ring = oxtree_transport::gpg::Keyring::new();
-            ring.add_dir(d)?;
-            ring
-        }
-        None => oxtree_transport::verify::global_gpg_keyring()?,
-    };
-    let reports =
-        oxtree_transport::verify::describe_summary_signatures(&ring, &summary_bytes(repo)?, &sig)?;
-    if !reports.is_empty() {
-        println!();
-        print_signatures("Found", " on the summary", &reports);
-    }
-    Ok(())
 }
 
 /// "LEAD N signature(s)TAIL:" and each signature described, a blank line

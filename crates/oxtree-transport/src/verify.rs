@@ -377,8 +377,7 @@ pub fn append_summary_signature(repo: &Repo, key: &str, sig: Vec<u8>) -> Result<
 }
 
 /// The GPG signatures of a `summary.sig` (`sig`) over `summary`, each
-/// checked against `ring` and described, for `summary --view` and
-/// `remote summary`: a bad or unknown signature is a report, not an
+/// checked against `ring` and described, for `remote summary`: a bad or unknown signature is a report, not an
 /// error. Empty when `sig` holds no GPG signature (bytes that are no
 /// `a{sv}` hold none).
 pub fn describe_summary_signatures(
