@@ -17,7 +17,7 @@ mod net;
 use net::{python_server, require, Guard};
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{ok, oxtree, run};
+use cli::{fails, ok, oxtree, run};
 
 /// A tree with a subdirectory, a symlink, an empty file and a larger file.
 fn make_tree(dir: &Path) {
@@ -994,4 +994,199 @@ fn pull_takes_objects_from_a_local_cache() {
     );
     assert!(!out.contains(" 0 content local"), "{out}");
     fsck_both(&dst);
+}
+
+/// `sha256sum`/`sha512sum` of a file, as hex.
+fn digest(tool: &str, file: &Path) -> String {
+    let o = Command::new(tool).arg(file).output().unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout).unwrap()[..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A metalink document for `summary` (`size`, `sha256`, `sha512`) with
+/// these target URLs, in order.
+fn metalink_doc(size: u64, sha256: &str, sha512: &str, urls: &[String]) -> String {
+    let urls: String = urls
+        .iter()
+        .map(|u| format!("<url protocol=\"http\" type=\"http\" location=\"US\" preference=\"100\">{u}</url>\n"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <metalink version=\"3.0\" xmlns=\"http://www.metalinker.org/\">\n\
+         <unknown><nested>skipped</nested></unknown>\n<files>\n\
+         <file name=\"summary\"><size>{size}</size><verification>\
+         <hash type=\"md5\">ignored</hash><hash type=\"sha256\">{sha256}</hash>\
+         <hash type=\"sha512\">{sha512}</hash></verification>\n\
+         <resources maxconnections=\"1\">\n{urls}</resources></file>\n</files>\n</metalink>\n"
+    )
+}
+
+/// A remote added as `metalink=URL`: the summary comes from the first
+/// target with the listed size and digest (a 404 and a wrong file are
+/// skipped), everything else from that target's directory. A metalink
+/// that lies about the size or the digest fails the pull with ostree's
+/// words, and no ref moves.
+#[test]
+fn pull_through_a_metalink() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    let commit = ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    ok(&ost, &src, &["summary", "-u"]);
+    std::fs::write(src.join("summary.bad"), "broken").unwrap();
+    std::fs::create_dir(tmp.path().join("ml")).unwrap();
+    let base = lying_server(tmp.path().to_path_buf(), Lie::Honest);
+    let summary = src.join("summary");
+    let size = std::fs::metadata(&summary).unwrap().len();
+    let (s256, s512) = (digest("sha256sum", &summary), digest("sha512sum", &summary));
+    let targets = [
+        format!("{base}src/summary.bad"),
+        format!("{base}src/nosuchfile"),
+        format!("{base}src/summary"),
+    ];
+    let ml = tmp.path().join("ml/metalink.xml");
+    let ml_url = format!("metalink={base}ml/metalink.xml");
+    std::fs::write(&ml, metalink_doc(size, &s256, &s512, &targets)).unwrap();
+
+    let dst = tmp.path().join("dst");
+    ok(&ox, &dst, &["init", "--mode=archive"]);
+    ok(
+        &ox,
+        &dst,
+        &["remote", "add", "--no-gpg-verify", "o", &ml_url],
+    );
+    let conf = std::fs::read_to_string(dst.join("config")).unwrap();
+    assert!(
+        conf.contains("metalink=") && !conf.contains("url="),
+        "{conf}"
+    );
+    ok(&ox, &dst, &["pull", "o", "main"]);
+    assert_eq!(
+        std::fs::read_to_string(ref_file(&dst, "o", "main"))
+            .unwrap()
+            .trim(),
+        commit.trim()
+    );
+    fsck_both(&dst);
+    let refs = ok(&ox, &dst, &["remote", "refs", "o"]);
+    assert!(refs.contains("o:main"), "{refs}");
+
+    // Lying metalinks: only the real summary is listed, with a wrong size,
+    // then with a wrong digest.
+    let good = &targets[2..];
+    let wrong = "0".repeat(128);
+    for (doc, want) in [
+        (
+            metalink_doc(size + 1, &s256, &s512, good),
+            format!(
+                "Expected size is {} bytes but content is {size} bytes",
+                size + 1
+            ),
+        ),
+        (
+            metalink_doc(size, &s256, &wrong, good),
+            format!("Expected checksum is {wrong} but actual is {s512}"),
+        ),
+        (
+            metalink_doc(size, &s256, "bacon", good),
+            "Invalid hash digest for sha512".to_string(),
+        ),
+    ] {
+        std::fs::write(&ml, doc).unwrap();
+        let fresh = tmp.path().join("fresh");
+        let _ = std::fs::remove_dir_all(&fresh);
+        ok(&ox, &fresh, &["init", "--mode=archive"]);
+        ok(
+            &ox,
+            &fresh,
+            &["remote", "add", "--no-gpg-verify", "o", &ml_url],
+        );
+        let e = fails(&ox, &fresh, &["pull", "o", "main"]);
+        assert!(e.contains(&want), "{want}: {e}");
+        assert!(!ref_file(&fresh, "o", "main").exists());
+        assert_eq!(count_objects(&fresh), 0, "{e}");
+    }
+    std::fs::write(&ml, "bacon\n").unwrap();
+    let e = fails(&ox, &dst, &["pull", "o", "main"]);
+    assert!(e.contains("Document must begin with an element"), "{e}");
+}
+
+/// `mirrorlist=URL` as url and as contenturl: mirrors without a config
+/// are dropped, and an object missing from one mirror comes from the next.
+#[test]
+fn pull_through_mirrorlists() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    let commit = ok(
+        &ost,
+        &src,
+        &["commit", "-b", "main", tree.to_str().unwrap()],
+    );
+    ok(&ost, &src, &["summary", "-u"]);
+    let copy = |name: &str| {
+        let to = tmp.path().join(name);
+        let st = Command::new("cp").arg("-a").arg(&src).arg(&to).status();
+        assert!(st.unwrap().success());
+        to
+    };
+    let m1 = copy("m1");
+    copy("m2");
+    // m1 lacks one file object, m2 has everything.
+    let filez = std::fs::read_dir(m1.join("objects"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "filez"))
+        .unwrap();
+    std::fs::remove_file(&filez).unwrap();
+    let base = lying_server(tmp.path().to_path_buf(), Lie::Honest);
+    std::fs::write(
+        tmp.path().join("mirrorlist"),
+        format!("\n# comment\n\n{base}nosuchrepo\nftp://ignored/\n{base}m1\n{base}m2\n"),
+    )
+    .unwrap();
+    let list = format!("mirrorlist={base}mirrorlist");
+    for (i, args) in [
+        vec![list.clone()],
+        vec![format!("--contenturl={list}"), format!("{base}src")],
+        vec![format!("--contenturl={list}"), list.clone()],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dst = tmp.path().join(format!("dst{i}"));
+        ok(&ox, &dst, &["init", "--mode=archive"]);
+        let mut add = vec!["remote", "add", "--no-gpg-verify", "o"];
+        add.extend(args.iter().map(String::as_str));
+        ok(&ox, &dst, &add);
+        ok(&ox, &dst, &["pull", "o", "main"]);
+        assert_eq!(
+            std::fs::read_to_string(ref_file(&dst, "o", "main"))
+                .unwrap()
+                .trim(),
+            commit.trim(),
+            "{args:?}"
+        );
+        fsck_both(&dst);
+    }
+    // A mirrorlist of no working mirror.
+    std::fs::write(tmp.path().join("mirrorlist"), format!("{base}nosuchrepo\n")).unwrap();
+    let dst = tmp.path().join("dst-none");
+    client(&ox, &dst, "archive", "o", &list);
+    let e = fails(&ox, &dst, &["pull", "o", "main"]);
+    assert!(
+        e.contains("No valid mirrors were found in mirrorlist"),
+        "{e}"
+    );
 }

@@ -109,8 +109,11 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         a.refs = vec![rf.to_string()];
     }
     let mut remote = Remote::open(&repo, &a.remote)?;
-    if let Some(u) = &a.url {
+    // As ostree: `--url` replaces both `url` and `contenturl`, unless the
+    // remote has a metalink, which wins.
+    if let (Some(u), None) = (&a.url, &remote.metalink) {
         remote.url = u.clone();
+        remote.content_url = None;
     }
     let mut opts = PullOptions {
         depth: a.depth,

@@ -247,7 +247,10 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         }
         Action::Refs { name } => {
             let r = Remote::open(&repo, &name)?;
-            r.require_url()?;
+            // ostree reads the URL first (a metalink remote has none).
+            if r.metalink.is_none() {
+                r.require_url()?;
+            }
             let v = RemoteVerifier::for_summary(&repo, &r)?;
             let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
                 .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
@@ -258,12 +261,26 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         Action::Summary { name, raw } => {
             let r = Remote::open(&repo, &name)?;
             let v = RemoteVerifier::for_summary(&repo, &r)?;
-            let s = oxtree_transport::pull::fetch_summary(&r, &v, &FetchOptions::default())?
-                .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
+            let (bytes, sig) =
+                oxtree_transport::pull::fetch_summary_raw(&r, &v, &FetchOptions::default())?
+                    .ok_or_else(|| anyhow!("remote '{name}' publishes no summary"))?;
+            let s = oxtree_transport::Summary::decode(&bytes)?;
             if raw {
                 println!("{s:?}");
             } else {
                 print!("{}", super::summary::render(&s));
+                // As ostree: the signatures, when the remote checks them.
+                if let (Some(sig), true) = (sig, r.gpg_verify_summary) {
+                    let ring = oxtree_transport::verify::remote_gpg_keyring(&repo, &r)?;
+                    let reports =
+                        oxtree_transport::verify::describe_summary_signatures(&ring, &bytes, &sig)?;
+                    println!();
+                    super::summary::print_signatures(
+                        "GPG: Verification enabled, found",
+                        "",
+                        &reports,
+                    );
+                }
             }
         }
         Action::GpgImport {

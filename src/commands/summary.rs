@@ -116,11 +116,31 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         if a.raw {
             println!("{}", render_raw(&s));
         } else {
+            // ostree 2022.7 lists no signatures here (later releases
+            // do); `remote summary` lists them.
             print!("{}", render(&s));
         }
         return Ok(());
     }
     bail!("no action given: use -u (update) or --view")
+}
+
+/// "LEAD N signature(s)TAIL:" and each signature described, a blank line
+/// before each, as ostree prints verification results.
+pub fn print_signatures(
+    lead: &str,
+    tail: &str,
+    reports: &[oxtree_transport::gpg::SignatureReport],
+) {
+    let n = reports.len();
+    println!(
+        "{lead} {n} signature{}{tail}:",
+        if n == 1 { "" } else { "s" }
+    );
+    for r in reports {
+        println!();
+        print!("{}", r.describe("  "));
+    }
 }
 
 /// The summary as GVariant text (`(a(s(taya{sv}))a{sv})`), as ostree's

@@ -29,6 +29,20 @@ pub enum TransportError {
     NotFound { url: String },
     #[error("URI {url} exceeded maximum size of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
+    /// A metalink document that cannot be used, or a target that does
+    /// not match it.
+    #[error("metalink {url}: {source}")]
+    Metalink {
+        url: String,
+        source: crate::metalink::MetalinkError,
+    },
+    /// No URL of a metalink served the file it describes.
+    #[error("metalink {url}: Exhausted {count} metalink targets, last error: {last}")]
+    MetalinkExhausted {
+        url: String,
+        count: usize,
+        last: String,
+    },
     #[error("{what}: {reason}")]
     Bad { what: String, reason: String },
     /// The pull was cancelled (`PullOptions::cancel`); no ref moved.

@@ -489,18 +489,25 @@ impl Keyring {
         // gpgme's (and so ostree's) words when no trusted key has the
         // signer's id, which scripts match; otherwise a key of that id
         // was there but the signature is bad.
-        let known = self.keys.iter().any(|k| {
+        let known = self.keys.iter().find(|k| {
             signing_keys(k)
                 .into_iter()
                 .any(|(_, fpr)| issuer != "unknown" && fpr.ends_with(&issuer))
         });
-        if !known {
+        let Some(k) = known else {
             return Err(format!(
                 "signature by key {issuer} does not verify against any trusted key: public key not found"
             ));
-        }
+        };
+        // gpgme's words for it, as ostree reports them.
+        let user = k
+            .details
+            .users
+            .first()
+            .map(|u| String::from_utf8_lossy(u.id.id()).into_owned());
         Err(format!(
-            "signature by key {issuer} does not verify against any trusted key"
+            "signature by key {issuer} does not verify: BAD signature from \"{}\"",
+            name_and_email(user.as_deref())
         ))
     }
 }
@@ -716,15 +723,7 @@ impl SignatureReport {
             self.algorithm,
             id(&self.fingerprint)
         );
-        // gpgme's name and email, printed as "NAME <EMAIL>" even when
-        // the user ID has no email (then "NAME <>").
-        let uid = self.user.clone().unwrap_or_default();
-        let who = match uid.rsplit_once(" <") {
-            Some((name, rest)) if rest.ends_with('>') => {
-                format!("{name} <{}>", rest.trim_end_matches('>'))
-            }
-            _ => format!("{uid} <>"),
-        };
+        let who = name_and_email(self.user.as_deref());
         let line = match self.status {
             SignatureStatus::KeyMissing => {
                 "Can't check signature: public key not found".to_string()
@@ -754,6 +753,18 @@ impl SignatureReport {
             }
         }
         s
+    }
+}
+
+/// gpgme's name and email of a user ID, printed as "NAME <EMAIL>" even
+/// when the user ID has no email (then "NAME <>").
+fn name_and_email(uid: Option<&str>) -> String {
+    let uid = uid.unwrap_or_default();
+    match uid.rsplit_once(" <") {
+        Some((name, rest)) if rest.ends_with('>') => {
+            format!("{name} <{}>", rest.trim_end_matches('>'))
+        }
+        _ => format!("{uid} <>"),
     }
 }
 

@@ -10,6 +10,8 @@ pub mod error;
 pub mod fetch;
 pub mod finder;
 pub mod gpg;
+pub mod metalink;
+pub mod mirrors;
 pub mod pull;
 pub mod remote;
 pub mod serve;

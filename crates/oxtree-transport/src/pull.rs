@@ -32,6 +32,7 @@
 
 use crate::error::{Result, TransportError};
 use crate::fetch::{client_runtime, join_url, runtime, Body, FetchOptions, Fetcher};
+use crate::mirrors::{Mirrors, Sources};
 use crate::remote::Remote;
 use crate::summary::Summary;
 use crate::summary_cache::SummaryCache;
@@ -270,7 +271,11 @@ pub fn fetch_summary(
 ) -> Result<Option<Summary>> {
     let fetcher = Fetcher::new(fetch.clone())?;
     let rt = runtime()?;
-    rt.block_on(fetch_summary_async(&fetcher, remote, verifier, None))
+    rt.block_on(async {
+        check_url(remote)?;
+        let sources = Sources::resolve(&fetcher, remote).await?;
+        fetch_summary_async(&fetcher, remote, &sources, verifier, None).await
+    })
 }
 
 /// A summary's bytes and, when published, its `summary.sig` bytes.
@@ -287,29 +292,15 @@ pub fn fetch_summary_raw(
     let rt = runtime()?;
     rt.block_on(async {
         check_url(remote)?;
-        let Some(b) = fetcher
-            .get(&join_url(&remote.url, "summary"), MAX_METADATA_SIZE, None)
-            .await?
-        else {
-            return Ok(None);
+        let sources = Sources::resolve(&fetcher, remote).await?;
+        let bytes = match sources.metalink_summary {
+            Some(b) => b,
+            None => match get_metadata_file(&fetcher, &sources.meta, "summary").await? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
         };
-        let bytes = b
-            .into_vec()
-            .map_err(|e| TransportError::io("reading summary", e))?;
-        let sig = match fetcher
-            .get(
-                &join_url(&remote.url, "summary.sig"),
-                MAX_METADATA_SIZE,
-                None,
-            )
-            .await?
-        {
-            None => None,
-            Some(b) => Some(
-                b.into_vec()
-                    .map_err(|e| TransportError::io("reading summary.sig", e))?,
-            ),
-        };
+        let sig = get_metadata_file(&fetcher, &sources.meta, "summary.sig").await?;
         if verifier.verifies_summary() {
             verifier.verify_summary(&bytes, sig.as_deref())?;
         }
@@ -322,31 +313,24 @@ pub fn fetch_summary_raw(
 /// None when the remote has none.
 async fn get_metadata_file(
     fetcher: &Fetcher,
-    remote: &Remote,
+    meta: &Mirrors,
     name: &str,
 ) -> Result<Option<Vec<u8>>> {
-    let url = join_url(&remote.url, name);
-    match fetcher.get(&url, MAX_METADATA_SIZE, None).await? {
-        None => Ok(None),
-        Some(b) => b
-            .into_vec()
-            .map(Some)
-            .map_err(|e| TransportError::io(format!("reading {name}"), e)),
-    }
+    meta.get_vec(fetcher, name, MAX_METADATA_SIZE).await
 }
 
 async fn fetch_summary_async(
     fetcher: &Fetcher,
     remote: &Remote,
+    sources: &Sources,
     verifier: &RemoteVerifier,
     cache: Option<&SummaryCache>,
 ) -> Result<Option<Summary>> {
-    check_url(remote)?;
     // A signed summary: its signature first, then the cached summary when
     // the cache holds the same signature and the summary still verifies.
     let mut sig = None;
     if verifier.verifies_summary() {
-        sig = get_metadata_file(fetcher, remote, "summary.sig").await?;
+        sig = get_metadata_file(fetcher, &sources.meta, "summary.sig").await?;
         if let (Some(c), Some(sig)) = (cache, &sig) {
             if let Some((cached, cached_sig)) = c.load(&remote.name) {
                 if cached_sig == *sig {
@@ -367,7 +351,11 @@ async fn fetch_summary_async(
             }
         }
     }
-    let bytes = match get_metadata_file(fetcher, remote, "summary").await? {
+    let published = match &sources.metalink_summary {
+        Some(b) => Some(b.clone()),
+        None => get_metadata_file(fetcher, &sources.meta, "summary").await?,
+    };
+    let bytes = match published {
         None if verifier.verifies_summary() => {
             return Err(TransportError::Signature(format!(
                 "remote '{}' requires a signed summary, but it publishes no summary",
@@ -397,24 +385,11 @@ fn check_url(remote: &Remote) -> Result<()> {
     if let Some(why) = &remote.unconfigured_state {
         return Err(TransportError::Config(why.clone()));
     }
-    remote.require_url()?;
-    for u in [Some(remote.url.as_str()), remote.content_url.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if u.starts_with("mirrorlist=") {
-            return Err(TransportError::Unsupported(format!(
-                "remote '{}': mirrorlist URLs are not supported yet",
-                remote.name
-            )));
-        }
-        if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")) {
-            // ostree's wording, which scripts match.
-            return Err(TransportError::Config(format!(
-                "remote '{}': Invalid URI scheme in {u}",
-                remote.name
-            )));
-        }
+    if remote.metalink.is_none() {
+        crate::mirrors::check_spec(&remote.name, remote.require_url()?)?;
+    }
+    if let Some(c) = &remote.content_url {
+        crate::mirrors::check_spec(&remote.name, c)?;
     }
     Ok(())
 }
@@ -674,10 +649,12 @@ async fn pull_async(
     out: Outputs<'_>,
 ) -> Result<Walk> {
     let progress = out.progress;
+    let sources = Sources::resolve(fetcher, remote).await?;
     // The remote must be an archive repository.
-    let config_url = join_url(&remote.url, "config");
-    let cfg = fetcher
-        .get(&config_url, MAX_CONFIG_SIZE, None)
+    let config_url = join_url(sources.meta.first(), "config");
+    let cfg = sources
+        .meta
+        .get(fetcher, "config", MAX_CONFIG_SIZE, None)
         .await?
         .ok_or_else(|| {
             TransportError::bad(
@@ -695,7 +672,7 @@ async fn pull_async(
     // as ostree does: its metadata objects are stored as in an archive
     // repository (same names, same bytes), so only file objects are taken
     // from it directly (re-hashed, or hard-linked within one filesystem).
-    let local = match remote.objects_base().strip_prefix("file://") {
+    let local = match sources.content.first().strip_prefix("file://") {
         _ if mode == RepoMode::Archive => None,
         Some(path) => Some(Repo::open(std::path::Path::new(path))?),
         None => {
@@ -714,7 +691,7 @@ async fn pull_async(
     let summary = if named && !opts.require_static_deltas {
         None
     } else {
-        fetch_summary_async(fetcher, remote, verifier, cache.as_ref()).await?
+        fetch_summary_async(fetcher, remote, &sources, verifier, cache.as_ref()).await?
     };
     if requests.is_empty() {
         if opts.mirror && remote.branches.is_empty() {
@@ -769,9 +746,9 @@ async fn pull_async(
                         .commit
                 }
                 None => {
-                    let url = join_url(&remote.url, &format!("refs/heads/{name}"));
-                    let b = fetcher
-                        .get(&url, MAX_REF_SIZE, None)
+                    let b = sources
+                        .meta
+                        .get(fetcher, &format!("refs/heads/{name}"), MAX_REF_SIZE, None)
                         .await?
                         .ok_or_else(|| {
                             TransportError::bad(
@@ -838,7 +815,7 @@ async fn pull_async(
                 });
                 let used = pull_static_delta(
                     repo,
-                    remote,
+                    &sources.content,
                     verifier,
                     fetcher,
                     opts,
@@ -884,7 +861,8 @@ async fn pull_async(
         verifier,
         waiting: HashMap::new(),
         metas: HashMap::new(),
-        base: remote.objects_base().to_string(),
+        meta: sources.meta.clone(),
+        content: sources.content.clone(),
         local: local.as_ref(),
         caches: opts
             .localcache
@@ -960,7 +938,7 @@ async fn pull_async(
 #[allow(clippy::too_many_arguments)]
 async fn pull_static_delta(
     repo: &Repo,
-    remote: &Remote,
+    content: &Mirrors,
     verifier: &RemoteVerifier,
     fetcher: &Fetcher,
     opts: &PullOptions,
@@ -976,7 +954,7 @@ async fn pull_static_delta(
         return Ok(false);
     }
     let from_index = match indexed {
-        true => fetch_delta_index(remote, fetcher, to).await?,
+        true => fetch_delta_index(content, fetcher, to).await?,
         false => None,
     };
     let deltas = from_index.as_deref().unwrap_or(listed);
@@ -1018,9 +996,13 @@ async fn pull_static_delta(
     };
     let dir = sd::delta_dir(from.as_ref(), to);
     let what = format!("static delta {}", sd::delta_name(from.as_ref(), to));
-    let url = join_url(&remote.url, &format!("{dir}/superblock"));
-    let Some(body) = fetcher
-        .get(&url, sd::MAX_SUPERBLOCK_SIZE as u64, None)
+    let Some(body) = content
+        .get(
+            fetcher,
+            &format!("{dir}/superblock"),
+            sd::MAX_SUPERBLOCK_SIZE as u64,
+            None,
+        )
         .await?
     else {
         return Ok(false);
@@ -1090,11 +1072,12 @@ async fn pull_static_delta(
             applier.apply_part(i, &b[..])?;
             continue;
         }
-        let url = join_url(&remote.url, &format!("{dir}/{i}"));
+        let rel = format!("{dir}/{i}");
         let f = fetcher.clone();
+        let m = content.clone();
         let limit = h.size;
         let spill = Some(repo.path().join("tmp"));
-        inflight.spawn(async move { (i, f.get(&url, limit, spill).await) });
+        inflight.spawn(async move { (i, m.get(&f, &rel, limit, spill).await) });
         while inflight.len() >= opts.max_in_flight.max(1) {
             let done = inflight.join_next().await.expect("non-empty");
             delta_part_arrived(&applier, &what, done)?;
@@ -1123,14 +1106,16 @@ const MAX_DELTA_INDEX_SIZE: u64 = 4 << 20;
 /// checked like the summary's list (the superblock against the checksum
 /// given here, the commit it carries against `to`, every object).
 async fn fetch_delta_index(
-    remote: &Remote,
+    content: &Mirrors,
     fetcher: &Fetcher,
     to: &Checksum,
 ) -> Result<Option<Vec<(String, Checksum)>>> {
     use oxtree_object::static_delta as sd;
     let rel = sd::delta_index_path(to);
-    let url = join_url(&remote.url, &rel);
-    let Some(body) = fetcher.get(&url, MAX_DELTA_INDEX_SIZE, None).await? else {
+    let Some(body) = content
+        .get(fetcher, &rel, MAX_DELTA_INDEX_SIZE, None)
+        .await?
+    else {
         return Ok(None);
     };
     let bytes = body
@@ -1174,7 +1159,11 @@ struct State<'a> {
     waiting: HashMap<Checksum, Waiting>,
     /// Detached metadata fetched for commits to verify (`None`: 404).
     metas: HashMap<Checksum, Option<Vec<u8>>>,
-    base: String,
+    /// Where detached commit metadata (the signatures) comes from: the
+    /// remote's `url`, never its `contenturl`, as with ostree.
+    meta: Mirrors,
+    /// Where objects come from.
+    content: Mirrors,
     /// The remote, when it is a local repository not in archive mode:
     /// file objects are taken from it instead of fetched.
     local: Option<&'a Repo>,
@@ -1249,8 +1238,11 @@ impl State<'_> {
                     progress(&self.snapshot(fetcher));
                     continue;
                 }
-                let rel = loose_path(&csum, kind, RepoMode::Archive);
-                let url = join_url(&self.base, &format!("objects/{rel}"));
+                let rel = format!("objects/{}", loose_path(&csum, kind, RepoMode::Archive));
+                let mirrors = match kind {
+                    ObjectType::CommitMeta => self.meta.clone(),
+                    _ => self.content.clone(),
+                };
                 let limit = match kind {
                     ObjectType::File => self.opts.max_content_size,
                     ObjectType::Commit => self
@@ -1263,7 +1255,7 @@ impl State<'_> {
                 let f = fetcher.clone();
                 let spill = Some(spill.clone());
                 self.progress.requested += 1;
-                inflight.spawn(async move { (job, f.get(&url, limit, spill).await) });
+                inflight.spawn(async move { (job, mirrors.get(&f, &rel, limit, spill).await) });
             }
             let Some(done) = inflight.join_next().await else {
                 if self.pending.is_empty() {

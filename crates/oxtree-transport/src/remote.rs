@@ -151,8 +151,12 @@ pub fn remote_entries(repo: &Repo) -> Result<Vec<RemoteEntry>> {
 pub struct Remote {
     pub name: String,
     pub url: String,
-    /// Where objects are fetched from, when different from `url`.
+    /// Where objects are fetched from, when different from `url`. Either
+    /// may be `mirrorlist=URL` (see [`crate::mirrors`]).
     pub content_url: Option<String>,
+    /// `metalink`: a metalink document naming where the summary is; the
+    /// remote then needs no `url` (see [`crate::metalink`]).
+    pub metalink: Option<String>,
     /// `branches`: the refs a plain `pull NAME` fetches.
     pub branches: Vec<String>,
     pub gpg_verify: bool,
@@ -272,12 +276,14 @@ impl Remote {
     pub fn from_config(config: &RepoConfig, name: &str) -> Result<Remote> {
         let sec = section(name);
         let custom_backend = config.get(&sec, "custom-backend").map(str::to_string);
-        // A remote of a custom backend may have no URL (ostree's
-        // `remote add --custom-backend=NAME NAME`).
-        let url = match (config.get(&sec, "url"), &custom_backend) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(_)) => String::new(),
-            (None, None) => return Err(TransportError::NoSuchRemote(name.to_string())),
+        let metalink = config.get(&sec, "metalink").map(str::to_string);
+        // A remote of a custom backend or with a metalink may have no URL
+        // (ostree's `remote add --custom-backend=NAME NAME`, and
+        // `remote add NAME metalink=URL`).
+        let url = match config.get(&sec, "url") {
+            Some(u) => u.to_string(),
+            None if custom_backend.is_some() || metalink.is_some() => String::new(),
+            None => return Err(TransportError::NoSuchRemote(name.to_string())),
         };
         let branches = config
             .get(&sec, "branches")
@@ -297,6 +303,7 @@ impl Remote {
             unconfigured_state: config.get(&sec, "unconfigured-state").map(str::to_string),
             url,
             content_url: config.get(&sec, "contenturl").map(str::to_string),
+            metalink,
             branches,
             gpg_verify: bool_opt(config, &sec, "gpg-verify", true)?,
             gpg_verify_summary: bool_opt(config, &sec, "gpg-verify-summary", false)?,
@@ -419,8 +426,11 @@ pub fn add_remote(
         None => repo.config().clone(),
     };
     let sec = section(name);
-    if !url.is_empty() {
-        cfg.set(&sec, "url", url);
+    // As ostree: a URL `metalink=URL` is stored as the `metalink` option.
+    match url.strip_prefix("metalink=") {
+        Some(ml) => cfg.set(&sec, "metalink", ml),
+        None if !url.is_empty() => cfg.set(&sec, "url", url),
+        None => {}
     }
     if !branches.is_empty() {
         let mut b = String::new();

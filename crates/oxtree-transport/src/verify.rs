@@ -375,3 +375,17 @@ pub fn append_summary_signature(repo: &Repo, key: &str, sig: Vec<u8>) -> Result<
     oxtree_repo::fsutil::write_atomic_at(dir, "summary.sig", &md.encode(), true)
         .map_err(|e| TransportError::io("writing summary.sig", e))
 }
+
+/// The GPG signatures of a `summary.sig` (`sig`) over `summary`, each
+/// checked against `ring` and described, for `remote summary`: a bad or unknown signature is a report, not an
+/// error. Empty when `sig` holds no GPG signature (bytes that are no
+/// `a{sv}` hold none).
+pub fn describe_summary_signatures(
+    ring: &Keyring,
+    summary: &[u8],
+    sig: &[u8],
+) -> Result<Vec<gpg::SignatureReport>> {
+    let md = Metadata::decode(sig).unwrap_or_default();
+    let sigs = sign::signatures_in(&md, GPG_KEY)?;
+    Ok(ring.describe(summary, &sigs))
+}
