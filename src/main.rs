@@ -154,7 +154,9 @@ fn command_first(mut args: Vec<OsString>) -> Vec<OsString> {
         None
     }
     if let Some(at) = move_command(&mut args, 1) {
-        if args[at] == "admin" {
+        // Groups whose subcommand may follow options too (`ostree remote
+        // --set=K=V add …`); such options must then be one word.
+        if args[at] == "admin" || args[at] == "remote" {
             move_command(&mut args, at + 1);
         }
     }

@@ -656,3 +656,59 @@ fn commit_cpio_and_filtered_archives() {
         assert_eq!(x, o, "{name}: oxtree (left) and ostree (right) differ");
     }
 }
+
+/// `--link-checkout-speedup` in a bare-user repository: files hardlinked
+/// from a `checkout -U -H` keep their objects' stored owner (gid 81 here,
+/// where the checkout's files belong to the caller), unless a modifier
+/// changes them, and `-I` keeps them whatever the modifier: the same
+/// commits as ostree's.
+#[test]
+fn commit_link_checkout_speedup_keeps_stored_owners() {
+    let d = scratch();
+    let tree = d.path().join("tree");
+    fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    fs::write(tree.join("usr/lib/helper"), "dbus helper\n").unwrap();
+    let (rx, ro) = repos(d.path(), "bare-user");
+    for (tool, r, name) in [(Ost, &ro, "o"), (Ox, &rx, "x")] {
+        commit_args(
+            tool,
+            r,
+            &["-b", "dbus", "--owner-gid=81", tree.to_str().unwrap()],
+        );
+        let co = d.path().join(format!("co-{name}"));
+        ok(
+            tool,
+            r,
+            &["checkout", "-U", "-H", "dbus", co.to_str().unwrap()],
+        );
+        fs::write(co.join("usr/lib/cache.txt"), "data\n").unwrap();
+    }
+    for extra in [
+        vec!["--link-checkout-speedup"],
+        vec!["--link-checkout-speedup", "--owner-uid=5"],
+        vec!["-I", "--owner-uid=5", "--table-output"],
+    ] {
+        let mut out = Vec::new();
+        for (tool, r, name) in [(Ost, &ro, "o"), (Ox, &rx, "x")] {
+            let co = d.path().join(format!("co-{name}"));
+            let mut args = vec!["-b", "rootfs"];
+            args.extend(extra.iter().copied());
+            args.push(co.to_str().unwrap());
+            let mut v = vec!["commit", TS, "-s", "subj"];
+            v.extend(args);
+            let o = ok(tool, r, &v);
+            let csum = match o.lines().find_map(|l| l.strip_prefix("Commit: ")) {
+                Some(c) => c.to_string(),
+                None => checksum_line(&o),
+            };
+            if extra.contains(&"--table-output") {
+                assert!(o.contains("Content Cache Hits: 1"), "{tool:?}: {o}");
+            }
+            out.push(csum);
+        }
+        assert_eq!(
+            out[1], out[0],
+            "{extra:?}: oxtree (right) and ostree (left) differ"
+        );
+    }
+}

@@ -43,6 +43,9 @@ pub struct Args {
     /// A --subpath missing from the commit is not an error
     #[arg(long)]
     allow_noent: bool,
+    /// Do not fill an archive repository's uncompressed-objects-cache
+    #[arg(long)]
+    disable_cache: bool,
     /// Leave out the paths listed in FILE (one per line, from the root of
     /// the commit), with everything below them
     #[arg(long, value_name = "FILE")]
@@ -123,6 +126,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         subpath: a.subpath.clone(),
         passthrough_whiteouts: a.process_passthrough_whiteouts,
         bareuseronly_dirs: a.bareuseronly_dirs,
+        no_cache: a.disable_cache,
         skip: match &a.skip_list {
             Some(f) => {
                 let text = std::fs::read_to_string(f)

@@ -73,9 +73,14 @@ pub struct Args {
     /// Sync before making objects and the ref visible (default: core.fsync)
     #[arg(long, value_name = "BOOL")]
     fsync: Option<String>,
-    /// Accepted for ostree compatibility; oxtree needs no devino cache
-    #[arg(long, hide = true)]
+    /// Files hardlinked from this repository (checkout -H) are taken as
+    /// its objects, keeping their stored owner and xattrs
+    #[arg(long)]
     link_checkout_speedup: bool,
+    /// Like --link-checkout-speedup, and modifiers do not apply to such
+    /// files
+    #[arg(short = 'I', long)]
+    devino_canonical: bool,
     /// GPG Key ID to sign the commit with (repeatable)
     #[arg(long = "gpg-sign", value_name = "KEY-ID")]
     gpg_sign: Vec<String>,
@@ -100,6 +105,12 @@ pub struct Args {
     /// checksum alone
     #[arg(long)]
     table_output: bool,
+    /// Add a metadata key whose value is GVariant text (`uint64 42`)
+    #[arg(long = "add-metadata", value_name = "KEY=VALUE")]
+    add_metadata: Vec<String>,
+    /// Copy this metadata key from the parent commit (repeatable)
+    #[arg(long = "keep-metadata", value_name = "KEY")]
+    keep_metadata: Vec<String>,
     /// When importing an archive, rewrite each member path with
     /// REGEX,REPLACEMENT (the replacement is literal)
     #[arg(long, value_name = "REGEX,REPLACEMENT")]
@@ -191,6 +202,8 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         skip_xattrs: a.no_xattrs,
         paths: paths.clone(),
         ro_executables: a.mode_ro_executables,
+        link_checkout_speedup: a.link_checkout_speedup,
+        devino_canonical: a.devino_canonical,
     };
     let archive = oxtree_repo::archive::ArchiveOptions {
         autocreate_parents: a.tar_autocreate_parents,
@@ -214,6 +227,25 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             .split_once('=')
             .ok_or_else(|| anyhow!("invalid --add-metadata-string '{kv}': expected KEY=VALUE"))?;
         metadata.set_str(k, v);
+    }
+    for kv in &a.add_metadata {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --add-metadata '{kv}': expected KEY=VALUE"))?;
+        let v = oxtree_object::text::parse(v)
+            .map_err(|e| anyhow!("--add-metadata {k}: parsing '{v}': {e}"))?;
+        metadata.set(k, v.into());
+    }
+    if !a.keep_metadata.is_empty() {
+        let p = parent.ok_or_else(|| anyhow!("--keep-metadata needs a parent commit"))?;
+        let pc = repo.load_commit(&p)?;
+        for k in &a.keep_metadata {
+            let v = pc
+                .metadata
+                .get(k)
+                .ok_or_else(|| anyhow!("Missing metadata key '{k}' from commit '{p}'"))?;
+            metadata.set(k, v.try_clone()?);
+        }
     }
     if !a.no_bindings {
         let mut binds: Vec<String> = a.bind_refs.clone();
@@ -399,8 +431,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             println!("Metadata Written: {}", s.metadata_written);
             println!("Content Total: {}", s.content_total);
             println!("Content Written: {}", s.content_written);
-            // oxtree keeps no device/inode cache: no hits to count.
-            println!("Content Cache Hits: 0");
+            println!("Content Cache Hits: {}", s.devino_cache_hits);
             println!("Content Bytes Written: {}", s.content_bytes_written);
         }
         None => println!("{csum}"),

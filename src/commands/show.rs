@@ -18,6 +18,10 @@ pub struct Args {
     /// how much of it this repository still needs
     #[arg(long)]
     print_sizes: bool,
+    /// Print metadata numbers as stored (by default they are byteswapped,
+    /// as ostree prints its own big-endian numbers)
+    #[arg(short = 'B', long)]
+    no_byteswap: bool,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
@@ -42,7 +46,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
             .metadata
             .get(k)
             .ok_or_else(|| anyhow!("No such metadata key '{k}'"))?;
-        println!("{}", text::print(v));
+        println!("{}", print_value(v, a.no_byteswap));
         return Ok(());
     }
     if let Some(k) = &a.print_detached_metadata_key {
@@ -52,7 +56,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         let v = md
             .get(k)
             .ok_or_else(|| anyhow!("No such detached metadata key '{k}'"))?;
-        println!("{}", text::print(v));
+        println!("{}", print_value(v, a.no_byteswap));
         return Ok(());
     }
     if a.print_sizes {
@@ -67,6 +71,14 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         print_gpg_signatures(&repo, &csum, &a)?;
     }
     Ok(())
+}
+
+/// A metadata value as ostree's `show` prints it.
+fn print_value(v: &zvariant::Value<'_>, no_byteswap: bool) -> String {
+    match (no_byteswap, text::byteswap_scalar(v)) {
+        (false, Some(swapped)) => text::print(&swapped),
+        _ => text::print(v),
+    }
 }
 
 /// `--print-sizes`, in ostree's words.

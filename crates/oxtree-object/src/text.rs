@@ -12,6 +12,24 @@ pub fn print(v: &Value<'_>) -> String {
     s
 }
 
+/// A number standing alone with its bytes swapped, as `g_variant_byteswap`
+/// gives it (`ostree show` swaps what it prints unless `-B`: ostree stores
+/// its own numbers big-endian). None for anything but a number (bytes,
+/// strings and booleans read the same either way; numbers inside
+/// containers are not swapped).
+pub fn byteswap_scalar(v: &Value<'_>) -> Option<Value<'static>> {
+    Some(match v {
+        Value::I16(n) => Value::I16(n.swap_bytes()),
+        Value::U16(n) => Value::U16(n.swap_bytes()),
+        Value::I32(n) => Value::I32(n.swap_bytes()),
+        Value::U32(n) => Value::U32(n.swap_bytes()),
+        Value::I64(n) => Value::I64(n.swap_bytes()),
+        Value::U64(n) => Value::U64(n.swap_bytes()),
+        Value::F64(n) => Value::F64(f64::from_bits(n.to_bits().swap_bytes())),
+        _ => return None,
+    })
+}
+
 /// Like [`print`], without the type annotations GLib adds to a value
 /// standing alone (`{}` for an empty dictionary, `5` for a uint64).
 pub fn print_bare(v: &Value<'_>) -> String {

@@ -57,6 +57,9 @@ pub struct CheckoutOptions {
     /// `--skip-list`: paths of the commit (`/usr/share/doc`) left out,
     /// with everything below them.
     pub skip: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// `--disable-cache`: an archive repository's user-mode checkout
+    /// copies files instead of filling `uncompressed-objects-cache`.
+    pub no_cache: bool,
     /// `-M/--bareuseronly-dirs`: directories lose the mode bits a
     /// bare-user-only repository cannot hold (setuid/setgid/sticky, o+w).
     pub bareuseronly_dirs: bool,
@@ -333,6 +336,7 @@ impl Ctx<'_> {
             (false, RepoMode::Bare | RepoMode::BareUserOnly) => true,
             (false, _) => false,
         };
+        let linkable = linkable && !(self.repo.mode() == RepoMode::Archive && self.opts.no_cache);
         if self.hardlink && linkable {
             let (src_dir, src_name, stored) = if self.repo.mode() == RepoMode::Archive {
                 let (cache, name) = self.cached(csum, stored)?;
@@ -473,8 +477,6 @@ impl Ctx<'_> {
         Ok((cache.as_fd(), name))
     }
 
-    /// Create an entry via `make(temp name)`, then move it into place:
-    /// directly when nothing may be replaced, else by an atomic rename.
     /// `--union-identical`: is the existing entry `name` (stat `st`) the
     /// file object `csum`? The same inode as the stored object, the same
     /// symlink target, or else the same checksum, computed as ostree does
@@ -577,6 +579,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Create an entry via `make(temp name)`, then move it into place:
+    /// directly when nothing may be replaced, else by an atomic rename.
     fn place(
         &self,
         dir: BorrowedFd<'_>,

@@ -28,6 +28,13 @@ pub struct CommitModifier {
     /// `--mode-ro-executables`: executable regular files lose their write
     /// bits (W^X).
     pub ro_executables: bool,
+    /// `--link-checkout-speedup`: a file hardlinked to one of the
+    /// repository's file objects (a `checkout -H`) is that object, with the
+    /// object's owner and xattrs, not the checkout's; a modifier that
+    /// changes its metadata still applies.
+    pub link_checkout_speedup: bool,
+    /// `--devino-canonical`: such a file is the object, modifiers or not.
+    pub devino_canonical: bool,
 }
 
 /// Changes to single paths of a commit (`/usr/bin/x`, from the tree's
@@ -243,6 +250,9 @@ struct FileJob {
     mode: u32,
     size: u64,
     is_link: bool,
+    /// (st_dev, st_ino) when the file has other links (a checkout
+    /// hardlinked from the repository, for `--link-checkout-speedup`).
+    devino: Option<(u64, u64)>,
 }
 
 impl<'r> Transaction<'r> {
@@ -307,11 +317,22 @@ impl<'r> Transaction<'r> {
         let total = jobs.len() as u64;
         let done = AtomicU64::new(0);
         let repo_mode = self.repo().mode();
+        let devino = if (m.link_checkout_speedup || m.devino_canonical)
+            && repo_mode != RepoMode::Archive
+            && jobs.iter().any(|j| j.devino.is_some())
+        {
+            self.repo().devino_index()?
+        } else {
+            Default::default()
+        };
         let sums: Vec<Checksum> = jobs
             .par_iter()
             .map(|j| {
                 let rel = dirs[j.dir as usize].join(&j.name);
-                let c = self.write_job(&root, &rel, j, m, repo_mode);
+                let c = match j.devino.and_then(|k| devino.get(&k)) {
+                    Some(obj) => self.write_linked_job(&rel, obj, m, repo_mode),
+                    None => self.write_job(&root, &rel, j, m, repo_mode),
+                };
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 c
             })
@@ -319,6 +340,35 @@ impl<'r> Transaction<'r> {
         let built = self.assemble(scan, Path::new(""), &sums, &mut jobs, m)?;
         mt.overlay(built);
         Ok(())
+    }
+
+    /// A file that is a hardlink of the repository's object `obj`: that
+    /// object, unless the modifier changes its metadata (then the file's
+    /// content with the modified header).
+    fn write_linked_job(
+        &self,
+        rel: &Path,
+        obj: &Checksum,
+        m: &CommitModifier,
+        repo_mode: RepoMode,
+    ) -> Result<Checksum> {
+        let hit = || {
+            self.devino_hits.fetch_add(1, Ordering::Relaxed);
+            Ok(*obj)
+        };
+        if m.devino_canonical || (m.is_identity() && !m.canonical(repo_mode)) {
+            return hit();
+        }
+        let stored = self.repo().open_file(obj)?;
+        let h = m.file(&tree_path(rel), repo_mode, stored.header.clone());
+        if h == stored.header {
+            return hit();
+        }
+        if h.is_symlink() {
+            return Ok(self.write_content(&h, 0, std::io::empty())?.checksum);
+        }
+        let size = stored.size;
+        Ok(self.write_content(&h, size, stored.content)?.checksum)
     }
 
     fn write_job(
@@ -481,6 +531,7 @@ fn scan_dir(
                     mode: st.st_mode,
                     size: st.st_size as u64,
                     is_link: t == FileType::Symlink,
+                    devino: (st.st_nlink > 1).then_some((st.st_dev, st.st_ino)),
                 });
                 out.files.push(jobs.len() - 1);
             }

@@ -63,6 +63,29 @@ impl StoredFile {
 }
 
 impl Repo {
+    /// (st_dev, st_ino) of every loose file object with other links, to
+    /// recognise files hardlinked from the repository (ostree's devino
+    /// cache for `--link-checkout-speedup`). Bare modes only: an archive's
+    /// objects are compressed.
+    pub fn devino_index(&self) -> Result<std::collections::HashMap<(u64, u64), Checksum>> {
+        let mut out = std::collections::HashMap::new();
+        if self.mode() == RepoMode::Archive {
+            return Ok(out);
+        }
+        for (c, k) in self.list_objects()? {
+            if k != ObjectType::File {
+                continue;
+            }
+            let p = loose_path(&c, k, self.mode());
+            if let Ok(st) = fs::statat(self.objects_dir(), &p, AtFlags::SYMLINK_NOFOLLOW) {
+                if st.st_nlink > 1 {
+                    out.insert((st.st_dev, st.st_ino), c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn has_object(&self, kind: ObjectType, csum: &Checksum) -> Result<bool> {
         let p = loose_path(csum, kind, self.mode());
         match fs::statat(self.objects_dir(), &p, AtFlags::SYMLINK_NOFOLLOW) {

@@ -59,6 +59,9 @@ pub struct Transaction<'r> {
     /// Every object to publish, with the number naming its temp file in
     /// staging (see `tmp_name`): a large pull stages tens of thousands.
     staged: Mutex<HashMap<(ObjectType, Checksum), u32>>,
+    /// Files taken as the repository's objects because they are hardlinks
+    /// of them (`--link-checkout-speedup`).
+    pub(crate) devino_hits: AtomicU64,
     next_tmp: AtomicU32,
     sync: bool,
     done: bool,
@@ -151,6 +154,7 @@ impl Repo {
             staging,
             staging_name,
             staged: Mutex::new(HashMap::new()),
+            devino_hits: AtomicU64::new(0),
             next_tmp: AtomicU32::new(0),
             sync: self.fsync_enabled()?,
             done: false,

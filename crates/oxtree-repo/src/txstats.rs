@@ -20,6 +20,8 @@ pub struct TransactionStats {
     pub content_written: u64,
     /// Bytes of the new file objects as stored.
     pub content_bytes_written: u64,
+    /// Files taken as stored objects because they were hardlinks of them.
+    pub devino_cache_hits: u64,
 }
 
 impl Transaction<'_> {
@@ -51,6 +53,7 @@ impl Transaction<'_> {
             metadata_total: (seen.len() as u64 - content_total) + 1,
             metadata_written: 1,
             content_total,
+            devino_cache_hits: self.devino_hits.load(std::sync::atomic::Ordering::Relaxed),
             ..Default::default()
         };
         for (kind, size) in self.staged_objects() {
