@@ -204,6 +204,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         ro_executables: a.mode_ro_executables,
         link_checkout_speedup: a.link_checkout_speedup,
         devino_canonical: a.devino_canonical,
+        adopt: a.consume,
     };
     let archive = oxtree_repo::archive::ArchiveOptions {
         autocreate_parents: a.tar_autocreate_parents,
@@ -222,16 +223,16 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     };
 
     let mut metadata = Metadata::new();
+    // All KEY=VALUE options are checked before anything is written.
+    for kv in &a.add_detached_metadata_string {
+        key_value("--add-detached-metadata-string", kv)?;
+    }
     for kv in &a.add_metadata_string {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow!("invalid --add-metadata-string '{kv}': expected KEY=VALUE"))?;
+        let (k, v) = key_value("--add-metadata-string", kv)?;
         metadata.set_str(k, v);
     }
     for kv in &a.add_metadata {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow!("invalid --add-metadata '{kv}': expected KEY=VALUE"))?;
+        let (k, v) = key_value("--add-metadata", kv)?;
         let v = oxtree_object::text::parse(v)
             .map_err(|e| anyhow!("--add-metadata {k}: parsing '{v}': {e}"))?;
         metadata.set(k, v.into());
@@ -374,9 +375,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
     if !a.add_detached_metadata_string.is_empty() {
         let mut md = repo.load_commitmeta(&csum)?.unwrap_or_default();
         for kv in &a.add_detached_metadata_string {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                anyhow!("invalid --add-detached-metadata-string '{kv}': expected KEY=VALUE")
-            })?;
+            let (k, v) = key_value("--add-detached-metadata-string", kv)?;
             md.set_str(k, v);
         }
         repo.write_detached_metadata_bytes(&csum, &md.encode(), sync)?;
@@ -451,4 +450,16 @@ fn source_date_epoch(e: &str) -> Result<u64> {
         .parse()
         .map_err(|_| anyhow!("Parsing SOURCE_DATE_EPOCH: Numerical result out of range"))?;
     u64::try_from(v).map_err(|_| anyhow!("Failed to convert SOURCE_DATE_EPOCH = '{e}' to integer"))
+}
+
+/// `KEY=VALUE` of a metadata option; an empty key is refused in ostree's
+/// words.
+fn key_value<'a>(flag: &str, kv: &'a str) -> Result<(&'a str, &'a str)> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| anyhow!("invalid {flag} '{kv}': expected KEY=VALUE"))?;
+    if k.is_empty() {
+        bail!("Empty metadata key in {flag} '{kv}'");
+    }
+    Ok((k, v))
 }

@@ -266,7 +266,8 @@ impl Ctx<'_> {
             fs::fchown(&fd, Some(uid(m.uid)), Some(gid(m.gid))).ctx(|| format!("chown {name}"))?;
             fsutil::set_fd_xattrs(&fd, &m.xattrs).ctx(|| format!("setting xattrs on {name}"))?;
         }
-        let perms = if self.opts.bareuseronly_dirs {
+        // A bare-user-only repository never makes such directories.
+        let perms = if self.opts.bareuseronly_dirs || self.repo.mode() == RepoMode::BareUserOnly {
             m.mode & 0o775
         } else {
             m.mode & 0o7777
@@ -596,7 +597,12 @@ impl Ctx<'_> {
             let _ = fs::unlinkat(dir, &tmp, AtFlags::empty());
             return Err(e);
         }
-        Ok(())
+        // A rename between two links of one inode does nothing and
+        // succeeds (rename(2)): the temp name would stay behind.
+        match fs::unlinkat(dir, &tmp, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn copy_file(

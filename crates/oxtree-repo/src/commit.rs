@@ -9,7 +9,7 @@ use crate::mtree::MutableTree;
 use crate::transaction::Transaction;
 use oxtree_object::{mode, Checksum, Commit, DirMeta, FileHeader, Metadata, Xattrs};
 use rayon::prelude::*;
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +35,10 @@ pub struct CommitModifier {
     pub link_checkout_speedup: bool,
     /// `--devino-canonical`: such a file is the object, modifiers or not.
     pub devino_canonical: bool,
+    /// `--consume` into a bare repository whose objects may be the files
+    /// themselves: unmodified regular files (any, in bare-user-only) are
+    /// moved into the repository instead of copied.
+    pub adopt: bool,
 }
 
 /// Changes to single paths of a commit (`/usr/bin/x`, from the tree's
@@ -412,11 +416,30 @@ impl<'r> Transaction<'r> {
         } else {
             Xattrs::new()
         };
-        let h = m.file(
-            &tree_path(rel),
-            repo_mode,
-            FileHeader::regular(j.uid, j.gid, j.mode, xattrs),
-        );
+        let found = FileHeader::regular(j.uid, j.gid, j.mode, xattrs);
+        let h = m.file(&tree_path(rel), repo_mode, found.clone());
+        let adoptable = match repo_mode {
+            RepoMode::Bare => h == found,
+            RepoMode::BareUserOnly => true,
+            _ => false,
+        };
+        if m.adopt && adoptable {
+            drop(fd);
+            let path = rel.to_string_lossy();
+            if let Some(w) = self.adopt_file(root.as_fd(), &path, &h)? {
+                return Ok(w.checksum);
+            }
+            return self.write_job(
+                root,
+                rel,
+                j,
+                &CommitModifier {
+                    adopt: false,
+                    ..m.clone()
+                },
+                repo_mode,
+            );
+        }
         let f = std::fs::File::from(fd);
         self.write_content(&h, j.size, f)
             .map(|w| w.checksum)

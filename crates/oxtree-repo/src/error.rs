@@ -48,6 +48,13 @@ pub enum RepoError {
     /// A path in a commit goes through a file (ostree's words).
     #[error("{0}: Not a directory")]
     NotADirectory(String),
+    /// A file mode a bare-user-only repository cannot hold (setuid,
+    /// setgid, sticky, world-writable), in ostree's words.
+    #[error("Content object {}: invalid mode 0{mode:04o} with bits 0{:04o}", .checksum.map(|c| c.to_hex()).unwrap_or_else(|| "(new)".into()), mode & 0o7777 & !0o775)]
+    BareUserOnlyMode {
+        checksum: Option<Checksum>,
+        mode: u32,
+    },
     /// A failure asked for through `OSTREE_REPO_TEST_ERROR` (ostree's
     /// fault injection for test suites).
     #[error("OSTREE_REPO_TEST_ERROR_{0} specified")]

@@ -216,6 +216,31 @@ fn parse_size(v: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// Is file object `csum` of bare-user repository `src` stored exactly as
+/// a bare-user-only repository (`dst`) would store it: a regular file, owned
+/// by 0:0, without xattrs, whose permission bits (on disk too) are valid
+/// there? Then it can be hardlinked instead of copied, as ostree does.
+fn bare_user_object_fits_bare_user_only(
+    src: &Repo,
+    dst: RepoMode,
+    csum: &Checksum,
+) -> Result<bool> {
+    if (src.mode(), dst) != (RepoMode::BareUser, RepoMode::BareUserOnly) {
+        return Ok(false);
+    }
+    let h = src.open_file(csum)?.header;
+    if !h.is_regular() || h.uid != 0 || h.gid != 0 || !h.xattrs.is_empty() {
+        return Ok(false);
+    }
+    if h.mode & 0o7777 & !0o775 != 0 {
+        return Ok(false);
+    }
+    let name = loose_path(csum, ObjectType::File, src.mode());
+    let st = fs::statat(src.objects_dir(), &name, AtFlags::SYMLINK_NOFOLLOW)
+        .ctx(|| format!("stat of object {name}"))?;
+    Ok(st.st_mode & 0o7777 == h.mode & 0o7777)
+}
+
 /// This boot's id: `OSTREE_BOOTID` (as ostree, for tests), else the
 /// kernel's.
 fn boot_id() -> String {
@@ -632,6 +657,54 @@ impl<'r> Transaction<'r> {
         .ctx(|| "creating a temporary object file")
     }
 
+    /// `commit --consume` in a bare or bare-user-only repository: the
+    /// regular file `name` in `dir`, whose metadata is `header`, becomes the
+    /// object itself (hashed, given the object's mode and mtime, and moved
+    /// into staging) instead of being copied, as ostree "adopts" it. None
+    /// when it cannot be (another filesystem): the caller copies instead.
+    pub fn adopt_file(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        header: &FileHeader,
+    ) -> Result<Option<Written>> {
+        if !matches!(self.repo.mode(), RepoMode::Bare | RepoMode::BareUserOnly)
+            || !header.is_regular()
+        {
+            return Ok(None);
+        }
+        header.validate()?;
+        let fd = fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .ctx(|| format!("opening {name}"))?;
+        let mut hasher = header.hasher();
+        let mut f = std::fs::File::from(fd);
+        std::io::copy(&mut f, &mut hasher).ctx(|| format!("reading {name}"))?;
+        let csum = hasher.finish();
+        if self.is_present(ObjectType::File, &csum, true)? {
+            return Ok(Some(Written {
+                checksum: csum,
+                new: false,
+            }));
+        }
+        let (id, tmp) = self.tmp_name();
+        match fs::renameat(dir, name, &self.staging, &tmp) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::XDEV) => return Ok(None),
+            Err(e) => return Err(e).ctx(|| format!("adopting {name}")),
+        }
+        self.apply_file_meta(&f, header, true)?;
+        let new = self.stage(id, ObjectType::File, csum, true)?;
+        Ok(Some(Written {
+            checksum: csum,
+            new,
+        }))
+    }
+
     /// Store a file object: hash and write the content in one pass, in the
     /// form this repo's mode uses. `size` must be the content's length.
     pub fn write_content(
@@ -862,8 +935,12 @@ impl<'r> Transaction<'r> {
         trusted: bool,
     ) -> Result<Option<bool>> {
         // Metadata objects are stored alike in every mode; file objects
-        // only within one mode.
-        if kind == ObjectType::File && src.mode() != self.repo.mode() {
+        // only within one mode, or from bare-user into bare-user-only when
+        // the object is already what bare-user-only stores.
+        if kind == ObjectType::File
+            && src.mode() != self.repo.mode()
+            && !bare_user_object_fits_bare_user_only(src, self.repo.mode(), csum)?
+        {
             return Ok(None);
         }
         if self.is_present(kind, csum, false)? {
@@ -953,7 +1030,15 @@ impl<'r> Transaction<'r> {
                 new: false,
             });
         }
-        let w = self.write_content_at(header, size, content, false, None)?;
+        let w = self
+            .write_content_at(header, size, content, false, None)
+            .map_err(|e| match e {
+                RepoError::BareUserOnlyMode { mode, .. } => RepoError::BareUserOnlyMode {
+                    checksum: Some(*expected),
+                    mode,
+                },
+                e => e,
+            })?;
         if w.checksum != *expected {
             if w.new {
                 let removed = self
@@ -1023,10 +1108,10 @@ impl<'r> Transaction<'r> {
             }
             RepoMode::BareUserOnly => {
                 if h.mode & 0o7777 & !0o775 != 0 {
-                    return Err(RepoError::Invalid(format!(
-                        "invalid mode 0{:o} in a bare-user-only repository",
-                        h.mode
-                    )));
+                    return Err(RepoError::BareUserOnlyMode {
+                        checksum: None,
+                        mode: h.mode,
+                    });
                 }
                 set_perm()?;
             }
