@@ -27,9 +27,16 @@
 # clients); --server python uses python3's http.server (HTTP/1.0, a new
 # connection per request, listen backlog 5), --server nginx a stock nginx
 # (HTTP/1.1 keep-alive, sendfile) with a config of its own in the scratch
-# directory. --link wan shapes the namespace's loopback with tc netem:
-# 25 ms each way (50 ms RTT), 100 Mbit/s and 0.5% loss per direction,
-# a long, slightly lossy link as the hosts' update links are.
+# directory. --link wan shapes the link: 25 ms each way (50 ms RTT),
+# 100 Mbit/s and 0.5% loss per direction, a long, slightly lossy link as
+# the hosts' update links are; with tc netem on the namespace's loopback
+# when the kernel has sch_netem, else with bench/linkemu.py (the same
+# shaping in user space between two TUN devices, the client in a nested
+# namespace).
+#
+# Every run also kills a full pull half-way (its median time / 2) and
+# pulls again: the `resume` row is that second pull, whose bytes show what
+# the killed pull's work was worth.
 #
 # Results: median wall seconds, oxtree/ostree ratio (< 1: oxtree faster),
 # largest peak RSS, median bytes on the wire. Every oxtree pull is checked
@@ -86,14 +93,23 @@ case $mode in bare|archive|bare-user) ;; *) echo "--mode: bare, bare-user or arc
 case $server in oxtree|python|nginx) ;; *) echo "--server: oxtree, python or nginx" >&2; exit 2 ;; esac
 case $link in lo|wan) ;; *) echo "--link: lo or wan" >&2; exit 2 ;; esac
 [[ $server == nginx ]] && { command -v nginx >/dev/null || { echo "missing: nginx (apt-get install nginx-light)" >&2; exit 1; }; }
+shaper=none
+HOST=127.0.0.1
 if [[ $link == wan ]]; then
   command -v tc >/dev/null || { echo "missing: tc (iproute2)" >&2; exit 1; }
-  # The kernel must have sch_netem (some VM kernels lack it).
-  unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>/dev/null || {
-    echo "--link wan: this kernel has no netem qdisc (sch_netem); cannot shape the link" >&2
-    exit 1
-  }
+  # netem when the kernel has it; else the same shaping in user space
+  # (bench/linkemu.py between two TUN devices, the client in a namespace of
+  # its own), since some VM kernels lack sch_netem.
+  if unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>/dev/null; then
+    shaper=netem
+  else
+    [[ -c /dev/net/tun ]] || { echo "--link wan: no netem qdisc and no /dev/net/tun" >&2; exit 1; }
+    command -v nsenter >/dev/null || { echo "missing: nsenter (util-linux)" >&2; exit 1; }
+    shaper=linkemu
+    HOST=10.9.0.1
+  fi
 fi
+export SHAPER=$shaper LINKEMU=$HERE/linkemu.py
 
 log() { printf '[pull-vs-ostree %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -191,13 +207,35 @@ cat >"$SCRATCH/netns-pull.sh" <<'EOF'
 set -eu
 srv_repo=$1; server=$2; oxtree=$3; shift 3
 ip link set lo up
-if [ "$LINK" = wan ]; then
+host=127.0.0.1
+client=""   # prefix that runs the client in its namespace (linkemu)
+dev=lo      # the device whose counters are the pull's traffic
+cns=""; emu=""
+if [ "$LINK" = wan ] && [ "$SHAPER" = netem ]; then
   # Both directions cross lo: 25 ms each way is a 50 ms round trip.
   tc qdisc add dev lo root netem delay 25ms rate 100mbit loss 0.5%
+elif [ "$LINK" = wan ]; then
+  # The server stays here; the client gets a namespace of its own, joined
+  # by a TUN pair that linkemu.py shapes the same way (25 ms each way,
+  # 100 Mbit/s, 0.5% loss per direction).
+  emu_out=$(mktemp)
+  python3 "$LINKEMU" tunS tunC 25 100 0.5 >"$emu_out" 2>&1 &
+  emu=$!
+  for _ in $(seq 1 100); do grep -q ready "$emu_out" && break; sleep 0.05; done
+  unshare -n sleep 86400 &
+  cns=$!
+  sleep 0.1
+  ip link set tunC netns "$cns"
+  ip addr add 10.9.0.1/30 dev tunS
+  ip link set tunS up
+  nsenter -t "$cns" -n sh -c 'ip link set lo up && ip addr add 10.9.0.2/30 dev tunC && ip link set tunC up'
+  host=10.9.0.1
+  client="nsenter -t $cns -n"
+  dev=tunC
 fi
 port=8471
 if [ "$server" = python ]; then
-  (cd "$srv_repo" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
+  (cd "$srv_repo" && exec python3 -m http.server --bind "$host" "$port" >/dev/null 2>&1) &
 elif [ "$server" = nginx ]; then
   conf=$(mktemp -d)
   cat >"$conf/nginx.conf" <<NGX
@@ -215,28 +253,40 @@ http {
   fastcgi_temp_path $conf;
   uwsgi_temp_path $conf;
   scgi_temp_path $conf;
-  server { listen 127.0.0.1:$port; root $srv_repo; }
+  server { listen $host:$port; root $srv_repo; }
 }
 NGX
   nginx -c "$conf/nginx.conf" -p "$conf" >/dev/null 2>&1 &
 else
-  "$oxtree" --repo="$srv_repo" serve --bind=127.0.0.1 --port="$port" >/dev/null 2>&1 &
+  "$oxtree" --repo="$srv_repo" serve --bind="$host" --port="$port" >/dev/null 2>&1 &
 fi
 spid=$!
 for _ in $(seq 1 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+  (exec 3<>/dev/tcp/$host/$port) 2>/dev/null && break
   sleep 0.05
 done
-# /proc/net/dev is this namespace's view (sysfs would show the host's).
-lo_rx() { awk '$1 == "lo:" { print $2 }' /proc/net/dev; }
-before=$(lo_rx)
+# /proc/net/dev is the namespace's view (sysfs would show the host's). On
+# lo both directions count as rx; on the TUN device rx and tx are added.
+traffic() {
+  $client awk -v d="$dev:" '$1 == d { print (d == "lo:") ? $2 : $2 + $10 }' /proc/net/dev
+}
+before=$(traffic)
 set +e
-/usr/bin/time -f '%e %M' -o "$TIMEFILE" "$@"
-rc=$?
+if [ -n "${CUT_AFTER:-}" ]; then
+  # A pull cut off mid-way (kill -9): only what it leaves behind matters.
+  timeout -s KILL "$CUT_AFTER" $client "$@"
+  rc=0
+  echo "0 0" >"$TIMEFILE"
+else
+  /usr/bin/time -f '%e %M' -o "$TIMEFILE" $client "$@"
+  rc=$?
+fi
 set -e
-after=$(lo_rx)
+after=$(traffic)
 kill "$spid" 2>/dev/null || true
 wait "$spid" 2>/dev/null || true
+[ -n "$cns" ] && kill "$cns" 2>/dev/null || true
+[ -n "$emu" ] && kill "$emu" 2>/dev/null || true
 echo $((after - before)) >"$BYTESFILE"
 exit $rc
 EOF
@@ -256,14 +306,14 @@ client_repo() { # tool dir
   local bin=$OSTREE; [[ $1 == oxtree ]] && bin=$OXTREE
   rm -rf "$2"
   "$bin" --repo="$2" init --mode="$mode" >/dev/null
-  "$bin" --repo="$2" remote add --no-gpg-verify srv http://127.0.0.1:8471/ >/dev/null
+  "$bin" --repo="$2" remote add --no-gpg-verify srv "http://$HOST:8471/" >/dev/null
 }
 
 pull() { # label tool run srv_repo client_repo expected -- pull args...
   local label=$1 tool=$2 run=$3 srv=$4 repo=$5 expect=$6; shift 7
   local bin=$OSTREE; [[ $tool == oxtree ]] && bin=$OXTREE
   sync
-  if ! LINK=$link TIMEFILE=$SCRATCH/t BYTESFILE=$SCRATCH/b unshare -n sh "$SCRATCH/netns-pull.sh" \
+  if ! LINK=$link CUT_AFTER=${CUT_AFTER:-} TIMEFILE=$SCRATCH/t BYTESFILE=$SCRATCH/b unshare -n sh "$SCRATCH/netns-pull.sh" \
       "$srv" "$server" "$OXTREE" "$bin" --repo="$repo" pull "$@" >"$SCRATCH/out.log" 2>&1; then
     log "FAILED: $label $tool run $run: $(tail -3 "$SCRATCH/out.log")"
     printf '%s\t%s\t%s\tFAIL\t0\t0\n' "$label" "$tool" "$run" >>"$RESULTS"
@@ -300,6 +350,19 @@ for run in $(seq 1 "$runs"); do
     log "run $run: $tool incremental, static delta"
     pull incr-delta "$tool" "$run" "$srv" "$c" "$B" -- srv main || true
     rm -rf "$SCRATCH/client.base"
+    # Cut a full pull off half-way (kill -9), then pull again: the second
+    # pull's bytes show what the first one's work was worth.
+    full_secs=$(awk -F'\t' -v t="$tool" -v r="$run" '$1 == "full" && $2 == t && $3 == r { print $4 }' "$RESULTS")
+    if [[ -n $full_secs && $full_secs != FAIL ]]; then
+      log "run $run: $tool full pull killed half-way, then resumed"
+      fresh_fs
+      client_repo "$tool" "$c"
+      bin=$OSTREE; [[ $tool == oxtree ]] && bin=$OXTREE
+      LINK=$link CUT_AFTER=$(awk -v s="$full_secs" 'BEGIN { printf "%.2f", s / 2 }') \
+        TIMEFILE=$SCRATCH/t BYTESFILE=$SCRATCH/b unshare -n sh "$SCRATCH/netns-pull.sh" \
+        "$srv" "$server" "$OXTREE" "$bin" --repo="$c" pull srv "main@$A" >"$SCRATCH/out.log" 2>&1 || true
+      pull resume "$tool" "$run" "$srv" "$c" "$A" -- srv "main@$A" || true
+    fi
   done
 done
 
@@ -314,14 +377,14 @@ awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mod
   $4 == "FAIL" { fail[$1 SUBSEP $2] = 1; next }
   { k = $1 SUBSEP $2; t[k] = t[k] " " $4; b[k] = b[k] " " $6; if ($5 > rss[k]) rss[k] = $5; seen[$1] = 1 }
   END {
-    split("delta-gen full incr-objects incr-delta", ops, " ")
+    split("delta-gen full incr-objects incr-delta resume", ops, " ")
     if (markdown) {
       print "| " tree " (" mode ", " server " server, " link " link) | ostree s | oxtree s | ratio | ostree MiB | oxtree MiB | ostree bytes | oxtree bytes |"
       print "|---|---:|---:|---:|---:|---:|---:|---:|"
     } else {
       printf "%-14s %9s %9s %7s %10s %10s %14s %14s\n", tree "/" mode, "ostree s", "oxtree s", "ratio", "ostree MiB", "oxtree MiB", "ostree bytes", "oxtree bytes"
     }
-    for (i = 1; i <= 4; i++) {
+    for (i = 1; i <= 5; i++) {
       op = ops[i]; ko = op SUBSEP "ostree"; kx = op SUBSEP "oxtree"
       os = (ko in fail || t[ko] == "") ? "FAIL" : median(t[ko]); xs = (kx in fail || t[kx] == "") ? "FAIL" : median(t[kx])
       r = (os != "FAIL" && xs != "FAIL" && os > 0) ? sprintf("%.2f", xs / os) : "-"
@@ -331,4 +394,4 @@ awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mod
       else printf "%-14s %9s %9s %7s %10s %10s %14s %14s\n", op, os, xs, r, om, xm, ob, xb
     }
   }' "$RESULTS"
-echo "(median of $runs runs; delta-gen bytes = size of deltas/; pull bytes = loopback traffic; load at end $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(median of $runs runs; delta-gen bytes = size of deltas/; pull bytes = the pull's traffic, both directions; resume = the pull after a full pull was killed half-way; link shaper: $shaper; load at end $(cut -d' ' -f1-3 /proc/loadavg))"

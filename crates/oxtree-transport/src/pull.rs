@@ -125,7 +125,10 @@ impl Default for PullOptions {
             mirror: false,
             disable_static_deltas: false,
             subpaths: Vec::new(),
-            max_in_flight: 12,
+            // Each small object costs a round trip: on a 50 ms link, 32
+            // requests in flight fetch ~640 objects/s where 12 gave ~240
+            // (ostree keeps 8). Loopback pulls do not mind the extra.
+            max_in_flight: 32,
             fetch: FetchOptions::default(),
             sync: None,
             max_metadata_size: MAX_METADATA_SIZE,
