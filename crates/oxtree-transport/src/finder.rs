@@ -16,8 +16,9 @@
 //!
 //! [`find_remotes`] then reads each candidate's summary and keeps, for each
 //! ref, only the candidates that offer its newest commit (by the commit
-//! timestamp the summary lists, else the commit's own), so an outdated
-//! mirror is never pulled from. [`pull_from_results`] pulls each ref from
+//! timestamp the summary lists, else the commit's own; on a tie within
+//! the same second, a child beats its parent), so an outdated mirror is
+//! never pulled from. [`pull_from_results`] pulls each ref from
 //! the first result offering it, verifying GPG signatures with the keys of
 //! the collection's remote whatever that remote's own settings (peers are
 //! untrusted), and tries the next result when a pull fails.
@@ -186,14 +187,29 @@ pub fn find_remotes(
         }
     }
 
-    // The newest commit of each ref across all candidates (the first
-    // candidate wins a tie).
+    // The newest commit of each ref across all candidates. Timestamps
+    // have whole seconds: two commits made in the same second tie, and
+    // then a child beats its parent (an outdated mirror must not win by
+    // being listed first); otherwise the first candidate wins.
+    let parent_of = |ci: usize, c: &Checksum| -> Option<Checksum> {
+        match repo.load_commit(c) {
+            Ok(c) => c.parent,
+            Err(_) => fetch_commit(&candidates[ci].remote, c, fetch).ok()?.parent,
+        }
+    };
     let mut newest: Vec<Option<(Checksum, u64)>> = vec![None; refs.len()];
-    for l in listed.iter().flatten() {
+    for (ci, l) in listed.iter().enumerate() {
+        let Some(l) = l else { continue };
         for (i, sr) in l.refs.iter().enumerate() {
             let Some(sr) = sr else { continue };
             let t = timestamps.get(&sr.commit).copied().unwrap_or(0);
-            if newest[i].is_none_or(|(_, nt)| t > nt) {
+            let newer = match newest[i] {
+                None => true,
+                Some((nc, nt)) => {
+                    t > nt || (t == nt && nc != sr.commit && parent_of(ci, &sr.commit) == Some(nc))
+                }
+            };
+            if newer {
                 newest[i] = Some((sr.commit, t));
             }
         }
@@ -291,6 +307,11 @@ fn candidate_summary(
 
 /// The timestamp of `commit` as `remote` serves it.
 fn fetch_commit_timestamp(remote: &Remote, commit: &Checksum, fetch: &FetchOptions) -> Result<u64> {
+    Ok(fetch_commit(remote, commit, fetch)?.timestamp)
+}
+
+/// `commit` as `remote` serves it, verified.
+fn fetch_commit(remote: &Remote, commit: &Checksum, fetch: &FetchOptions) -> Result<Commit> {
     let fetcher = Fetcher::new(remote.fetch_options(fetch.clone())?)?;
     let rel = format!(
         "objects/{}",
@@ -302,7 +323,7 @@ fn fetch_commit_timestamp(remote: &Remote, commit: &Checksum, fetch: &FetchOptio
     if Checksum::of(&bytes) != *commit {
         return Err(TransportError::bad(format!("commit {commit}"), "corrupted"));
     }
-    Ok(Commit::decode(&bytes)?.timestamp)
+    Ok(Commit::decode(&bytes)?)
 }
 
 /// Where a volume may hold repositories: `.ostree/repos.d/*` (sorted by
