@@ -474,6 +474,15 @@ enum Lie {
     /// header, announce the whole file, send half and close; honour
     /// `Range: bytes=N-` with a 206. Counts the file's body bytes sent.
     HalfUnlessRange(String, Arc<AtomicUsize>),
+    /// Keep connections alive and honour `Range: bytes=A-B` (and `A-`)
+    /// with a 206, recording every (path, range) asked.
+    Ranges(Arc<std::sync::Mutex<Vec<(String, String)>>>),
+    /// As Ranges, but flip the last byte of any range of this file that
+    /// does not start at 0 (a lying mirror, say).
+    FlipRanges(String),
+    /// Keep connections alive but ignore Range: always 200 and the whole
+    /// file. Counts the requests.
+    NoRanges(Arc<AtomicUsize>),
 }
 
 /// A minimal HTTP/1.1 static server for `root` that lies as told.
@@ -492,20 +501,80 @@ fn lying_server(root: PathBuf, lie: Lie) -> String {
 
 fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
     let mut r = BufReader::new(conn.try_clone().unwrap());
-    let mut first = String::new();
-    if r.read_line(&mut first).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut range_start: Option<usize> = None;
     loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
+        let mut first = String::new();
+        if r.read_line(&mut first).unwrap_or(0) == 0 {
+            return;
         }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
-            range_start = v.trim().trim_end_matches('-').parse().ok();
+        let mut range_start: Option<usize> = None;
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                range_start = v.trim().trim_end_matches('-').parse().ok();
+                range = Some(v.trim().to_string());
+            }
+        }
+        if !matches!(lie, Lie::Ranges(_) | Lie::FlipRanges(_) | Lie::NoRanges(_)) {
+            return answer(&mut conn, root, lie, &first, range_start);
+        }
+        // Keep-alive with ranges: bytes=A-B or A-.
+        let path = first
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .trim_start_matches('/')
+            .to_string();
+        let Ok(mut body) = std::fs::read(root.join(&path))
+            .map_err(|_| ())
+            .and_then(|b| if path.contains("..") { Err(()) } else { Ok(b) })
+        else {
+            let _ = write!(conn, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            continue;
+        };
+        let len = body.len();
+        let honour = !matches!(lie, Lie::NoRanges(_));
+        let span = range.as_deref().filter(|_| honour).and_then(|v| {
+            let (a, b) = v.split_once('-')?;
+            let a: usize = a.parse().ok()?;
+            let b: usize = if b.is_empty() {
+                len - 1
+            } else {
+                b.parse().ok()?
+            };
+            (a <= b && b < len).then_some((a, b))
+        });
+        match (lie, span) {
+            (Lie::Ranges(log), _) => log
+                .lock()
+                .unwrap()
+                .push((path.clone(), range.clone().unwrap_or_default())),
+            (Lie::FlipRanges(p), Some((a, b))) if *p == path && a > 0 => body[b] ^= 0x55,
+            (Lie::NoRanges(n), _) => {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        let ok = match span {
+            Some((a, b)) => write!(
+                conn,
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{len}\r\n\r\n",
+                b - a + 1
+            )
+            .and_then(|()| conn.write_all(&body[a..=b])),
+            None => write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
+                .and_then(|()| conn.write_all(&body)),
+        };
+        if ok.is_err() {
+            return;
         }
     }
+}
+
+fn answer(conn: &mut TcpStream, root: &Path, lie: &Lie, first: &str, range_start: Option<usize>) {
     let path = first
         .split_whitespace()
         .nth(1)
@@ -519,11 +588,11 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
         let _ = conn.write_all(body);
     };
     if path.contains("..") {
-        return send(&mut conn, "404 Not Found", 0, b"");
+        return send(conn, "404 Not Found", 0, b"");
     }
     let mut body = match std::fs::read(root.join(path)) {
         Ok(b) => b,
-        Err(_) => return send(&mut conn, "404 Not Found", 0, b""),
+        Err(_) => return send(conn, "404 Not Found", 0, b""),
     };
     match lie {
         Lie::Flip(p) if p == path => {
@@ -532,9 +601,9 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
         }
         Lie::Truncate(p) if p == path => {
             let len = body.len();
-            return send(&mut conn, "200 OK", len, &body[..len / 2]);
+            return send(conn, "200 OK", len, &body[..len / 2]);
         }
-        Lie::NotFound(p) if p == path => return send(&mut conn, "404 Not Found", 0, b""),
+        Lie::NotFound(p) if p == path => return send(conn, "404 Not Found", 0, b""),
         Lie::Hang(p, asked) if p == path => {
             let _ = write!(
                 conn,
@@ -560,7 +629,7 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
                 }
                 _ => {
                     sent.fetch_add(len / 2, Ordering::SeqCst);
-                    send(&mut conn, "200 OK", len, &body[..len / 2]);
+                    send(conn, "200 OK", len, &body[..len / 2]);
                 }
             }
             return;
@@ -590,12 +659,12 @@ fn serve_conn(mut conn: TcpStream, root: &Path, lie: &Lie) {
             let left = n.load(Ordering::SeqCst);
             if left > 0 {
                 n.store(left.saturating_sub(1), Ordering::SeqCst);
-                return send(&mut conn, "500 Internal Server Error", 0, b"");
+                return send(conn, "500 Internal Server Error", 0, b"");
             }
         }
         _ => {}
     }
-    send(&mut conn, "200 OK", body.len(), &body);
+    send(conn, "200 OK", body.len(), &body);
 }
 
 /// The `.filez` path and checksum of `d/big` in `src`'s main.
@@ -1189,4 +1258,133 @@ fn pull_through_mirrorlists() {
         e.contains("No valid mirrors were found in mirrorlist"),
         "{e}"
     );
+}
+
+/// A static delta's one big part is fetched as several byte ranges at
+/// once (on a link with latency and loss, one connection crawls), and
+/// assembled in order: the pull's result is whole. A server that ignores
+/// Range still serves the pull (one plain GET), and a mirror that lies in
+/// one range fails the pull on the part's checksum, moving no ref.
+#[test]
+fn big_delta_parts_are_fetched_in_ranges() {
+    let ost = require("ostree");
+    let ox = oxtree();
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, tree) = archive_with_tree(&ost, tmp.path());
+    // 3 MB that does not compress: one part of about that size.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(tree.join("noise"), noise).unwrap();
+    ok(
+        &ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-01",
+            tree.to_str().unwrap(),
+        ],
+    );
+    ok(&ost, &src, &["static-delta", "generate", "--empty", "main"]);
+    ok(&ost, &src, &["summary", "-u"]);
+    let rev = ok(&ost, &src, &["rev-parse", "main"]).trim().to_string();
+    let part_dir = {
+        let b64 = ok(&ost, &src, &["static-delta", "list"]);
+        assert_eq!(b64.lines().count(), 1, "{b64}");
+        let mut p = None;
+        for e in walk_files(&src.join("deltas")) {
+            if e.ends_with("0") {
+                p = Some(e);
+            }
+        }
+        p.expect("part 0 of the delta")
+    };
+    let part_rel = part_dir
+        .strip_prefix(&src)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let part_len = std::fs::metadata(&part_dir).unwrap().len();
+    assert!(part_len > 2_000_000, "part is {part_len} bytes");
+
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let url = lying_server(src.clone(), Lie::Ranges(Arc::clone(&log)));
+    let d = tmp.path().join("ranged");
+    client(&ox, &d, "bare-user", "origin", &url);
+    ok(&ox, &d, &["pull", "origin", "main"]);
+    assert_eq!(ok(&ox, &d, &["rev-parse", "origin:main"]).trim(), rev);
+    fsck_both(&d);
+    let asked: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| *p == part_rel)
+        .map(|(_, r)| r.clone())
+        .collect();
+    assert!(
+        asked.len() >= 4,
+        "the part in {} requests: {asked:?}",
+        asked.len()
+    );
+    // The ranges tile the part exactly.
+    let mut spans: Vec<(u64, u64)> = asked
+        .iter()
+        .map(|r| {
+            let (a, b) = r.split_once('-').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    spans.sort();
+    assert_eq!(spans[0].0, 0);
+    assert_eq!(spans.last().unwrap().1, part_len - 1);
+    assert!(spans.windows(2).all(|w| w[0].1 + 1 == w[1].0), "{spans:?}");
+
+    // A server that ignores Range: the answers to the ranges are dropped
+    // and the part is fetched whole, once more; the pull is whole.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let url = lying_server(src.clone(), Lie::NoRanges(Arc::clone(&asked)));
+    let d = tmp.path().join("noranges");
+    client(&ox, &d, "bare-user", "origin", &url);
+    ok(&ox, &d, &["pull", "origin", "main"]);
+    assert_eq!(ok(&ox, &d, &["rev-parse", "origin:main"]).trim(), rev);
+    fsck_both(&d);
+    // And one that also closes every connection (python's http.server,
+    // HTTP/1.0) is never asked for ranges.
+    let (_g, url) = python_server(&src);
+    let d = tmp.path().join("plain");
+    client(&ox, &d, "bare-user", "origin", &url);
+    ok(&ox, &d, &["pull", "origin", "main"]);
+    fsck_both(&d);
+
+    // A mirror that lies in one range: the part fails its checksum.
+    let url = lying_server(src.clone(), Lie::FlipRanges(part_rel.clone()));
+    let d = tmp.path().join("lied");
+    client(&ox, &d, "bare-user", "origin", &url);
+    let o = run(&ox, &d, &["pull", "origin", "main"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a lying range was accepted");
+    assert!(err.contains("part 0 is corrupt"), "{err}");
+    assert!(!ref_file(&d, "origin", "main").exists());
+    fsck_both(&d);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -115,6 +115,9 @@ pub struct Fetcher {
     /// The server closes the connection after each response (HTTP/1.0,
     /// `Connection: close`): see [`Fetcher::parallelism`].
     closing: Arc<AtomicBool>,
+    /// The server answered a range request with something else: no more
+    /// split fetches ([`Fetcher::get_split`]).
+    no_ranges: Arc<AtomicBool>,
 }
 
 /// Requests in flight at once against a server that closes every
@@ -165,6 +168,7 @@ impl Fetcher {
             opts,
             bytes: Arc::new(AtomicU64::new(0)),
             closing: Arc::new(AtomicBool::new(false)),
+            no_ranges: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -325,7 +329,7 @@ impl Fetcher {
         // so); anything else is the whole body again.
         let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT
             && part.total > 0
-            && content_range_start(&resp) == Some(part.total);
+            && content_range(&resp).map(|(first, _)| first) == Some(part.total);
         if !resumed {
             part.reset();
         }
@@ -410,6 +414,204 @@ impl Fetcher {
     }
 }
 
+/// Smallest piece [`Fetcher::get_split`] cuts a body into.
+const SPLIT_MIN_PIECE: u64 = 256 << 10;
+/// Most pieces one body is cut into.
+pub const SPLIT_MAX_PIECES: usize = 8;
+
+/// One range request's answer.
+enum RangeReply {
+    Piece(Vec<u8>),
+    NotFound,
+    /// The server answered with the whole body (it ignores Range) or with
+    /// another range: fetch the body in one piece.
+    NoRanges,
+}
+
+impl Fetcher {
+    /// GET a body whose size is known (a static delta part: the
+    /// superblock gives it) as up to `pieces` byte ranges fetched at once,
+    /// each on its own connection, assembled in order. On a link with
+    /// latency and loss one TCP connection crawls through slow start and
+    /// halves its window at every loss; several share the work and the
+    /// losses. Bodies too small to split, `file://` URLs, servers that
+    /// close every connection, and servers that ignore Range fall back to
+    /// [`Fetcher::get`]. Whatever is assembled is verified by the caller
+    /// (a part hashes to its checksum).
+    pub async fn get_split(
+        &self,
+        url: &str,
+        size: u64,
+        pieces: usize,
+        limit: u64,
+        spill: Option<PathBuf>,
+    ) -> Result<Option<Body>> {
+        let pieces = (size / SPLIT_MIN_PIECE).min(pieces.min(SPLIT_MAX_PIECES) as u64);
+        if pieces < 2
+            || size > limit
+            || url.starts_with("file://")
+            || self.closing.load(Ordering::Relaxed)
+            || self.no_ranges.load(Ordering::Relaxed)
+        {
+            return self.get(url, limit, spill).await;
+        }
+        let step = size.div_ceil(pieces);
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..pieces {
+            let start = i * step;
+            let end = (start + step).min(size) - 1;
+            let (f, u) = (self.clone(), url.to_string());
+            set.spawn(async move { (i as usize, f.get_range(&u, start, end, size).await) });
+        }
+        let mut got: Vec<Option<Vec<u8>>> = vec![None; pieces as usize];
+        while let Some(done) = set.join_next().await {
+            let (i, r) = done.map_err(|e| TransportError::Http {
+                url: url.to_string(),
+                reason: format!("a range request ended: {e}"),
+            })?;
+            match r? {
+                RangeReply::Piece(v) => got[i] = Some(v),
+                RangeReply::NotFound => return Ok(None),
+                RangeReply::NoRanges => {
+                    set.abort_all();
+                    self.no_ranges.store(true, Ordering::Relaxed);
+                    return self.get(url, limit, spill).await;
+                }
+            }
+        }
+        let parts = got.into_iter().flatten();
+        if size as usize > SPILL_THRESHOLD {
+            if let Some(dir) = spill {
+                let io = |e| TransportError::io("writing a temp file", e);
+                let mut f = tempfile::tempfile_in(dir).map_err(io)?;
+                for p in parts {
+                    f.write_all(&p).map_err(io)?;
+                }
+                f.rewind().map_err(io)?;
+                return Ok(Some(Body::File(f)));
+            }
+        }
+        let mut v = Vec::with_capacity(size as usize);
+        for p in parts {
+            v.extend_from_slice(&p);
+        }
+        Ok(Some(Body::Mem(v)))
+    }
+
+    /// Bytes `start..=end` of a body of `total` bytes, with the retries
+    /// and stall guard of [`Fetcher::get`]; a retry asks only for what is
+    /// still missing.
+    async fn get_range(&self, url: &str, start: u64, end: u64, total: u64) -> Result<RangeReply> {
+        let want = (end - start + 1) as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(want);
+        let mut delay = self.opts.backoff;
+        let mut attempt = 0;
+        let http = |reason: String| TransportError::Http {
+            url: url.to_string(),
+            reason,
+        };
+        loop {
+            let from = start + buf.len() as u64;
+            let req = self
+                .client
+                .get(url)
+                .header(reqwest::header::RANGE, format!("bytes={from}-{end}"));
+            let reason = match req.send().await {
+                Err(e) if e.is_builder() => return Err(http(error_chain(&e))),
+                Err(e) => error_chain(&e),
+                Ok(mut resp) => {
+                    let status = resp.status();
+                    if status == reqwest::StatusCode::NOT_FOUND
+                        || status == reqwest::StatusCode::GONE
+                    {
+                        return Ok(RangeReply::NotFound);
+                    }
+                    if status.is_success() && status != reqwest::StatusCode::PARTIAL_CONTENT {
+                        return Ok(RangeReply::NoRanges);
+                    }
+                    if status == reqwest::StatusCode::PARTIAL_CONTENT {
+                        let (first, size) = content_range(&resp).unwrap_or((u64::MAX, None));
+                        if first != from {
+                            return Ok(RangeReply::NoRanges);
+                        }
+                        if size.is_some_and(|n| n != total) {
+                            return Err(http(format!(
+                                "the server has {} bytes, the superblock says {total}",
+                                size.unwrap_or(0)
+                            )));
+                        }
+                        loop {
+                            match tokio::time::timeout(self.opts.stall_timeout, resp.chunk()).await
+                            {
+                                Err(_) => {
+                                    break format!(
+                                        "no data for {} s",
+                                        self.opts.stall_timeout.as_secs()
+                                    )
+                                }
+                                Ok(Err(e)) => {
+                                    break format!(
+                                        "Transferred a partial file ({} of {want} bytes): {}",
+                                        buf.len(),
+                                        error_chain(&e)
+                                    )
+                                }
+                                Ok(Ok(None)) if buf.len() == want => {
+                                    return Ok(RangeReply::Piece(buf))
+                                }
+                                Ok(Ok(None)) => {
+                                    break format!(
+                                        "Transferred a partial file ({} of {want} bytes)",
+                                        buf.len()
+                                    )
+                                }
+                                Ok(Ok(Some(c))) => {
+                                    self.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
+                                    if buf.len() + c.len() > want {
+                                        return Err(http(format!(
+                                            "the server sent more than the {want} bytes of range {from}-{end}"
+                                        )));
+                                    }
+                                    buf.extend_from_slice(&c);
+                                }
+                            }
+                        }
+                    } else if status.is_server_error()
+                        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    {
+                        format!("server returned {status}")
+                    } else {
+                        return Err(http(format!("server returned {status}")));
+                    }
+                }
+            };
+            if attempt >= self.opts.retries {
+                return Err(http(format!(
+                    "{reason} (gave up after {} attempts)",
+                    attempt + 1
+                )));
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// `Content-Range: bytes A-B/N`: A, and N unless it is `*`.
+fn content_range(resp: &reqwest::Response) -> Option<(u64, Option<u64>)> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let range = v.strip_prefix("bytes ")?;
+    let (span, size) = range.split_once('/')?;
+    let first = span.split('-').next()?.trim().parse().ok()?;
+    Some((first, size.trim().parse().ok()))
+}
+
 /// What the attempts at one GET have received so far: a later attempt
 /// asks for the rest with a Range request. Whatever is assembled is
 /// verified by the caller (objects hash to their names), so a server that
@@ -427,17 +629,6 @@ impl Partial {
         self.file = None;
         self.total = 0;
     }
-}
-
-/// The first byte a 206 response covers (`Content-Range: bytes A-B/N`).
-fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
-    let v = resp
-        .headers()
-        .get(reqwest::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
-    let range = v.strip_prefix("bytes ")?;
-    range.split(['-', '/']).next()?.trim().parse().ok()
 }
 
 /// A reqwest error with its sources ("error sending request: connection

@@ -86,6 +86,36 @@ impl Mirrors {
         Ok(None)
     }
 
+    /// [`Mirrors::get`] of a file whose size is known, in up to `pieces`
+    /// ranges at once ([`Fetcher::get_split`]).
+    pub async fn get_split(
+        &self,
+        fetcher: &Fetcher,
+        rel: &str,
+        size: u64,
+        pieces: usize,
+        limit: u64,
+        spill: Option<PathBuf>,
+    ) -> Result<Option<Body>> {
+        let n = self.bases.len();
+        for (i, base) in self.bases.iter().enumerate() {
+            let last = i + 1 == n;
+            match fetcher
+                .get_split(&join_url(base, rel), size, pieces, limit, spill.clone())
+                .await
+            {
+                Ok(Some(b)) => return Ok(Some(b)),
+                Ok(None) if last => return Ok(None),
+                Err(e) if last => return Err(e),
+                Err(e @ (TransportError::TooLarge { .. } | TransportError::Cancelled)) => {
+                    return Err(e)
+                }
+                Ok(None) | Err(_) => continue,
+            }
+        }
+        Ok(None)
+    }
+
     /// [`Mirrors::get`] of a small file, into memory.
     pub async fn get_vec(
         &self,

@@ -9,6 +9,10 @@
 //! symlink can lead outside the repository (kernels without openat2 get a
 //! component-by-component walk that follows no symlinks at all). Only
 //! regular files are served; directories and everything else are 404.
+//! One byte range per request is honoured (`Range: bytes=A-B`, `A-`,
+//! `-N`: 206, or 416 when it lies beyond the file), as ostree's
+//! trivial-httpd does, for resumed and split fetches; a request for
+//! several ranges gets the whole file.
 
 use crate::error::{Result, TransportError};
 use bytes::Bytes;
@@ -141,9 +145,45 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return status(StatusCode::NOT_FOUND);
     }
-    let mut len = st.st_size as u64;
+    let size = st.st_size as u64;
+    let range = req
+        .headers()
+        .get(hyper::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(ByteRange::Whole, |v| parse_range(v, size));
+    let (offset, mut len) = match range {
+        ByteRange::Whole => (0, size),
+        ByteRange::Part(first, last) => (first, last - first + 1),
+        ByteRange::Unsatisfiable => {
+            let mut r = status(StatusCode::RANGE_NOT_SATISFIABLE);
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(hyper::header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
     let body = if head {
         empty()
+    } else if offset > 0 || len < size {
+        // A range: read from its offset, at most its length.
+        let mut f = std::fs::File::from(fd);
+        if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).is_err() {
+            return status(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        if len <= SMALL_FILE {
+            let mut data = Vec::with_capacity(len as usize);
+            if f.take(len).read_to_end(&mut data).is_err() {
+                return status(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+            len = data.len() as u64;
+            Full::new(Bytes::from(data))
+                .map_err(|never| match never {})
+                .boxed()
+        } else {
+            let file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(f), len);
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 << 10);
+            StreamBody::new(stream.map_ok(Frame::data)).boxed()
+        }
     } else if len <= SMALL_FILE {
         // Most objects are a few KiB: one read here costs far less than
         // tokio's file reads, which hop to a blocking thread and back for
@@ -162,7 +202,19 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
         StreamBody::new(stream.map_ok(Frame::data)).boxed()
     };
     let mut r = Response::new(body);
+    if let ByteRange::Part(first, _) = range {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let last = first + len.saturating_sub(1);
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("bytes {first}-{last}/{size}"))
+        {
+            r.headers_mut().insert(hyper::header::CONTENT_RANGE, v);
+        }
+    }
     let h = r.headers_mut();
+    h.insert(
+        hyper::header::ACCEPT_RANGES,
+        hyper::header::HeaderValue::from_static("bytes"),
+    );
     h.insert(
         hyper::header::CONTENT_LENGTH,
         hyper::header::HeaderValue::from(len),
@@ -172,6 +224,62 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
         hyper::header::HeaderValue::from_static("application/octet-stream"),
     );
     r
+}
+
+/// What a `Range` header asks of a file of some size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// No usable range (absent, malformed, several ranges): the whole file.
+    Whole,
+    /// Bytes `first..=last`, within the file.
+    Part(u64, u64),
+    /// A well-formed range that lies wholly beyond the file (416).
+    Unsatisfiable,
+}
+
+/// Parse `bytes=A-B`, `bytes=A-` or `bytes=-N` against a file of `size`
+/// bytes (RFC 9110 14.1.2): a last position past the end is clipped to
+/// it; a first position at or past the end is unsatisfiable.
+pub fn parse_range(header: &str, size: u64) -> ByteRange {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return ByteRange::Whole;
+    };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return ByteRange::Whole;
+    };
+    let num = |t: &str| -> Option<u64> {
+        (!t.is_empty() && t.len() <= 19 && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    match (a.trim(), b.trim()) {
+        ("", n) => match num(n) {
+            None => ByteRange::Whole,
+            Some(0) => ByteRange::Unsatisfiable,
+            Some(_) if size == 0 => ByteRange::Unsatisfiable,
+            Some(n) => ByteRange::Part(size.saturating_sub(n), size - 1),
+        },
+        (a, b) => {
+            let Some(first) = num(a) else {
+                return ByteRange::Whole;
+            };
+            let last = match b {
+                "" => u64::MAX,
+                b => match num(b) {
+                    Some(l) if l >= first => l,
+                    _ => return ByteRange::Whole,
+                },
+            };
+            if first >= size {
+                ByteRange::Unsatisfiable
+            } else {
+                ByteRange::Part(first, last.min(size - 1))
+            }
+        }
+    }
 }
 
 /// The repository-relative path of a request, or None when it is not a
@@ -239,6 +347,30 @@ fn open_beneath(root: &OwnedFd, rel: &str) -> std::result::Result<OwnedFd, Errno
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges() {
+        use ByteRange::*;
+        for (h, want) in [
+            ("bytes=0-9", Part(0, 9)),
+            ("bytes=10-", Part(10, 99)),
+            ("bytes=90-200", Part(90, 99)),
+            ("bytes=-10", Part(90, 99)),
+            ("bytes=-1000", Part(0, 99)),
+            ("bytes=100-", Unsatisfiable),
+            ("bytes=-0", Unsatisfiable),
+            ("bytes=5-4", Whole),
+            ("bytes=0-1,5-6", Whole),
+            ("bytes=x-", Whole),
+            ("items=0-1", Whole),
+            ("bytes=+1-2", Whole),
+            ("bytes=99999999999999999999-", Whole),
+        ] {
+            assert_eq!(parse_range(h, 100), want, "{h}");
+        }
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
+    }
 
     #[test]
     fn paths() {
