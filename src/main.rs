@@ -121,6 +121,13 @@ enum Command {
     /// Automatic updates: check, stage, wait for a window and a FleetLock
     /// slot, reboot; report steady state after the boot
     Updates(commands::updates::Args),
+    /// systemd units: list, status, start, stop, restart, enable, disable
+    /// (here, or on an agent with --host)
+    Units(commands::system::UnitsArgs),
+    /// A unit's last journal lines
+    Journal(commands::system::JournalArgs),
+    /// systemd-networkd links; static addresses, gateway and DNS
+    Network(commands::system::NetworkArgs),
 }
 
 /// A closed stdout (`oxtree ls … | grep -q x`) ends the program with status
@@ -331,6 +338,9 @@ fn main() {
         Command::External(argv) => commands::external::run(argv),
         Command::Fleetlock(a) => commands::fleetlock::run(a),
         Command::Updates(a) => commands::updates::run(a),
+        Command::Units(a) => commands::system::units(a, host.as_deref()),
+        Command::Journal(a) => commands::system::journal(a, host.as_deref()),
+        Command::Network(a) => commands::system::network(a, host.as_deref()),
     };
     let result = match (result, moves_refs) {
         (Ok(()), Some(commit)) => commands::summary::auto_update(cli.repo.clone(), commit),

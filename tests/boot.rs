@@ -254,6 +254,242 @@ fn apt_repo_with_nano(dir: &Path) {
 
 const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
 
+const PROBE_UNIT: &str = "[Unit]\nDescription=oxtree agent probe\n\n[Service]\nExecStart=/bin/sh -c \"echo probe-started-$$$$; exec sleep infinity\"\n\n[Install]\nWantedBy=multi-user.target\n";
+
+/// Parse the JSON a guest command printed.
+#[track_caller]
+fn guest_json(v: &vm::Vm, cmd: &str) -> serde_json::Value {
+    let out = v.ok(cmd);
+    serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "{cmd}: {e}
+{out}"
+        )
+    })
+}
+
+/// The agent's host management (issue 13, PMD's part) against the
+/// guest's real systemd and systemd-networkd, through the agent's socket
+/// with the remote CLI: a unit started, enabled, restarted, read in the
+/// journal, disabled and stopped; a static address, gateway and DNS set
+/// on a dummy link and taken away again; bad names refused with nothing
+/// changed; each mutation in the audit log.
+fn agent_manages_units_and_network(v: &vm::Vm) {
+    let t = Instant::now();
+    let h = "oxtree --host=unix:///run/oxtree/oxtreed.sock";
+    wait_for(
+        v,
+        "oxtreed active",
+        Duration::from_secs(120),
+        "systemctl is-active oxtreed.service && test -S /run/oxtree/oxtreed.sock",
+    );
+    let unit = "oxtree-probe.service";
+    v.ok(&format!(
+        "printf '%s' '{PROBE_UNIT}' > /etc/systemd/system/{unit} && systemctl daemon-reload"
+    ));
+    let s = guest_json(v, &format!("{h} units status {unit} --json"));
+    assert_eq!(s["activeState"], "inactive", "{s}");
+    assert_eq!(s["unitFileState"], "disabled", "{s}");
+
+    let started = guest_json(v, &format!("{h} units start {unit} --json"));
+    assert_eq!(started["unit"]["activeState"], "active", "{started}");
+    let pid1 = started["unit"]["mainPid"].as_u64().expect("a main pid");
+    assert_eq!(
+        v.ok(&format!("systemctl is-active {unit}")).trim(),
+        "active"
+    );
+
+    let enabled = guest_json(v, &format!("{h} units enable {unit} --json"));
+    assert_eq!(enabled["changes"][0]["change"], "symlink", "{enabled}");
+    v.ok(&format!(
+        "test -L /etc/systemd/system/multi-user.target.wants/{unit}"
+    ));
+
+    let restarted = guest_json(v, &format!("{h} units restart {unit} --json"));
+    let pid2 = restarted["unit"]["mainPid"].as_u64().expect("a main pid");
+    assert_ne!(pid1, pid2, "restart kept the same process");
+    // Both runs in the journal, with their pids.
+    let mut lines = Vec::new();
+    for _ in 0..20 {
+        let j = guest_json(v, &format!("{h} journal {unit} -n 50 --json"));
+        lines = j["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .collect();
+        if lines
+            .iter()
+            .filter(|l| l.starts_with("probe-started-"))
+            .count()
+            >= 2
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for pid in [pid1, pid2] {
+        assert!(
+            lines.iter().any(|l| *l == format!("probe-started-{pid}")),
+            "pid {pid} not in the journal: {lines:?}"
+        );
+    }
+    let listed = guest_json(v, &format!("{h} units list --type=service --json"));
+    let names: Vec<&str> = listed["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["activeState"] == "active")
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    for n in ["oxtreed.service", "ssh.service", unit] {
+        assert!(
+            names.contains(&n),
+            "{n} not among the active services: {names:?}"
+        );
+    }
+
+    let disabled = guest_json(v, &format!("{h} units disable {unit} --json"));
+    assert_eq!(disabled["changes"][0]["change"], "unlink", "{disabled}");
+    v.ok(&format!(
+        "! test -e /etc/systemd/system/multi-user.target.wants/{unit}"
+    ));
+    let stopped = guest_json(v, &format!("{h} units stop {unit} --json"));
+    assert_eq!(stopped["unit"]["activeState"], "inactive", "{stopped}");
+
+    // Bad input: refused by the agent, nothing started.
+    for (cmd, says) in [
+        (
+            format!("{h} units start ../../etc/passwd"),
+            "invalid unit name",
+        ),
+        (
+            format!("{h} units start 'x.service;reboot'"),
+            "invalid unit name",
+        ),
+        (
+            format!("{h} units status no-such-oxtree.service"),
+            "no such unit",
+        ),
+        (format!("{h} units kill {unit}"), "Unknown command 'kill'"),
+        (format!("{h} journal {unit} -n 0"), "lines must be"),
+    ] {
+        let o = v.ssh(&cmd);
+        assert!(
+            !o.success() && o.stderr.contains(says),
+            "{cmd}: expected an error saying {says:?}: {o:?}"
+        );
+    }
+    assert_eq!(
+        v.ssh(&format!("systemctl is-active {unit}")).stdout.trim(),
+        "inactive"
+    );
+
+    // Network: a dummy link, so the guest's own link (and ssh) is untouched.
+    v.ok("ip link add oxdummy0 type dummy && ip link set oxdummy0 up");
+    let set = guest_json(
+        v,
+        &format!("{h} network set oxdummy0 --address 192.0.2.10/24 --address 2001:db8::10/64 --gateway 192.0.2.1 --dns 192.0.2.53 --json"),
+    );
+    assert_eq!(set["name"], "oxdummy0", "{set}");
+    let file = "/etc/systemd/network/10-oxtree-oxdummy0.network";
+    let text = v.ok(&format!("cat {file}"));
+    assert!(
+        text.contains("Name=oxdummy0")
+            && text.contains("Address=192.0.2.10/24")
+            && text.contains("Gateway=192.0.2.1")
+            && text.contains("DNS=192.0.2.53"),
+        "{text}"
+    );
+    // networkd applies it: the kernel has the addresses and the route.
+    wait_for(
+        v,
+        "networkd applied the static address",
+        Duration::from_secs(60),
+        "ip -o addr show dev oxdummy0 | grep -q 192.0.2.10/24 && ip -o addr show dev oxdummy0 | grep -q 2001:db8::10/64 && ip route show dev oxdummy0 | grep -q 'default via 192.0.2.1'",
+    );
+    let links = guest_json(v, &format!("{h} network list --json"));
+    let l = links["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "oxdummy0")
+        .cloned()
+        .expect("oxdummy0 listed");
+    assert_eq!(l["networkFile"], file, "{l}");
+    assert!(
+        l["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["address"] == "192.0.2.10" && a["prefixLength"] == 24),
+        "{l}"
+    );
+    for (cmd, says) in [
+        (
+            format!("{h} network set ../etc --address 192.0.2.11/24"),
+            "invalid link name",
+        ),
+        (
+            format!("{h} network set oxdummy0 --address 192.0.2.11"),
+            "invalid address",
+        ),
+        (
+            format!(
+                "{h} network set oxdummy0 --address 192.0.2.11/24 --dns '1.1.1.1\nDNS=9.9.9.9'"
+            ),
+            "invalid DNS server",
+        ),
+        (
+            format!("{h} network set no-such-link0 --address 192.0.2.11/24"),
+            "no such network link",
+        ),
+    ] {
+        let o = v.ssh(&cmd);
+        assert!(
+            !o.success() && o.stderr.contains(says),
+            "{cmd}: expected an error saying {says:?}: {o:?}"
+        );
+    }
+    assert_eq!(
+        v.ok(&format!("cat {file}")),
+        text,
+        "a refused request changed the file"
+    );
+    v.ok("! ls /etc/systemd/network | grep -v -e '^10-oxtree-oxdummy0.network$' -e '^20-wired.network$'");
+
+    v.ok(&format!("{h} network unset oxdummy0"));
+    v.ok(&format!("! test -e {file}"));
+    wait_for(
+        v,
+        "networkd dropped the static address",
+        Duration::from_secs(60),
+        "! ip -o addr show dev oxdummy0 | grep -q 192.0.2.10",
+    );
+    let o = v.ssh(&format!("{h} network unset oxdummy0"));
+    assert!(
+        !o.success() && o.stderr.contains("no static configuration"),
+        "{o:?}"
+    );
+    v.ok("ip link del oxdummy0");
+
+    // The audit log has each mutation, with who asked and the result.
+    let audit = v.ok("cat /var/log/oxtree/audit.log");
+    for needle in [
+        "\"action\":\"unit start\"",
+        "\"action\":\"unit enable\"",
+        "\"action\":\"network set\"",
+        "\"action\":\"network unset\"",
+    ] {
+        assert!(audit.contains(needle), "{needle} not audited:\n{audit}");
+    }
+    assert!(audit.contains("\"who\":\"uid:0\""), "{audit}");
+    eprintln!(
+        "[boot] agent units/journal/network took {:.0?}",
+        t.elapsed()
+    );
+}
+
 #[test]
 fn host_lifecycle() {
     if !vm::available() {
@@ -334,6 +570,7 @@ fn host_lifecycle() {
         "/usr is writable: {o:?}"
     );
     v.ok("findmnt -n /sysroot && findmnt -n /var && test -L /boot/loader");
+    agent_manages_units_and_network(&v);
     v.ok("echo kept > /var/oxtree-test && echo '# oxtree-test edit' >> /etc/issue");
     // podman with an image loaded locally (no registry: no network).
     copy_in(&v, &podman_image(work.path()), "/var/tmp/tiny.tar");

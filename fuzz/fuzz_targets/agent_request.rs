@@ -1,5 +1,6 @@
 //! What an agent client controls: the body of `POST /v1/host/{kind}`
-//! (`oxtree_agent::request::parse`), and what an agent sends the CLI's
+//! (`oxtree_agent::request::parse`) and of `PUT /v1/network/links/{name}`
+//! (`parse_static_network`), and what an agent sends the CLI's
 //! event-stream parser.
 //!
 //! Must never panic; an accepted request names only valid package names
@@ -7,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oxtree_agent::request::{is_package_name, parse, OpRequest, KINDS};
+use oxtree_agent::request::{is_package_name, parse, parse_static_network, OpRequest, KINDS};
 use oxtree_agent::sse::SseParser;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,6 +25,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         serde_json::to_string(&r).unwrap();
+    }
+    // The same bytes as a static network configuration: accepted only with
+    // checked addresses, and its .network text has no line an address
+    // did not put there.
+    if let Ok(c) = parse_static_network(body) {
+        let checked = c.check().expect("accepted but fails its check");
+        let text = checked.render("eth0");
+        let lines = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        assert_eq!(lines, 3 + c.addresses.len() + c.gateway.iter().count() + c.dns.len(), "{text}");
     }
     // The same bytes as a stream, split in two at an arbitrary point.
     let mut p = SseParser::default();

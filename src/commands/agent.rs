@@ -54,6 +54,9 @@ pub struct Args {
     /// Where the update loop keeps its state across reboots
     #[arg(long, value_name = "PATH", default_value = oxtree_updates::DEFAULT_STATE_DIR, requires = "updates")]
     updates_state_dir: PathBuf,
+    /// Where PUT /v1/network/links/NAME writes its `.network` files
+    #[arg(long, value_name = "PATH", default_value = oxtree_system::network::NETWORK_DIR)]
+    network_dir: PathBuf,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -92,6 +95,7 @@ pub fn run(a: Args) -> Result<()> {
             config_root: a.updates_config_root,
             state_dir: a.updates_state_dir,
         }),
+        network_dir: a.network_dir,
     };
     oxtree_agent::server::run(cfg, |what| {
         // Tests and systemd's log wait for this line.

@@ -36,6 +36,7 @@ pub mod show;
 pub mod sign;
 pub mod static_delta;
 pub mod summary;
+pub mod system;
 pub mod to_disk;
 pub mod updates;
 pub mod version;

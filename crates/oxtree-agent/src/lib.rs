@@ -10,6 +10,8 @@
 //! - [`request`]: parsing and checking of request bodies;
 //! - [`auth`]: peers, tokens, TLS; [`audit`]: the audit log;
 //! - [`server`]: the listeners; [`client`]: the CLI's side (`--host`);
+//! - [`system`]: systemd units, a unit's journal and networkd links
+//!   (`oxtree_system`), answered directly and audited;
 //! - [`status`]: coalesced status reads for `GET /v1/host`;
 //! - [`openapi`]: `GET /v1/openapi.json`.
 //!
@@ -26,5 +28,6 @@ pub mod router;
 pub mod server;
 pub mod sse;
 pub mod status;
+pub mod system;
 
 pub use error::{AgentError, Result};

@@ -28,13 +28,119 @@ fn id_param() -> Value {
     json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
 }
 
+/// The host-management paths (units, journal, network).
+fn system_paths() -> Value {
+    json!({
+            "/v1/units": {"get": {"summary": "The loaded systemd units (systemd's ListUnits)",
+                "parameters": [{"name": "type", "in": "query", "schema": {"type": "string", "enum": oxtree_system::names::UNIT_TYPES}}],
+                "responses": {"200": {"description": "Units", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"units": {"type": "array", "items": {"$ref": "#/components/schemas/UnitSummary"}}}}}}},
+                    "503": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/units/{name}": {
+                "parameters": unit_param(),
+                "get": {"summary": "One unit's state", "responses": {
+                    "200": {"description": "Unit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UnitStatus"}}}},
+                    "400": {"$ref": "#/components/responses/Error"},
+                    "404": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/units/{name}/{action}": {
+                "parameters": [unit_param()[0].clone(),
+                    {"name": "action", "in": "path", "required": true, "schema": {"type": "string", "enum": ["start", "stop", "restart", "enable", "disable"]}}],
+                "post": {"summary": "Start, stop or restart (waiting up to 90 s for systemd's job), or enable or disable (then daemon-reload). Answered directly, not queued; audited.",
+                    "requestBody": body("Empty"),
+                    "responses": {
+                        "200": {"description": "The unit after the action", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UnitActionOutcome"}}}},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "403": {"$ref": "#/components/responses/Error"},
+                        "404": {"$ref": "#/components/responses/Error"},
+                        "409": {"$ref": "#/components/responses/Error"},
+                        "500": {"$ref": "#/components/responses/Error"},
+                        "504": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/units/{name}/journal": {
+                "parameters": unit_param(),
+                "get": {"summary": "The unit's last journal lines (journalctl -o json)",
+                    "parameters": [{"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": oxtree_system::journal::MAX_LINES, "default": 100}}],
+                    "responses": {
+                        "200": {"description": "Entries, oldest first", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"entries": {"type": "array", "items": {"$ref": "#/components/schemas/JournalEntry"}}}}}}},
+                        "400": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/network/links": {"get": {"summary": "systemd-networkd's links, with state and addresses",
+                "responses": {"200": {"description": "Links", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"links": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}}}}}}},
+                    "503": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/network/links/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"}}],
+                "get": {"summary": "One link", "responses": {
+                    "200": {"description": "Link", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
+                    "404": {"$ref": "#/components/responses/Error"}}},
+                "put": {"summary": "Static addresses, gateway and DNS: /etc/systemd/network/10-oxtree-NAME.network, applied (networkd Reload + ReconfigureLink); audited",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StaticNetwork"}}}},
+                    "responses": {
+                        "200": {"description": "The link after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
+                        "400": {"$ref": "#/components/responses/Error"},
+                        "404": {"$ref": "#/components/responses/Error"}}},
+                "delete": {"summary": "Remove the static configuration PUT wrote, and apply what remains; audited",
+                    "responses": {
+                        "200": {"description": "The link after the change", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
+                        "404": {"$ref": "#/components/responses/Error"}}}}
+    })
+}
+
+/// Their schemas.
+fn system_schemas() -> Value {
+    json!({
+                "UnitSummary": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                    "loadState": {"type": "string"}, "activeState": {"type": "string"}, "subState": {"type": "string"}}},
+                "UnitStatus": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                    "loadState": {"type": "string"}, "activeState": {"type": "string"}, "subState": {"type": "string"},
+                    "unitFileState": {"type": "string"}, "fragmentPath": {"type": "string"},
+                    "activeSince": {"type": ["string", "null"], "format": "date-time"},
+                    "mainPid": {"type": ["integer", "null"]}, "result": {"type": ["string", "null"]}}},
+                "UnitActionOutcome": {"type": "object", "properties": {
+                    "action": {"type": "string"},
+                    "unit": {"oneOf": [{"$ref": "#/components/schemas/UnitStatus"}, {"type": "null"}]},
+                    "changes": {"type": "array", "items": {"type": "object", "properties": {
+                        "change": {"type": "string"}, "file": {"type": "string"}, "destination": {"type": "string"}}}}}},
+                "JournalEntry": {"type": "object", "properties": {"time": {"type": ["string", "null"]},
+                    "priority": {"type": ["integer", "null"]}, "pid": {"type": ["integer", "null"]}, "message": {"type": "string"}}},
+                "Link": {"type": "object", "properties": {"index": {"type": "integer"}, "name": {"type": "string"},
+                    "kind": {"type": ["string", "null"]}, "operationalState": {"type": ["string", "null"]},
+                    "setupState": {"type": ["string", "null"]}, "networkFile": {"type": ["string", "null"]},
+                    "addresses": {"type": "array", "items": {"type": "object", "properties": {
+                        "address": {"type": "string"}, "prefixLength": {"type": "integer"}, "source": {"type": ["string", "null"]}}}},
+                    "dns": {"type": "array", "items": {"type": "string"}}}},
+                "StaticNetwork": {"type": "object", "additionalProperties": false, "required": ["addresses"], "properties": {
+                    "addresses": {"type": "array", "minItems": 1, "maxItems": 32, "items": {"type": "string", "description": "ADDRESS/PREFIX"}},
+                    "gateway": {"type": "string"},
+                    "dns": {"type": "array", "maxItems": 32, "items": {"type": "string"}}}}
+    })
+}
+
+fn unit_param() -> Vec<Value> {
+    vec![
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 255, "pattern": "^[A-Za-z0-9:_.@\\\\-]+$"}}),
+    ]
+}
+
 pub fn document() -> Value {
+    let mut doc = host_document();
+    // Two json! calls: one would pass serde_json's macro recursion limit.
+    let merge = |into: &mut Value, more: Value| {
+        if let (Some(m), Value::Object(more)) = (into.as_object_mut(), more) {
+            m.extend(more);
+        }
+    };
+    merge(&mut doc["paths"], system_paths());
+    merge(&mut doc["components"]["schemas"], system_schemas());
+    doc
+}
+
+fn host_document() -> Value {
     let flag = json!({"type": "boolean", "default": false});
     let os =
         json!({"type": "string", "description": "Stateroot (default: the booted or only one)"});
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "oxtreed", "version": "1", "description": "The oxtree host agent: status and queued, cancellable host operations."},
+        "info": {"title": "oxtreed", "version": "1", "description": "The oxtree host agent: status and queued, cancellable host operations; systemd units, journals and networkd links."},
         "security": [{"bearer": []}, {"clientCert": []}, {"peerCredentials": []}],
         "paths": {
             "/v1/host": {"get": {"summary": "The host status (bootc-shaped Host)",
@@ -91,7 +197,7 @@ pub fn document() -> Value {
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                    "kind": {"type": "string", "enum": ["bad-request", "busy", "failed", "cancelled", "not-found", "conflict", "unauthenticated", "forbidden"]},
+                    "kind": {"type": "string", "enum": ["bad-request", "busy", "failed", "cancelled", "not-found", "conflict", "unauthenticated", "forbidden", "unavailable", "timeout"]},
                     "message": {"type": "string"}}}}},
                 "Empty": {"type": "object", "additionalProperties": false},
                 "UpgradeRequest": {"type": "object", "additionalProperties": false, "properties": {

@@ -214,6 +214,30 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
     Ok(r)
 }
 
+/// A body that must be empty or `{}` (unit actions).
+pub fn parse_empty(body: &[u8]) -> Result<(), BadRequest> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<Empty>(body)
+        .map(|_| ())
+        .map_err(|e| BadRequest::Json(e.to_string()))
+}
+
+/// The body of `PUT /v1/network/links/{name}`: a static configuration,
+/// every address checked.
+pub fn parse_static_network(
+    body: &[u8],
+) -> Result<oxtree_system::network::StaticConfig, BadRequest> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(BadRequest::Json("the body must be a JSON object".into()));
+    }
+    let c: oxtree_system::network::StaticConfig =
+        serde_json::from_slice(body).map_err(|e| BadRequest::Json(e.to_string()))?;
+    c.check().map_err(|e| invalid(e.to_string()))?;
+    Ok(c)
+}
+
 fn invalid(m: impl Into<String>) -> BadRequest {
     BadRequest::Invalid(m.into())
 }

@@ -7,6 +7,7 @@ use crate::audit::Audit;
 use crate::auth::{Denied, Peer, Policy, Principal, Role};
 use crate::ops::{CancelError, Operations};
 use crate::request::{self, BadRequest, MAX_BODY};
+use crate::system;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -37,6 +38,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/operations/{id}/cancel"),
     ("GET", "/v1/operations/{id}/events"),
     ("GET", "/v1/updates"),
+    ("GET", "/v1/units"),
+    ("GET", "/v1/units/{name}"),
+    ("POST", "/v1/units/{name}/{action}"),
+    ("GET", "/v1/units/{name}/journal"),
+    ("GET", "/v1/network/links"),
+    ("GET", "/v1/network/links/{name}"),
+    ("PUT", "/v1/network/links/{name}"),
+    ("DELETE", "/v1/network/links/{name}"),
     ("GET", "/v1/openapi.json"),
 ];
 
@@ -49,6 +58,9 @@ pub struct App {
     pub status: Arc<crate::status::StatusReads>,
     /// `--updates`: where the update loop's config and state are.
     pub updates: Option<Arc<crate::server::UpdatesSetup>>,
+    /// Where `PUT /v1/network/links/{name}` writes its `.network` files
+    /// (`/etc/systemd/network`).
+    pub network_dir: Arc<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for App {
@@ -71,6 +83,17 @@ pub fn router(app: App) -> Router {
         .route("/v1/operations/{id}/cancel", post(cancel))
         .route("/v1/operations/{id}/events", get(events))
         .route("/v1/updates", get(updates))
+        .route("/v1/units", get(system::list_units))
+        .route("/v1/units/{name}", get(system::unit_status))
+        .route("/v1/units/{name}/journal", get(system::unit_journal_lines))
+        .route("/v1/units/{name}/{action}", post(system::unit_action))
+        .route("/v1/network/links", get(system::list_links))
+        .route(
+            "/v1/network/links/{name}",
+            get(system::link)
+                .put(system::set_link)
+                .delete(system::unset_link),
+        )
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found", "no such resource") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -365,6 +388,7 @@ mod tests {
                 config_root: d.path().into(),
                 state_dir: d.path().join("updates"),
             })),
+            network_dir: Arc::new(d.path().join("network")),
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -385,7 +409,10 @@ mod tests {
         };
         assert_eq!(call("POST", "/v1/host/cleanup"), StatusCode::ACCEPTED);
         for (m, p) in ROUTES {
-            let path = p.replace("{id}", "1");
+            let path = p
+                .replace("{id}", "1")
+                .replace("{name}", "x.service")
+                .replace("{action}", "start");
             let st = call(m, &path);
             assert!(
                 st != StatusCode::NOT_FOUND && st != StatusCode::METHOD_NOT_ALLOWED,

@@ -51,6 +51,9 @@ pub struct Config {
     /// Run the automatic update loop (when its config enables it) and
     /// serve `GET /v1/updates`.
     pub updates: Option<UpdatesSetup>,
+    /// Where static network configurations are written
+    /// (`oxtree_system::network::NETWORK_DIR`).
+    pub network_dir: PathBuf,
 }
 
 /// Where the update loop reads its config (drop-ins and machine-id under
@@ -137,6 +140,7 @@ async fn serve(cfg: Config, ready: impl FnOnce(&str)) -> Result<()> {
         audit,
         status: Default::default(),
         updates: cfg.updates.clone().map(Arc::new),
+        network_dir: Arc::new(cfg.network_dir.clone()),
     });
 
     let unix = bind_unix(&cfg.socket)?;
