@@ -4,6 +4,7 @@
 #
 #   bench/pull-vs-ostree.sh [--runs N] [--tree rootfs|gen] [--mode bare|archive]
 #                           [--server oxtree|python|nginx] [--link lo|wan]
+#                           [--ops full,incr-objects,incr-delta,resume]
 #                           [--no-build] [--markdown]
 #
 # Setup (untimed except where said): the tree is committed as A into an
@@ -34,6 +35,10 @@
 # shaping in user space between two TUN devices, the client in a nested
 # namespace).
 #
+# --ops picks the pulls (default all four); without `full` the client's
+# copy of A for the incremental pulls is made untimed with `ostree
+# pull-local` (a shaped full pull takes minutes).
+#
 # Every run also kills a full pull half-way (its median time / 2) and
 # pulls again: the `resume` row is that second pull, whose bytes show what
 # the killed pull's work was worth.
@@ -63,6 +68,7 @@ server=oxtree
 link=lo
 build=1
 markdown=0
+ops=full,incr-objects,incr-delta,resume
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
@@ -71,6 +77,8 @@ usage() {
 
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --ops) ops=$2; shift 2 ;;
+    --ops=*) ops=${1#*=}; shift ;;
     --runs) runs=$2; shift 2 ;;
     --runs=*) runs=${1#*=}; shift ;;
     --tree) tree=$2; shift 2 ;;
@@ -185,6 +193,8 @@ for tool in ostree oxtree; do
   cp -al "$SRV" "$d"
   SRV_OF[$tool]=$d
 done
+want() { [[ ,$ops, == *,$1,* ]]; }
+
 for run in $(seq 1 "$runs"); do
   for tool in ostree oxtree; do
     bin=$OSTREE; [[ $tool == oxtree ]] && bin=$OXTREE
@@ -341,19 +351,29 @@ for run in $(seq 1 "$runs"); do
     fresh_fs
     client_repo "$tool" "$c"
     # Full pull of A (REF@COMMIT), so the incremental pulls start from A.
-    pull full "$tool" "$run" "$srv" "$c" "$A" -- srv "main@$A" || true
+    if want full; then
+      pull full "$tool" "$run" "$srv" "$c" "$A" -- srv "main@$A" || true
+    else
+      "$OSTREE" --repo="$c" pull-local "$srv" "$A" >/dev/null
+      mkdir -p "$c/refs/remotes/srv"
+      echo "$A" >"$c/refs/remotes/srv/main"
+    fi
     cp -a "$c" "$SCRATCH/client.base"
-    log "run $run: $tool incremental, objects"
-    pull incr-objects "$tool" "$run" "$srv" "$c" "$B" -- --disable-static-deltas srv main || true
+    if want incr-objects; then
+      log "run $run: $tool incremental, objects"
+      pull incr-objects "$tool" "$run" "$srv" "$c" "$B" -- --disable-static-deltas srv main || true
+    fi
     fresh_fs
     cp -a "$SCRATCH/client.base" "$c"
-    log "run $run: $tool incremental, static delta"
-    pull incr-delta "$tool" "$run" "$srv" "$c" "$B" -- srv main || true
+    if want incr-delta; then
+      log "run $run: $tool incremental, static delta"
+      pull incr-delta "$tool" "$run" "$srv" "$c" "$B" -- srv main || true
+    fi
     rm -rf "$SCRATCH/client.base"
     # Cut a full pull off half-way (kill -9), then pull again: the second
     # pull's bytes show what the first one's work was worth.
     full_secs=$(awk -F'\t' -v t="$tool" -v r="$run" '$1 == "full" && $2 == t && $3 == r { print $4 }' "$RESULTS")
-    if [[ -n $full_secs && $full_secs != FAIL ]]; then
+    if want resume && [[ -n $full_secs && $full_secs != FAIL ]]; then
       log "run $run: $tool full pull killed half-way, then resumed"
       fresh_fs
       client_repo "$tool" "$c"
@@ -386,6 +406,7 @@ awk -F'\t' -v markdown="$markdown" -v runs="$runs" -v tree="$tree" -v mode="$mod
     }
     for (i = 1; i <= 5; i++) {
       op = ops[i]; ko = op SUBSEP "ostree"; kx = op SUBSEP "oxtree"
+      if (!(op in seen) && !(ko in fail) && !(kx in fail)) continue
       os = (ko in fail || t[ko] == "") ? "FAIL" : median(t[ko]); xs = (kx in fail || t[kx] == "") ? "FAIL" : median(t[kx])
       r = (os != "FAIL" && xs != "FAIL" && os > 0) ? sprintf("%.2f", xs / os) : "-"
       om = sprintf("%.1f", rss[ko] / 1024); xm = sprintf("%.1f", rss[kx] / 1024)
