@@ -1270,49 +1270,7 @@ fn big_delta_parts_are_fetched_in_ranges() {
     let ost = require("ostree");
     let ox = oxtree();
     let tmp = tempfile::tempdir().unwrap();
-    let (src, tree) = archive_with_tree(&ost, tmp.path());
-    // 3 MB that does not compress: one part of about that size.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let noise: Vec<u8> = (0..3_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(tree.join("noise"), noise).unwrap();
-    ok(
-        &ost,
-        &src,
-        &[
-            "commit",
-            "-b",
-            "main",
-            "--timestamp=2020-01-01",
-            tree.to_str().unwrap(),
-        ],
-    );
-    ok(&ost, &src, &["static-delta", "generate", "--empty", "main"]);
-    ok(&ost, &src, &["summary", "-u"]);
-    let rev = ok(&ost, &src, &["rev-parse", "main"]).trim().to_string();
-    let part_dir = {
-        let b64 = ok(&ost, &src, &["static-delta", "list"]);
-        assert_eq!(b64.lines().count(), 1, "{b64}");
-        let mut p = None;
-        for e in walk_files(&src.join("deltas")) {
-            if e.ends_with("0") {
-                p = Some(e);
-            }
-        }
-        p.expect("part 0 of the delta")
-    };
-    let part_rel = part_dir
-        .strip_prefix(&src)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let part_len = std::fs::metadata(&part_dir).unwrap().len();
+    let (src, rev, part_rel, part_len) = noise_repo(&ost, tmp.path(), 3_000_000);
     assert!(part_len > 2_000_000, "part is {part_len} bytes");
 
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1347,6 +1305,25 @@ fn big_delta_parts_are_fetched_in_ranges() {
     assert_eq!(spans.last().unwrap().1, part_len - 1);
     assert!(spans.windows(2).all(|w| w[0].1 + 1 == w[1].0), "{spans:?}");
 
+    // A part under 1 MiB is assembled in memory: two ranges here.
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let (src2, rev2, part2, len2) = noise_repo(&ost, &small, 700_000);
+    let log2 = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let url = lying_server(src2, Lie::Ranges(Arc::clone(&log2)));
+    let d = tmp.path().join("ranged-small");
+    client(&ox, &d, "bare-user", "origin", &url);
+    ok(&ox, &d, &["pull", "origin", "main"]);
+    assert_eq!(ok(&ox, &d, &["rev-parse", "origin:main"]).trim(), rev2);
+    fsck_both(&d);
+    let n = log2
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| *p == part2)
+        .count();
+    assert_eq!(n, 2, "a {len2}-byte part in {n} ranges");
+
     // A server that ignores Range: the answers to the ranges are dropped
     // and the part is fetched whole, once more; the pull is whole.
     let asked = Arc::new(AtomicUsize::new(0));
@@ -1374,6 +1351,55 @@ fn big_delta_parts_are_fetched_in_ranges() {
     assert!(err.contains("part 0 is corrupt"), "{err}");
     assert!(!ref_file(&d, "origin", "main").exists());
     fsck_both(&d);
+}
+
+/// An archive repo under `dir` whose main holds `len` bytes that do not
+/// compress, with a from-scratch static delta (one part of about `len`
+/// bytes) in its summary: (repo, commit, the part's path in it, its size).
+fn noise_repo(ost: &Path, dir: &Path, len: usize) -> (PathBuf, String, String, u64) {
+    let (src, tree) = archive_with_tree(ost, dir);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(tree.join("noise"), noise).unwrap();
+    ok(
+        ost,
+        &src,
+        &[
+            "commit",
+            "-b",
+            "main",
+            "--timestamp=2020-01-01",
+            tree.to_str().unwrap(),
+        ],
+    );
+    ok(ost, &src, &["static-delta", "generate", "--empty", "main"]);
+    ok(ost, &src, &["summary", "-u"]);
+    let rev = ok(ost, &src, &["rev-parse", "main"]).trim().to_string();
+    let part_dir = {
+        let b64 = ok(ost, &src, &["static-delta", "list"]);
+        assert_eq!(b64.lines().count(), 1, "{b64}");
+        let mut p = None;
+        for e in walk_files(&src.join("deltas")) {
+            if e.ends_with("0") {
+                p = Some(e);
+            }
+        }
+        p.expect("part 0 of the delta")
+    };
+    let part_rel = part_dir
+        .strip_prefix(&src)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let part_len = std::fs::metadata(&part_dir).unwrap().len();
+    (src, rev, part_rel, part_len)
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {

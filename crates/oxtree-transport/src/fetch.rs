@@ -456,12 +456,22 @@ impl Fetcher {
             return self.get(url, limit, spill).await;
         }
         let step = size.div_ceil(pieces);
+        // A big body goes straight to a temp file, each piece written at
+        // its offset: memory stays at a chunk per piece.
+        let sink = match &spill {
+            Some(dir) if size as usize > SPILL_THRESHOLD => {
+                Some(Arc::new(tempfile::tempfile_in(dir).map_err(|e| {
+                    TransportError::io("creating a temp file", e)
+                })?))
+            }
+            _ => None,
+        };
         let mut set = tokio::task::JoinSet::new();
         for i in 0..pieces {
             let start = i * step;
             let end = (start + step).min(size) - 1;
-            let (f, u) = (self.clone(), url.to_string());
-            set.spawn(async move { (i as usize, f.get_range(&u, start, end, size).await) });
+            let (f, u, sink) = (self.clone(), url.to_string(), sink.clone());
+            set.spawn(async move { (i as usize, f.get_range(&u, start, end, size, sink).await) });
         }
         let mut got: Vec<Option<Vec<u8>>> = vec![None; pieces as usize];
         while let Some(done) = set.join_next().await {
@@ -479,18 +489,17 @@ impl Fetcher {
                 }
             }
         }
-        let parts = got.into_iter().flatten();
-        if size as usize > SPILL_THRESHOLD {
-            if let Some(dir) = spill {
-                let io = |e| TransportError::io("writing a temp file", e);
-                let mut f = tempfile::tempfile_in(dir).map_err(io)?;
-                for p in parts {
-                    f.write_all(&p).map_err(io)?;
-                }
-                f.rewind().map_err(io)?;
-                return Ok(Some(Body::File(f)));
-            }
+        drop(set);
+        if let Some(sink) = sink {
+            let mut f = Arc::try_unwrap(sink).map_err(|_| TransportError::Http {
+                url: url.to_string(),
+                reason: "a range request still holds the temp file".into(),
+            })?;
+            f.rewind()
+                .map_err(|e| TransportError::io("rewinding a temp file", e))?;
+            return Ok(Some(Body::File(f)));
         }
+        let parts = got.into_iter().flatten();
         let mut v = Vec::with_capacity(size as usize);
         for p in parts {
             v.extend_from_slice(&p);
@@ -500,10 +509,21 @@ impl Fetcher {
 
     /// Bytes `start..=end` of a body of `total` bytes, with the retries
     /// and stall guard of [`Fetcher::get`]; a retry asks only for what is
-    /// still missing.
-    async fn get_range(&self, url: &str, start: u64, end: u64, total: u64) -> Result<RangeReply> {
+    /// still missing. With `sink`, the bytes are written there at their
+    /// offset and the piece returned is empty.
+    async fn get_range(
+        &self,
+        url: &str,
+        start: u64,
+        end: u64,
+        total: u64,
+        sink: Option<Arc<std::fs::File>>,
+    ) -> Result<RangeReply> {
+        use std::os::unix::fs::FileExt;
         let want = (end - start + 1) as usize;
-        let mut buf: Vec<u8> = Vec::with_capacity(want);
+        let mut buf: Vec<u8> = Vec::with_capacity(if sink.is_some() { 0 } else { want });
+        // Bytes of this range received so far.
+        let mut have = 0usize;
         let mut delay = self.opts.backoff;
         let mut attempt = 0;
         let http = |reason: String| TransportError::Http {
@@ -511,7 +531,7 @@ impl Fetcher {
             reason,
         };
         loop {
-            let from = start + buf.len() as u64;
+            let from = start + have as u64;
             let req = self
                 .client
                 .get(url)
@@ -552,27 +572,32 @@ impl Fetcher {
                                 Ok(Err(e)) => {
                                     break format!(
                                         "Transferred a partial file ({} of {want} bytes): {}",
-                                        buf.len(),
+                                        have,
                                         error_chain(&e)
                                     )
                                 }
-                                Ok(Ok(None)) if buf.len() == want => {
-                                    return Ok(RangeReply::Piece(buf))
-                                }
+                                Ok(Ok(None)) if have == want => return Ok(RangeReply::Piece(buf)),
                                 Ok(Ok(None)) => {
                                     break format!(
-                                        "Transferred a partial file ({} of {want} bytes)",
-                                        buf.len()
+                                        "Transferred a partial file ({have} of {want} bytes)"
                                     )
                                 }
                                 Ok(Ok(Some(c))) => {
                                     self.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
-                                    if buf.len() + c.len() > want {
+                                    if have + c.len() > want {
                                         return Err(http(format!(
                                             "the server sent more than the {want} bytes of range {from}-{end}"
                                         )));
                                     }
-                                    buf.extend_from_slice(&c);
+                                    match &sink {
+                                        Some(f) => {
+                                            f.write_all_at(&c, start + have as u64).map_err(
+                                                |e| TransportError::io("writing a temp file", e),
+                                            )?
+                                        }
+                                        None => buf.extend_from_slice(&c),
+                                    }
+                                    have += c.len();
                                 }
                             }
                         }
