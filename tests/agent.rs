@@ -509,6 +509,45 @@ fn status_upgrade_progress_and_remote_cli() {
         audit.iter().find(|l| l["result"] == "succeeded").unwrap()["detail"]["outcome"]["outcome"],
         "no-change"
     );
+
+    // pin, set-default and undeploy through the agent, with the words of a
+    // local run; a bad index fails and changes nothing.
+    let before = versions(&a.host());
+    assert!(before.len() >= 2, "{before:?}");
+    let o = a.cli(&["admin", "pin", "1"]);
+    assert_eq!(stdout(&o), "Deployment 1 is now pinned\n", "{o:?}");
+    let o = a.cli(&["admin", "pin", "1"]);
+    assert_eq!(stdout(&o), "Deployment 1 is already pinned\n", "{o:?}");
+    assert!(
+        stdout(&a.inside(&["admin", "status", &sr, &rd])).contains("Pinned: yes"),
+        "pin did not stick"
+    );
+    let o = a.cli(&["admin", "pin", "--unpin", "1", "9"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(stderr(&o).contains("9"), "{o:?}");
+    assert!(
+        stdout(&a.inside(&["admin", "status", &sr, &rd])).contains("Pinned: yes"),
+        "a refused unpin changed a deployment"
+    );
+    let o = a.cli(&["admin", "pin", "--unpin", "1"]);
+    assert_eq!(stdout(&o), "Deployment 1 is now unpinned\n", "{o:?}");
+    let o = a.cli(&["admin", "set-default", "1"]);
+    assert!(stdout(&o).contains("is now the default"), "{o:?}");
+    let after = versions(&a.host());
+    assert_eq!((&after[0], &after[1]), (&before[1], &before[0]));
+    let o = a.cli(&["admin", "undeploy", "1"]);
+    assert!(stdout(&o).contains("Deleted deployment"), "{o:?}");
+    assert_eq!(versions(&a.host()).len(), before.len() - 1);
+    assert_eq!(versions(&a.host())[0], before[1]);
+    let audit = a.audit();
+    for kind in ["pin", "set-default", "undeploy"] {
+        assert!(
+            audit
+                .iter()
+                .any(|l| l["action"] == kind && l["result"] == "succeeded"),
+            "{kind} not audited: {audit:?}"
+        );
+    }
 }
 
 /// A tree with `n` more files than `base`, to make a pull take a while.

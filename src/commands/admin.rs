@@ -318,6 +318,17 @@ pub(crate) fn print_freed(r: &CleanupReport, json: bool) {
 }
 
 /// Clean up a sysroot this command already holds locked.
+/// `admin pin` lines, for each (index, changed).
+fn print_pins(changes: &[(usize, bool)], unpin: bool) {
+    let state = if unpin { "unpinned" } else { "pinned" };
+    for (i, changed) in changes {
+        match changed {
+            true => println!("Deployment {i} is now {state}"),
+            false => println!("Deployment {i} is already {state}"),
+        }
+    }
+}
+
 fn cleanup(s: &mut Sysroot) -> Result<()> {
     print_freed(&oxtree_host::cleanup_locked(s)?, false);
     Ok(())
@@ -437,6 +448,16 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
             )
         }
         Cmd::Cleanup => operation(host, "cleanup", json!({}), false),
+        Cmd::Undeploy { index } => operation(host, "undeploy", json!({ "index": index }), false),
+        Cmd::SetDefault { index } => {
+            operation(host, "set-default", json!({ "index": index }), false)
+        }
+        Cmd::Pin { unpin, index } => operation(
+            host,
+            "pin",
+            json!({ "indexes": index, "unpin": unpin }),
+            false,
+        ),
         Cmd::Kargs {
             cmd:
                 KargsCmd::EditInPlace {
@@ -572,18 +593,15 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             }
         }
         Cmd::Undeploy { index } => {
-            let mut s = open(sr, rn)?;
-            let (d, w) = s.undeploy(index)?;
-            write_line(&w);
-            cleanup(&mut s)?;
-            println!("Deleted deployment {}", d.name());
+            let r = oxtree_host::undeploy(&context(sr, rn, false), index)?;
+            write_line(&r.write);
+            print_freed(&r.cleanup, false);
+            println!("Deleted deployment {}", r.deployment.name());
         }
         Cmd::SetDefault { index } => {
-            let mut s = open(sr, rn)?;
-            let name = s.deployment(index)?.name();
-            let w = s.set_default(index)?;
+            let (d, w) = oxtree_host::set_default(&context(sr, rn, false), index)?;
             write_line(&w);
-            println!("Deployment {name} is now the default");
+            println!("Deployment {} is now the default", d.name());
         }
         Cmd::Rollback { reboot } => {
             let r = oxtree_host::rollback(&context(sr, rn, false), reboot)?;
@@ -591,22 +609,8 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             println!("Deployment {} is now the default", r.default.name());
         }
         Cmd::Pin { unpin, index } => {
-            let mut s = open(sr, rn)?;
-            for i in index {
-                let was = s.deployment(i)?.is_pinned();
-                if was != unpin {
-                    println!(
-                        "Deployment {i} is already {}",
-                        if unpin { "unpinned" } else { "pinned" }
-                    );
-                    continue;
-                }
-                s.set_pinned(i, !unpin)?;
-                println!(
-                    "Deployment {i} is now {}",
-                    if unpin { "unpinned" } else { "pinned" }
-                );
-            }
+            let changes = oxtree_host::pin(&context(sr, rn, false), &index, !unpin)?;
+            print_pins(&changes, unpin);
         }
         Cmd::SetOrigin {
             index,

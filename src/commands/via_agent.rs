@@ -91,7 +91,20 @@ pub fn operation(host: &str, kind: &str, body: Value, json: bool) -> Result<()> 
             s("deployment")
         ),
         "deployed" => println!("Deployment {} is the new default", s("deployment")),
-        "rolled-back" => println!("Deployment {} is now the default", s("deployment")),
+        "rolled-back" | "default-set" => {
+            println!("Deployment {} is now the default", s("deployment"))
+        }
+        "undeployed" => println!("Deleted deployment {}", s("deployment")),
+        o @ ("pinned" | "unpinned") => {
+            for c in r["changes"].as_array().into_iter().flatten() {
+                let how = if c["changed"].as_bool() == Some(true) {
+                    "now"
+                } else {
+                    "already"
+                };
+                println!("Deployment {} is {how} {o}", c["index"]);
+            }
+        }
         "kargs-changed" => println!(
             "Kernel arguments updated (bootversion {})",
             r["bootversion"]

@@ -147,6 +147,9 @@ fn host_document() -> Value {
                 "responses": {"200": {"description": "Host", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Host"}}}}}}},
             "/v1/host/upgrade": mutation("Check for, stage, deploy or apply (deploy and reboot) an update", "UpgradeRequest"),
             "/v1/host/rollback": mutation("Make the previous deployment the default", "RollbackRequest"),
+            "/v1/host/undeploy": mutation("Delete a deployment by index (admin undeploy), then clean up", "IndexRequest"),
+            "/v1/host/set-default": mutation("Make a deployment the default by index (admin set-default)", "IndexRequest"),
+            "/v1/host/pin": mutation("Pin or unpin deployments by index (admin pin [--unpin])", "PinRequest"),
             "/v1/host/deploy": mutation("Deploy a refspec or commit", "DeployRequest"),
             "/v1/host/switch": mutation("Follow another refspec (or an ostree-unverified-registry: image) and deploy it", "SwitchRequest"),
             "/v1/host/packages": mutation("Layer or remove Debian packages", "PackagesRequest"),
@@ -204,6 +207,11 @@ fn host_document() -> Value {
                     "mode": {"type": "string", "enum": ["check", "stage", "deploy", "apply"], "default": "deploy"},
                     "os": os, "allowDowngrade": flag,
                     "overrideCommit": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
+                "IndexRequest": {"type": "object", "additionalProperties": false, "required": ["index"], "properties": {
+                    "index": {"type": "integer", "minimum": 0}}},
+                "PinRequest": {"type": "object", "additionalProperties": false, "required": ["indexes"], "properties": {
+                    "indexes": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "integer", "minimum": 0}},
+                    "unpin": flag}},
                 "RollbackRequest": {"type": "object", "additionalProperties": false, "properties": {"reboot": flag}},
                 "DeployRequest": {"type": "object", "additionalProperties": false, "required": ["rev"], "properties": {
                     "rev": {"type": "string"}, "os": os, "stage": flag, "reboot": flag}},
@@ -235,7 +243,7 @@ fn host_document() -> Value {
                     "finished": {"type": "string", "format": "date-time"},
                     "cancelRequested": {"type": "boolean"},
                     "events": {"type": "integer"},
-                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, kargs-changed, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
+                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, undeployed, default-set, pinned, unpinned, kargs-changed, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
                     "error": {"type": "object", "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}},
                     "eventsUrl": {"type": "string"}}},
                 "Host": {"type": "object", "description": "bootc-shaped: apiVersion org.oxtree/v1, kind Host, spec, status.{booted,staged,rollback,otherDeployments}, deployments",

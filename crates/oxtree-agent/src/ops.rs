@@ -505,6 +505,30 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 "rebooted": o.rebooted,
             }))
         }
+        OpRequest::Undeploy(i) => {
+            let o = h::undeploy(cx, i.index)?;
+            Ok(json!({
+                "outcome": "undeployed",
+                "deployment": o.deployment.name(),
+                "checksum": o.deployment.csum,
+                "freedBytes": o.cleanup.prune.freed,
+            }))
+        }
+        OpRequest::SetDefault(i) => {
+            let (d, _) = h::set_default(cx, i.index)?;
+            Ok(json!({
+                "outcome": "default-set",
+                "deployment": d.name(),
+                "checksum": d.csum,
+            }))
+        }
+        OpRequest::Pin(p) => {
+            let changes = h::pin(cx, &p.indexes, !p.unpin)?;
+            Ok(json!({
+                "outcome": if p.unpin { "unpinned" } else { "pinned" },
+                "changes": changes.iter().map(|(i, c)| json!({"index": i, "changed": c})).collect::<Vec<_>>(),
+            }))
+        }
         OpRequest::Deploy(d) => {
             let t = h::deploy(
                 cx,

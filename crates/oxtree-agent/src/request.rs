@@ -50,6 +50,22 @@ pub struct Rollback {
     pub reboot: bool,
 }
 
+/// `undeploy` and `set-default`: a deployment by index (0: the default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Index {
+    pub index: usize,
+}
+
+/// `pin`: pin (or with `unpin`, unpin) deployments by index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pin {
+    pub indexes: Vec<usize>,
+    #[serde(default)]
+    pub unpin: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deploy {
@@ -138,6 +154,9 @@ pub struct Empty {}
 pub enum OpRequest {
     Upgrade(Upgrade),
     Rollback(Rollback),
+    Undeploy(Index),
+    SetDefault(Index),
+    Pin(Pin),
     Deploy(Deploy),
     Switch(Switch),
     Packages(Packages),
@@ -152,6 +171,9 @@ impl OpRequest {
         match self {
             OpRequest::Upgrade(_) => "upgrade",
             OpRequest::Rollback(_) => "rollback",
+            OpRequest::Undeploy(_) => "undeploy",
+            OpRequest::SetDefault(_) => "set-default",
+            OpRequest::Pin(_) => "pin",
             OpRequest::Deploy(_) => "deploy",
             OpRequest::Switch(_) => "switch",
             OpRequest::Packages(_) => "packages",
@@ -164,7 +186,17 @@ impl OpRequest {
 
 /// The kinds [`parse`] knows (the last segment of `POST /v1/host/KIND`).
 pub const KINDS: &[&str] = &[
-    "upgrade", "rollback", "deploy", "switch", "packages", "kargs", "cleanup", "reboot",
+    "upgrade",
+    "rollback",
+    "undeploy",
+    "set-default",
+    "pin",
+    "deploy",
+    "switch",
+    "packages",
+    "kargs",
+    "cleanup",
+    "reboot",
 ];
 
 /// Why a request was refused (a 400 or 404; nothing was changed).
@@ -196,6 +228,9 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
     let r = match kind {
         "upgrade" => OpRequest::Upgrade(json(body)?),
         "rollback" => OpRequest::Rollback(json(body)?),
+        "undeploy" => OpRequest::Undeploy(json(body)?),
+        "set-default" => OpRequest::SetDefault(json(body)?),
+        "pin" => OpRequest::Pin(json(body)?),
         "deploy" => OpRequest::Deploy(json(body)?),
         "switch" => OpRequest::Switch(json(body)?),
         "packages" => OpRequest::Packages(json(body)?),
@@ -311,7 +346,18 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
                 }
             }
         }
-        OpRequest::Rollback(_) | OpRequest::Cleanup | OpRequest::Reboot => {}
+        OpRequest::Pin(p) => {
+            if p.indexes.is_empty() || p.indexes.len() > MAX_KARGS {
+                return Err(invalid(format!(
+                    "indexes: 1 to {MAX_KARGS} deployment indexes"
+                )));
+            }
+        }
+        OpRequest::Rollback(_)
+        | OpRequest::Undeploy(_)
+        | OpRequest::SetDefault(_)
+        | OpRequest::Cleanup
+        | OpRequest::Reboot => {}
     }
     Ok(())
 }

@@ -32,8 +32,8 @@ mod upgrade;
 pub use error::{HostError, Result};
 pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
 pub use ops::{
-    cleanup, cleanup_locked, deploy, edit_kargs, rollback, Applied, DeployRequest, LayeredBuild,
-    RollbackOutcome, Transaction,
+    cleanup, cleanup_locked, deploy, edit_kargs, pin, rollback, set_default, undeploy, Applied,
+    DeployRequest, LayeredBuild, RollbackOutcome, Transaction, UndeployOutcome,
 };
 pub use origin::{is_image_reference, Origin};
 pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};

@@ -282,6 +282,62 @@ pub(crate) fn pull_into(
     Ok(())
 }
 
+/// What [`undeploy`] did.
+#[derive(Debug)]
+pub struct UndeployOutcome {
+    pub deployment: Deployment,
+    pub write: WriteReport,
+    pub cleanup: CleanupReport,
+}
+
+/// `admin undeploy INDEX`: take deployment `index` out of the boot
+/// entries, then clean up (its directory, boot files, unreferenced
+/// objects; layered bases stay protected).
+pub fn undeploy(cx: &Context, index: usize) -> Result<UndeployOutcome> {
+    let mut s = cx.open_locked()?;
+    let (deployment, write) = s.undeploy(index)?;
+    let cleanup = cleanup_locked(&mut s)?;
+    cx.report(Event::Done);
+    Ok(UndeployOutcome {
+        deployment,
+        write,
+        cleanup,
+    })
+}
+
+/// `admin set-default INDEX`: make deployment `index` the default; the
+/// deployment and the boot write.
+pub fn set_default(cx: &Context, index: usize) -> Result<(Deployment, WriteReport)> {
+    let mut s = cx.open_locked()?;
+    let d = s.deployment(index)?.clone();
+    let w = s.set_default(index)?;
+    cx.report(Event::Done);
+    Ok((d, w))
+}
+
+/// `admin pin [--unpin] INDEX…`: pin (or unpin) each deployment; for
+/// each index, whether it changed (false: it already was).
+pub fn pin(cx: &Context, indexes: &[usize], pinned: bool) -> Result<Vec<(usize, bool)>> {
+    if indexes.is_empty() {
+        return Err(HostError::bad("no deployment index given"));
+    }
+    let mut s = cx.open_locked()?;
+    // Every index is checked before anything changes.
+    for &i in indexes {
+        s.deployment(i)?;
+    }
+    let mut out = Vec::new();
+    for &i in indexes {
+        let changed = s.deployment(i)?.is_pinned() != pinned;
+        if changed {
+            s.set_pinned(i, pinned)?;
+        }
+        out.push((i, changed));
+    }
+    cx.report(Event::Done);
+    Ok(out)
+}
+
 /// `admin kargs edit-in-place`: change the kernel arguments of deployment
 /// `index` (0: the default one) in place.
 pub fn edit_kargs(
