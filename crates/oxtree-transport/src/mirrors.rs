@@ -67,23 +67,11 @@ impl Mirrors {
         limit: u64,
         spill: Option<PathBuf>,
     ) -> Result<Option<Body>> {
-        let n = self.bases.len();
-        for (i, base) in self.bases.iter().enumerate() {
-            let last = i + 1 == n;
-            match fetcher
-                .get(&join_url(base, rel), limit, spill.clone())
-                .await
-            {
-                Ok(Some(b)) => return Ok(Some(b)),
-                Ok(None) if last => return Ok(None),
-                Err(e) if last => return Err(e),
-                Err(e @ (TransportError::TooLarge { .. } | TransportError::Cancelled)) => {
-                    return Err(e)
-                }
-                Ok(None) | Err(_) => continue,
-            }
-        }
-        Ok(None)
+        self.first_serving(rel, |url| {
+            let spill = spill.clone();
+            async move { fetcher.get(&url, limit, spill).await }
+        })
+        .await
     }
 
     /// [`Mirrors::get`] of a file whose size is known, in up to `pieces`
@@ -97,13 +85,24 @@ impl Mirrors {
         limit: u64,
         spill: Option<PathBuf>,
     ) -> Result<Option<Body>> {
+        self.first_serving(rel, |url| {
+            let spill = spill.clone();
+            async move { fetcher.get_split(&url, size, pieces, limit, spill).await }
+        })
+        .await
+    }
+
+    /// `fetch` the URL of `rel` below each base in turn, as [`Mirrors::get`]
+    /// describes.
+    async fn first_serving<F, Fut>(&self, rel: &str, fetch: F) -> Result<Option<Body>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Body>>>,
+    {
         let n = self.bases.len();
         for (i, base) in self.bases.iter().enumerate() {
             let last = i + 1 == n;
-            match fetcher
-                .get_split(&join_url(base, rel), size, pieces, limit, spill.clone())
-                .await
-            {
+            match fetch(join_url(base, rel)).await {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) if last => return Ok(None),
                 Err(e) if last => return Err(e),

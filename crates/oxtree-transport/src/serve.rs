@@ -164,13 +164,16 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
     };
     let body = if head {
         empty()
-    } else if offset > 0 || len < size {
-        // A range: read from its offset, at most its length.
+    } else {
+        // The file, or the range: from its offset, at most its length.
         let mut f = std::fs::File::from(fd);
-        if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).is_err() {
+        if offset > 0 && std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).is_err() {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         }
         if len <= SMALL_FILE {
+            // Most objects are a few KiB: one read here costs far less
+            // than tokio's file reads, which hop to a blocking thread and
+            // back for every chunk (and for the end of file).
             let mut data = Vec::with_capacity(len as usize);
             if f.take(len).read_to_end(&mut data).is_err() {
                 return status(StatusCode::INTERNAL_SERVER_ERROR);
@@ -184,22 +187,6 @@ fn handle(root: &OwnedFd, req: Request<Incoming>) -> Response<Body> {
             let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 << 10);
             StreamBody::new(stream.map_ok(Frame::data)).boxed()
         }
-    } else if len <= SMALL_FILE {
-        // Most objects are a few KiB: one read here costs far less than
-        // tokio's file reads, which hop to a blocking thread and back for
-        // every chunk (and for the end of file).
-        let mut data = Vec::with_capacity(len as usize);
-        if std::fs::File::from(fd).read_to_end(&mut data).is_err() {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-        len = data.len() as u64;
-        Full::new(Bytes::from(data))
-            .map_err(|never| match never {})
-            .boxed()
-    } else {
-        let file = tokio::fs::File::from_std(std::fs::File::from(fd));
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 << 10);
-        StreamBody::new(stream.map_ok(Frame::data)).boxed()
     };
     let mut r = Response::new(body);
     if let ByteRange::Part(first, _) = range {
