@@ -19,7 +19,8 @@
 //! timestamp the summary lists, else the commit's own; on a tie within
 //! the same second, a child beats its parent), so an outdated mirror is
 //! never pulled from. [`pull_from_results`] pulls each ref from
-//! the first result offering it, verifying GPG signatures with the keys of
+//! the first result offering it (results from remotes the repository
+//! already follows the ref from go first), verifying GPG signatures with the keys of
 //! the collection's remote whatever that remote's own settings (peers are
 //! untrusted), and tries the next result when a pull fails.
 //!
@@ -494,7 +495,25 @@ pub fn pull_from_results(
 ) -> Result<PeersPulled> {
     let mut done: HashMap<CollectionRef, std::result::Result<Checksum, Arc<TransportError>>> =
         HashMap::new();
-    for res in results {
+    // Every result offers the same (newest) commit of a ref; prefer the
+    // remotes this repository already follows those refs from, so that a
+    // ref keeps one home (`refs/remotes/REMOTE/REF`) instead of a copy per
+    // mirror that a later `rev-parse REF` would have to choose between.
+    // Otherwise the results' order stands.
+    let follows = |res: &FindResult| {
+        res.refs
+            .iter()
+            .filter(|(r, c)| {
+                c.is_some()
+                    && repo
+                        .read_ref(&format!("{}:{}", res.remote.name, r.ref_name))
+                        .is_ok_and(|v| v.is_some())
+            })
+            .count()
+    };
+    let mut ordered: Vec<&FindResult> = results.iter().collect();
+    ordered.sort_by_key(|res| std::cmp::Reverse(follows(res)));
+    for res in ordered {
         // This result's refs not pulled yet, by collection.
         let mut by_collection: Vec<(String, Vec<(CollectionRef, Checksum)>)> = Vec::new();
         for (r, c) in &res.refs {
