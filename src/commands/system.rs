@@ -17,7 +17,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct UnitsArgs {
     #[command(subcommand)]
-    cmd: Option<UnitsCmd>,
+    cmd: UnitsCmd,
     /// JSON output
     #[arg(long, global = true)]
     json: bool,
@@ -25,7 +25,7 @@ pub struct UnitsArgs {
 
 #[derive(clap::Subcommand)]
 enum UnitsCmd {
-    /// The loaded units (default)
+    /// The loaded units
     List {
         /// Only units of this type: service, timer, socket, ...
         #[arg(long = "type", value_name = "TYPE")]
@@ -60,7 +60,7 @@ pub struct JournalArgs {
 #[derive(clap::Args)]
 pub struct NetworkArgs {
     #[command(subcommand)]
-    cmd: Option<NetworkCmd>,
+    cmd: NetworkCmd,
     /// JSON output
     #[arg(long, global = true)]
     json: bool,
@@ -68,7 +68,7 @@ pub struct NetworkArgs {
 
 #[derive(clap::Subcommand)]
 enum NetworkCmd {
-    /// Links with their state and addresses (default)
+    /// Links with their state and addresses
     List,
     /// Give a link static addresses, a gateway and DNS servers (a
     /// .network file in /etc/systemd/network, applied at once)
@@ -141,7 +141,7 @@ pub fn units(a: UnitsArgs, host: Option<&str>) -> Result<()> {
             None => Systemd::system()?.act(unit, act, oxtree_agent::system::UNIT_JOB_TIMEOUT)?,
         })
     };
-    match a.cmd.unwrap_or(UnitsCmd::List { kind: None }) {
+    match a.cmd {
         UnitsCmd::List { kind } => {
             #[derive(serde::Deserialize, serde::Serialize)]
             struct Units {
@@ -274,7 +274,7 @@ pub fn journal(a: JournalArgs, host: Option<&str>) -> Result<()> {
 }
 
 pub fn network(a: NetworkArgs, host: Option<&str>) -> Result<()> {
-    match a.cmd.unwrap_or(NetworkCmd::List) {
+    match a.cmd {
         NetworkCmd::List => {
             #[derive(serde::Deserialize, serde::Serialize)]
             struct Links {
