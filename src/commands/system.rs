@@ -113,15 +113,7 @@ fn call<T: DeserializeOwned>(
 /// A path segment: unit and link names are checked by the agent; here they
 /// only need escaping.
 fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
