@@ -422,6 +422,20 @@ mod tests {
                 "{m} {path}: {st}"
             );
         }
+        // A bad unit or link name is a 400 before any bus is needed (this
+        // sandbox has none).
+        assert_eq!(
+            call("GET", "/v1/units/a%20b.service"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            call("POST", "/v1/units/x%2F..%2Fy.service/start"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            call("GET", "/v1/network/links/..x"),
+            StatusCode::BAD_REQUEST
+        );
         // Without a peer: 401, whatever the route.
         let req = Request::builder()
             .uri("/v1/host")

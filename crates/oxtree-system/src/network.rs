@@ -330,18 +330,28 @@ pub fn parse_describe(index: i32, name: &str, json: &str) -> Result<Link> {
 /// systemd-networkd on the system bus.
 #[derive(Debug)]
 pub struct Networkd {
-    conn: Connection,
+    /// Connected on first use, so that a bad name is refused before the
+    /// bus is needed.
+    conn: std::sync::OnceLock<Connection>,
 }
 
 impl Networkd {
     pub fn system() -> Result<Networkd> {
         Ok(Networkd {
-            conn: bus::system(NETWORKD)?,
+            conn: std::sync::OnceLock::new(),
         })
     }
 
+    fn conn(&self) -> Result<&Connection> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c);
+        }
+        let c = bus::system(NETWORKD)?;
+        Ok(self.conn.get_or_init(|| c))
+    }
+
     fn manager(&self) -> Result<NetworkManagerProxy<'_>> {
-        NetworkManagerProxy::new(&self.conn).map_err(|e| bus::map(e, NETWORKD, ""))
+        NetworkManagerProxy::new(self.conn()?).map_err(|e| bus::map(e, NETWORKD, ""))
     }
 
     /// Every link, by index.

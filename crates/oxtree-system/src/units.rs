@@ -186,7 +186,9 @@ pub struct ActionOutcome {
 /// systemd on the system bus.
 #[derive(Debug)]
 pub struct Systemd {
-    conn: Connection,
+    /// Connected on first use, so that a bad name is refused before the
+    /// bus is needed.
+    conn: std::sync::OnceLock<Connection>,
 }
 
 fn micros_to_rfc3339(us: u64) -> Option<String> {
@@ -202,16 +204,24 @@ fn micros_to_rfc3339(us: u64) -> Option<String> {
 impl Systemd {
     pub fn system() -> Result<Systemd> {
         Ok(Systemd {
-            conn: bus::system(SYSTEMD)?,
+            conn: std::sync::OnceLock::new(),
         })
     }
 
+    fn conn(&self) -> Result<&Connection> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c);
+        }
+        let c = bus::system(SYSTEMD)?;
+        Ok(self.conn.get_or_init(|| c))
+    }
+
     fn manager(&self) -> Result<ManagerProxy<'_>> {
-        ManagerProxy::new(&self.conn).map_err(|e| bus::map(e, SYSTEMD, ""))
+        ManagerProxy::new(self.conn()?).map_err(|e| bus::map(e, SYSTEMD, ""))
     }
 
     fn unit_at(&self, path: OwnedObjectPath, name: &str) -> Result<UnitProxy<'_>> {
-        UnitProxy::builder(&self.conn)
+        UnitProxy::builder(self.conn()?)
             .path(path)
             .and_then(|b| b.cache_properties(zbus::proxy::CacheProperties::No).build())
             .map_err(|e| bus::map(e, SYSTEMD, name))
@@ -261,7 +271,7 @@ impl Systemd {
             .load_unit(name)
             .map_err(|e| m(e, SYSTEMD, name))?;
         let (main_pid, result) = if name.ends_with(".service") {
-            let s = ServiceProxy::builder(&self.conn)
+            let s = ServiceProxy::builder(self.conn()?)
                 .path(path.clone())
                 .and_then(|b| b.cache_properties(zbus::proxy::CacheProperties::No).build())
                 .map_err(|e| m(e, SYSTEMD, name))?;
