@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::net::{free_port, require, wait_for_port};
+use crate::net::{free_port, require, wait_for_child_port, wait_for_port};
 
 pub struct Etcd {
     child: Option<Child>,
@@ -38,31 +38,30 @@ impl Etcd {
     }
 
     fn spawn(&mut self) {
-        let bin = require("etcd");
-        let (c, p) = (self.client_port, self.peer_port);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("etcd.log"))
-            .unwrap();
-        let child = Command::new(bin)
-            .args([
-                "--name=t",
-                &format!("--data-dir={}", self.dir.join("data").display()),
-                &format!("--listen-client-urls=http://127.0.0.1:{c}"),
-                &format!("--advertise-client-urls=http://127.0.0.1:{c}"),
-                &format!("--listen-peer-urls=http://127.0.0.1:{p}"),
-                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{p}"),
-                &format!("--initial-cluster=t=http://127.0.0.1:{p}"),
-                "--initial-cluster-state=new",
-                "--log-level=warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting etcd");
-        self.child = Some(child);
-        wait_for_port(c);
+        // Ports come from `free_port`, so another test may bind one before
+        // etcd does: a first start that dies moves to fresh ports (a
+        // restart keeps its ports, its clients know them).
+        let first = self.child.is_none() && !self.dir.join("data").exists();
+        for attempt in 1.. {
+            let mut child = self.launch();
+            match wait_for_child_port(&mut child, self.client_port) {
+                Ok(()) => {
+                    self.child = Some(child);
+                    break;
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log =
+                        std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default();
+                    let taken = log.contains("address already in use");
+                    assert!(first && taken && attempt < 4, "etcd {e}; its log:\n{log}");
+                    let _ = std::fs::remove_dir_all(self.dir.join("data"));
+                    self.client_port = free_port();
+                    self.peer_port = free_port();
+                }
+            }
+        }
         // Ready when a write goes through.
         let t = Instant::now();
         loop {
@@ -77,6 +76,32 @@ impl Etcd {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn launch(&self) -> Child {
+        let bin = require("etcd");
+        let (c, p) = (self.client_port, self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("etcd.log"))
+            .unwrap();
+        Command::new(bin)
+            .args([
+                "--name=t",
+                &format!("--data-dir={}", self.dir.join("data").display()),
+                &format!("--listen-client-urls=http://127.0.0.1:{c}"),
+                &format!("--advertise-client-urls=http://127.0.0.1:{c}"),
+                &format!("--listen-peer-urls=http://127.0.0.1:{p}"),
+                &format!("--initial-advertise-peer-urls=http://127.0.0.1:{p}"),
+                &format!("--initial-cluster=t=http://127.0.0.1:{p}"),
+                "--initial-cluster-state=new",
+                "--log-level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd")
     }
 
     /// Kills this etcd (its own pid) and waits for it.

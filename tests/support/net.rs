@@ -41,11 +41,28 @@ pub fn wait_for_port(port: u16) {
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
-            t.elapsed() < Duration::from_secs(20),
+            t.elapsed() < Duration::from_secs(60),
             "server on {port} did not start"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits for `child` to listen on `port`; `Err` with its exit status when
+/// it dies first (a port taken between `free_port` and its bind, say), so
+/// the caller can show its log or retry instead of waiting out a timeout.
+pub fn wait_for_child_port(child: &mut Child, port: u16) -> Result<(), String> {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Err(format!("exited ({st}) before listening on {port}"));
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err(format!("not listening on {port} after 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// python3 -m http.server serving `dir` on a free loopback port.
