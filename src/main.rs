@@ -328,7 +328,7 @@ fn main() {
         Command::Admin(a) => commands::admin::run(repo, a, host.as_deref()),
         Command::Install(a) => commands::layer::install(a, host.as_deref()),
         Command::Uninstall(a) => commands::layer::uninstall(a, host.as_deref()),
-        Command::Override(a) => commands::layer::override_(a),
+        Command::Override(a) => commands::layer::override_(a, host.as_deref()),
         Command::PrepareRoot(p) => commands::prepare_root::run(p.args, &p.sysroot),
         Command::Compose(a) => commands::compose::run(repo, a),
         Command::Db(a) => commands::db::run(repo, a),

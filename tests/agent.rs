@@ -539,8 +539,73 @@ fn status_upgrade_progress_and_remote_cli() {
     assert!(stdout(&o).contains("Deleted deployment"), "{o:?}");
     assert_eq!(versions(&a.host()).len(), before.len() - 1);
     assert_eq!(versions(&a.host())[0], before[1]);
+
+    // upgrade --pull-only, then --deploy-only with the remote gone: the
+    // first fetches and deploys nothing, the second needs no network.
+    std::fs::write(a.d().join("tree/usr/bin/pulled-tool"), "#!/bin/sh\n").unwrap();
+    a.commit(&a.d().join("tree"), "4.0", "2024-04-01");
+    let n = versions(&a.host()).len();
+    let o = a.cli(&["admin", "upgrade", "--pull-only"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(versions(&a.host()).len(), n, "--pull-only deployed");
+    std::fs::rename(a.d().join("remote"), a.d().join("remote.away")).unwrap();
+    let o = a.cli(&["admin", "upgrade", "--deploy-only"]);
+    std::fs::rename(a.d().join("remote.away"), a.d().join("remote")).unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("is the new default"), "{o:?}");
+    assert_eq!(versions(&a.host())[0], "4.0");
+    let o = a.cli(&["admin", "upgrade", "--pull-only", "--deploy-only"]);
+    assert!(!o.status.success(), "{o:?}");
+
+    // set-origin: a new remote with its options, followed by the default
+    // deployment; a name that would break out of its config section is
+    // refused with the repo config unchanged.
+    let repo = format!("--repo={}/mnt/ostree/repo", a.d().display());
+    let url = stdout(&a.inside(&[&repo, "remote", "show-url", "origin"]));
+    let config = |a: &Agent| {
+        stdout(
+            &Command::new("nsenter")
+                .args(["-t", &a.pid.to_string(), "-m", "--", "cat"])
+                .arg(format!("{}/mnt/ostree/repo/config", a.d().display()))
+                .output()
+                .unwrap(),
+        )
+    };
+    let before = config(&a);
+    let o = a.cli(&["admin", "set-origin", "bad\"]x", url.trim(), "fakeos/main"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(stderr(&o).contains("invalid remote name"), "{o:?}");
+    assert_eq!(
+        config(&a),
+        before,
+        "a refused set-origin changed the config"
+    );
+    let o = a.cli(&[
+        "admin",
+        "set-origin",
+        "--set=gpg-verify=false",
+        "mirror",
+        url.trim(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(a.host()["spec"]["refspec"], "mirror:fakeos/main");
+    let o = a.inside(&[&repo, "config", "get", "remote \"mirror\".gpg-verify"]);
+    assert_eq!(stdout(&o).trim(), "false", "{o:?}");
+    let o = a.cli(&["admin", "upgrade"]);
+    assert_eq!(stdout(&o), "No update available.\n", "{o:?}");
+
+    // unlock: a writable /usr on the default deployment, in the agent's
+    // namespace; a second unlock is refused.
+    let o = a.cli(&["admin", "unlock"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).starts_with("Development mode enabled."), "{o:?}");
+    let st = stdout(&a.inside(&["admin", "status", &sr, &rd]));
+    assert!(st.contains("Unlocked: transient"), "{st}");
+    let o = a.cli(&["admin", "unlock"]);
+    assert!(stderr(&o).contains("already in unlocked state"), "{o:?}");
+
     let audit = a.audit();
-    for kind in ["pin", "set-default", "undeploy"] {
+    for kind in ["pin", "set-default", "undeploy", "set-origin", "unlock"] {
         assert!(
             audit
                 .iter()
@@ -1020,6 +1085,32 @@ $OX admin deploy --sysroot=$S --os=debian {main} >/dev/null || exit 95
     assert!(!has_nano(&a));
     let h = a.host();
     assert_eq!(h["spec"]["layeredPackages"], serde_json::json!([]), "{h}");
+
+    // override remove / reset through the agent.
+    let has_less = |a: &Agent| {
+        Command::new("nsenter")
+            .args(["-t", &a.pid.to_string(), "-m", "--", "test", "-x"])
+            .arg(format!("{}/usr/bin/less", root0(a)))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(has_less(&a));
+    let o = a.cli(&["override", "remove", "less"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("Removed: less"), "{o:?}");
+    assert!(!has_less(&a));
+    assert_eq!(
+        a.host()["spec"]["removedBasePackages"],
+        serde_json::json!(["less"])
+    );
+    let o = a.cli(&["override", "reset", "--all"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(has_less(&a));
+    assert_eq!(
+        a.host()["spec"]["removedBasePackages"],
+        serde_json::json!([])
+    );
     let kinds: Vec<String> = a
         .audit()
         .iter()
@@ -1036,6 +1127,8 @@ $OX admin deploy --sysroot=$S --os=debian {main} >/dev/null || exit 95
         kinds,
         [
             "packages bad-request",
+            "packages succeeded",
+            "packages succeeded",
             "packages succeeded",
             "packages succeeded"
         ]

@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = parse(kind, body) {
         assert_eq!(r.kind(), kind);
         if let OpRequest::Packages(p) = &r {
-            for n in p.install.iter().chain(&p.uninstall) {
+            let lists = [&p.install, &p.uninstall, &p.override_remove, &p.override_reset];
+            for n in lists.into_iter().flatten() {
                 assert!(is_package_name(n), "{n:?}");
                 assert!(!n.contains('/') && !n.starts_with('-'), "{n:?}");
             }

@@ -395,6 +395,39 @@ fn print_transaction(t: &Transaction) {
     }
 }
 
+/// `--set KEY=VALUE` options of `set-origin`.
+fn remote_options(set: &[String]) -> Result<Vec<(String, String)>> {
+    set.iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').context("--set takes KEY=VALUE")?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn unlock_mode(hotfix: bool, transient: bool) -> Result<oxtree_host::UnlockMode> {
+    if hotfix && transient {
+        bail!("--hotfix and --transient are exclusive");
+    }
+    Ok(if hotfix {
+        oxtree_host::UnlockMode::Hotfix
+    } else {
+        oxtree_host::UnlockMode::Transient
+    })
+}
+
+/// ostree's words after `admin unlock`.
+pub(crate) fn print_unlocked(mode: oxtree_host::UnlockMode) {
+    if mode == oxtree_host::UnlockMode::Hotfix {
+        println!("Hotfix mode enabled.  A writable overlayfs is now mounted on /usr");
+        println!("for this booted deployment.  A non-hotfixed clone has been created");
+        println!("as the non-default rollback target.");
+    } else {
+        println!("Development mode enabled.  A writable overlayfs is now mounted on /usr.");
+        println!("All changes there will be discarded on reboot.");
+    }
+}
+
 /// An `admin` command through the agent at `host` (`--host`).
 fn remote(host: &str, cmd: Cmd) -> Result<()> {
     use crate::commands::via_agent::{operation, status};
@@ -402,15 +435,25 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Status { json, .. } => status(host, json),
         Cmd::Upgrade(u) => {
-            if u.deploy_only || u.pull_only {
-                bail!("--host: --pull-only and --deploy-only are not available through the agent (use --check)");
+            if u.deploy_only && u.pull_only {
+                bail!("--pull-only and --deploy-only are exclusive");
             }
-            let mode = match (u.check, u.stage, u.reboot) {
-                (true, _, _) => "check",
-                (_, _, true) => "apply",
-                (_, true, _) => "stage",
-                _ => "deploy",
+            let mode = if u.check {
+                "check"
+            } else if u.pull_only {
+                "pull-only"
+            } else if u.reboot {
+                "apply"
+            } else if u.stage {
+                "stage"
+            } else if u.deploy_only {
+                "deploy-only"
+            } else {
+                "deploy"
             };
+            if u.deploy_only && (u.stage || u.reboot) {
+                bail!("--host: --deploy-only through the agent deploys now; it takes no --stage or --reboot");
+            }
             operation(
                 host,
                 "upgrade",
@@ -448,6 +491,38 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
             )
         }
         Cmd::Cleanup => operation(host, "cleanup", json!({}), false),
+        Cmd::SetOrigin {
+            index,
+            set,
+            remote,
+            url,
+            branch,
+        } => {
+            let options: serde_json::Map<String, serde_json::Value> = remote_options(&set)?
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect();
+            operation(
+                host,
+                "set-origin",
+                json!({"index": index, "remote": remote, "url": url, "branch": branch,
+                       "options": options}),
+                false,
+            )
+        }
+        Cmd::Unlock {
+            hotfix,
+            transient,
+            deployment,
+        } => {
+            let mode = unlock_mode(hotfix, transient)?;
+            operation(
+                host,
+                "unlock",
+                json!({"deployment": deployment, "hotfix": mode == oxtree_host::UnlockMode::Hotfix}),
+                false,
+            )
+        }
         Cmd::Undeploy { index } => operation(host, "undeploy", json!({ "index": index }), false),
         Cmd::SetDefault { index } => {
             operation(host, "set-default", json!({ "index": index }), false)
@@ -476,6 +551,15 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
                    "appendIfMissing": append_if_missing, "delete": delete,
                    "deleteIfPresent": delete_if_present, "replace": replace}),
             false,
+        ),
+        Cmd::InitFs { .. }
+        | Cmd::PrepareRoot(_)
+        | Cmd::FinalizeStaged
+        | Cmd::HealthCheck
+        | Cmd::BootComplete
+        | Cmd::BootFailed { .. } => bail!(
+            "--host: this admin command belongs to the host's own boot, shutdown or \
+             installation and runs only there"
         ),
         _ => bail!("--host: this admin command is not available through the agent"),
     }
@@ -619,41 +703,14 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             url,
             branch,
         } => {
-            let mut s = open(sr, rn)?;
-            let i = match index {
-                Some(i) => i,
-                None => {
-                    let os = s.resolve_osname(None)?;
-                    let m = s
-                        .merge_deployment(&os)
-                        .context("no deployment to change")?
-                        .clone();
-                    s.deployments().iter().position(|d| d.same(&m)).unwrap_or(0)
-                }
+            let req = oxtree_host::SetOriginRequest {
+                index,
+                remote,
+                url,
+                branch,
+                options: remote_options(&set)?,
             };
-            let d = s.deployment(i)?.clone();
-            let branch = match branch {
-                Some(b) => b,
-                None => {
-                    let cur = d
-                        .refspec()
-                        .context("the deployment has no origin refspec")?;
-                    cur.split_once(':').map_or(cur, |(_, r)| r).to_string()
-                }
-            };
-            let section = format!("remote \"{remote}\"");
-            let mut cfg = s.repo().config().clone();
-            if cfg.get(&section, "url").is_none() {
-                cfg.set(&section, "url", &url);
-                for kv in &set {
-                    let (k, v) = kv.split_once('=').context("--set takes KEY=VALUE")?;
-                    cfg.set(&section, k, v);
-                }
-                s.repo_mut().write_config(cfg)?;
-            }
-            let mut o = d.origin.clone().unwrap_or_default();
-            o.set("origin", "refspec", &format!("{remote}:{branch}"));
-            s.write_origin(i, &o)?;
+            oxtree_host::set_origin(&context(sr, rn, false), &req)?;
         }
         Cmd::Cleanup => print_freed(&oxtree_host::cleanup(&context(sr, rn, false))?, false),
         Cmd::ConfigDiff { os } => {
@@ -782,27 +839,9 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             transient,
             deployment,
         } => {
-            use oxtree_sysroot::unlock::UnlockMode;
-            if hotfix && transient {
-                bail!("--hotfix and --transient are exclusive");
-            }
-            let mut s = open(sr, rn)?;
-            let index = deployment.or(s.booted_index()).unwrap_or(0);
-            let mode = if hotfix {
-                UnlockMode::Hotfix
-            } else {
-                UnlockMode::Transient
-            };
-            let r = s.unlock(index, mode)?;
-            if hotfix {
-                println!("Hotfix mode enabled.  A writable overlayfs is now mounted on /usr");
-                println!("for this booted deployment.  A non-hotfixed clone has been created");
-                println!("as the non-default rollback target.");
-            } else {
-                println!("Development mode enabled.  A writable overlayfs is now mounted on /usr.");
-                println!("All changes there will be discarded on reboot.");
-            }
-            let _ = r;
+            let mode = unlock_mode(hotfix, transient)?;
+            oxtree_host::unlock(&context(sr, rn, false), deployment, mode)?;
+            print_unlocked(mode);
         }
         Cmd::PrepareRoot(p) => {
             // The admin default `/` is never a physical root to prepare.

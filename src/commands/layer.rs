@@ -93,18 +93,37 @@ pub fn uninstall(a: UninstallArgs, host: Option<&str>) -> Result<()> {
     }
 }
 
-/// `install`/`uninstall` through the agent at `host`.
+/// A package change (`what`: the request's field: `install`,
+/// `uninstall`, `overrideRemove`, `overrideReset`) through the agent at
+/// `host`.
 fn remote(host: &str, c: &Common, what: &str, packages: Vec<String>) -> Result<()> {
+    remote_body(host, c, serde_json::json!({ what: packages }))
+}
+
+fn remote_body(host: &str, c: &Common, mut body: serde_json::Value) -> Result<()> {
     if c.dry_run {
         anyhow::bail!("--host: --dry-run is not available through the agent");
     }
-    let body = serde_json::json!({
-        what: packages, "os": c.os, "stage": c.stage, "reboot": c.reboot,
-    });
+    body["os"] = serde_json::json!(c.os);
+    body["stage"] = c.stage.into();
+    body["reboot"] = c.reboot.into();
     crate::commands::via_agent::operation(host, "packages", body, c.json)
 }
 
-pub fn override_(a: OverrideArgs) -> Result<()> {
+pub fn override_(a: OverrideArgs, host: Option<&str>) -> Result<()> {
+    if let Some(h) = host {
+        return match a.cmd {
+            OverrideCmd::Remove { common, packages } => {
+                remote(h, &common, "overrideRemove", packages)
+            }
+            OverrideCmd::Reset {
+                common, all: true, ..
+            } => remote_body(h, &common, serde_json::json!({"overrideResetAll": true})),
+            OverrideCmd::Reset {
+                common, packages, ..
+            } => remote(h, &common, "overrideReset", packages),
+        };
+    }
     match a.cmd {
         OverrideCmd::Remove { common, packages } => {
             change(&common, PackageChange::OverrideRemove(packages))

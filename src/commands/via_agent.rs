@@ -110,6 +110,11 @@ pub fn operation(host: &str, kind: &str, body: Value, json: bool) -> Result<()> 
             r["bootversion"]
         ),
         "rebooting" => println!("Rebooting"),
+        "unlocked" => crate::commands::admin::print_unlocked(if s("mode") == "hotfix" {
+            oxtree_host::UnlockMode::Hotfix
+        } else {
+            oxtree_host::UnlockMode::Transient
+        }),
         _ => {}
     }
     if let Some(f) = r["freedBytes"].as_u64().filter(|&f| f > 0) {

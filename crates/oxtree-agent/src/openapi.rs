@@ -131,7 +131,23 @@ pub fn document() -> Value {
     };
     merge(&mut doc["paths"], system_paths());
     merge(&mut doc["components"]["schemas"], system_schemas());
+    merge(&mut doc["components"]["schemas"], in_place_schemas());
     doc
+}
+
+/// The bodies of the in-place deployment edits (set-origin, unlock).
+fn in_place_schemas() -> Value {
+    let flag = json!({"type": "boolean", "default": false});
+    json!({
+        "SetOriginRequest": {"type": "object", "additionalProperties": false, "required": ["remote", "url"], "properties": {
+            "index": {"type": "integer", "minimum": 0, "description": "Default: the merge deployment"},
+            "remote": {"type": "string"}, "url": {"type": "string"},
+            "branch": {"type": "string", "description": "Default: the deployment's current ref"},
+            "options": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Settings of a newly added remote"}}},
+        "UnlockRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "deployment": {"type": "integer", "minimum": 0, "description": "Default: the booted one, else the default one"},
+            "hotfix": flag}},
+    })
 }
 
 fn host_document() -> Value {
@@ -154,6 +170,8 @@ fn host_document() -> Value {
             "/v1/host/switch": mutation("Follow another refspec (or an ostree-unverified-registry: image) and deploy it", "SwitchRequest"),
             "/v1/host/packages": mutation("Layer or remove Debian packages", "PackagesRequest"),
             "/v1/host/kargs": mutation("Edit the kernel arguments of a deployment in place", "KargsRequest"),
+            "/v1/host/set-origin": mutation("Make a deployment follow REMOTE:BRANCH, adding the remote if missing (admin set-origin)", "SetOriginRequest"),
+            "/v1/host/unlock": mutation("Mount a writable overlay on /usr of a deployment (admin unlock [--hotfix])", "UnlockRequest"),
             "/v1/host/cleanup": mutation("Delete leftover deployments and unreferenced objects", "Empty"),
             "/v1/host/reboot": mutation("Reboot through the agent's reboot hook", "Empty"),
             "/v1/operations": {"get": {"summary": "Every known operation",
@@ -204,7 +222,7 @@ fn host_document() -> Value {
                     "message": {"type": "string"}}}}},
                 "Empty": {"type": "object", "additionalProperties": false},
                 "UpgradeRequest": {"type": "object", "additionalProperties": false, "properties": {
-                    "mode": {"type": "string", "enum": ["check", "stage", "deploy", "apply"], "default": "deploy"},
+                    "mode": {"type": "string", "enum": ["check", "stage", "deploy", "apply", "pull-only", "deploy-only"], "default": "deploy"},
                     "os": os, "allowDowngrade": flag,
                     "overrideCommit": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
                 "IndexRequest": {"type": "object", "additionalProperties": false, "required": ["index"], "properties": {
@@ -218,10 +236,13 @@ fn host_document() -> Value {
                 "SwitchRequest": {"type": "object", "additionalProperties": false, "required": ["refspec"], "properties": {
                     "refspec": {"type": "string"}, "os": os, "stage": flag, "reboot": flag}},
                 "PackagesRequest": {"type": "object", "additionalProperties": false,
-                    "description": "Exactly one of install and uninstall, non-empty",
+                    "description": "Exactly one of install, uninstall, overrideRemove, overrideReset (non-empty) and overrideResetAll",
                     "properties": {
                         "install": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$"}},
                         "uninstall": {"type": "array", "items": {"type": "string"}},
+                        "overrideRemove": {"type": "array", "items": {"type": "string"}, "description": "Remove packages of the base"},
+                        "overrideReset": {"type": "array", "items": {"type": "string"}, "description": "Undo removals of these base packages"},
+                        "overrideResetAll": flag,
                         "os": os, "stage": flag, "reboot": flag}},
                 "KargsRequest": {"type": "object", "additionalProperties": false,
                     "description": "At least one edit; applied as delete, deleteIfPresent, replace, append, appendIfMissing",
@@ -243,7 +264,7 @@ fn host_document() -> Value {
                     "finished": {"type": "string", "format": "date-time"},
                     "cancelRequested": {"type": "boolean"},
                     "events": {"type": "integer"},
-                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, undeployed, default-set, pinned, unpinned, kargs-changed, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
+                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, undeployed, default-set, pinned, unpinned, kargs-changed, origin-set, unlocked, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
                     "error": {"type": "object", "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}},
                     "eventsUrl": {"type": "string"}}},
                 "Host": {"type": "object", "description": "bootc-shaped: apiVersion org.oxtree/v1, kind Host, spec, status.{booted,staged,rollback,otherDeployments}, deployments",

@@ -488,7 +488,8 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 override_commit: u.override_commit.clone(),
                 stage: u.mode == UpgradeMode::Stage,
                 reboot: u.mode == UpgradeMode::Apply,
-                ..Default::default()
+                pull_only: u.mode == UpgradeMode::PullOnly,
+                deploy_only: u.mode == UpgradeMode::DeployOnly,
             };
             Ok(match h::upgrade(cx, &req)? {
                 h::UpgradeOutcome::NoChange => json!({"outcome": "no-change"}),
@@ -558,11 +559,7 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
             Ok(transaction(&t))
         }
         OpRequest::Packages(p) => {
-            let change = if p.install.is_empty() {
-                h::PackageChange::Uninstall(p.uninstall.clone())
-            } else {
-                h::PackageChange::Install(p.install.clone())
-            };
+            let change = p.change().map_err(|e| HostError::bad(e.to_string()))?;
             let req = h::PackagesRequest {
                 os: p.os.clone(),
                 change,
@@ -598,6 +595,30 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 "outcome": "kargs-changed",
                 "deployment": k.deployment,
                 "bootversion": w.bootversion,
+            }))
+        }
+        OpRequest::SetOrigin(o) => {
+            let r = h::set_origin(cx, &o.to_host())?;
+            Ok(json!({
+                "outcome": "origin-set",
+                "index": r.index,
+                "deployment": r.deployment.name(),
+                "refspec": r.refspec,
+                "remoteAdded": r.remote_added,
+            }))
+        }
+        OpRequest::Unlock(u) => {
+            let mode = if u.hotfix {
+                h::UnlockMode::Hotfix
+            } else {
+                h::UnlockMode::Transient
+            };
+            let r = h::unlock(cx, u.deployment, mode)?;
+            Ok(json!({
+                "outcome": "unlocked",
+                "mode": r.mode.as_str(),
+                "deployment": r.deployment.name(),
+                "rollback": r.rollback.map(|d| d.name()),
             }))
         }
         OpRequest::Cleanup => {

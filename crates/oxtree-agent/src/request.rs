@@ -28,6 +28,11 @@ pub enum UpgradeMode {
     Deploy,
     /// Deploy the update and reboot through the agent's reboot hook.
     Apply,
+    /// Fetch the update into the repo; deploy nothing (a later
+    /// `deploy-only` deploys it without the network).
+    PullOnly,
+    /// Deploy what an earlier `pull-only` fetched; no network.
+    DeployOnly,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +97,9 @@ pub struct Switch {
     pub reboot: bool,
 }
 
-/// Layer (`install`) or take away (`uninstall`) packages; exactly one of
-/// the two lists is non-empty.
+/// Layer (`install`) or take away (`uninstall`) packages, remove base
+/// packages (`overrideRemove`) or undo such removals (`overrideReset`, or
+/// all of them with `overrideResetAll`); exactly one of these.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Packages {
@@ -101,6 +107,12 @@ pub struct Packages {
     pub install: Vec<String>,
     #[serde(default)]
     pub uninstall: Vec<String>,
+    #[serde(default)]
+    pub override_remove: Vec<String>,
+    #[serde(default)]
+    pub override_reset: Vec<String>,
+    #[serde(default)]
+    pub override_reset_all: bool,
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
@@ -143,6 +155,79 @@ impl Kargs {
     }
 }
 
+impl Packages {
+    /// The one change asked for, or why the body is not one.
+    pub fn change(&self) -> Result<oxtree_host::PackageChange, BadRequest> {
+        use oxtree_host::PackageChange as C;
+        let mut asked = Vec::new();
+        if !self.install.is_empty() {
+            asked.push(C::Install(self.install.clone()));
+        }
+        if !self.uninstall.is_empty() {
+            asked.push(C::Uninstall(self.uninstall.clone()));
+        }
+        if !self.override_remove.is_empty() {
+            asked.push(C::OverrideRemove(self.override_remove.clone()));
+        }
+        if !self.override_reset.is_empty() || self.override_reset_all {
+            if self.override_reset_all && !self.override_reset.is_empty() {
+                return Err(invalid("overrideResetAll takes no package list"));
+            }
+            asked.push(C::OverrideReset {
+                all: self.override_reset_all,
+                packages: self.override_reset.clone(),
+            });
+        }
+        match asked.len() {
+            1 => Ok(asked.pop().unwrap()),
+            _ => Err(invalid(
+                "give exactly one of install, uninstall, overrideRemove, overrideReset \
+                 or overrideResetAll, with at least one package",
+            )),
+        }
+    }
+}
+
+/// `set-origin`: make a deployment follow `remote:branch`, adding the
+/// remote with `url` (and `options`) if the repo has none of that name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetOrigin {
+    /// Deployment index (default: the merge deployment).
+    #[serde(default)]
+    pub index: Option<usize>,
+    pub remote: String,
+    pub url: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Settings of a newly added remote, e.g. `{"gpg-verify": "false"}`.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl SetOrigin {
+    pub fn to_host(&self) -> oxtree_host::SetOriginRequest {
+        oxtree_host::SetOriginRequest {
+            index: self.index,
+            remote: self.remote.clone(),
+            url: self.url.clone(),
+            branch: self.branch.clone(),
+            options: self.options.clone().into_iter().collect(),
+        }
+    }
+}
+
+/// `unlock`: a writable `/usr` on a deployment (default: the booted one,
+/// else the default one); `hotfix` keeps it across reboots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Unlock {
+    #[serde(default)]
+    pub deployment: Option<usize>,
+    #[serde(default)]
+    pub hotfix: bool,
+}
+
 /// Bodies without options (`cleanup`, `reboot`): `{}` or empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +246,8 @@ pub enum OpRequest {
     Switch(Switch),
     Packages(Packages),
     Kargs(Kargs),
+    SetOrigin(SetOrigin),
+    Unlock(Unlock),
     Cleanup,
     Reboot,
 }
@@ -178,6 +265,8 @@ impl OpRequest {
             OpRequest::Switch(_) => "switch",
             OpRequest::Packages(_) => "packages",
             OpRequest::Kargs(_) => "kargs",
+            OpRequest::SetOrigin(_) => "set-origin",
+            OpRequest::Unlock(_) => "unlock",
             OpRequest::Cleanup => "cleanup",
             OpRequest::Reboot => "reboot",
         }
@@ -195,6 +284,8 @@ pub const KINDS: &[&str] = &[
     "switch",
     "packages",
     "kargs",
+    "set-origin",
+    "unlock",
     "cleanup",
     "reboot",
 ];
@@ -235,6 +326,8 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
         "switch" => OpRequest::Switch(json(body)?),
         "packages" => OpRequest::Packages(json(body)?),
         "kargs" => OpRequest::Kargs(json(body)?),
+        "set-origin" => OpRequest::SetOrigin(json(body)?),
+        "unlock" => OpRequest::Unlock(json(body)?),
         "cleanup" => {
             json::<Empty>(body)?;
             OpRequest::Cleanup
@@ -301,19 +394,15 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
         }
         OpRequest::Packages(p) => {
             check_os(&p.os)?;
-            let names = match (p.install.is_empty(), p.uninstall.is_empty()) {
-                (false, true) => &p.install,
-                (true, false) => &p.uninstall,
-                _ => {
-                    return Err(invalid(
-                        "give exactly one of install or uninstall, with at least one package",
-                    ))
-                }
+            use oxtree_host::PackageChange as C;
+            let names = match p.change()? {
+                C::Install(n) | C::Uninstall(n) | C::OverrideRemove(n) => n,
+                C::OverrideReset { packages, .. } => packages,
             };
             if names.len() > MAX_PACKAGES {
                 return Err(invalid(format!("more than {MAX_PACKAGES} packages")));
             }
-            for n in names {
+            for n in &names {
                 if !is_package_name(n) {
                     return Err(invalid(format!(
                         "invalid package name {:?}",
@@ -353,7 +442,15 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
                 )));
             }
         }
+        OpRequest::SetOrigin(o) => {
+            if o.options.len() > MAX_KARGS {
+                return Err(invalid(format!("more than {MAX_KARGS} remote options")));
+            }
+            let req = o.to_host();
+            oxtree_host::check_set_origin(&req).map_err(|e| invalid(e.to_string()))?;
+        }
         OpRequest::Rollback(_)
+        | OpRequest::Unlock(_)
         | OpRequest::Undeploy(_)
         | OpRequest::SetDefault(_)
         | OpRequest::Cleanup
@@ -465,6 +562,49 @@ pub fn is_package_name(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_place_edits_and_overrides() {
+        let ok = br#"{"remote":"mirror","url":"https://example.com/repo","branch":"os/x86_64/stable","options":{"gpg-verify":"false"}}"#;
+        assert!(matches!(
+            parse("set-origin", ok),
+            Ok(OpRequest::SetOrigin(_))
+        ));
+        for bad in [
+            r#"{"remote":"bad\"]\n[core","url":"https://x"}"#,
+            r#"{"remote":"../x","url":"https://x"}"#,
+            r#"{"remote":"m","url":"https://x\nmode=bare"}"#,
+            r#"{"remote":"m","url":""}"#,
+            r#"{"remote":"m","url":"https://x","branch":"../../etc"}"#,
+            r#"{"remote":"m","url":"https://x","options":{"a b":"1"}}"#,
+            r#"{"remote":"m","url":"https://x","options":{"k":"1\n[core]"}}"#,
+            r#"{"url":"https://x"}"#,
+        ] {
+            assert!(parse("set-origin", bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse("unlock", br#"{"hotfix":true}"#).unwrap(),
+            OpRequest::Unlock(Unlock {
+                deployment: None,
+                hotfix: true
+            })
+        );
+        assert!(parse("unlock", br#"{"hotfix":"yes"}"#).is_err());
+        let p = |b: &str| parse("packages", b.as_bytes());
+        assert!(p(r#"{"overrideRemove":["less"]}"#).is_ok());
+        assert!(p(r#"{"overrideReset":["less"]}"#).is_ok());
+        assert!(p(r#"{"overrideResetAll":true}"#).is_ok());
+        assert!(p(r#"{"overrideResetAll":true,"overrideReset":["less"]}"#).is_err());
+        assert!(p(r#"{"overrideRemove":["less"],"install":["nano"]}"#).is_err());
+        assert!(p(r#"{"overrideRemove":["../less"]}"#).is_err());
+        assert!(matches!(
+            parse("upgrade", br#"{"mode":"pull-only"}"#),
+            Ok(OpRequest::Upgrade(Upgrade {
+                mode: UpgradeMode::PullOnly,
+                ..
+            }))
+        ));
+    }
 
     #[test]
     fn parses_and_checks() {

@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/host/switch"),
     ("POST", "/v1/host/packages"),
     ("POST", "/v1/host/kargs"),
+    ("POST", "/v1/host/set-origin"),
+    ("POST", "/v1/host/unlock"),
     ("POST", "/v1/host/cleanup"),
     ("POST", "/v1/host/reboot"),
     ("GET", "/v1/operations"),

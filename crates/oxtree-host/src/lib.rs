@@ -1,5 +1,5 @@
 //! The host's transactions as a library: what `oxtree admin
-//! upgrade|switch|deploy|rollback|cleanup|status` and `oxtree
+//! upgrade|switch|deploy|rollback|cleanup|status|set-origin|unlock` and `oxtree
 //! install|uninstall|override` do, for the CLI and for an agent (oxtreed)
 //! alike, so that no front end re-implements a transaction.
 //!
@@ -21,6 +21,7 @@
 pub mod auto_rollback;
 mod error;
 mod image;
+mod inplace;
 mod layer;
 mod ops;
 mod origin;
@@ -30,6 +31,10 @@ mod status;
 mod upgrade;
 
 pub use error::{HostError, Result};
+pub use inplace::{
+    check_set_origin, set_origin, unlock, SetOriginOutcome, SetOriginRequest, UnlockMode,
+    UnlockOutcome,
+};
 pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
 pub use ops::{
     cleanup, cleanup_locked, deploy, edit_kargs, pin, rollback, set_default, undeploy, Applied,
