@@ -557,6 +557,38 @@ fn status_upgrade_progress_and_remote_cli() {
     let o = a.cli(&["admin", "upgrade", "--pull-only", "--deploy-only"]);
     assert!(!o.status.success(), "{o:?}");
 
+    // deploy with its options: kernel argument edits, --retain and an
+    // origin file read on the client's side.
+    let n = versions(&a.host()).len();
+    std::fs::write(
+        a.d().join("client.origin"),
+        "[origin]\nrefspec=origin:fakeos/main\n\n[oxtree-test]\nfrom=client\n",
+    )
+    .unwrap();
+    let origin_file = format!("--origin-file={}/client.origin", a.d().display());
+    let o = a.cli(&[
+        "admin",
+        "deploy",
+        "--retain",
+        "--karg-append=oxtree.test=1",
+        &origin_file,
+        "origin:fakeos/main",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let h = a.host();
+    assert_eq!(versions(&h).len(), n + 1, "--retain kept nothing: {h}");
+    assert!(kargs(&a).contains("oxtree.test=1"), "{h}");
+    let origin = h["deployments"][0]["origin"].as_str().unwrap_or("");
+    assert!(origin.contains("from=client"), "{h}");
+    let o = a.cli(&[
+        "admin",
+        "deploy",
+        "--karg-append=bad arg",
+        "origin:fakeos/main",
+    ]);
+    assert!(stderr(&o).contains("invalid kernel argument"), "{o:?}");
+    assert_eq!(versions(&a.host()).len(), n + 1);
+
     // set-origin: a new remote with its options, followed by the default
     // deployment; a name that would break out of its config section is
     // refused with the repo config unchanged.
@@ -604,8 +636,55 @@ fn status_upgrade_progress_and_remote_cli() {
     let o = a.cli(&["admin", "unlock"]);
     assert!(stderr(&o).contains("already in unlocked state"), "{o:?}");
 
+    // config-diff and os-init: the same words as a local run.
+    let h = a.host();
+    let etc = format!(
+        "{}/mnt/ostree/deploy/fakeos/deploy/{}.{}/etc",
+        a.d().display(),
+        h["deployments"][0]["checksum"].as_str().unwrap(),
+        h["deployments"][0]["serial"]
+    );
+    let sh = |cmd: &str| {
+        let st = Command::new("nsenter")
+            .args(["-t", &a.pid.to_string(), "-m", "--", "sh", "-c", cmd])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    sh(&format!("echo local > {etc}/added-by-test"));
+    let remote = a.cli(&["admin", "config-diff"]);
+    assert!(remote.status.success(), "{remote:?}");
+    assert!(
+        stdout(&remote).contains("A    added-by-test\n"),
+        "{remote:?}"
+    );
+    let local = a.inside(&["admin", "config-diff", &sr, &rd]);
+    assert_eq!(stdout(&remote), stdout(&local));
+    let o = a.cli(&["admin", "config-diff", "--os=nosuchos"]);
+    assert!(!o.status.success(), "{o:?}");
+    let o = a.cli(&["admin", "os-init", "second"]);
+    assert_eq!(
+        stdout(&o),
+        "ostree/deploy/second initialized as OSTree root\n",
+        "{o:?}"
+    );
+    let o = a.cli(&["admin", "os-init", "../escape"]);
+    assert!(stderr(&o).contains("invalid stateroot name"), "{o:?}");
+    // Two stateroots now: which one is the caller's to say (a 400).
+    let o = a.cli(&["admin", "config-diff"]);
+    assert!(stderr(&o).contains("pass --os (400 bad-request)"), "{o:?}");
+    let o = a.cli(&["admin", "config-diff", "--os=fakeos"]);
+    assert_eq!(stdout(&o), stdout(&local), "{o:?}");
+
     let audit = a.audit();
-    for kind in ["pin", "set-default", "undeploy", "set-origin", "unlock"] {
+    for kind in [
+        "pin",
+        "set-default",
+        "undeploy",
+        "set-origin",
+        "unlock",
+        "os-init",
+    ] {
         assert!(
             audit
                 .iter()
@@ -1086,6 +1165,14 @@ $OX admin deploy --sysroot=$S --os=debian {main} >/dev/null || exit 95
     let h = a.host();
     assert_eq!(h["spec"]["layeredPackages"], serde_json::json!([]), "{h}");
 
+    // --dry-run through the agent: apt's answer, nothing deployed.
+    let o = a.cli(&["install", "--dry-run", "nano"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("Would install: nano "), "{out}");
+    assert!(out.ends_with("Dry run: nothing changed\n"), "{out}");
+    assert_eq!(a.host()["deployments"], h["deployments"]);
+
     // override remove / reset through the agent.
     let has_less = |a: &Agent| {
         Command::new("nsenter")
@@ -1127,6 +1214,7 @@ $OX admin deploy --sysroot=$S --os=debian {main} >/dev/null || exit 95
         kinds,
         [
             "packages bad-request",
+            "packages succeeded",
             "packages succeeded",
             "packages succeeded",
             "packages succeeded",

@@ -395,6 +395,15 @@ fn print_transaction(t: &Transaction) {
     }
 }
 
+/// `admin config-diff`'s lines, as ostree prints them.
+fn print_config_diff(modified: &[String], removed: &[String], added: &[String]) {
+    for (mark, list) in [("M", modified), ("D", removed), ("A", added)] {
+        for p in list {
+            println!("{mark}    {p}");
+        }
+    }
+}
+
 /// `--set KEY=VALUE` options of `set-origin`.
 fn remote_options(set: &[String]) -> Result<Vec<(String, String)>> {
     set.iter()
@@ -470,27 +479,52 @@ fn remote(host: &str, cmd: Cmd) -> Result<()> {
             false,
         ),
         Cmd::Deploy(d) => {
-            if !d.karg.is_empty()
-                || !d.karg_append.is_empty()
-                || d.karg_proc_cmdline
-                || d.karg_none
-                || d.origin_file.is_some()
-                || d.retain
-                || d.retain_pending
-                || d.retain_rollback
-                || d.not_as_default
-                || d.lock_finalization
-            {
-                bail!("--host: deploy through the agent takes only --os, --stage and --reboot");
-            }
+            // The origin file is read here; the host's /proc/cmdline there.
+            let origin = match &d.origin_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                ),
+                None => None,
+            };
             operation(
                 host,
                 "deploy",
-                json!({"rev": d.rev, "os": d.os, "stage": d.stage, "reboot": d.reboot}),
+                json!({"rev": d.rev, "os": d.os, "stage": d.stage, "reboot": d.reboot,
+                       "lockFinalization": d.lock_finalization, "karg": d.karg,
+                       "kargAppend": d.karg_append, "kargDelete": d.karg_delete,
+                       "kargProcCmdline": d.karg_proc_cmdline, "kargNone": d.karg_none,
+                       "origin": origin, "retain": d.retain, "retainPending": d.retain_pending,
+                       "retainRollback": d.retain_rollback, "notAsDefault": d.not_as_default,
+                       "noMerge": d.no_merge}),
                 false,
             )
         }
         Cmd::Cleanup => operation(host, "cleanup", json!({}), false),
+        Cmd::OsInit { osname } => {
+            operation(host, "os-init", json!({ "osname": osname }), false)?;
+            println!("ostree/deploy/{osname} initialized as OSTree root");
+            Ok(())
+        }
+        Cmd::ConfigDiff { os } => {
+            let path = match &os {
+                Some(os) => format!(
+                    "/v1/host/config-diff?os={}",
+                    percent_encoding::utf8_percent_encode(os, percent_encoding::NON_ALPHANUMERIC)
+                ),
+                None => "/v1/host/config-diff".to_string(),
+            };
+            let v = crate::commands::via_agent::get(host, &path)?;
+            let list = |k: &str| -> Vec<String> {
+                v[k].as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            };
+            print_config_diff(&list("modified"), &list("removed"), &list("added"));
+            Ok(())
+        }
         Cmd::SetOrigin {
             index,
             set,
@@ -598,7 +632,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
     match command {
         Cmd::InitFs { path, modern } => oxtree_sysroot::init_fs(&path, modern)?,
         Cmd::OsInit { osname } => {
-            open(sr, rn)?.init_stateroot(&osname)?;
+            oxtree_host::init_stateroot(&context(sr, rn, false), &osname)?;
             println!("ostree/deploy/{osname} initialized as OSTree root");
         }
         Cmd::Deploy(d) => {
@@ -616,7 +650,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                 karg_append: d.karg_append.clone(),
                 karg_delete: d.karg_delete.clone(),
                 karg_base: if d.karg_proc_cmdline {
-                    Some(proc_cmdline_kargs()?)
+                    Some(oxtree_host::proc_cmdline_kargs()?)
                 } else if d.karg_none {
                     Some(String::new())
                 } else {
@@ -714,18 +748,8 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
         }
         Cmd::Cleanup => print_freed(&oxtree_host::cleanup(&context(sr, rn, false))?, false),
         Cmd::ConfigDiff { os } => {
-            let s = open_unlocked(sr, rn)?;
-            let os = s.resolve_osname(os.as_deref())?;
-            let d = s.config_diff(&os)?;
-            for p in &d.modified {
-                println!("M    {p}");
-            }
-            for p in &d.removed {
-                println!("D    {p}");
-            }
-            for p in &d.added {
-                println!("A    {p}");
-            }
+            let (_, d) = oxtree_host::config_diff(&context(sr, rn, false), os.as_deref())?;
+            print_config_diff(&d.modified, &d.removed, &d.added);
         }
         Cmd::Upgrade(u) if u.check => {
             let c = oxtree_host::check_update(&context(sr, rn, false), u.os.as_deref())?;
@@ -801,7 +825,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
             if import_proc_cmdline {
                 edits.push(KargEdit::Clear);
                 edits.extend(
-                    proc_cmdline_kargs()?
+                    oxtree_host::proc_cmdline_kargs()?
                         .split_whitespace()
                         .filter(|a| !a.starts_with("ostree="))
                         .map(|a| KargEdit::Append(a.to_string())),
@@ -864,20 +888,4 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
         ),
     }
     Ok(())
-}
-
-/// The running kernel's arguments for `deploy --karg-proc-cmdline`, without
-/// the boot loader's `BOOT_IMAGE=` and `initrd=` (as ostree drops them). The
-/// file read is /proc/cmdline, or `$OXTREE_PROC_CMDLINE` (for tests).
-fn proc_cmdline_kargs() -> Result<String> {
-    let path = std::env::var_os("OXTREE_PROC_CMDLINE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/proc/cmdline"));
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .split_whitespace()
-        .filter(|a| !a.starts_with("BOOT_IMAGE=") && !a.starts_with("initrd="))
-        .collect::<Vec<_>>()
-        .join(" "))
 }

@@ -101,9 +101,7 @@ fn remote(host: &str, c: &Common, what: &str, packages: Vec<String>) -> Result<(
 }
 
 fn remote_body(host: &str, c: &Common, mut body: serde_json::Value) -> Result<()> {
-    if c.dry_run {
-        anyhow::bail!("--host: --dry-run is not available through the agent");
-    }
+    body["dryRun"] = c.dry_run.into();
     body["os"] = serde_json::json!(c.os);
     body["stage"] = c.stage.into();
     body["reboot"] = c.reboot.into();
@@ -196,35 +194,29 @@ pub(crate) fn render(t: &Transaction, json: bool) {
 
 /// `--dry-run`: apt's simulation of the request on the base.
 fn dry_run(d: &oxtree_host::DryRun, json: bool) -> Result<()> {
-    let r = &d.resolution;
-    let layered = d.origin.is_layered();
+    let v = d.to_json();
     if json {
-        let list = |v: &[(String, String)]| {
-            v.iter()
-                .map(|(n, ver)| serde_json::json!({ "name": n, "version": ver }))
-                .collect::<Vec<_>>()
-        };
-        let v = serde_json::json!({
-            "dry-run": true,
-            "base-checksum": d.base.to_hex(),
-            "layered": layered,
-            "requested-packages": d.origin.packages,
-            "requested-base-removals": d.origin.removals,
-            "install": list(&r.install),
-            "remove": list(&r.remove),
-        });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    } else {
+        print_dry_run(&v);
     }
-    if !layered {
-        println!("Would deploy the base commit {} (nothing layered)", d.base);
+    Ok(())
+}
+
+/// A dry run's text, from its JSON ([`oxtree_host::DryRun::to_json`]),
+/// for a local run and for one through the agent alike.
+pub(crate) fn print_dry_run(v: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    if v["layered"] != true {
+        println!(
+            "Would deploy the base commit {} (nothing layered)",
+            s(&v["base-checksum"])
+        );
     }
-    for (n, v) in &r.install {
-        println!("Would install: {n} {v}");
-    }
-    for (n, v) in &r.remove {
-        println!("Would remove: {n} {v}");
+    for (what, key) in [("install", "install"), ("remove", "remove")] {
+        for p in v[key].as_array().into_iter().flatten() {
+            println!("Would {what}: {} {}", s(&p["name"]), s(&p["version"]));
+        }
     }
     println!("Dry run: nothing changed");
-    Ok(())
 }

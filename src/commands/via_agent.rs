@@ -19,10 +19,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `admin status [--json]` from the agent.
 pub fn status(host: &str, json: bool) -> Result<()> {
-    let c = Client::new(host)?;
-    let v = runtime()?
-        .block_on(c.request(hyper::Method::GET, "/v1/host", None))?
-        .ok()?;
+    let v = get(host, "/v1/host")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -31,6 +28,14 @@ pub fn status(host: &str, json: bool) -> Result<()> {
         print!("{}", h.to_text());
     }
     Ok(())
+}
+
+/// `GET path` from the agent: its JSON.
+pub fn get(host: &str, path: &str) -> Result<Value> {
+    let c = Client::new(host)?;
+    Ok(runtime()?
+        .block_on(c.request(hyper::Method::GET, path, None))?
+        .ok()?)
 }
 
 /// Queue `POST /v1/host/{kind}` with `body`, follow it to its end, and
@@ -74,6 +79,10 @@ pub fn operation(host: &str, kind: &str, body: Value, json: bool) -> Result<()> 
     let r = &op["result"];
     if json {
         println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    if r["outcome"] == "dry-run" {
+        crate::commands::layer::print_dry_run(r);
         return Ok(());
     }
     let s = |k: &str| r[k].as_str().unwrap_or("");

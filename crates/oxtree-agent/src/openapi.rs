@@ -131,19 +131,33 @@ pub fn document() -> Value {
     };
     merge(&mut doc["paths"], system_paths());
     merge(&mut doc["components"]["schemas"], system_schemas());
-    merge(&mut doc["components"]["schemas"], in_place_schemas());
+    merge(&mut doc["components"]["schemas"], deployment_schemas());
     doc
 }
 
-/// The bodies of the in-place deployment edits (set-origin, unlock).
-fn in_place_schemas() -> Value {
+/// The bodies of deploy and of the in-place deployment edits
+/// (set-origin, unlock).
+fn deployment_schemas() -> Value {
     let flag = json!({"type": "boolean", "default": false});
+    let list = json!({"type": "array", "items": {"type": "string"}});
     json!({
+        "DeployRequest": {"type": "object", "additionalProperties": false, "required": ["rev"], "properties": {
+            "rev": {"type": "string"},
+            "os": {"type": "string", "description": "Stateroot (default: the booted or only one)"},
+            "stage": flag, "reboot": flag, "lockFinalization": flag,
+            "karg": list, "kargAppend": list, "kargDelete": list,
+            "kargProcCmdline": {"type": "boolean", "default": false, "description": "Start from the host's /proc/cmdline"},
+            "kargNone": flag,
+            "origin": {"type": "string", "description": "An origin file's text"},
+            "retain": flag, "retainPending": flag, "retainRollback": flag,
+            "notAsDefault": flag, "noMerge": flag}},
         "SetOriginRequest": {"type": "object", "additionalProperties": false, "required": ["remote", "url"], "properties": {
             "index": {"type": "integer", "minimum": 0, "description": "Default: the merge deployment"},
             "remote": {"type": "string"}, "url": {"type": "string"},
             "branch": {"type": "string", "description": "Default: the deployment's current ref"},
             "options": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Settings of a newly added remote"}}},
+        "OsInitRequest": {"type": "object", "additionalProperties": false, "required": ["osname"], "properties": {
+            "osname": {"type": "string"}}},
         "UnlockRequest": {"type": "object", "additionalProperties": false, "properties": {
             "deployment": {"type": "integer", "minimum": 0, "description": "Default: the booted one, else the default one"},
             "hotfix": flag}},
@@ -172,6 +186,11 @@ fn host_document() -> Value {
             "/v1/host/kargs": mutation("Edit the kernel arguments of a deployment in place", "KargsRequest"),
             "/v1/host/set-origin": mutation("Make a deployment follow REMOTE:BRANCH, adding the remote if missing (admin set-origin)", "SetOriginRequest"),
             "/v1/host/unlock": mutation("Mount a writable overlay on /usr of a deployment (admin unlock [--hotfix])", "UnlockRequest"),
+            "/v1/host/os-init": mutation("Create a stateroot (admin os-init)", "OsInitRequest"),
+            "/v1/host/config-diff": {"get": {"summary": "Local changes to /etc of a stateroot's merge deployment (admin config-diff)",
+                "parameters": [{"name": "os", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "stateroot, and the modified, removed and added paths", "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "400": {"$ref": "#/components/responses/Error"}}}},
             "/v1/host/cleanup": mutation("Delete leftover deployments and unreferenced objects", "Empty"),
             "/v1/host/reboot": mutation("Reboot through the agent's reboot hook", "Empty"),
             "/v1/operations": {"get": {"summary": "Every known operation",
@@ -231,8 +250,6 @@ fn host_document() -> Value {
                     "indexes": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "integer", "minimum": 0}},
                     "unpin": flag}},
                 "RollbackRequest": {"type": "object", "additionalProperties": false, "properties": {"reboot": flag}},
-                "DeployRequest": {"type": "object", "additionalProperties": false, "required": ["rev"], "properties": {
-                    "rev": {"type": "string"}, "os": os, "stage": flag, "reboot": flag}},
                 "SwitchRequest": {"type": "object", "additionalProperties": false, "required": ["refspec"], "properties": {
                     "refspec": {"type": "string"}, "os": os, "stage": flag, "reboot": flag}},
                 "PackagesRequest": {"type": "object", "additionalProperties": false,
@@ -242,7 +259,7 @@ fn host_document() -> Value {
                         "uninstall": {"type": "array", "items": {"type": "string"}},
                         "overrideRemove": {"type": "array", "items": {"type": "string"}, "description": "Remove packages of the base"},
                         "overrideReset": {"type": "array", "items": {"type": "string"}, "description": "Undo removals of these base packages"},
-                        "overrideResetAll": flag,
+                        "overrideResetAll": flag, "dryRun": flag,
                         "os": os, "stage": flag, "reboot": flag}},
                 "KargsRequest": {"type": "object", "additionalProperties": false,
                     "description": "At least one edit; applied as delete, deleteIfPresent, replace, append, appendIfMissing",
@@ -264,7 +281,7 @@ fn host_document() -> Value {
                     "finished": {"type": "string", "format": "date-time"},
                     "cancelRequested": {"type": "boolean"},
                     "events": {"type": "integer"},
-                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, undeployed, default-set, pinned, unpinned, kargs-changed, origin-set, unlocked, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
+                    "result": {"type": "object", "description": "outcome: no-change, update-available, pulled-only, staged, deployed, rolled-back, undeployed, default-set, pinned, unpinned, kargs-changed, origin-set, unlocked, stateroot-created, cleaned, rebooting; with deployment, checksum, baseChecksum, refspec, …"},
                     "error": {"type": "object", "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}},
                     "eventsUrl": {"type": "string"}}},
                 "Host": {"type": "object", "description": "bootc-shaped: apiVersion org.oxtree/v1, kind Host, spec, status.{booted,staged,rollback,otherDeployments}, deployments",

@@ -531,17 +531,40 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
             }))
         }
         OpRequest::Deploy(d) => {
+            let origin = match &d.origin {
+                Some(t) => Some(
+                    oxtree_sysroot::KeyFile::parse(t)
+                        .map_err(|e| HostError::bad(format!("origin: {e}")))?,
+                ),
+                None => None,
+            };
+            let karg_base = if d.karg_proc_cmdline {
+                Some(h::proc_cmdline_kargs()?)
+            } else if d.karg_none {
+                Some(String::new())
+            } else {
+                None
+            };
             let t = h::deploy(
                 cx,
                 &h::DeployRequest {
                     rev: d.rev.clone(),
                     opts: oxtree_sysroot::DeployOptions {
                         osname: d.os.clone(),
-                        ..Default::default()
+                        karg_replace: d.karg.clone(),
+                        karg_append: d.karg_append.clone(),
+                        karg_delete: d.karg_delete.clone(),
+                        karg_base,
+                        origin,
+                        retain: d.retain,
+                        retain_pending: d.retain_pending,
+                        retain_rollback: d.retain_rollback,
+                        not_as_default: d.not_as_default,
+                        no_merge: d.no_merge,
                     },
                     stage: d.stage,
+                    lock_finalization: d.lock_finalization,
                     reboot: d.reboot,
-                    ..Default::default()
                 },
             )?;
             Ok(transaction(&t))
@@ -564,12 +587,16 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 os: p.os.clone(),
                 change,
                 stage: p.stage,
-                dry_run: false,
+                dry_run: p.dry_run,
                 reboot: p.reboot,
             };
             match h::change_packages(cx, &req)? {
                 h::LayerOutcome::Applied(t) => Ok(transaction(&t)),
-                h::LayerOutcome::DryRun(_) => Ok(json!({"outcome": "dry-run"})),
+                h::LayerOutcome::DryRun(d) => {
+                    let mut v = d.to_json();
+                    v["outcome"] = "dry-run".into();
+                    Ok(v)
+                }
             }
         }
         OpRequest::Kargs(k) => {
@@ -620,6 +647,10 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 "deployment": r.deployment.name(),
                 "rollback": r.rollback.map(|d| d.name()),
             }))
+        }
+        OpRequest::OsInit(o) => {
+            h::init_stateroot(cx, &o.osname)?;
+            Ok(json!({"outcome": "stateroot-created", "osname": o.osname}))
         }
         OpRequest::Cleanup => {
             let r = h::cleanup(cx)?;

@@ -71,6 +71,9 @@ pub struct Pin {
     pub unpin: bool,
 }
 
+/// `admin deploy`, with its options (the kernel argument edits apply to
+/// the merge deployment's arguments, or to the host's `/proc/cmdline`
+/// with `kargProcCmdline`, or to none with `kargNone`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deploy {
@@ -82,6 +85,32 @@ pub struct Deploy {
     pub stage: bool,
     #[serde(default)]
     pub reboot: bool,
+    #[serde(default)]
+    pub lock_finalization: bool,
+    /// `NAME=VALUE`: replace (or add) an argument.
+    #[serde(default)]
+    pub karg: Vec<String>,
+    #[serde(default)]
+    pub karg_append: Vec<String>,
+    #[serde(default)]
+    pub karg_delete: Vec<String>,
+    #[serde(default)]
+    pub karg_proc_cmdline: bool,
+    #[serde(default)]
+    pub karg_none: bool,
+    /// An origin file's text, used instead of `[origin] refspec=REV`.
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub retain: bool,
+    #[serde(default)]
+    pub retain_pending: bool,
+    #[serde(default)]
+    pub retain_rollback: bool,
+    #[serde(default)]
+    pub not_as_default: bool,
+    #[serde(default)]
+    pub no_merge: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +142,9 @@ pub struct Packages {
     pub override_reset: Vec<String>,
     #[serde(default)]
     pub override_reset_all: bool,
+    /// Only ask apt what would be installed and removed; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
@@ -217,6 +249,13 @@ impl SetOrigin {
     }
 }
 
+/// `os-init`: create a stateroot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OsInit {
+    pub osname: String,
+}
+
 /// `unlock`: a writable `/usr` on a deployment (default: the booted one,
 /// else the default one); `hotfix` keeps it across reboots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +287,7 @@ pub enum OpRequest {
     Kargs(Kargs),
     SetOrigin(SetOrigin),
     Unlock(Unlock),
+    OsInit(OsInit),
     Cleanup,
     Reboot,
 }
@@ -267,6 +307,7 @@ impl OpRequest {
             OpRequest::Kargs(_) => "kargs",
             OpRequest::SetOrigin(_) => "set-origin",
             OpRequest::Unlock(_) => "unlock",
+            OpRequest::OsInit(_) => "os-init",
             OpRequest::Cleanup => "cleanup",
             OpRequest::Reboot => "reboot",
         }
@@ -286,6 +327,7 @@ pub const KINDS: &[&str] = &[
     "kargs",
     "set-origin",
     "unlock",
+    "os-init",
     "cleanup",
     "reboot",
 ];
@@ -328,6 +370,7 @@ pub fn parse(kind: &str, body: &[u8]) -> Result<OpRequest, BadRequest> {
         "kargs" => OpRequest::Kargs(json(body)?),
         "set-origin" => OpRequest::SetOrigin(json(body)?),
         "unlock" => OpRequest::Unlock(json(body)?),
+        "os-init" => OpRequest::OsInit(json(body)?),
         "cleanup" => {
             json::<Empty>(body)?;
             OpRequest::Cleanup
@@ -383,6 +426,19 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
         OpRequest::Deploy(d) => {
             check_os(&d.os)?;
             check_rev("rev", &d.rev)?;
+            let kargs = d.karg.iter().chain(&d.karg_append).chain(&d.karg_delete);
+            if kargs.clone().count() > MAX_KARGS {
+                return Err(invalid(format!(
+                    "more than {MAX_KARGS} kernel argument edits"
+                )));
+            }
+            kargs.into_iter().try_for_each(|a| check_karg(a))?;
+            if d.karg_proc_cmdline && d.karg_none {
+                return Err(invalid("kargProcCmdline and kargNone are exclusive"));
+            }
+            if let Some(o) = &d.origin {
+                oxtree_sysroot::KeyFile::parse(o).map_err(|e| invalid(format!("origin: {e}")))?;
+            }
         }
         OpRequest::Switch(s) => {
             check_os(&s.os)?;
@@ -421,19 +477,7 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
                     "more than {MAX_KARGS} kernel argument edits"
                 )));
             }
-            for a in k.all() {
-                // One argument each: no spaces, quotes or control characters.
-                let ok = !a.is_empty()
-                    && a.len() <= 4096
-                    && a.bytes()
-                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'');
-                if !ok {
-                    return Err(invalid(format!(
-                        "invalid kernel argument {:?}",
-                        a.chars().take(80).collect::<String>()
-                    )));
-                }
-            }
+            k.all().try_for_each(|a| check_karg(a))?;
         }
         OpRequest::Pin(p) => {
             if p.indexes.is_empty() || p.indexes.len() > MAX_KARGS {
@@ -449,6 +493,7 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
             let req = o.to_host();
             oxtree_host::check_set_origin(&req).map_err(|e| invalid(e.to_string()))?;
         }
+        OpRequest::OsInit(o) => check_os(&Some(o.osname.clone()))?,
         OpRequest::Rollback(_)
         | OpRequest::Unlock(_)
         | OpRequest::Undeploy(_)
@@ -459,12 +504,33 @@ fn check(r: &OpRequest) -> Result<(), BadRequest> {
     Ok(())
 }
 
+/// One kernel argument: no spaces, quotes or control characters.
+fn check_karg(a: &str) -> Result<(), BadRequest> {
+    let ok = !a.is_empty()
+        && a.len() <= 4096
+        && a.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid kernel argument {:?}",
+            a.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
 fn is_checksum(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A stateroot name: what ostree accepts as a directory under
 /// `ostree/deploy/` (no separators, no leading dot).
+/// The `os` query of `GET /v1/host/config-diff`.
+pub fn check_stateroot(os: &str) -> Result<(), BadRequest> {
+    check_os(&Some(os.to_string()))
+}
+
 fn check_os(os: &Option<String>) -> Result<(), BadRequest> {
     let Some(os) = os else { return Ok(()) };
     let ok = !os.is_empty()

@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/host/kargs"),
     ("POST", "/v1/host/set-origin"),
     ("POST", "/v1/host/unlock"),
+    ("POST", "/v1/host/os-init"),
+    ("GET", "/v1/host/config-diff"),
     ("POST", "/v1/host/cleanup"),
     ("POST", "/v1/host/reboot"),
     ("GET", "/v1/operations"),
@@ -82,6 +84,7 @@ impl std::fmt::Debug for App {
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/v1/host", get(host))
+        .route("/v1/host/config-diff", get(config_diff))
         .route("/v1/host/{kind}", post(submit))
         .route("/v1/operations", get(list))
         .route("/v1/operations/{id}", get(operation).delete(cancel))
@@ -205,6 +208,37 @@ async fn host(State(app): State<App>) -> Response {
     match app.status.get(app.ops.context()).await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err((kind, msg)) => error(StatusCode::INTERNAL_SERVER_ERROR, &kind, &msg),
+    }
+}
+
+/// `admin config-diff`: `{"stateroot", "modified", "removed", "added"}`.
+async fn config_diff(
+    State(app): State<App>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let os = q.get("os").cloned();
+    if let Some(os) = &os {
+        if let Err(e) = request::check_stateroot(os) {
+            return error(StatusCode::BAD_REQUEST, "bad-request", &e.to_string());
+        }
+    }
+    let cx = app.ops.context();
+    match tokio::task::spawn_blocking(move || oxtree_host::config_diff(&cx, os.as_deref())).await {
+        Ok(Ok((os, d))) => Json(json!({
+            "stateroot": os,
+            "modified": d.modified,
+            "removed": d.removed,
+            "added": d.added,
+        }))
+        .into_response(),
+        Ok(Err(e)) => {
+            let status = match e {
+                oxtree_host::HostError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, e.kind(), &oxtree_io::Chain(&e).to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "failed", &e.to_string()),
     }
 }
 

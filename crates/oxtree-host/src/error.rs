@@ -111,7 +111,8 @@ impl From<SysrootError> for HostError {
             SysrootError::Repo(r) => r.into(),
             SysrootError::NoStateroot(_)
             | SysrootError::InvalidStateroot(_)
-            | SysrootError::NoSuchIndex { .. } => HostError::BadRequest(e.to_string()),
+            | SysrootError::NoSuchIndex { .. }
+            | SysrootError::Refused(_) => HostError::BadRequest(e.to_string()),
             e => HostError::failed(e),
         }
     }
@@ -178,6 +179,8 @@ mod tests {
         .into();
         assert_eq!(apt.kind(), "bad-request");
         assert!(apt.to_string().contains("Unable to locate package nosuch"));
+        let r: HostError = SysrootError::Refused("pass --os".into()).into();
+        assert_eq!(r.kind(), "bad-request");
         let f: HostError = SysrootError::Invalid("boom".into()).into();
         let f = f.context("deploying").context("upgrading");
         assert_eq!(f.kind(), "failed");

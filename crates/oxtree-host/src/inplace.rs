@@ -1,8 +1,11 @@
 //! Transactions that change an existing deployment in place, with no new
 //! checkout: the remote and branch it follows (`admin set-origin`) and a
-//! writable `/usr` over it (`admin unlock`).
+//! writable `/usr` over it (`admin unlock`); and the two small stateroot
+//! calls beside them: creating one (`admin os-init`) and listing the
+//! local changes to its `/etc` (`admin config-diff`).
 
 use crate::{Context, Event, HostError, Result};
+use oxtree_sysroot::etc_merge::EtcDiff;
 use oxtree_sysroot::Deployment;
 
 pub use oxtree_sysroot::unlock::UnlockMode;
@@ -131,4 +134,23 @@ pub fn unlock(cx: &Context, index: Option<usize>, mode: UnlockMode) -> Result<Un
         mode,
         rollback: r.rollback,
     })
+}
+
+/// `admin os-init NAME`: create stateroot `name` (nothing happens if it
+/// exists).
+pub fn init_stateroot(cx: &Context, name: &str) -> Result<()> {
+    let s = cx.open_locked()?;
+    s.init_stateroot(name)?;
+    cx.report(Event::Done);
+    Ok(())
+}
+
+/// `admin config-diff`: the local changes to `/etc` of stateroot `os`'s
+/// merge deployment (default: the booted or only stateroot), and its
+/// name. Takes no lock: it only reads.
+pub fn config_diff(cx: &Context, os: Option<&str>) -> Result<(String, EtcDiff)> {
+    let s = cx.open_unlocked()?;
+    let os = s.resolve_osname(os)?;
+    let d = s.config_diff(&os)?;
+    Ok((os, d))
 }

@@ -100,6 +100,27 @@ pub struct DryRun {
     pub resolution: Resolution,
 }
 
+impl DryRun {
+    /// The simulation as JSON: what `--dry-run --json` prints and what the
+    /// agent answers (with `"outcome": "dry-run"`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let list = |v: &[(String, String)]| {
+            v.iter()
+                .map(|(n, ver)| serde_json::json!({ "name": n, "version": ver }))
+                .collect::<Vec<_>>()
+        };
+        serde_json::json!({
+            "dry-run": true,
+            "base-checksum": self.base.to_hex(),
+            "layered": self.origin.is_layered(),
+            "requested-packages": self.origin.packages,
+            "requested-base-removals": self.origin.removals,
+            "install": list(&self.resolution.install),
+            "remove": list(&self.resolution.remove),
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum LayerOutcome {
     DryRun(Box<DryRun>),

@@ -32,13 +32,13 @@ mod upgrade;
 
 pub use error::{HostError, Result};
 pub use inplace::{
-    check_set_origin, set_origin, unlock, SetOriginOutcome, SetOriginRequest, UnlockMode,
-    UnlockOutcome,
+    check_set_origin, config_diff, init_stateroot, set_origin, unlock, SetOriginOutcome,
+    SetOriginRequest, UnlockMode, UnlockOutcome,
 };
 pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
 pub use ops::{
-    cleanup, cleanup_locked, deploy, edit_kargs, pin, rollback, set_default, undeploy, Applied,
-    DeployRequest, LayeredBuild, RollbackOutcome, Transaction, UndeployOutcome,
+    cleanup, cleanup_locked, deploy, edit_kargs, pin, proc_cmdline_kargs, rollback, set_default,
+    undeploy, Applied, DeployRequest, LayeredBuild, RollbackOutcome, Transaction, UndeployOutcome,
 };
 pub use origin::{is_image_reference, Origin};
 pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};

@@ -130,6 +130,24 @@ pub struct DeployRequest {
     pub reboot: bool,
 }
 
+/// The running kernel's arguments, for `deploy --karg-proc-cmdline`:
+/// `/proc/cmdline` (or `$OXTREE_PROC_CMDLINE`) without the boot loader's
+/// `BOOT_IMAGE=` and `initrd=`.
+pub fn proc_cmdline_kargs() -> Result<String> {
+    let path = std::env::var_os("OXTREE_PROC_CMDLINE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/proc/cmdline".into());
+    let text = std::fs::read_to_string(&path).map_err(|e| HostError::Failed {
+        context: format!("reading {}", path.display()),
+        source: e.into(),
+    })?;
+    Ok(text
+        .split_whitespace()
+        .filter(|a| !a.starts_with("BOOT_IMAGE=") && !a.starts_with("initrd="))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
 pub fn deploy(cx: &Context, req: &DeployRequest) -> Result<Transaction> {
     if req.lock_finalization && !req.stage {
         return Err(HostError::bad("--lock-finalization requires --stage"));
@@ -214,11 +232,8 @@ pub(crate) fn origin_deployment(
     os: Option<&str>,
     what: &str,
 ) -> Result<(Deployment, Origin, Checksum)> {
-    let osname = s.resolve_osname(os).map_err(|e| match e {
-        // No stateroot, or several and none named: the request must say.
-        oxtree_sysroot::SysrootError::Invalid(m) => HostError::BadRequest(m),
-        e => e.into(),
-    })?;
+    // No stateroot, or several and none named: a bad request.
+    let osname = s.resolve_osname(os)?;
     let d = s
         .staged()
         .filter(|d| d.osname == osname)

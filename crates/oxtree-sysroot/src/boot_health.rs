@@ -247,7 +247,7 @@ impl Sysroot {
     /// The deployment this system booted, for the records.
     fn booted_deployment(&self) -> Result<&Deployment> {
         let b = self.booted_index().ok_or_else(|| {
-            SysrootError::Invalid("not booted into a deployment of this sysroot".into())
+            SysrootError::Refused("not booted into a deployment of this sysroot".into())
         })?;
         self.deployment(b)
     }
@@ -300,7 +300,7 @@ impl Sysroot {
             return Ok(BootComplete::NothingToDo);
         };
         let b = self.booted_index().ok_or_else(|| {
-            SysrootError::Invalid("not booted into a deployment of this sysroot".into())
+            SysrootError::Refused("not booted into a deployment of this sysroot".into())
         })?;
         let booted = self.deployment(b)?.clone();
         let clear = |s: &Sysroot| -> Result<()> {

@@ -94,7 +94,7 @@ impl Sysroot {
     ) -> Result<(crate::deployment::Deployment, crate::write::WriteReport)> {
         let d = self.deployment(index)?.clone();
         if Some(index) == self.booted_index() {
-            return Err(crate::SysrootError::Invalid(format!(
+            return Err(crate::SysrootError::Refused(format!(
                 "cannot undeploy the booted deployment {index}"
             )));
         }
@@ -117,7 +117,7 @@ impl Sysroot {
     /// default and the current default becomes the rollback.
     pub fn rollback(&mut self) -> Result<crate::write::WriteReport> {
         if self.deployments().len() < 2 {
-            return Err(crate::SysrootError::Invalid(
+            return Err(crate::SysrootError::Refused(
                 "no rollback deployment available".into(),
             ));
         }

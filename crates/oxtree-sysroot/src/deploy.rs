@@ -69,10 +69,10 @@ impl Sysroot {
         }
         match &self.stateroots()?[..] {
             [one] => Ok(one.clone()),
-            [] => Err(SysrootError::Invalid(
+            [] => Err(SysrootError::Refused(
                 "no stateroot exists; run `admin os-init OS` first".into(),
             )),
-            _ => Err(SysrootError::Invalid(
+            _ => Err(SysrootError::Refused(
                 "not booted into a deployment and several stateroots exist; pass --os".into(),
             )),
         }
@@ -343,15 +343,15 @@ impl Sysroot {
         merge: Option<&Deployment>,
     ) -> Result<Option<EtcDiff>> {
         let Some(usr) = fsutil::open_dir_at(root, "usr").ok() else {
-            return Err(SysrootError::Invalid("the commit has no /usr".into()));
+            return Err(SysrootError::Refused("the commit has no /usr".into()));
         };
         if util::exists(root, "etc") {
-            return Err(SysrootError::Invalid(
+            return Err(SysrootError::Refused(
                 "the commit has /etc; ostree trees carry their defaults in /usr/etc".into(),
             ));
         }
         if !util::exists(usr.as_fd(), "etc") {
-            return Err(SysrootError::Invalid("the commit has no /usr/etc".into()));
+            return Err(SysrootError::Refused("the commit has no /usr/etc".into()));
         }
         let Some(m) = merge else {
             etc_merge::copy_entry(usr.as_fd(), "etc", root, "etc")?;
@@ -377,7 +377,7 @@ impl Sysroot {
     pub fn config_diff(&self, osname: &str) -> Result<EtcDiff> {
         let m = self
             .merge_deployment(osname)
-            .ok_or_else(|| SysrootError::Invalid(format!("no deployment of stateroot {osname}")))?;
+            .ok_or_else(|| SysrootError::Refused(format!("no deployment of stateroot {osname}")))?;
         let root = util::open_path(self.dir(), &m.relpath())
             .ok_or_else(|| SysrootError::Invalid(format!("{} is missing", m.relpath())))?;
         let orig = util::open_path(root.as_fd(), "usr/etc")

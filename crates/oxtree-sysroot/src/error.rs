@@ -47,6 +47,17 @@ pub enum SysrootError {
     /// `try_open_locked`: another process holds the sysroot lock.
     #[error("sysroot {0} is busy: another process holds its lock (ostree/lock)")]
     Busy(String),
+    /// The request cannot be done as asked in this sysroot: no or an
+    /// ambiguous stateroot, no such deployment to act on, a refused
+    /// downgrade, a kernel argument edit that does not apply, a commit that
+    /// is not a bootable tree, an already unlocked deployment… The
+    /// caller's to fix; nothing was changed. (An agent answers it as a bad
+    /// request, not a failure.)
+    #[error("{0}")]
+    Refused(String),
+    /// Malformed or inconsistent data on disk or from a peer (a boot
+    /// loader file, a staged-deployment record, a vanished directory), or
+    /// a tool that failed.
     #[error("{0}")]
     Invalid(String),
 }

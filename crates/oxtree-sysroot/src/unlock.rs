@@ -101,7 +101,7 @@ impl Sysroot {
     pub fn unlock(&mut self, index: usize, mode: UnlockMode) -> Result<UnlockReport> {
         let d = self.deployment(index)?.clone();
         if let Some(s) = self.unlocked_state(&d) {
-            return Err(SysrootError::Invalid(format!(
+            return Err(SysrootError::Refused(format!(
                 "Deployment is already in unlocked state: {s}"
             )));
         }

@@ -81,12 +81,12 @@ impl Sysroot {
     pub fn upgrade_source(&self, os: Option<&str>) -> Result<UpgradeSource> {
         let osname = self.resolve_osname(os)?;
         let merge = self.merge_deployment(&osname).cloned().ok_or_else(|| {
-            SysrootError::Invalid(format!("no deployment of stateroot {osname} to upgrade"))
+            SysrootError::Refused(format!("no deployment of stateroot {osname} to upgrade"))
         })?;
         let refspec = merge
             .refspec()
             .ok_or_else(|| {
-                SysrootError::Invalid(format!(
+                SysrootError::Refused(format!(
                     "deployment {} has no origin refspec; cannot upgrade",
                     merge.name()
                 ))
@@ -127,7 +127,7 @@ impl Sysroot {
             let old_ts = self.repo().load_commit(&cur)?.timestamp;
             let new_ts = self.repo().load_commit(&new)?.timestamp;
             if new_ts < old_ts {
-                return Err(SysrootError::Invalid(format!(
+                return Err(SysrootError::Refused(format!(
                     "Upgrade target revision '{new}' with timestamp {} is chronologically older than current revision '{}' with timestamp {}; use --allow-downgrade to permit",
                     fmt_ts(new_ts),
                     merge.csum,
@@ -162,12 +162,12 @@ impl Sysroot {
                 | KargEdit::Replace(a) => a,
             };
             if arg.is_empty() || arg.contains(char::is_whitespace) {
-                return Err(SysrootError::Invalid(format!(
+                return Err(SysrootError::Refused(format!(
                     "invalid kernel argument '{arg}'"
                 )));
             }
             if KernelArgs::key_of(arg) == "ostree" {
-                return Err(SysrootError::Invalid(
+                return Err(SysrootError::Refused(
                     "the ostree= kernel argument is managed by the deployment and cannot be edited"
                         .into(),
                 ));
@@ -183,7 +183,7 @@ impl Sysroot {
                 }
                 KargEdit::Delete(a) => {
                     if !k.delete(a) {
-                        return Err(SysrootError::Invalid(format!(
+                        return Err(SysrootError::Refused(format!(
                             "Failed to find kernel argument '{a}'"
                         )));
                     }
@@ -193,7 +193,7 @@ impl Sysroot {
                 }
                 KargEdit::Replace(a) => {
                     if !k.replace_existing(a) {
-                        return Err(SysrootError::Invalid(format!(
+                        return Err(SysrootError::Refused(format!(
                             "No key '{}' found to replace",
                             KernelArgs::key_of(a)
                         )));

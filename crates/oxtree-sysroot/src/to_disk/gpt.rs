@@ -71,7 +71,7 @@ pub fn plan(size: u64, fw: Firmware) -> Result<Layout> {
     });
     let end = (size / MIB).saturating_sub(1) * MIB;
     if end < at + 512 * MIB {
-        return Err(SysrootError::Invalid(format!(
+        return Err(SysrootError::Refused(format!(
             "a disk of {} MiB is too small: at least {} MiB are needed",
             size / MIB,
             (at + 513 * MIB) / MIB

@@ -125,7 +125,7 @@ pub fn to_disk(
 ) -> Result<ToDiskReport> {
     crate::validate_osname(&o.osname)?;
     if !o.firmware.bios && !o.firmware.uefi {
-        return Err(SysrootError::Invalid(
+        return Err(SysrootError::Refused(
             "no firmware to boot with: choose BIOS, UEFI or both".into(),
         ));
     }
