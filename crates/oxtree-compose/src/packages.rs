@@ -65,45 +65,24 @@ pub fn installed(root: &Path) -> Result<Vec<Package>> {
 /// Parse a dpkg `status` file; keeps packages whose state is `installed`.
 pub fn parse_status(text: &str) -> Result<Vec<Package>> {
     let mut out = Vec::new();
-    for para in text.split("\n\n") {
-        let mut name = None;
-        let mut version = None;
-        let mut arch = None;
-        let mut status = None;
-        for line in para.lines() {
-            if line.starts_with(' ') || line.starts_with('\t') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            match k {
-                "Package" => name = Some(v),
-                "Version" => version = Some(v),
-                "Architecture" => arch = Some(v),
-                "Status" => status = Some(v),
-                _ => {}
-            }
-        }
-        let Some(name) = name else {
-            if para.trim().is_empty() {
-                continue;
-            }
+    for para in deb822_fast::borrowed::iter_paragraphs_borrowed(text) {
+        let para = para.map_err(|e| ComposeError::Dpkg(format!("status: {e}")))?;
+        let get = |k: &str| para.get_single(k).map(str::trim);
+        let Some(name) = get("Package") else {
             return Err(ComposeError::Dpkg(format!(
                 "stanza without Package field: {:?}",
-                para.lines().next().unwrap_or("")
+                para.iter().next().map(|f| f.name()).unwrap_or("")
             )));
         };
-        if status.and_then(|s| s.split_whitespace().nth(2)) != Some("installed") {
+        if get("Status").and_then(|s| s.split_whitespace().nth(2)) != Some("installed") {
             continue;
         }
         out.push(Package {
             name: name.to_string(),
-            version: version
+            version: get("Version")
                 .ok_or_else(|| ComposeError::Dpkg(format!("{name}: no Version")))?
                 .to_string(),
-            architecture: arch.unwrap_or("").to_string(),
+            architecture: get("Architecture").unwrap_or("").to_string(),
         });
     }
     out.sort_by(|a, b| {

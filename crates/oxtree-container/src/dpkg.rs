@@ -57,43 +57,30 @@ pub fn commit_path(dpkg_path: &str) -> Option<String> {
 }
 
 /// Parse a `status` file: installed packages with their source and size.
-pub fn parse_status(text: &str) -> BTreeMap<String, PackageInfo> {
+pub fn parse_status(text: &str) -> Result<BTreeMap<String, PackageInfo>> {
     let mut out = BTreeMap::new();
-    for para in text.split("\n\n") {
-        let mut name = None;
-        let mut source = None;
-        let mut size = 0u64;
-        let mut installed = false;
-        for line in para.lines() {
-            if line.starts_with(' ') || line.starts_with('\t') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once(':') else {
-                continue;
-            };
-            let v = v.trim();
-            match k {
-                "Package" => name = Some(v.to_string()),
-                "Source" => {
-                    source = v.split_whitespace().next().map(str::to_string);
-                }
-                "Installed-Size" => size = v.parse().unwrap_or(0),
-                "Status" => installed = v.ends_with(" installed"),
-                _ => {}
-            }
-        }
-        if let (Some(n), true) = (name, installed) {
-            let source = source.unwrap_or_else(|| n.clone());
-            out.insert(
-                n,
-                PackageInfo {
-                    source,
-                    installed_kib: size,
-                },
-            );
-        }
+    for para in deb822_fast::borrowed::iter_paragraphs_borrowed(text) {
+        let para =
+            para.map_err(|e| ContainerError::Invalid(format!("dpkg database: status: {e}")))?;
+        let get = |k: &str| para.get_single(k).map(str::trim);
+        let installed = get("Status").is_some_and(|s| s.ends_with(" installed"));
+        let Some(name) = get("Package").filter(|_| installed) else {
+            continue;
+        };
+        let source = get("Source")
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or(name);
+        out.insert(
+            name.to_string(),
+            PackageInfo {
+                source: source.to_string(),
+                installed_kib: get("Installed-Size")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            },
+        );
     }
-    out
+    Ok(out)
 }
 
 fn read_file(repo: &Repo, csum: &Checksum, what: &str) -> Result<Vec<u8>> {
@@ -124,7 +111,7 @@ pub fn read(repo: &Repo, root: (Checksum, Checksum)) -> Result<Option<PackageDb>
         };
         let status = read_file(repo, &status.checksum, "status")?;
         let mut db = PackageDb {
-            packages: parse_status(&String::from_utf8_lossy(&status)),
+            packages: parse_status(&String::from_utf8_lossy(&status))?,
             ..Default::default()
         };
         let Some(info) = t.dirs.iter().find(|d| d.name == "info") else {
@@ -168,7 +155,7 @@ mod tests {
                  Installed-Size: 12000\nDescription: x\n more\n\n\
                  Package: gone\nStatus: deinstall ok config-files\n\n\
                  Package: bash\nStatus: install ok installed\nInstalled-Size: 7000\n";
-        let m = parse_status(s);
+        let m = parse_status(s).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m["libc6"].source, "glibc");
         assert_eq!(m["libc6"].installed_kib, 12000);
