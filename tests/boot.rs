@@ -14,6 +14,8 @@
 //!
 //! One VM for everything: a boot under TCG costs about a minute.
 
+#[path = "support/apt_repo.rs"]
+mod apt_repo;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
@@ -161,95 +163,6 @@ fn copy_in(v: &vm::Vm, file: &Path, dest: &str) {
     c.stdin(std::fs::File::open(file).unwrap());
     let out = c.output().unwrap();
     assert!(out.status.success(), "copying {} in", file.display());
-}
-
-/// An apt repository in `dir` (served with the ostree repository, as
-/// `http://10.0.2.100/apt trixie main`) holding trixie's nano, downloaded
-/// on the host from the host's own Debian mirror: the guest reaches
-/// nothing else. (`oxtree serve` refuses `.` path components, so not a
-/// flat `./` repository.)
-fn apt_repo_with_nano(dir: &Path) {
-    let uri = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("URIs:"))
-                .and_then(|u| u.split_whitespace().next().map(str::to_string))
-        })
-        .or_else(|| {
-            std::fs::read_to_string("/etc/apt/sources.list")
-                .ok()
-                .and_then(|t| {
-                    t.lines().find_map(|l| {
-                        let f: Vec<&str> = l.split_whitespace().collect();
-                        (f.len() > 2 && f[0] == "deb" && !f[1].starts_with('['))
-                            .then(|| f[1].to_string())
-                    })
-                })
-        })
-        .expect("no Debian mirror in the host's apt sources");
-    let state = tempfile::tempdir().unwrap();
-    for d in ["lists/partial", "cache/archives/partial"] {
-        std::fs::create_dir_all(state.path().join(d)).unwrap();
-    }
-    let list = state.path().join("sources.list");
-    std::fs::write(
-        &list,
-        format!(
-            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {uri} trixie main\n"
-        ),
-    )
-    .unwrap();
-    let pool = dir.join("pool");
-    std::fs::create_dir_all(&pool).unwrap();
-    let apt = |args: &[&str]| {
-        let out = Command::new("apt-get")
-            .arg(format!("-oDir::Etc::SourceList={}", list.display()))
-            .arg("-oDir::Etc::SourceParts=/dev/null")
-            .arg(format!(
-                "-oDir::State::Lists={}",
-                state.path().join("lists").display()
-            ))
-            .arg(format!(
-                "-oDir::Cache={}",
-                state.path().join("cache").display()
-            ))
-            .args(args)
-            .current_dir(&pool)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apt-get {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    apt(&["-qq", "update"]);
-    apt(&["-qq", "download", "nano"]);
-    let out = Command::new("dpkg-scanpackages")
-        .args(["-m", "pool"])
-        .current_dir(dir)
-        .output()
-        .expect("dpkg-scanpackages (dpkg-dev)");
-    assert!(out.status.success());
-    let packages = out.stdout;
-    let bin = dir.join("dists/trixie/main/binary-amd64");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("Packages"), &packages).unwrap();
-    // An unsigned Release, which `[trusted=yes]` in the guest accepts.
-    let out = Command::new("sha256sum")
-        .arg(bin.join("Packages"))
-        .output()
-        .unwrap();
-    let hash = String::from_utf8_lossy(&out.stdout)[..64].to_string();
-    std::fs::write(
-        dir.join("dists/trixie/Release"),
-        format!(
-            "Origin: oxtree-test\nLabel: oxtree-test\nSuite: trixie\nCodename: trixie\nComponents: main\nArchitectures: amd64\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {hash} {} main/binary-amd64/Packages\n",
-            packages.len()
-        ),
-    )
-    .unwrap();
 }
 
 const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
@@ -705,7 +618,7 @@ fn host_lifecycle() {
     }
     // 4. Package layering in the guest: nano from the test's own apt
     //    repository, there after a reboot and after the next upgrade.
-    apt_repo_with_nano(&repo.join("apt"));
+    apt_repo::with_nano(&repo.join("apt"));
     v.ok(&format!(
         "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*; echo 'deb [trusted=yes] http://{}/apt trixie main' > /etc/apt/sources.list.d/oxtree-test.list",
         vm::GUEST_SERVER

@@ -6,14 +6,20 @@
 //! runs with a private storage under a temporary directory. Missing tools
 //! fail the tests (scripts/install-deps.sh installs them).
 
+#[path = "support/apt_repo.rs"]
+mod apt_repo;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
 mod host_base;
 #[path = "support/net.rs"]
 mod net;
+#[path = "support/ns.rs"]
+mod ns;
 #[path = "support/registry.rs"]
 mod registry;
+#[path = "support/sysroot.rs"]
+mod sysroot;
 
 use net::require;
 use serde_json::Value;
@@ -627,6 +633,143 @@ fn host_base_to_a_registry_then_podman() {
     );
 }
 
+/// A derived image, as users build one: `FROM` the encapsulated host base,
+/// `RUN apt-get install -y nano` (from an apt repository on 127.0.0.1)
+/// and a file in /etc, built by podman (`--isolation=chroot`: crun cannot
+/// start containers here) and pushed to the registry. Pulled, only the
+/// derived layer is new; its tree goes over the base (`/etc` into
+/// `/usr/etc`, apt's `/var` left out, dpkg's database in `/usr`), and a
+/// sysroot that switches to the image deploys it with nano in it.
+#[test]
+fn derived_image_built_by_podman_deploys() {
+    for b in sysroot::TOOLS
+        .iter()
+        .chain(&["podman", "dpkg-scanpackages"])
+    {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start(false);
+    let repo = host_base::repo();
+    let base_image = format!("{}/oxtree/host:v1", reg.addr);
+    encapsulate(
+        &repo,
+        host_base::REF,
+        &format!("docker://{base_image}"),
+        &["--insecure"],
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("oxtree-derived-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let apt = tmp.path().join("www");
+    apt_repo::with_nano(&apt.join("apt"));
+    let (_www, url) = net::python_server(&apt);
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!(
+            "FROM {base_image}\n\
+             RUN rm -f /etc/apt/sources.list /etc/apt/sources.list.d/* && \\\n\
+             echo 'deb [trusted=yes] {url}apt trixie main' > /etc/apt/sources.list.d/test.list && \\\n\
+             apt-get update -qq && apt-get install -y -qq nano && \\\n\
+             echo derived > /etc/oxtree-derived\n"
+        ),
+    )
+    .unwrap();
+    let derived = format!("{}/oxtree/derived:v1", reg.addr);
+    let pm = tmp.path().join("podman");
+    let podman = |args: &[&str]| -> String {
+        let mut all = vec![
+            format!("--root={}", pm.join("root").display()),
+            format!("--runroot={}", pm.join("run").display()),
+            "--storage-driver=overlay".to_string(),
+            "--cgroup-manager=cgroupfs".to_string(),
+            "--events-backend=file".to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        tool("podman", &refs)
+    };
+    podman(&[
+        "build",
+        "-q",
+        "--isolation=chroot",
+        "--tls-verify=false",
+        "-t",
+        &derived,
+        ctx.to_str().unwrap(),
+    ]);
+    podman(&["push", "-q", "--tls-verify=false", &derived]);
+    let _ = podman(&["rmi", "-a", "-f"]);
+
+    // Pulled into a repository that has the base image: only the derived
+    // layer is fetched, and what is deployed is the merge commit.
+    let dest = tmp.path().join("dest");
+    pull(
+        &dest,
+        &format!("ostree-unverified-registry:{base_image}"),
+        &["--insecure"],
+    );
+    let d = pull(
+        &dest,
+        &format!("ostree-unverified-registry:{derived}"),
+        &["--insecure"],
+    );
+    assert_eq!(d["derived-layers"], 1, "{d}");
+    assert_eq!(d["layers-fetched"], 1, "{d}");
+    assert!(
+        d["derived-dropped"].as_u64().unwrap() > 0,
+        "apt left nothing in /var? {d}"
+    );
+    let base = ox(&repo, &["rev-parse", host_base::REF]);
+    assert_eq!(d["commit"], base.trim(), "{d}");
+    let deploy = d["deploy-commit"].as_str().unwrap().to_string();
+    assert_ne!(deploy, base.trim());
+    let ls = ox(
+        &dest,
+        &["ls", &deploy, "/usr/bin/nano", "/usr/etc/oxtree-derived"],
+    );
+    assert!(ls.contains("/usr/bin/nano"), "{ls}");
+    let status = ox(&dest, &["cat", &deploy, "/usr/share/dpkg/database/status"]);
+    assert!(
+        status.contains("\nPackage: nano\n"),
+        "nano not in the dpkg database"
+    );
+    let var = ox(&dest, &["ls", &deploy, "/var"]);
+    assert_eq!(var.lines().count(), 1, "/var should be empty: {var}");
+    assert!(ox(&dest, &["fsck"]).contains("no errors"));
+
+    // A sysroot switches to the derived image and deploys it.
+    let script = format!(
+        r#"IMG_SIZE=6G; OSNAME=debian
+{prelude}
+REG={reg}
+$OX --repo=$S/ostree/repo pull-local {repo} {base_ref} >/dev/null || exit 20
+$OX admin deploy --sysroot=$S --run-dir=$R --os=debian {base_ref} >/dev/null || exit 21
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 22
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:{derived} > $D/switch.out 2>&1 || {{ cat $D/switch.out; exit 23; }}
+grep 'derived layers applied' $D/switch.out
+dep=$S/ostree/deploy/debian/deploy/$($OX admin status --sysroot=$S --run-dir=$R --json | python3 -c "import json,sys;d=json.load(sys.stdin)['deployments'][0];print(d['checksum']+'.'+str(d['serial']))")
+test -x $dep/usr/bin/nano && echo has-nano
+echo "etc: $(cat $dep/etc/oxtree-derived)"
+$OX admin status --sysroot=$S --run-dir=$R | grep -E 'Version|ostree-unverified'
+"#,
+        prelude = sysroot::prelude(tmp.path()),
+        reg = reg.addr,
+        repo = repo.display(),
+        base_ref = host_base::REF,
+    );
+    let out = ns::run_unshared(&script);
+    assert!(out.contains("has-nano"), "{out}");
+    assert!(out.contains("etc: derived"), "{out}");
+    assert!(out.contains("1 derived layers applied"), "{out}");
+    assert!(
+        out.contains(&format!("ostree-unverified-registry:{derived}")),
+        "{out}"
+    );
+}
+
 /// Pull `image` into `repo` (created if need be); the JSON result.
 fn pull(repo: &Path, image: &str, extra: &[&str]) -> Value {
     if !repo.exists() {
@@ -711,8 +854,10 @@ fn pull_recreates_the_commit_and_fetches_only_new_layers() {
 /// Make a tampered copy of the OCI layout `src` (one manifest) at `dst`
 /// with python: `mode` is lying-digest (a layer's bytes changed, not its
 /// digest), dotdot (a layer with `../evil`), device (a layer with a
-/// character device), symlink-escape (a symlink climbing out of the tree)
-/// or huge-manifest (over 4 MiB). Digests other than
+/// character device), symlink-escape (a symlink climbing out of the tree),
+/// huge-manifest (over 4 MiB), or derived-dotdot / derived-device (a
+/// derived layer appended after the ostree ones, with `../evil` or a
+/// device node). Digests other than
 /// the lying one are made consistent again.
 fn tamper(src: &Path, dst: &Path, mode: &str) {
     const SCRIPT: &str = r#"
@@ -736,10 +881,10 @@ if mode == 'lying-digest':
     data[len(data) // 2] ^= 0xff
     os.chmod(p, 0o644)
     open(p, 'wb').write(bytes(data))
-elif mode in ('dotdot', 'device', 'symlink-escape'):
+elif mode in ('dotdot', 'device', 'symlink-escape', 'derived-dotdot', 'derived-device'):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w', format=tarfile.GNU_FORMAT) as t:
-        if mode == 'dotdot':
+        if mode in ('dotdot', 'derived-dotdot'):
             ti = tarfile.TarInfo('usr/../../evil')
             ti.size = 1
             t.addfile(ti, io.BytesIO(b'x'))
@@ -755,9 +900,18 @@ elif mode in ('dotdot', 'device', 'symlink-escape'):
             t.addfile(ti)
     raw = buf.getvalue()
     gz = gzip.compress(raw, mtime=0)
-    man['layers'][L]['digest'] = put(gz)
-    man['layers'][L]['size'] = len(gz)
-    cfg['rootfs']['diff_ids'][L] = 'sha256:' + hashlib.sha256(raw).hexdigest()
+    diff_id = 'sha256:' + hashlib.sha256(raw).hexdigest()
+    if mode.startswith('derived-'):
+        # Appended after the ostree layers, as a container build would.
+        man['layers'].append(dict(man['layers'][L], digest=put(gz), size=len(gz)))
+        cfg['rootfs']['diff_ids'].append(diff_id)
+    else:
+        labels = (cfg.get('config') or {}).get('Labels') or {}
+        if labels.get('ostree.final-diffid') == cfg['rootfs']['diff_ids'][L]:
+            labels['ostree.final-diffid'] = diff_id
+        man['layers'][L]['digest'] = put(gz)
+        man['layers'][L]['size'] = len(gz)
+        cfg['rootfs']['diff_ids'][L] = diff_id
 elif mode == 'huge-manifest':
     man.setdefault('annotations', {})['pad'] = 'x' * (5 << 20)
 cb = json.dumps(cfg).encode()
@@ -791,6 +945,8 @@ fn pull_refuses_bad_images_and_moves_no_ref() {
         ("device", "device node"),
         ("symlink-escape", "escapes the tree"),
         ("huge-manifest", "over"),
+        ("derived-dotdot", "escapes the tree"),
+        ("derived-device", "unsupported type"),
     ] {
         let bad = d.join(mode);
         tamper(&good, &bad, mode);

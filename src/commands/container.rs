@@ -267,6 +267,10 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "merge-commit": out.merge_commit.to_hex(),
             "layers-fetched": out.layers_fetched,
             "layers-present": out.layers_present,
+            "deploy-commit": out.deploy.to_hex(),
+            "derived-layers": out.derived.layers,
+            "derived-dropped": out.derived.dropped,
+            "derived-kernels": out.derived.kernels,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -277,6 +281,13 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "Layers: {} fetched, {} already present",
             out.layers_fetched, out.layers_present
         );
+        if out.derived.layers > 0 {
+            println!(
+                "Derived layers: {} applied, {} entries under /var, /run, /tmp or /boot left out",
+                out.derived.layers, out.derived.dropped
+            );
+            println!("Deploy commit: {}", out.deploy);
+        }
     }
     Ok(())
 }

@@ -452,8 +452,9 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// Split a tmpfiles.d line into fields, undoing `quote`.
-fn split_fields(line: &str) -> Vec<String> {
+/// Split a tmpfiles.d line into fields, undoing `quote` (also what the
+/// container image's `/var` skeleton is read with).
+pub fn split_fields(line: &str) -> Vec<String> {
     let b = line.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -229,6 +229,77 @@ impl<'a, W: Write> LayerWriter<'a, W> {
         if !var_tmp {
             self.dir("var/tmp", default_header(EntryType::Directory, 0o1777))?;
         }
+        self.var_skeleton((c.root_tree, c.root_meta))
+    }
+
+    /// The directories and symlinks of `/var` that the commit describes in
+    /// its tmpfiles.d file (a composed tree keeps `/var` empty): written
+    /// into the image so that a container build `FROM` it finds what apt
+    /// and dpkg need (`/var/lib/dpkg` pointing into
+    /// `/usr/share/dpkg/database`, apt's state and cache directories).
+    /// An import ignores them, as it ignores every path outside the
+    /// object store; file lines (`f`, `C`) are left to systemd-tmpfiles.
+    fn var_skeleton(&mut self, root: (Checksum, Checksum)) -> Result<()> {
+        use oxtree_compose::layout::{split_fields, VAR_TMPFILES};
+        let Ok(oxtree_repo::Node::File(csum)) = self.repo.resolve_path(root, VAR_TMPFILES) else {
+            return Ok(());
+        };
+        let f = self.repo.open_file(&csum)?;
+        if f.size > 16 << 20 {
+            return Err(ContainerError::Invalid(format!(
+                "{VAR_TMPFILES} is {} bytes",
+                f.size
+            )));
+        }
+        let (_, text) = f.read_all().map_err(|e| RepoError::BadObject {
+            checksum: csum,
+            kind: ObjectType::File,
+            reason: e.to_string(),
+        })?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            let f = split_fields(line);
+            let (Some(kind), Some(path)) = (f.first(), f.get(1)) else {
+                continue;
+            };
+            let Some(rel) = path.strip_prefix("/var/") else {
+                continue;
+            };
+            // Checked as an import would: no `..`, nothing empty.
+            if rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+                || rel == "tmp"
+            {
+                continue;
+            }
+            let rel = format!("var/{rel}");
+            match kind.as_str() {
+                "d" => {
+                    let mode = f
+                        .get(2)
+                        .and_then(|m| u32::from_str_radix(m, 8).ok())
+                        .unwrap_or(0o755);
+                    let mut h = default_header(EntryType::Directory, mode & 0o7777);
+                    let id = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    h.set_uid(id(3));
+                    h.set_gid(id(4));
+                    self.dir(&rel, h)?;
+                }
+                "L" => {
+                    let Some(target) = f.get(6).filter(|t| !t.contains('\0')) else {
+                        continue;
+                    };
+                    if crate::import::symlink_escapes(&rel, target) {
+                        continue;
+                    }
+                    let mut h = default_header(EntryType::Symlink, 0o777);
+                    self.tar
+                        .append_link(&mut h, &rel, target)
+                        .map_err(tar_err(&rel))?;
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 

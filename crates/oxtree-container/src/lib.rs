@@ -7,9 +7,12 @@
 //! a commit), `chunking` (the layer plan), `layer` (ostree-ext's tar
 //! layers), `oci` (layouts, blobs, canonical JSON), `registry` (push),
 //! `encapsulate` (all of it together), `import` (a layer back into a
-//! repository), `pull` (an image into a repository), `refescape` (ref names).
+//! repository), `pull` (an image into a repository), `derived` (layers a
+//! container build added, applied over the image's commit), `refescape`
+//! (ref names).
 
 pub mod chunking;
+pub mod derived;
 pub mod dpkg;
 pub mod encapsulate;
 pub mod error;

@@ -355,10 +355,16 @@ pub struct Pulled {
     pub manifest_digest: String,
     /// The image's ostree commit (`ostree.commit`).
     pub commit: Checksum,
-    /// The merge commit the image ref points to.
+    /// The merge commit the image ref points to: the image's commit, or
+    /// with derived layers their tree over it.
     pub merge_commit: Checksum,
+    /// What a host deploys: the image's commit, or with derived layers
+    /// the merge commit.
+    pub deploy: Checksum,
     pub layers_fetched: usize,
     pub layers_present: usize,
+    /// The derived layers applied (none for a plain ostree image).
+    pub derived: crate::derived::DerivedReport,
 }
 
 /// Reads through, hashing what passes.
@@ -496,6 +502,22 @@ pub fn pull_with(
             diff_ids.len()
         )));
     }
+    // The ostree layers end at `ostree.final-diffid`; what follows was
+    // added by a container build (derived layers).
+    let ostree_layers = match config
+        .labels_of_config()
+        .and_then(|l| l.get(crate::encapsulate::DIFFID_LABEL))
+    {
+        None => layers.len(),
+        Some(d) => {
+            diff_ids.iter().position(|x| x == d).ok_or_else(|| {
+                ContainerError::Invalid(format!(
+                    "{}={d} names none of the image's layers",
+                    crate::encapsulate::DIFFID_LABEL
+                ))
+            })? + 1
+        }
+    };
 
     let mut refs: Vec<(String, Checksum)> = Vec::new();
     let mut commitmeta = None;
@@ -538,15 +560,28 @@ pub fn pull_with(
             inner: plain,
             h: Sha256::new(),
         };
+        if i >= ostree_layers {
+            // A derived layer: inflated to a temp file while hashed, its
+            // diff id checked, then imported as a tree of its own.
+            let mut plain = tempfile::tempfile().ctx(|| "creating a temporary file")?;
+            std::io::copy(&mut hr, &mut plain).ctx(|| format!("reading layer {digest}"))?;
+            check_diff_id(&digest, hr.h.finalize().as_slice(), &diff_ids[i])?;
+            plain.rewind().ctx(|| "reading a layer")?;
+            let target = crate::derived::import_layer(&txn, plain)?;
+            fetched += 1;
+            progress(Progress::LayerWritten {
+                done: i + 1,
+                total: layers.len(),
+                digest: digest.clone(),
+                size: l.size(),
+                description: "fetched (derived)".into(),
+            });
+            refs.push((lref, target));
+            continue;
+        }
         let imported = import_layer(&txn, &mut hr, cancel)?;
         std::io::copy(&mut hr, &mut std::io::sink()).ctx(|| format!("reading layer {digest}"))?;
-        let diff_id = format!("sha256:{}", hex::encode(hr.h.finalize()));
-        if diff_id != diff_ids[i] {
-            return Err(ContainerError::Invalid(format!(
-                "layer {digest}: uncompressed it hashes to {diff_id}, the config says {}",
-                diff_ids[i]
-            )));
-        }
+        check_diff_id(&digest, hr.h.finalize().as_slice(), &diff_ids[i])?;
         let target = if i == 0 {
             match imported.commit {
                 Some(c) if c == commit => {}
@@ -605,6 +640,23 @@ pub fn pull_with(
     meta.set_str(META_MANIFEST, &String::from_utf8_lossy(&manifest_bytes));
     meta.set_str(META_CONFIG, &String::from_utf8_lossy(&config_bytes));
     let txn = repo.begin()?;
+    let derived_layers: Vec<Checksum> = refs[ostree_layers..].iter().map(|(_, c)| *c).collect();
+    let ((root_tree, root_meta), derived) = if derived_layers.is_empty() {
+        Default::default()
+    } else {
+        // A deployable commit: the base's version and boot metadata kept.
+        for key in ["version", "ostree.bootable", "ostree.linux"] {
+            if let Some(v) = base.metadata.get(key) {
+                meta.set(key, v.clone());
+            }
+        }
+        crate::derived::merged_tree(repo, &txn, &base, &derived_layers)?
+    };
+    let (root_tree, root_meta) = if derived_layers.is_empty() {
+        (base.root_tree, base.root_meta)
+    } else {
+        (root_tree, root_meta)
+    };
     let merge = txn.write_commit(&Commit {
         metadata: meta,
         parent: Some(commit),
@@ -612,8 +664,8 @@ pub fn pull_with(
         subject: String::new(),
         body: String::new(),
         timestamp: base.timestamp,
-        root_tree: base.root_tree,
-        root_meta: base.root_meta,
+        root_tree,
+        root_meta,
     })?;
     txn.commit()?;
     let image_ref = refescape::image_ref(&img.to_string())?;
@@ -627,9 +679,25 @@ pub fn pull_with(
         manifest_digest,
         commit,
         merge_commit: merge,
+        deploy: if derived_layers.is_empty() {
+            commit
+        } else {
+            merge
+        },
         layers_fetched: fetched,
         layers_present: present,
+        derived,
     })
+}
+
+fn check_diff_id(digest: &str, sha256: &[u8], want: &str) -> Result<()> {
+    let diff_id = format!("sha256:{}", hex::encode(sha256));
+    if diff_id != want {
+        return Err(ContainerError::Invalid(format!(
+            "layer {digest}: uncompressed it hashes to {diff_id}, the config says {want}"
+        )));
+    }
+    Ok(())
 }
 
 /// Delete the layer refs (`ostree/container/blob/…`) that no stored

@@ -4,7 +4,9 @@
 //! `oxtree_container`'s import (only the layers the repository lacks) and
 //! deploy the image's own commit (its `ostree.commit`, not the merge
 //! commit the image ref points to) as an ordinary deployment: /etc
-//! merged, kernel arguments kept.
+//! merged, kernel arguments kept. An image a container build derived from
+//! an ostree image deploys its merge commit instead: the derived layers'
+//! tree over the image's commit (`oxtree_container::derived`).
 //!
 //! - `upgrade` first fetches only the manifest: the digest the deployment
 //!   was made from (`[oxtree] image-digest` in its origin) means "no
@@ -167,6 +169,24 @@ pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pu
         "Image {}: {} layers fetched, {} already present; commit {}",
         pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
     ));
+    let d = &pulled.derived;
+    if d.layers > 0 {
+        cx.say(format!(
+            "{} derived layers applied over it ({} entries under /var, /run, /tmp or /boot \
+             left out{}); deploying {}",
+            d.layers,
+            d.dropped,
+            if d.kernels.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; kernel {} moved to /usr/lib/modules",
+                    d.kernels.join(", ")
+                )
+            },
+            pulled.deploy
+        ));
+    }
     // Layers of the image's earlier versions: their refs go, the cleanup
     // after the deploy frees what no deployment uses.
     let gone = pull::gc_layers(s.repo())
@@ -192,6 +212,14 @@ fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
         return Err(HostError::bad(format!(
             "{name} is not an image merge commit"
         )));
+    };
+    // With derived layers the merge commit has a tree of its own, and is
+    // what is deployed (as `pull` says in `Pulled::deploy`).
+    let image = s.repo().load_commit(&commit)?;
+    let commit = if (c.root_tree, c.root_meta) == (image.root_tree, image.root_meta) {
+        commit
+    } else {
+        merge
     };
     let config: serde_json::Value = c
         .metadata
@@ -231,7 +259,7 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeO
             }
         }
         let pulled = pull_bootable(cx, s, &image)?;
-        (pulled.commit, pulled.manifest_digest)
+        (pulled.deploy, pulled.manifest_digest)
     } else {
         stored(s, &image)?
     };
