@@ -649,13 +649,7 @@ pub fn run(_repo: Option<PathBuf>, a: Args, host: Option<&str>) -> Result<()> {
                 karg_replace: d.karg.clone(),
                 karg_append: d.karg_append.clone(),
                 karg_delete: d.karg_delete.clone(),
-                karg_base: if d.karg_proc_cmdline {
-                    Some(oxtree_host::proc_cmdline_kargs()?)
-                } else if d.karg_none {
-                    Some(String::new())
-                } else {
-                    None
-                },
+                karg_base: oxtree_host::karg_base(d.karg_proc_cmdline, d.karg_none)?,
                 origin,
                 retain: d.retain,
                 retain_pending: d.retain_pending,

@@ -538,13 +538,7 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 ),
                 None => None,
             };
-            let karg_base = if d.karg_proc_cmdline {
-                Some(h::proc_cmdline_kargs()?)
-            } else if d.karg_none {
-                Some(String::new())
-            } else {
-                None
-            };
+            let karg_base = h::karg_base(d.karg_proc_cmdline, d.karg_none)?;
             let t = h::deploy(
                 cx,
                 &h::DeployRequest {

@@ -25,7 +25,7 @@
 //!   `/usr`.
 
 use crate::error::Result;
-use oxtree_object::{Checksum, Commit, Metadata};
+use oxtree_object::{Checksum, Commit};
 use oxtree_repo::archive::ArchiveOptions;
 use oxtree_repo::commit::CommitModifier;
 use oxtree_repo::mtree::MutableTree;
@@ -59,16 +59,7 @@ pub fn import_layer(txn: &Transaction<'_>, file: std::fs::File) -> Result<Checks
     };
     txn.write_archive_file_into(file, &mut mt, &CommitModifier::default(), &opts)?;
     let (root_tree, root_meta) = mt.write(txn)?;
-    Ok(txn.write_commit(&Commit {
-        metadata: Metadata::new(),
-        parent: None,
-        related: Vec::new(),
-        subject: String::new(),
-        body: String::new(),
-        timestamp: 0,
-        root_tree,
-        root_meta,
-    })?)
+    crate::pull::layer_commit(txn, root_tree, root_meta)
 }
 
 /// Count the entries of a tree (for the report of what was dropped).

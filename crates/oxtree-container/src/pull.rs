@@ -400,6 +400,16 @@ fn object_set_commit(txn: &oxtree_repo::Transaction<'_>, objs: &[Checksum]) -> R
     };
     let root_tree = txn.write_dirtree(&tree)?;
     let root_meta = txn.write_dirmeta(&meta)?;
+    layer_commit(txn, root_tree, root_meta)
+}
+
+/// The commit a layer's blob ref points to: just a tree, no metadata, no
+/// parent, timestamp 0 (so the same layer gives the same commit).
+pub(crate) fn layer_commit(
+    txn: &oxtree_repo::Transaction<'_>,
+    root_tree: Checksum,
+    root_meta: Checksum,
+) -> Result<Checksum> {
     Ok(txn.write_commit(&Commit {
         metadata: Metadata::new(),
         parent: None,
@@ -560,52 +570,45 @@ pub fn pull_with(
             inner: plain,
             h: Sha256::new(),
         };
-        if i >= ostree_layers {
+        let derived = i >= ostree_layers;
+        let target = if derived {
             // A derived layer: inflated to a temp file while hashed, its
             // diff id checked, then imported as a tree of its own.
             let mut plain = tempfile::tempfile().ctx(|| "creating a temporary file")?;
             std::io::copy(&mut hr, &mut plain).ctx(|| format!("reading layer {digest}"))?;
             check_diff_id(&digest, hr.h.finalize().as_slice(), &diff_ids[i])?;
             plain.rewind().ctx(|| "reading a layer")?;
-            let target = crate::derived::import_layer(&txn, plain)?;
-            fetched += 1;
-            progress(Progress::LayerWritten {
-                done: i + 1,
-                total: layers.len(),
-                digest: digest.clone(),
-                size: l.size(),
-                description: "fetched (derived)".into(),
-            });
-            refs.push((lref, target));
-            continue;
-        }
-        let imported = import_layer(&txn, &mut hr, cancel)?;
-        std::io::copy(&mut hr, &mut std::io::sink()).ctx(|| format!("reading layer {digest}"))?;
-        check_diff_id(&digest, hr.h.finalize().as_slice(), &diff_ids[i])?;
-        let target = if i == 0 {
-            match imported.commit {
-                Some(c) if c == commit => {}
-                Some(c) => {
-                    return Err(ContainerError::Invalid(format!(
-                        "the image holds commit {c}, its label says {commit}"
-                    )))
-                }
-                None => {
-                    return Err(ContainerError::Invalid(
-                        "no commit in the first layer".into(),
-                    ))
-                }
-            }
-            commitmeta = imported.commitmeta;
-            commit
+            crate::derived::import_layer(&txn, plain)?
         } else {
-            if imported.commit.is_some() {
-                return Err(ContainerError::Invalid(format!(
-                    "layer {digest}: a second commit object"
-                )));
+            let imported = import_layer(&txn, &mut hr, cancel)?;
+            std::io::copy(&mut hr, &mut std::io::sink())
+                .ctx(|| format!("reading layer {digest}"))?;
+            check_diff_id(&digest, hr.h.finalize().as_slice(), &diff_ids[i])?;
+            if i == 0 {
+                match imported.commit {
+                    Some(c) if c == commit => {}
+                    Some(c) => {
+                        return Err(ContainerError::Invalid(format!(
+                            "the image holds commit {c}, its label says {commit}"
+                        )))
+                    }
+                    None => {
+                        return Err(ContainerError::Invalid(
+                            "no commit in the first layer".into(),
+                        ))
+                    }
+                }
+                commitmeta = imported.commitmeta;
+                commit
+            } else {
+                if imported.commit.is_some() {
+                    return Err(ContainerError::Invalid(format!(
+                        "layer {digest}: a second commit object"
+                    )));
+                }
+                let objs: Vec<Checksum> = imported.content.into_iter().collect();
+                object_set_commit(&txn, &objs)?
             }
-            let objs: Vec<Checksum> = imported.content.into_iter().collect();
-            object_set_commit(&txn, &objs)?
         };
         fetched += 1;
         progress(Progress::LayerWritten {
@@ -613,7 +616,12 @@ pub fn pull_with(
             total: layers.len(),
             digest: digest.clone(),
             size: l.size(),
-            description: "fetched".into(),
+            description: if derived {
+                "fetched (derived)"
+            } else {
+                "fetched"
+            }
+            .into(),
         });
         refs.push((lref, target));
     }

@@ -37,8 +37,9 @@ pub use inplace::{
 };
 pub use layer::{change_packages, DryRun, LayerOutcome, PackageChange, PackagesRequest};
 pub use ops::{
-    cleanup, cleanup_locked, deploy, edit_kargs, pin, proc_cmdline_kargs, rollback, set_default,
-    undeploy, Applied, DeployRequest, LayeredBuild, RollbackOutcome, Transaction, UndeployOutcome,
+    cleanup, cleanup_locked, deploy, edit_kargs, karg_base, pin, proc_cmdline_kargs, rollback,
+    set_default, undeploy, Applied, DeployRequest, LayeredBuild, RollbackOutcome, Transaction,
+    UndeployOutcome,
 };
 pub use origin::{is_image_reference, Origin};
 pub use progress::{Cancel, Event, LayerStep, NullReporter, PullProgress, Reporter};

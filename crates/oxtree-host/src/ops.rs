@@ -148,6 +148,20 @@ pub fn proc_cmdline_kargs() -> Result<String> {
         .join(" "))
 }
 
+/// `DeployOptions::karg_base` for `deploy --karg-proc-cmdline` (the
+/// running kernel's arguments) or `--karg-none` (none); neither: the merge
+/// deployment's (None).
+pub fn karg_base(proc_cmdline: bool, none: bool) -> Result<Option<String>> {
+    match (proc_cmdline, none) {
+        (true, true) => Err(HostError::bad(
+            "--karg-proc-cmdline and --karg-none are exclusive",
+        )),
+        (true, false) => Ok(Some(proc_cmdline_kargs()?)),
+        (false, true) => Ok(Some(String::new())),
+        (false, false) => Ok(None),
+    }
+}
+
 pub fn deploy(cx: &Context, req: &DeployRequest) -> Result<Transaction> {
     if req.lock_finalization && !req.stage {
         return Err(HostError::bad("--lock-finalization requires --stage"));
