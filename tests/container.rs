@@ -69,6 +69,21 @@ fn tool(bin: &str, args: &[&str]) -> String {
     check(&format!("{bin} {args:?}"), o)
 }
 
+/// podman with a private storage under `pm`: its stdout.
+fn podman_in(pm: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        format!("--root={}", pm.join("root").display()),
+        format!("--runroot={}", pm.join("run").display()),
+        // Not vfs: it copies the whole tree for each of ~60 layers.
+        "--storage-driver=overlay".to_string(),
+        "--cgroup-manager=cgroupfs".to_string(),
+        "--events-backend=file".to_string(),
+    ];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    tool("podman", &refs)
+}
+
 /// `encapsulate --json`: the result.
 #[track_caller]
 fn encapsulate(repo: &Path, rev: &str, image: &str, extra: &[&str]) -> Value {
@@ -489,21 +504,7 @@ fn host_base_to_a_registry_then_podman() {
 
     // podman (private storage) pulls it and reads a file of it.
     let pm = tempfile::tempdir().unwrap();
-    let podman = |args: &[&str]| -> String {
-        let mut all = vec![
-            "--root".to_string(),
-            pm.path().join("root").display().to_string(),
-            "--runroot".to_string(),
-            pm.path().join("run").display().to_string(),
-            // Not vfs: it copies the whole tree for each of ~60 layers.
-            "--storage-driver=overlay".to_string(),
-            "--cgroup-manager=cgroupfs".to_string(),
-            "--events-backend=file".to_string(),
-        ];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        tool("podman", &refs)
-    };
+    let podman = |args: &[&str]| podman_in(pm.path(), args);
     podman(&["pull", "-q", "--tls-verify=false", &image]);
     let name = format!("oxtree-test-{}", std::process::id());
     podman(&[
@@ -679,18 +680,7 @@ fn derived_image_built_by_podman_deploys() {
     .unwrap();
     let derived = format!("{}/oxtree/derived:v1", reg.addr);
     let pm = tmp.path().join("podman");
-    let podman = |args: &[&str]| -> String {
-        let mut all = vec![
-            format!("--root={}", pm.join("root").display()),
-            format!("--runroot={}", pm.join("run").display()),
-            "--storage-driver=overlay".to_string(),
-            "--cgroup-manager=cgroupfs".to_string(),
-            "--events-backend=file".to_string(),
-        ];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        tool("podman", &refs)
-    };
+    let podman = |args: &[&str]| podman_in(&pm, args);
     podman(&[
         "build",
         "-q",
