@@ -371,3 +371,148 @@ echo "== end"
         reg.log()
     );
 }
+
+/// Containers bound to the OS: a commit whose `/usr/lib/bootc/bound-images.d`
+/// links a Quadlet `.container` file gets its image pulled (from the real
+/// registry, by the real podman) into `/sysroot/ostree/bootc/storage`
+/// before it is deployed; an image that cannot be pulled, or a Quadlet
+/// file with no valid `Image=`, fails the deploy with nothing deployed;
+/// and once no deployment names an image, the cleanup removes it from the
+/// store.
+#[test]
+fn bound_images_are_pulled_before_deploy_and_removed_after() {
+    for b in sysroot::TOOLS.iter().chain(&["podman", "busybox"]) {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start(false);
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-bound-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let d = scratch.path();
+    // Two versions of a one-binary image, pushed from a private podman
+    // storage.
+    let rootfs = d.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(net::require("busybox"), rootfs.join("bin/busybox")).unwrap();
+    let pm = d.join("podman");
+    let podman = |args: &[&str]| {
+        let o = std::process::Command::new(net::require("podman"))
+            .arg(format!("--root={}", pm.join("root").display()))
+            .arg(format!("--runroot={}", pm.join("run").display()))
+            .args(["--storage-driver=overlay", "--events-backend=file"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "podman {args:?}: {o:?}");
+    };
+    for v in ["1", "2"] {
+        std::fs::write(rootfs.join("version"), v).unwrap();
+        let tar = d.join(format!("tiny{v}.tar"));
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let name = format!("{}/tiny:{v}", reg.addr);
+        podman(&["import", "-q", tar.to_str().unwrap(), &name]);
+        podman(&["push", "-q", "--tls-verify=false", &name]);
+    }
+    let body = format!(
+        r#"
+REG={addr}
+# oxtree's runroot for a store whose run directory's path is too long.
+P="podman --root=$S/ostree/bootc/storage --runroot=/tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -c1-16)"
+stored() {{ $P images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | sort | tr '\n' ' '; echo; }}
+ndeploy() {{ ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'; }}
+quadlet() {{ mkdir -p $T/usr/share/containers/systemd $T/usr/lib/bootc/bound-images.d
+  printf '[Unit]\nDescription=bound\n\n[Container]\nImage=%s\nExec=/bin/busybox sleep 1000\n' "$1" > $T/usr/share/containers/systemd/tiny.container
+  ln -sfn /usr/share/containers/systemd/tiny.container $T/usr/lib/bootc/bound-images.d/tiny.container; }}
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+echo "== plain"
+commit 0.9 2024-01-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main >/dev/null || exit 3
+echo "store-exists=$(test -d $S/ostree/bootc/storage && echo yes || echo no)"
+echo "== v1"
+quadlet $REG/tiny:1
+commit 1.0 2024-02-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main || exit 4
+echo "deployments=$(ndeploy) stored: $(stored)"
+echo "== missing"
+quadlet $REG/missing:1
+commit 1.1 2024-02-15
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main 2>&1; echo rc=$?
+echo "deployments=$(ndeploy) stored: $(stored)"
+echo "== bad"
+printf '[Container]\nImage=--privileged\n' > $T/usr/share/containers/systemd/tiny.container
+commit 1.2 2024-02-20
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main 2>&1; echo rc=$?
+echo "deployments=$(ndeploy)"
+echo "== v2"
+quadlet $REG/tiny:2
+commit 2.0 2024-03-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --retain fakeos/main || exit 5
+echo "deployments=$(ndeploy) stored: $(stored)"
+echo "== undeploy"
+ver
+$OX admin undeploy --sysroot=$S --run-dir=$R 1 || exit 6
+$OX admin undeploy --sysroot=$S --run-dir=$R 1 || exit 7
+ver
+echo "stored: $(stored)"
+echo "== end"
+rm -rf /tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -c1-16)
+"#,
+        addr = reg.addr,
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(d));
+    let out = ns::run_unshared(&script);
+    let section = |from: &str, to: &str| -> String {
+        let a = out.find(from).unwrap_or_else(|| panic!("{from}: {out}"));
+        let b = out[a..].find(to).unwrap_or_else(|| panic!("{to}: {out}")) + a;
+        out[a..b].to_string()
+    };
+    let tiny = |v: &str| format!("{}/tiny:{v}", reg.addr);
+    // No bound images: podman never ran, no store.
+    assert!(
+        section("== plain", "== v1").contains("store-exists=no"),
+        "{out}"
+    );
+    let v1 = section("== v1", "== missing");
+    assert!(
+        v1.contains(&format!("Pulling bound image {}", tiny("1"))),
+        "{v1}"
+    );
+    assert!(
+        v1.contains(&format!("deployments=2 stored: {} \n", tiny("1"))),
+        "{v1}"
+    );
+    let m = section("== missing", "== bad");
+    assert!(
+        m.contains("pulling bound image") && m.contains("rc=1"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("deployments=2 stored: {} \n", tiny("1"))),
+        "{m}"
+    );
+    let b = section("== bad", "== v2");
+    assert!(b.contains("no valid Image=") && b.contains("rc=1"), "{b}");
+    assert!(b.contains("deployments=2\n"), "{b}");
+    let v2 = section("== v2", "== undeploy");
+    assert!(
+        v2.contains(&format!(
+            "deployments=3 stored: {} {} \n",
+            tiny("1"),
+            tiny("2")
+        )),
+        "{v2}"
+    );
+    // The 1.0 and 0.9 deployments go: tiny:1 is nobody's any more.
+    let u = section("== undeploy", "== end");
+    assert!(u.contains("Removed bound image"), "{u}");
+    assert!(u.contains(&format!("stored: {} \n", tiny("2"))), "{u}");
+}

@@ -307,8 +307,15 @@ fn write_line(w: &WriteReport) {
 
 /// `Freed objects: …` after a cleanup that freed something.
 pub(crate) fn print_freed(r: &CleanupReport, json: bool) {
+    let mut lines: Vec<String> = r
+        .bound_images_removed
+        .iter()
+        .map(|id| format!("Removed bound image {}", &id[..id.len().min(12)]))
+        .collect();
     if r.prune.freed > 0 {
-        let line = format!("Freed objects: {}", format_size(r.prune.freed));
+        lines.push(format!("Freed objects: {}", format_size(r.prune.freed)));
+    }
+    for line in lines {
         if json {
             eprintln!("{line}");
         } else {

@@ -653,6 +653,7 @@ fn execute(cx: &Context, r: &OpRequest) -> std::result::Result<Value, HostError>
                 "outcome": "cleaned",
                 "deploymentsRemoved": r.deployments_removed,
                 "freedBytes": r.prune.freed,
+                "boundImagesRemoved": r.bound_images_removed,
             }))
         }
         OpRequest::Reboot => {
@@ -691,6 +692,7 @@ fn transaction(t: &oxtree_host::Transaction) -> Value {
         "packagesAdded": added,
         "packagesRemoved": removed,
         "freedBytes": t.cleanup.prune.freed,
+        "boundImagesRemoved": t.cleanup.bound_images_removed,
         "rebooted": t.rebooted,
     })
 }

@@ -16,9 +16,13 @@
 //!   may follow a container image instead (`image`: pulled with
 //!   `oxtree_container`, its commit deployed).
 //! - [`status`] returns the serializable, bootc-shaped [`Host`].
+//! - Containers bound to an image (`/usr/lib/bootc/bound-images.d`) are
+//!   pulled before it is deployed and removed when no deployment needs
+//!   them ([`bound`]).
 //! - The library never prints.
 
 pub mod auto_rollback;
+pub mod bound;
 mod error;
 mod image;
 mod inplace;

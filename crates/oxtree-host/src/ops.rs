@@ -65,8 +65,12 @@ pub struct Transaction {
 /// For callers that already hold the locked sysroot.
 pub fn cleanup_locked(s: &mut Sysroot) -> Result<CleanupReport> {
     layer::sync_refs(s).map_err(|e| HostError::from(e).context("updating layering refs"))?;
-    s.cleanup()
-        .map_err(|e| HostError::from(e).context("cleaning up"))
+    let mut r = s
+        .cleanup()
+        .map_err(|e| HostError::from(e).context("cleaning up"))?;
+    r.bound_images_removed = crate::bound::prune(s)
+        .map_err(|e| e.context("removing bound images no deployment needs"))?;
+    Ok(r)
 }
 
 /// `admin cleanup`.
@@ -93,6 +97,9 @@ pub(crate) fn apply(
 ) -> Result<(Applied, CleanupReport, bool)> {
     cx.cancel.check()?;
     let hex = a.rev;
+    // Containers bound to the new commit are in the store before it is
+    // deployed, so that its first boot needs no network.
+    crate::bound::pull_for(cx, s, hex)?;
     cx.report(Event::Deploying {
         rev: hex.to_string(),
         staged: a.stage,

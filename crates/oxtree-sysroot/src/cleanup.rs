@@ -18,6 +18,10 @@ pub struct CleanupReport {
     pub deployments_removed: Vec<String>,
     pub boot_dirs_removed: Vec<String>,
     pub prune: PruneReport,
+    /// Bound container images no deployment names any more, removed from
+    /// the sysroot's store (image ids; filled in by oxtree-host, which
+    /// owns bound images).
+    pub bound_images_removed: Vec<String>,
 }
 
 impl Sysroot {
