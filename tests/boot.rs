@@ -20,6 +20,10 @@ mod apt_repo;
 mod fixture;
 #[path = "support/host_base.rs"]
 mod host_base;
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/registry.rs"]
+mod registry;
 #[path = "support/vm.rs"]
 mod vm;
 
@@ -163,6 +167,33 @@ fn copy_in(v: &vm::Vm, file: &Path, dest: &str) {
     c.stdin(std::fs::File::open(file).unwrap());
     let out = c.output().unwrap();
     assert!(out.status.success(), "copying {} in", file.display());
+}
+
+/// A container bound to the OS image (v2 on): its Quadlet file, linked
+/// from /usr/lib/bootc/bound-images.d, names an image in the test's
+/// registry; oxtree pulls it into /sysroot/ostree/bootc/storage during the
+/// upgrade, and containers-storage reads that store as an additional one.
+const BOUND_QUADLET: &str = "[Unit]\nDescription=A container bound to the OS image\n\n[Container]\nImage=10.0.2.101:5000/bound:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
+const BOUND_STORAGE_CONF: &str = "[storage]\ndriver = \"overlay\"\nrunroot = \"/run/containers/storage\"\ngraphroot = \"/var/lib/containers/storage\"\n\n[storage.options]\nadditionalimagestores = [\"/sysroot/ostree/bootc/storage\"]\n";
+
+/// Push `tar` (a root file system) to `reg` as `NAME`, from a private
+/// podman storage under `dir`.
+fn push_image(dir: &Path, tar: &Path, reg: &registry::Registry, name: &str) {
+    let pm = dir.join("podman");
+    let image = format!("{}/{name}", reg.addr);
+    for args in [
+        vec!["import", "-q", tar.to_str().unwrap(), image.as_str()],
+        vec!["push", "-q", "--tls-verify=false", image.as_str()],
+    ] {
+        let o = Command::new("podman")
+            .arg(format!("--root={}", pm.join("root").display()))
+            .arg(format!("--runroot={}", pm.join("run").display()))
+            .args(["--storage-driver=overlay", "--events-backend=file"])
+            .args(&args)
+            .output()
+            .expect("podman");
+        assert!(o.status.success(), "podman {args:?}: {o:?}");
+    }
 }
 
 const QUADLET: &str = "[Unit]\nDescription=A container bound to the host\n\n[Container]\nImage=localhost/tiny:1\nExec=/bin/busybox sleep 1000000\n\n[Install]\nWantedBy=multi-user.target\n";
@@ -436,11 +467,15 @@ fn host_lifecycle() {
     ]);
     eprintln!("[boot] to-disk took {:.1?}", t.elapsed());
     let (_server, port) = serve(&repo);
+    let reg = registry::Registry::start(false);
+    push_image(work.path(), &podman_image(work.path()), &reg, "bound:1");
+    let reg_port: u16 = reg.addr.rsplit(':').next().unwrap().parse().unwrap();
 
     // 1. UEFI (OVMF): the image boots into its deployment.
     let mut cfg = vm::Config::new(&disk, "qcow2");
     cfg.firmware = vm::Firmware::Uefi;
     cfg.guestfwd_port = Some(port);
+    cfg.guestfwd_registry = Some(reg_port);
     // Power cuts must lose only what the guest had not made durable.
     cfg.cache = "writeback";
     let uefi = vm::Vm::start(cfg.clone());
@@ -501,10 +536,46 @@ fn host_lifecycle() {
         "systemctl is-active tiny.service",
     );
 
-    // 3. Upgrade over HTTP to v2, with --reboot.
-    let v2 = derive(&repo, &v1, "2", &[]);
+    // 3. Upgrade over HTTP to v2, with --reboot. v2 binds a container:
+    // the upgrade pulls its image from the test's registry before the
+    // deployment is written, and the new boot runs it.
+    let v2 = derive(
+        &repo,
+        &v1,
+        "2",
+        &[
+            (
+                "usr/share/containers/systemd/bound.container",
+                BOUND_QUADLET,
+                0o644,
+            ),
+            (
+                "usr/lib/bootc/bound-images.d/bound.container",
+                BOUND_QUADLET,
+                0o644,
+            ),
+            ("usr/etc/containers/storage.conf", BOUND_STORAGE_CONF, 0o644),
+        ],
+    );
+    v.ok(&format!(
+        "oxtree --repo=/sysroot/ostree/repo config set 'registry \"{}\".insecure' true",
+        vm::GUEST_REGISTRY
+    ));
     v.reboot_with("oxtree admin upgrade --reboot");
     assert_eq!(booted(&v), (v2.clone(), "2".into()));
+    let bound = v.ok(
+        "podman --root=/sysroot/ostree/bootc/storage images --format '{{.Repository}}:{{.Tag}}'",
+    );
+    assert!(
+        bound.contains(&format!("{}/bound:1", vm::GUEST_REGISTRY)),
+        "the bound image is not in the sysroot's store: {bound}"
+    );
+    wait_for(
+        &v,
+        "the bound container runs after the upgrade",
+        Duration::from_secs(300),
+        "systemctl is-active bound.service",
+    );
     assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
     assert!(v.ok("cat /etc/issue").contains("# oxtree-test edit"));
     wait_for(

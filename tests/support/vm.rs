@@ -51,6 +51,8 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Guest address a test's host server is reachable at (port 80).
 pub const GUEST_SERVER: &str = "10.0.2.100";
+/// Where the guest reaches the test's registry (`guestfwd_registry`).
+pub const GUEST_REGISTRY: &str = "10.0.2.101:5000";
 
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -176,6 +178,9 @@ pub struct Config {
     pub smp: u32,
     /// Guest `10.0.2.100:80` connects to the host's `127.0.0.1:PORT`.
     pub guestfwd_port: Option<u16>,
+    /// Guest [`GUEST_REGISTRY`] connects to the host's `127.0.0.1:PORT`
+    /// (a registry of the test's own).
+    pub guestfwd_registry: Option<u16>,
     /// qemu's disk cache mode: `unsafe` (fast; guest flushes ignored) by
     /// default; `writeback` honours the guest's flushes, so a power cut
     /// loses exactly what the guest had not made durable.
@@ -194,6 +199,7 @@ impl Config {
             mem_mb: 2048,
             smp: 2,
             guestfwd_port: None,
+            guestfwd_registry: None,
             cache: "unsafe",
             extra_args: Vec::new(),
         }
@@ -337,6 +343,12 @@ impl Vm {
             // connection (its stdin/stdout are the guest's socket).
             net += &format!(
                 ",guestfwd=tcp:{GUEST_SERVER}:80-cmd:/usr/bin/python3 {} {p}",
+                d.join("relay.py").display()
+            );
+        }
+        if let Some(p) = c.guestfwd_registry {
+            net += &format!(
+                ",guestfwd=tcp:{GUEST_REGISTRY}-cmd:/usr/bin/python3 {} {p}",
                 d.join("relay.py").display()
             );
         }

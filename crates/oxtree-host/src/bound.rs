@@ -254,7 +254,10 @@ pub(crate) fn pull_for(cx: &Context, s: &Sysroot, rev: &str) -> Result<Vec<Strin
 }
 
 /// Remove from the store the images no deployment (nor the staged one)
-/// binds; their names. Nothing to do (and no podman run) without a store.
+/// binds; their ids. Nothing to do (and no podman run) without a store.
+/// Best effort once the list of what to keep is known: an image podman
+/// cannot remove now stays for the next cleanup, and never fails the
+/// transaction that already deployed.
 pub(crate) fn prune(s: &Sysroot) -> Result<Vec<String>> {
     let store = Store::of(s);
     if !store.root.is_dir() {
@@ -266,20 +269,29 @@ pub(crate) fn prune(s: &Sysroot) -> Result<Vec<String>> {
             continue;
         };
         for image in images_of_commit(s.repo(), &c)? {
-            if let Some(id) = store.id_of(&image) {
-                keep.insert(id);
+            if !store.has(&image) {
+                continue;
             }
+            // An image that is there but whose id podman will not say:
+            // remove nothing rather than guess.
+            let Some(id) = store.id_of(&image) else {
+                return Ok(Vec::new());
+            };
+            keep.insert(id);
         }
     }
-    let listed = store.run(&["images", "-q", "--no-trunc"])?;
+    let Ok(listed) = store.run(&["images", "-q", "--no-trunc"]) else {
+        return Ok(Vec::new());
+    };
     let mut removed = Vec::new();
     for id in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let id = id.trim_start_matches("sha256:");
         if keep.iter().any(|k| k.trim_start_matches("sha256:") == id) {
             continue;
         }
-        store.run(&["rmi", "-f", id])?;
-        removed.push(id.to_string());
+        if store.run(&["rmi", "-f", id]).is_ok() {
+            removed.push(id.to_string());
+        }
     }
     Ok(removed)
 }
