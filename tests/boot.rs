@@ -143,13 +143,17 @@ fn assert_whole(v: &vm::Vm, what: &str) -> String {
     version
 }
 
+/// A one-binary root file system as a tar (made once per `dir`).
 fn podman_image(dir: &Path) -> PathBuf {
+    let tar = dir.join("tiny.tar");
+    if tar.exists() {
+        return tar;
+    }
     let root = dir.join("tiny");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox"))
         .expect("/bin/busybox (package busybox-static)");
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    let tar = dir.join("tiny.tar");
     let st = Command::new("tar")
         .arg("-C")
         .arg(&root)
