@@ -2,6 +2,7 @@
 //! repository (so these tests do not depend on oxtree's commit), plus the
 //! symlink-escape safety rule.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use std::fs;

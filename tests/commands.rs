@@ -2,6 +2,7 @@
 //! on two copies of one ostree-written repository (one per tool) and the
 //! outputs and resulting repositories are compared.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use std::fs;

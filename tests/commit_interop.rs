@@ -3,6 +3,7 @@
 //! the bare modes, including their modes, owners and xattrs), same config
 //! and ref files, for every repository mode and the commit options.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use std::fs;

@@ -2,6 +2,7 @@
 //! object, `fsck --delete` removes it, checkout refuses to produce a wrong
 //! file, and a hand-built hostile dirtree cannot write outside DEST.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use oxtree_object::{Checksum, Commit, Metadata};

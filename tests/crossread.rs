@@ -2,6 +2,7 @@
 //! are identical to ostree's own checkout of the same commit, and the
 //! read-only commands print exactly what ostree prints.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! repository both fscks accept, with the branch either absent or complete;
 //! concurrent commits to one repository both land.
 
+#[path = "support/interop.rs"]
 mod common;
 use common::*;
 use std::fs;

@@ -1,4 +1,5 @@
-//! Shared helpers for the interop suite: run the built `oxtree` and the real
+//! Shared helpers for the interop suite (included with `#[path]` as
+//! `common`): run the built `oxtree` and the real
 //! `ostree` against each other, build odd trees, compare trees on disk.
 //!
 //! Self-check mode: `OXTREE_TEST_BIN=/usr/bin/ostree cargo test` runs every
