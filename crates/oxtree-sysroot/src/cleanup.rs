@@ -128,3 +128,55 @@ impl Sysroot {
         self.set_default(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fixture::{commit, sysroot};
+    use crate::DeployOptions;
+
+    fn opts() -> DeployOptions {
+        DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn undeploy_then_cleanup_removes_the_directory_and_its_objects() {
+        let (d, mut s) = sysroot();
+        commit(&s, "1", &[("usr/share/big", &"one\n".repeat(10_000))]);
+        s.deploy("os/main", &opts()).unwrap();
+        commit(&s, "2", &[("usr/share/other", "two\n")]);
+        s.deploy("os/main", &opts()).unwrap();
+        assert_eq!(s.deployments().len(), 2);
+        let old = s.deployments()[1].clone();
+        let dir = d.path().join(old.relpath());
+        assert!(dir.is_dir());
+        // The booted deployment cannot go; on a sysroot not booted there is
+        // none, and index 2 does not exist.
+        assert!(s.undeploy(2).is_err());
+        s.undeploy(1).unwrap();
+        // Its ref is gone with it; the commit only it used is pruned.
+        s.repo().write_ref("os/main", None, false).unwrap();
+        let r = s.cleanup().unwrap();
+        assert!(!dir.exists(), "{} still there", dir.display());
+        assert!(
+            r.deployments_removed
+                .iter()
+                .any(|n| n.contains(&old.name())),
+            "{r:?}"
+        );
+        assert!(r.prune.freed > 0, "{r:?}");
+        // The remaining deployment is whole, and a second cleanup is a no-op.
+        assert!(d
+            .path()
+            .join(s.deployments()[0].relpath())
+            .join("usr/share/other")
+            .is_file());
+        let again = s.cleanup().unwrap();
+        assert!(
+            again.deployments_removed.is_empty() && again.prune.freed == 0,
+            "{again:?}"
+        );
+    }
+}

@@ -387,3 +387,93 @@ impl Sysroot {
         etc_merge::diff(orig.as_fd(), modi.as_fd())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fixture::{commit, sysroot};
+    use crate::{DeployOptions, SysrootError};
+
+    #[test]
+    fn deploy_merges_local_etc_changes_into_the_next_deployment() {
+        let (d, mut s) = sysroot();
+        let opts = DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        };
+        commit(&s, "1", &[]);
+        let r1 = s.deploy("os/main", &opts).unwrap();
+        let etc1 = d.path().join(r1.deployment.relpath()).join("etc");
+        // /etc starts as a copy of usr/etc.
+        assert_eq!(
+            std::fs::read_to_string(etc1.join("hostname")).unwrap(),
+            "fixture\n"
+        );
+        std::fs::write(etc1.join("hostname"), "mine\n").unwrap();
+        std::fs::write(etc1.join("local.conf"), "added\n").unwrap();
+        std::fs::remove_file(etc1.join("os-release")).unwrap();
+        let diff = s.config_diff("os").unwrap();
+        assert_eq!(diff.modified, ["hostname"]);
+        assert_eq!(diff.added, ["local.conf"]);
+        assert_eq!(diff.removed, ["os-release"]);
+
+        // The next version changes a default the host did not touch and
+        // one it did: the local change wins, the rest follows the tree.
+        commit(
+            &s,
+            "2",
+            &[
+                ("usr/etc/hostname", "new-default\n"),
+                ("usr/etc/new.conf", "n\n"),
+            ],
+        );
+        let r2 = s.deploy("os/main", &opts).unwrap();
+        let etc2 = d.path().join(r2.deployment.relpath()).join("etc");
+        let read = |n: &str| std::fs::read_to_string(etc2.join(n)).ok();
+        assert_eq!(read("hostname").as_deref(), Some("mine\n"));
+        assert_eq!(read("local.conf").as_deref(), Some("added\n"));
+        assert_eq!(read("new.conf").as_deref(), Some("n\n"));
+        assert_eq!(read("os-release"), None);
+        let etc = r2.etc.expect("an /etc merge report");
+        assert!(etc.modified.contains(&"hostname".to_string()), "{etc:?}");
+        // The first deployment's /etc is untouched.
+        assert_eq!(
+            std::fs::read_to_string(etc1.join("hostname")).unwrap(),
+            "mine\n"
+        );
+    }
+
+    #[test]
+    fn a_stateroot_must_be_named_when_several_exist() {
+        let (_d, s) = sysroot();
+        assert_eq!(s.resolve_osname(None).unwrap(), "os");
+        s.init_stateroot("other").unwrap();
+        let s = {
+            let p = s.path().to_path_buf();
+            drop(s);
+            crate::Sysroot::open(&p).unwrap()
+        };
+        assert!(matches!(
+            s.resolve_osname(None),
+            Err(SysrootError::Refused(_))
+        ));
+        assert_eq!(s.resolve_osname(Some("other")).unwrap(), "other");
+        assert!(matches!(
+            s.resolve_osname(Some("../x")),
+            Err(SysrootError::InvalidStateroot(_))
+        ));
+    }
+
+    #[test]
+    fn a_tree_with_etc_or_without_usr_is_refused() {
+        let (_d, mut s) = sysroot();
+        let opts = DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        };
+        commit(&s, "1", &[("etc/passwd", "root:x:0:0::/root:/bin/sh\n")]);
+        let e = s.deploy("os/main", &opts).unwrap_err();
+        assert!(matches!(e, SysrootError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("/usr/etc"), "{e}");
+        assert!(s.deployments().is_empty());
+    }
+}

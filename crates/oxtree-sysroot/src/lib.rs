@@ -24,6 +24,8 @@ pub mod kernel;
 pub mod keyfile;
 pub mod prepare_root;
 pub mod staged;
+#[cfg(test)]
+mod test_fixture;
 pub mod to_disk;
 pub mod unlock;
 pub mod upgrade;

@@ -194,3 +194,53 @@ impl Sysroot {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FinalizeOutcome, STAGED_LOCK};
+    use crate::test_fixture::{commit, sysroot};
+    use crate::{DeployOptions, SysrootError};
+
+    #[test]
+    fn stage_then_finalize_honours_the_lock() {
+        let (d, mut s) = sysroot();
+        let opts = DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        };
+        commit(&s, "1", &[]);
+        s.deploy("os/main", &opts).unwrap();
+        commit(&s, "2", &[("usr/share/two", "2\n")]);
+        // Not booted and the default run directory: nobody would finalize.
+        assert!(matches!(
+            s.stage("os/main", &opts, false),
+            Err(SysrootError::StageNotBooted)
+        ));
+        let run = d.path().join("run");
+        s.set_run_dir(&run).unwrap();
+        let staged = s.stage("os/main", &opts, true).unwrap();
+        assert_eq!(s.deployments().len(), 1, "staging writes no boot entry");
+        assert!(run.join(STAGED_LOCK).exists());
+        assert!(matches!(
+            s.finalize_staged().unwrap(),
+            FinalizeOutcome::Locked
+        ));
+        std::fs::remove_file(run.join(STAGED_LOCK)).unwrap();
+        match s.finalize_staged().unwrap() {
+            FinalizeOutcome::Done(r) => assert!(r.deployment.same(&staged)),
+            other => panic!(
+                "not finalized: {:?}",
+                matches!(other, FinalizeOutcome::NothingStaged)
+            ),
+        }
+        assert_eq!(s.deployments().len(), 2);
+        assert!(
+            s.deployments()[0].same(&staged),
+            "the staged one is the new default"
+        );
+        assert!(matches!(
+            s.finalize_staged().unwrap(),
+            FinalizeOutcome::NothingStaged
+        ));
+    }
+}

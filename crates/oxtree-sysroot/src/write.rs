@@ -622,3 +622,74 @@ fn copy_file(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fixture::{commit, sysroot};
+    use crate::DeployOptions;
+    use std::path::Path;
+
+    /// (linux, initrd, ostree=) of every BLS entry under `boot`.
+    fn entries(boot: &Path) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(boot.join("loader/entries")).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{k} ")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let ostree = field("options")
+                .split_whitespace()
+                .find_map(|a| a.strip_prefix("ostree="))
+                .unwrap_or_default()
+                .to_string();
+            out.push((field("linux"), field("initrd"), ostree));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn each_deploy_writes_entries_whose_files_exist_and_swaps_the_boot_version() {
+        let (d, mut s) = sysroot();
+        let opts = DeployOptions {
+            osname: Some("os".into()),
+            karg_replace: vec!["console=ttyS0".into()],
+            ..Default::default()
+        };
+        commit(&s, "1", &[]);
+        let r1 = s.deploy("os/main", &opts).unwrap();
+        let v1 = r1.write.bootversion;
+        commit(&s, "2", &[("usr/share/two", "2\n")]);
+        let r2 = s.deploy("os/main", &opts).unwrap();
+        assert_ne!(r2.write.bootversion, v1, "the boot version swaps");
+        let boot = d.path().join("boot");
+        let es = entries(&boot);
+        assert_eq!(es.len(), 2, "{es:?}");
+        for (linux, initrd, ostree) in &es {
+            assert!(
+                boot.join(linux.trim_start_matches('/')).is_file(),
+                "{linux}"
+            );
+            assert!(
+                boot.join(initrd.trim_start_matches('/')).is_file(),
+                "{initrd}"
+            );
+            let dep = d.path().join(ostree.trim_start_matches('/'));
+            assert!(dep.join("usr/bin/tool").is_file(), "{ostree}");
+        }
+        // `boot/loader` is the symlink to the live `loader.N`.
+        let link = std::fs::read_link(boot.join("loader")).unwrap();
+        assert_eq!(
+            link.to_str().unwrap(),
+            format!("loader.{}", r2.write.bootversion)
+        );
+        let text = std::fs::read_dir(boot.join("loader/entries"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect::<String>();
+        assert_eq!(text.matches("console=ttyS0").count(), 2, "{text}");
+    }
+}
