@@ -405,9 +405,8 @@ fn previous_manifest_keeps_the_layers_of_unchanged_packages() {
     let (d1, d2) = (layer_digests(&m1), layer_digests(&m2));
     let (c1, c2) = (layer_components(&m1), layer_components(&m2));
     assert!(d2.len() <= 12);
-    // Package layers are unchanged; the unpackaged one changed (the dpkg
-    // database is in it), and the commit layer; the new package went
-    // into one layer.
+    // Package layers are unchanged; the dpkg database's layer changed,
+    // and the commit layer; the new package went into one layer.
     let kept = d1.iter().filter(|d| d2.contains(d)).count();
     let package_layers = c1
         .iter()
@@ -605,7 +604,7 @@ fn host_base_to_a_registry_then_podman() {
     let m2 = raw_manifest(&image2, &["--tls-verify=false"]);
     let (d1, d2) = (layer_digests(&manifest), layer_digests(&m2));
     let changed: Vec<&String> = d2.iter().filter(|d| !d1.contains(d)).collect();
-    // The commit layer, the unpackaged layer (the dpkg database) and the
+    // The commit layer, the dpkg database's layer and the
     // layer the new package went into.
     assert!(
         changed.len() <= 3,
@@ -823,7 +822,7 @@ fn pull_recreates_the_commit_and_fetches_only_new_layers() {
         &[],
     );
     assert_eq!(out2["commit"], commit2.as_str());
-    // The commit layer, the unpackaged layer (dpkg database), the new one.
+    // The commit layer, the dpkg database's layer, the new one.
     assert!(out2["layers-fetched"].as_u64().unwrap() <= 3, "{out2}");
     assert!(out2["layers-present"].as_u64().unwrap() + 2 >= n1, "{out2}");
 
