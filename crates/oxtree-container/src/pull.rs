@@ -650,7 +650,7 @@ pub fn pull_with(
     let txn = repo.begin()?;
     let derived_layers: Vec<Checksum> = refs[ostree_layers..].iter().map(|(_, c)| *c).collect();
     let ((root_tree, root_meta), derived) = if derived_layers.is_empty() {
-        Default::default()
+        ((base.root_tree, base.root_meta), Default::default())
     } else {
         // A deployable commit: the base's version and boot metadata kept.
         for key in ["version", "ostree.bootable", "ostree.linux"] {
@@ -659,11 +659,6 @@ pub fn pull_with(
             }
         }
         crate::derived::merged_tree(repo, &txn, &base, &derived_layers)?
-    };
-    let (root_tree, root_meta) = if derived_layers.is_empty() {
-        (base.root_tree, base.root_meta)
-    } else {
-        (root_tree, root_meta)
     };
     let merge = txn.write_commit(&Commit {
         metadata: meta,
