@@ -23,23 +23,6 @@ mod sysroot;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// The blob GETs of the registry's access log between two markers the
-/// script prints (`== log FROM TO`, byte offsets): (digest, bytes).
-fn blob_gets(log: &str, from: usize, to: usize) -> Vec<(String, u64)> {
-    let part = log.get(from..to).unwrap_or_default();
-    part.lines()
-        .filter_map(|l| {
-            let rest = &l[l.find("\"GET /v2/os/blobs/")? + 18..];
-            let (digest, after) = rest.split_once(' ')?;
-            // `HTTP/1.1" 200 SIZE "…`
-            let mut w = after.split_whitespace().skip(1);
-            let status = w.next()?;
-            let size = w.next()?.parse().ok()?;
-            (status == "200").then(|| (digest.to_string(), size))
-        })
-        .collect()
-}
-
 fn offsets(out: &str, label: &str) -> (usize, usize) {
     let line = out
         .lines()
@@ -188,7 +171,7 @@ echo "== end"
     let v1 = read("os-img1.json");
     let v2 = read("os-img2.json");
     let (a, b) = offsets(&out, "switch");
-    let got: BTreeSet<String> = blob_gets(&reg_log, a, b)
+    let got: BTreeSet<String> = registry::blob_gets(reg_log.get(a..b).unwrap_or_default(), "os")
         .into_iter()
         .map(|(d, _)| d)
         .collect();
@@ -237,7 +220,7 @@ echo "== end"
         .collect();
     assert_eq!(changed.len(), 2, "{v1}\n{v2}");
     let (a, b) = offsets(&out, "upgrade");
-    let gets = blob_gets(&reg_log, a, b);
+    let gets = registry::blob_gets(reg_log.get(a..b).unwrap_or_default(), "os");
     let got: BTreeSet<String> = gets.iter().map(|(d, _)| d.clone()).collect();
     let mut want = changed;
     want.insert(v2["config-digest"].as_str().unwrap().to_string());
@@ -273,7 +256,11 @@ echo "== end"
         "{nd}"
     );
     let (a, b) = offsets(&out, "again");
-    assert_eq!(blob_gets(&reg_log, a, b), vec![], "{reg_log}");
+    assert_eq!(
+        registry::blob_gets(reg_log.get(a..b).unwrap_or_default(), "os"),
+        vec![],
+        "{reg_log}"
+    );
     assert!(
         reg_log[a..b].contains("GET /v2/os/manifests/latest"),
         "the manifest was asked for: {reg_log}"
@@ -515,4 +502,162 @@ rm -rf /tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -
     let u = section("== undeploy", "== end");
     assert!(u.contains("Removed bound image"), "{u}");
     assert!(u.contains(&format!("stored: {} \n", tiny("2"))), "{u}");
+}
+
+/// A static delta published beside the image (`encapsulate --delta-from`):
+/// the upgrade fetches it instead of the changed layers (counted from the
+/// registry's log); without a delta from the deployed commit it fetches
+/// the layers; a delta artifact that lies about its base is not used and
+/// the layers are fetched instead, with the same commit deployed.
+#[test]
+fn upgrade_fetches_the_static_delta_published_beside_the_image() {
+    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
+        ns::require(b);
+    }
+    let reg = registry::Registry::start(false);
+    let log = reg.dir.path().join("registry.log");
+    let scratch = tempfile::Builder::new()
+        .prefix("oxtree-image-delta-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let body = format!(
+        r#"
+REG={addr}; LOG={log}; B=$D/build
+at() {{ wc -c < $LOG; }}
+dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
+commit 1.0 2024-01-01
+$OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main >/dev/null || exit 1
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+img() {{ $OX --repo=$B commit -b os --bootable --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate --json -q --insecure ${{3:-}} os docker://$REG/os:latest > $D/$2.json || exit 5; }}
+img 2024-02-01 img1
+c1=$($OX --repo=$B rev-parse os)
+$OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:latest >/dev/null || exit 6
+
+echo "== delta"
+head -c 300000 /dev/urandom > $T/usr/bin/newtool
+img 2024-03-01 img2 --delta-from=$c1
+c2=$($OX --repo=$B rev-parse os)
+a=$(at)
+$OX admin upgrade --sysroot=$S --run-dir=$R 2>&1 || exit 7
+echo "== log delta $a $(at)"
+$OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
+cmp $T/usr/bin/newtool $S/ostree/deploy/fakeos/deploy/$c2.*/usr/bin/newtool && echo newtool-ok
+
+echo "== no delta from here"
+echo three > $T/usr/bin/three
+img 2024-04-01 img3 --delta-from=$c1
+c3=$($OX --repo=$B rev-parse os)
+a=$(at)
+$OX admin upgrade --sysroot=$S --run-dir=$R 2>&1 || exit 8
+echo "== log nodelta $a $(at)"
+
+echo "== lying delta"
+echo four > $T/usr/bin/four
+img 2024-05-01 img4 --delta-from=$c1
+c4=$($OX --repo=$B rev-parse os)
+dig=$(python3 -c "import json;print(json.load(open('$D/img4.json'))['manifest-digest'])")
+python3 - $REG $dig $c1 $c3 <<'PY' || exit 9
+import json, sys, urllib.request as u
+reg, dig, c1, c3 = sys.argv[1:]
+h = dig.split(":")[1]
+t = lambda c: "sha256-" + h + ".delta-" + c[:40]
+mt = "application/vnd.oci.image.manifest.v1+json"
+m = json.load(u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c1)), headers={{"Accept": mt}})))
+m["annotations"]["org.oxtree.delta.from"] = c3
+u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c3)), data=json.dumps(m).encode(), method="PUT", headers={{"Content-Type": mt}}))
+PY
+$OX admin upgrade --sysroot=$S --run-dir=$R 2>&1; echo rc=$?
+$OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+echo "c1=$c1 c2=$c2 c3=$c3 c4=$c4"
+echo "== end"
+"#,
+        addr = reg.addr,
+        log = log.display(),
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
+    let out = ns::run_unshared(&script);
+    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let read = |n: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(scratch.path().join(n)).unwrap()).unwrap()
+    };
+    let commits: Vec<String> = out
+        .lines()
+        .find(|l| l.starts_with("c1="))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split(' ')
+        .map(|kv| kv.split_once('=').unwrap().1.to_string())
+        .collect();
+    let tag = |to: &Value, from: &str| {
+        format!(
+            "sha256-{}.delta-{}",
+            to["manifest-digest"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("sha256:")
+                .unwrap(),
+            &from[..40]
+        )
+    };
+
+    // The delta: its blobs and the config, none of the image's layers.
+    let img2 = read("img2.json");
+    let deltas = img2["deltas"].as_array().unwrap();
+    assert_eq!(deltas.len(), 1, "{img2}");
+    assert!(
+        deltas[0]["reference"]
+            .as_str()
+            .unwrap()
+            .ends_with(&tag(&img2, &commits[0])),
+        "{img2}"
+    );
+    let (a, b) = offsets(&out, "delta");
+    let gets = registry::blob_gets(&reg_log[a..b], "os");
+    let got: BTreeSet<&str> = gets.iter().map(|(d, _)| d.as_str()).collect();
+    let layer_digests: BTreeSet<String> = layers(&img2).into_iter().map(|(d, _)| d).collect();
+    assert!(
+        got.iter().all(|d| !layer_digests.contains(*d)),
+        "a layer was fetched:\n{out}\n{reg_log}"
+    );
+    assert!(
+        got.contains(img2["config-digest"].as_str().unwrap()),
+        "{reg_log}"
+    );
+    let bytes: u64 = gets.iter().map(|(_, n)| n).sum();
+    let delta_size = deltas[0]["size"].as_u64().unwrap();
+    assert!(
+        bytes < delta_size + 64 * 1024 && delta_size < 400_000,
+        "fetched {bytes} bytes, delta {delta_size}:\n{reg_log}"
+    );
+    assert!(
+        out.contains(&format!("Applied static delta {}", tag(&img2, &commits[0]))),
+        "{out}"
+    );
+    assert!(out.contains("fsck-ok\nnewtool-ok\n"), "{out}");
+
+    // No delta from the deployed commit: the changed layers, as before.
+    let img3 = read("img3.json");
+    let (a, b) = offsets(&out, "nodelta");
+    let got: BTreeSet<String> = registry::blob_gets(&reg_log[a..b], "os")
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    let l3: BTreeSet<String> = layers(&img3).into_iter().map(|(d, _)| d).collect();
+    assert!(
+        got.iter().any(|d| l3.contains(d)),
+        "no layer fetched: {reg_log}"
+    );
+    let nd = &out[out.find("== no delta from here").unwrap()..out.find("== lying delta").unwrap()];
+    assert!(!nd.contains("Applied static delta"), "{nd}");
+
+    // A delta whose superblock starts elsewhere than its annotation says:
+    // refused, the layers fetched, img4 deployed whole.
+    let lie = &out[out.find("== lying delta").unwrap()..];
+    assert!(
+        lie.contains("static delta was not used") && lie.contains("its superblock is not"),
+        "{lie}"
+    );
+    assert!(lie.contains("rc=0\nfsck-ok\n    Version: img4\n"), "{lie}");
 }

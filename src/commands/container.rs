@@ -5,7 +5,7 @@
 //! and renders; the work is `oxtree_container`'s.
 
 use crate::util::open_repo;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use oxtree_container::{EncapsulateOptions, ImageRef, Progress, RegistryOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +75,10 @@ struct PullArgs {
     /// Print no progress
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// A commit here that a static delta published beside the image may
+    /// start from (tried before the image reference's previous commit)
+    #[arg(long, value_name = "REV")]
+    delta_from: Option<String>,
     /// ostree-unverified-registry:HOST/NAME:TAG or
     /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…)
     #[arg(value_name = "IMAGEREF")]
@@ -128,6 +132,12 @@ struct EncapsulateArgs {
     /// At most this many layers (the commit layer included)
     #[arg(long, value_name = "N", default_value_t = oxtree_container::chunking::DEFAULT_MAX_LAYERS)]
     max_layers: u32,
+    /// Also push a static delta from this commit (an earlier release) to
+    /// the image's, as an artifact beside it: hosts upgrading from that
+    /// commit fetch the delta instead of the changed layers; repeatable;
+    /// docker:// destinations only
+    #[arg(long, value_name = "REV")]
+    delta_from: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     /// Print the result as JSON
@@ -183,9 +193,44 @@ fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
         max_layers: a.max_layers,
         registry: a.registry.options()?,
     };
+    let delta_from = a
+        .delta_from
+        .iter()
+        .map(|r| {
+            repo.resolve_rev(r)
+                .with_context(|| format!("--delta-from {r}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let registry_name = match &dest {
+        ImageRef::Registry { reference } => Some(reference.clone()),
+        _ if delta_from.is_empty() => None,
+        _ => bail!("--delta-from: static deltas are published to registries (docker://) only"),
+    };
     let progress = progress_printer(a.quiet);
     let cancel = cancel_on_sigint();
     let out = oxtree_container::encapsulate(&repo, &a.rev, &dest, &opts, &progress, cancel)?;
+    let mut deltas = Vec::new();
+    for from in &delta_from {
+        let name = registry_name.as_deref().expect("checked above");
+        let d = oxtree_container::delta::publish(
+            &repo,
+            from,
+            &out.commit,
+            name,
+            (&out.manifest_digest, out.manifest_size),
+            &opts.registry,
+            cancel,
+        )
+        .with_context(|| format!("publishing the static delta from {from}"))?;
+        if !a.quiet {
+            eprintln!(
+                "pushed static delta {} ({})",
+                d.reference,
+                crate::output::format_size(d.size)
+            );
+        }
+        deltas.push(d);
+    }
     if a.json {
         let layers: Vec<serde_json::Value> = out
             .layers
@@ -206,6 +251,12 @@ fn encapsulate(repo: Option<PathBuf>, a: EncapsulateArgs) -> Result<()> {
             "config-digest": out.config_digest,
             "layers": layers,
             "pushed-blobs": out.pushed,
+            "deltas": deltas.iter().map(|d| serde_json::json!({
+                "from": d.from.to_hex(),
+                "reference": d.reference,
+                "manifest-digest": d.manifest_digest,
+                "size": d.size,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -239,6 +290,10 @@ fn progress_printer(quiet: bool) -> impl Fn(Progress) + Sync {
                 "layer {done}/{total} {digest} {} ({description})",
                 crate::output::format_size(size)
             ),
+            Progress::DeltaApplied { tag, size } => eprintln!(
+                "applied static delta {tag} ({})",
+                crate::output::format_size(size)
+            ),
             Progress::BlobPushed {
                 digest, uploaded, ..
             } => {
@@ -257,7 +312,24 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
     let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
     let progress = progress_printer(a.quiet);
     let cancel = cancel_on_sigint();
-    let out = oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, cancel)?;
+    let req = oxtree_container::pull::PullRequirements {
+        bootable: false,
+        delta_from: match &a.delta_from {
+            Some(r) => Some(
+                repo.resolve_rev(r)
+                    .with_context(|| format!("--delta-from {r}"))?,
+            ),
+            None => None,
+        },
+    };
+    let out = oxtree_container::pull::pull_with(
+        &repo,
+        &img,
+        &a.registry.options()?,
+        req,
+        &progress,
+        cancel,
+    )?;
     if a.json {
         let v = serde_json::json!({
             "image": out.image,
@@ -271,6 +343,12 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "derived-layers": out.derived.layers,
             "derived-dropped": out.derived.dropped,
             "derived-kernels": out.derived.kernels,
+            "static-delta": out.delta.as_ref().map(|d| serde_json::json!({
+                "tag": d.tag,
+                "from": d.from.to_hex(),
+                "size": d.size,
+            })),
+            "static-delta-error": out.delta_error,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -281,6 +359,17 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "Layers: {} fetched, {} already present",
             out.layers_fetched, out.layers_present
         );
+        if let Some(d) = &out.delta {
+            println!(
+                "Static delta: {} from {} ({})",
+                d.tag,
+                d.from,
+                crate::output::format_size(d.size)
+            );
+        }
+        if let Some(e) = &out.delta_error {
+            println!("Static delta not used: {e}");
+        }
         if out.derived.layers > 0 {
             println!(
                 "Derived layers: {} applied, {} entries under /var, /run, /tmp or /boot left out",

@@ -138,3 +138,20 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 }
+
+/// The successful blob GETs of repository `repo` in a piece of the
+/// registry's access log: (digest, bytes sent), as the registry counted them.
+pub fn blob_gets(log: &str, repo: &str) -> Vec<(String, u64)> {
+    let needle = format!("\"GET /v2/{repo}/blobs/");
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(&needle)? + needle.len()..];
+            let (digest, after) = rest.split_once(' ')?;
+            // `HTTP/1.1" 200 SIZE "…`
+            let mut w = after.split_whitespace().skip(1);
+            let status = w.next()?;
+            let size = w.next()?.parse().ok()?;
+            (status == "200").then(|| (digest.to_string(), size))
+        })
+        .collect()
+}

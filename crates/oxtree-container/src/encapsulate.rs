@@ -68,6 +68,7 @@ pub struct LayerSummary {
 pub struct Encapsulated {
     pub commit: Checksum,
     pub manifest_digest: String,
+    pub manifest_size: u64,
     pub config_digest: String,
     pub layers: Vec<LayerSummary>,
     /// Blobs uploaded to a registry (the rest it had).
@@ -379,6 +380,7 @@ pub fn encapsulate(
     Ok(Encapsulated {
         commit,
         manifest_digest: manifest_blob.digest,
+        manifest_size: manifest_blob.size,
         config_digest: config_blob.digest,
         layers: summaries,
         pushed,

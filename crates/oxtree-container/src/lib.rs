@@ -8,10 +8,11 @@
 //! layers), `oci` (layouts, blobs, canonical JSON), `registry` (push),
 //! `encapsulate` (all of it together), `import` (a layer back into a
 //! repository), `pull` (an image into a repository), `derived` (layers a
-//! container build added, applied over the image's commit), `refescape`
-//! (ref names).
+//! container build added, applied over the image's commit), `delta`
+//! (static deltas published beside an image), `refescape` (ref names).
 
 pub mod chunking;
+pub mod delta;
 pub mod derived;
 pub mod dpkg;
 pub mod encapsulate;
@@ -48,6 +49,8 @@ pub enum Progress {
         size: u64,
         description: String,
     },
+    /// A static delta published beside the image brought its commit.
+    DeltaApplied { tag: String, size: u64 },
     /// A blob checked against a registry, and whether it was uploaded.
     BlobPushed {
         digest: String,

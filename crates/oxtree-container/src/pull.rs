@@ -63,11 +63,16 @@ pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
 }
 
 /// Where the image's documents and blobs come from.
-trait Source {
+pub(crate) trait Source {
     /// The manifest's bytes and their digest.
     fn manifest(&mut self) -> Result<(Vec<u8>, String)>;
     /// The blob `digest` (at most `size` bytes) into `out`, verified.
     fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()>;
+    /// Another tag's manifest in the same repository (an artifact beside
+    /// the image), `None` when there is none. Only registries have them.
+    fn tagged_manifest(&mut self, _tag: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }
 
 fn too_big(what: &str, n: u64) -> ContainerError {
@@ -271,6 +276,39 @@ impl Source for RegistrySource {
         Ok((bytes.to_vec(), digest))
     }
 
+    fn tagged_manifest(&mut self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let r = oci_client::Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag.to_string(),
+        );
+        match self.rt.block_on(self.client.pull_manifest_raw(
+            &r,
+            &self.auth,
+            &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
+        )) {
+            Ok((bytes, _)) if bytes.len() > MAX_MANIFEST => {
+                Err(too_big("an artifact manifest", MAX_MANIFEST as u64))
+            }
+            Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
+            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
+                Ok(None)
+            }
+            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. })
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        oci_client::errors::OciErrorCode::ManifestUnknown
+                            | oci_client::errors::OciErrorCode::NotFound
+                    )
+                }) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(crate::registry::chain(&e))),
+        }
+    }
+
     fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()> {
         use futures_util::StreamExt;
         let r = &self.reference;
@@ -365,6 +403,11 @@ pub struct Pulled {
     pub layers_present: usize,
     /// The derived layers applied (none for a plain ostree image).
     pub derived: crate::derived::DerivedReport,
+    /// The static delta that brought the image's commit, if one did.
+    pub delta: Option<crate::delta::DeltaUse>,
+    /// Why a static delta the registry offered was not used (the layers
+    /// were fetched instead).
+    pub delta_error: Option<String>,
 }
 
 /// Reads through, hashing what passes.
@@ -435,6 +478,9 @@ pub struct PullRequirements {
     /// neither `ostree.bootable` nor `containers.bootc=1` (what bootc
     /// deploys).
     pub bootable: bool,
+    /// A commit here that a static delta published beside the image may
+    /// start from (the deployment being upgraded), tried first.
+    pub delta_from: Option<Checksum>,
 }
 
 /// Is an image with these config labels bootable (bootc's and
@@ -529,7 +575,46 @@ pub fn pull_with(
         }
     };
 
+    // The image's commit may be here already (the same commit pulled over
+    // HTTP), or come as a static delta published beside the image: then
+    // none of its ostree layers is fetched.
+    let image_ref = refescape::image_ref(&img.to_string())?;
+    let mut delta = None;
+    let mut delta_error = None;
+    let mut commit_here = commit_complete(repo, &commit)?;
+    if !commit_here {
+        let limit = layers[..ostree_layers]
+            .iter()
+            .fold(0u64, |n, l| n.saturating_add(l.size()));
+        for from in delta_bases(repo, &image_ref, req.delta_from, &commit)? {
+            match crate::delta::fetch_apply(
+                &mut *src,
+                repo,
+                &manifest_digest,
+                (&from, &commit),
+                limit,
+                cancel,
+            ) {
+                Ok(Some(u)) => {
+                    progress(Progress::DeltaApplied {
+                        tag: u.tag.clone(),
+                        size: u.size,
+                    });
+                    delta = Some(u);
+                    commit_here = true;
+                    break;
+                }
+                Ok(None) => {}
+                Err(ContainerError::Cancelled) => return Err(ContainerError::Cancelled),
+                // Not fatal: the layers hold the same commit.
+                Err(e) => delta_error = Some(e.to_string()),
+            }
+        }
+    }
+
     let mut refs: Vec<(String, Checksum)> = Vec::new();
+    // The derived layers' commits, in order.
+    let mut derived_layers: Vec<Checksum> = Vec::new();
     let mut commitmeta = None;
     let (mut fetched, mut present) = (0, 0);
     let txn = repo.begin()?;
@@ -547,9 +632,16 @@ pub fn pull_with(
             };
             if ok && !repo.is_commit_partial(&c)? {
                 present += 1;
+                if i >= ostree_layers {
+                    derived_layers.push(c);
+                }
                 refs.push((lref, c));
                 continue;
             }
+        }
+        if i < ostree_layers && commit_here {
+            present += 1;
+            continue;
         }
         let mt = l.media_type().to_string();
         if !LAYER_TYPES.contains(&mt.as_str()) {
@@ -623,6 +715,9 @@ pub fn pull_with(
             }
             .into(),
         });
+        if derived {
+            derived_layers.push(target);
+        }
         refs.push((lref, target));
     }
     let sync = txn.sync_enabled();
@@ -648,7 +743,6 @@ pub fn pull_with(
     meta.set_str(META_MANIFEST, &String::from_utf8_lossy(&manifest_bytes));
     meta.set_str(META_CONFIG, &String::from_utf8_lossy(&config_bytes));
     let txn = repo.begin()?;
-    let derived_layers: Vec<Checksum> = refs[ostree_layers..].iter().map(|(_, c)| *c).collect();
     let ((root_tree, root_meta), derived) = if derived_layers.is_empty() {
         ((base.root_tree, base.root_meta), Default::default())
     } else {
@@ -671,7 +765,6 @@ pub fn pull_with(
         root_meta,
     })?;
     txn.commit()?;
-    let image_ref = refescape::image_ref(&img.to_string())?;
     refs.push((image_ref.clone(), merge));
     for (r, c) in &refs {
         repo.write_ref(r, Some(c), sync)?;
@@ -690,7 +783,36 @@ pub fn pull_with(
         layers_fetched: fetched,
         layers_present: present,
         derived,
+        delta,
+        delta_error,
     })
+}
+
+/// Is `c` here with its whole tree (not a partial pull)?
+fn commit_complete(repo: &Repo, c: &Checksum) -> Result<bool> {
+    Ok(repo.has_object(oxtree_object::ObjectType::Commit, c)? && !repo.is_commit_partial(c)?)
+}
+
+/// The commits a static delta to `to` may start from, best first: the
+/// caller's (the deployment being upgraded), then the commit this image
+/// reference pointed to before. Only complete commits.
+fn delta_bases(
+    repo: &Repo,
+    image_ref: &str,
+    hint: Option<Checksum>,
+    to: &Checksum,
+) -> Result<Vec<Checksum>> {
+    let previous = match repo.read_ref(image_ref)? {
+        Some(merge) => repo.load_commit(&merge).ok().and_then(|m| m.parent),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for c in [hint, previous].into_iter().flatten() {
+        if c != *to && !out.contains(&c) && commit_complete(repo, &c)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 fn check_diff_id(digest: &str, sha256: &[u8], want: &str) -> Result<()> {

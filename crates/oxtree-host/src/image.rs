@@ -135,32 +135,43 @@ pub(crate) fn remote_digest(cx: &Context, s: &Sysroot, image: &str) -> Result<St
 }
 
 /// Pull `image` into the sysroot repository, refusing an image that is
-/// not bootable before anything is fetched or moved.
-pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pulled> {
+/// not bootable before anything is fetched or moved. `from`: the commit
+/// deployed now, where a static delta published beside the image may
+/// start.
+pub(crate) fn pull_bootable(
+    cx: &Context,
+    s: &Sysroot,
+    image: &str,
+    from: Option<Checksum>,
+) -> Result<Pulled> {
     cx.cancel.check()?;
     let img = parse(image)?;
     let opts = registry_options(cx, s.repo(), &img)?;
     cx.say(format!("Pulling {image}..."));
-    let progress = |p: Progress| {
-        if let Progress::LayerWritten {
+    let progress = |p: Progress| match p {
+        Progress::LayerWritten {
             done,
             total,
             digest,
             size,
             ..
-        } = p
-        {
-            cx.say(format!(
-                "Fetched layer {done}/{total} {digest} ({size} bytes)"
-            ));
+        } => cx.say(format!(
+            "Fetched layer {done}/{total} {digest} ({size} bytes)"
+        )),
+        Progress::DeltaApplied { tag, size } => {
+            cx.say(format!("Applied static delta {tag} ({size} bytes)"))
         }
+        _ => {}
     };
     let flag = cx.cancel.flag();
     let pulled = pull::pull_with(
         s.repo(),
         &img,
         &opts,
-        PullRequirements { bootable: true },
+        PullRequirements {
+            bootable: true,
+            delta_from: from,
+        },
         &progress,
         &flag,
     )
@@ -169,6 +180,11 @@ pub(crate) fn pull_bootable(cx: &Context, s: &Sysroot, image: &str) -> Result<Pu
         "Image {}: {} layers fetched, {} already present; commit {}",
         pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
     ));
+    if let Some(e) = &pulled.delta_error {
+        cx.say(format!(
+            "The registry's static delta was not used ({e}); fetched the layers instead"
+        ));
+    }
     let d = &pulled.derived;
     if d.layers > 0 {
         cx.say(format!(
@@ -258,7 +274,7 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeO
                 return Ok(UpgradeOutcome::NoChange);
             }
         }
-        let pulled = pull_bootable(cx, s, &image)?;
+        let pulled = pull_bootable(cx, s, &image, Some(p.base))?;
         (pulled.deploy, pulled.manifest_digest)
     } else {
         stored(s, &image)?

@@ -152,7 +152,7 @@ pub fn check_update(cx: &Context, os: Option<&str>) -> Result<CheckOutcome> {
         let latest = if deployed.as_deref() == Some(now.as_str()) {
             base
         } else {
-            crate::image::pull_bootable(cx, &s, image)?.commit
+            crate::image::pull_bootable(cx, &s, image, Some(base))?.commit
         };
         cx.report(crate::progress::Event::Done);
         return Ok(CheckOutcome {
