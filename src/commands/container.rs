@@ -75,8 +75,15 @@ struct PullArgs {
     /// Print no progress
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// ostree-unverified-registry:HOST/NAME:TAG or
-    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…)
+    /// The containers-policy.json an ostree-image-signed: reference is
+    /// verified against [default: $OXTREE_CONTAINERS_POLICY, else
+    /// /etc/containers/policy.json]
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
+    /// ostree-unverified-registry:HOST/NAME:TAG,
+    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…), or
+    /// ostree-image-signed:docker://HOST/NAME:TAG (sigstore signatures
+    /// checked as the policy says)
     #[arg(value_name = "IMAGEREF")]
     image: String,
 }
@@ -255,9 +262,26 @@ fn progress_printer(quiet: bool) -> impl Fn(Progress) + Sync {
 fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
     let repo = open_repo(repo)?;
     let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
+    if a.policy.is_some() && img.sigverify != oxtree_container::pull::SigVerify::Policy {
+        return Err(anyhow!(
+            "--policy applies to ostree-image-signed: references; {} is not verified",
+            a.image
+        ));
+    }
     let progress = progress_printer(a.quiet);
     let cancel = cancel_on_sigint();
-    let out = oxtree_container::pull::pull(&repo, &img, &a.registry.options()?, &progress, cancel)?;
+    let req = oxtree_container::pull::PullRequirements {
+        bootable: false,
+        policy: a.policy.clone(),
+    };
+    let out = oxtree_container::pull::pull_with(
+        &repo,
+        &img,
+        &a.registry.options()?,
+        &req,
+        &progress,
+        cancel,
+    )?;
     if a.json {
         let v = serde_json::json!({
             "image": out.image,
@@ -271,12 +295,16 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "derived-layers": out.derived.layers,
             "derived-dropped": out.derived.dropped,
             "derived-kernels": out.derived.kernels,
+            "signature": out.verified,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("Imported: {}", out.image);
         println!("Commit: {}", out.commit);
         println!("Manifest: {}", out.manifest_digest);
+        if let Some(v) = &out.verified {
+            println!("Signature policy: {v}");
+        }
         println!(
             "Layers: {} fetched, {} already present",
             out.layers_fetched, out.layers_present
