@@ -489,6 +489,7 @@ sign os $K1 $REG/os:latest $(digest img1)
 $OX admin switch --sysroot=$S --run-dir=$R $IMG 2>&1; echo rc=$?
 echo "deployments=$(ndeploy)"
 $OX admin status --sysroot=$S --run-dir=$R | grep -m2 'Version\|origin image'
+$OX admin status --sysroot=$S --run-dir=$R --json > $D/st1.json || exit 7
 
 echo "== unsigned upgrade"
 echo new > $T/usr/bin/newtool
@@ -540,6 +541,15 @@ echo "== end"
         sw.contains(&format!("    Version: img1\n    origin image: {img}\n")),
         "{sw}"
     );
+
+    // bootc's status names how the image is verified.
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("st1.json")).unwrap()).unwrap();
+    assert_eq!(
+        st["status"]["otherDeployments"][0]["image"]["image"]["signature"], "containerPolicy",
+        "{st}"
+    );
+    assert_eq!(st["spec"]["image"]["signature"], "containerPolicy", "{st}");
 
     let un = section("== unsigned upgrade", "== unverified pull");
     assert!(
