@@ -2,7 +2,8 @@
 //! (Debian's docker-registry on 127.0.0.1): `admin switch
 //! ostree-unverified-registry:…` on a loop-mounted sysroot, `admin
 //! upgrade` after a new image is pushed to the same tag, and the
-//! refusals (an image without `ostree.bootable`, a signed reference).
+//! refusals (an image without `ostree.bootable`, an `ostree-remote-image:`
+//! reference; signed images are tests/container_sign.rs's).
 //!
 //! What was fetched is counted from the registry's own access log (each
 //! `GET /v2/NAME/blobs/DIGEST` line with its size), not from oxtree's

@@ -256,7 +256,10 @@ struct SwitchArgs {
     reboot: bool,
     /// REMOTE:REF, REF (keeps the current remote), or a container image:
     /// ostree-unverified-registry:HOST[:PORT]/NAME[:TAG],
-    /// ostree-unverified-image:oci:DIR[:TAG] (registry settings:
+    /// ostree-unverified-image:oci:DIR[:TAG],
+    /// ostree-image-signed:docker://HOST[:PORT]/NAME[:TAG] (verified on
+    /// every pull as /etc/containers/policy.json, or
+    /// $OXTREE_CONTAINERS_POLICY, says) (registry settings:
     /// `[registry "HOST[:PORT]"] insecure=true|cert-dir=DIR` in the repo
     /// config)
     refspec: String,

@@ -79,8 +79,15 @@ struct PullArgs {
     /// start from (tried before the image reference's previous commit)
     #[arg(long, value_name = "REV")]
     delta_from: Option<String>,
-    /// ostree-unverified-registry:HOST/NAME:TAG or
-    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…)
+    /// The containers-policy.json an ostree-image-signed: reference is
+    /// verified against [default: $OXTREE_CONTAINERS_POLICY, else
+    /// /etc/containers/policy.json]
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
+    /// ostree-unverified-registry:HOST/NAME:TAG,
+    /// ostree-unverified-image:oci:DIR[:TAG] (or docker://…), or
+    /// ostree-image-signed:docker://HOST/NAME:TAG (sigstore signatures
+    /// checked as the policy says)
     #[arg(value_name = "IMAGEREF")]
     image: String,
 }
@@ -310,6 +317,12 @@ fn progress_printer(quiet: bool) -> impl Fn(Progress) + Sync {
 fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
     let repo = open_repo(repo)?;
     let img = oxtree_container::pull::parse_ostree_imgref(&a.image)?;
+    if a.policy.is_some() && img.sigverify != oxtree_container::pull::SigVerify::Policy {
+        return Err(anyhow!(
+            "--policy applies to ostree-image-signed: references; {} is not verified",
+            a.image
+        ));
+    }
     let progress = progress_printer(a.quiet);
     let cancel = cancel_on_sigint();
     let req = oxtree_container::pull::PullRequirements {
@@ -321,12 +334,13 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             ),
             None => None,
         },
+        policy: a.policy.clone(),
     };
     let out = oxtree_container::pull::pull_with(
         &repo,
         &img,
         &a.registry.options()?,
-        req,
+        &req,
         &progress,
         cancel,
     )?;
@@ -349,12 +363,16 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
                 "size": d.size,
             })),
             "static-delta-error": out.delta_error,
+            "signature": out.verified,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("Imported: {}", out.image);
         println!("Commit: {}", out.commit);
         println!("Manifest: {}", out.manifest_digest);
+        if let Some(v) = &out.verified {
+            println!("Signature policy: {v}");
+        }
         println!(
             "Layers: {} fetched, {} already present",
             out.layers_fetched, out.layers_present

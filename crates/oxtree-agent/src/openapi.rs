@@ -181,7 +181,7 @@ fn host_document() -> Value {
             "/v1/host/set-default": mutation("Make a deployment the default by index (admin set-default)", "IndexRequest"),
             "/v1/host/pin": mutation("Pin or unpin deployments by index (admin pin [--unpin])", "PinRequest"),
             "/v1/host/deploy": mutation("Deploy a refspec or commit", "DeployRequest"),
-            "/v1/host/switch": mutation("Follow another refspec (or an ostree-unverified-registry: image) and deploy it", "SwitchRequest"),
+            "/v1/host/switch": mutation("Follow another refspec (or an ostree-unverified-registry: or ostree-image-signed:docker:// image) and deploy it", "SwitchRequest"),
             "/v1/host/packages": mutation("Layer or remove Debian packages", "PackagesRequest"),
             "/v1/host/kargs": mutation("Edit the kernel arguments of a deployment in place", "KargsRequest"),
             "/v1/host/set-origin": mutation("Make a deployment follow REMOTE:BRANCH, adding the remote if missing (admin set-origin)", "SetOriginRequest"),

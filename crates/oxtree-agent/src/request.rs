@@ -581,17 +581,21 @@ fn check_rev(what: &str, s: &str) -> Result<(), BadRequest> {
 }
 
 /// A container image a client may switch to: a registry only
-/// (`ostree-unverified-registry:HOST[:PORT]/NAME[:TAG|@DIGEST]`). Local
-/// OCI layouts are for the CLI (the agent does not read paths a client
-/// names); signed references are not supported yet.
+/// (`ostree-unverified-registry:HOST[:PORT]/NAME[:TAG|@DIGEST]`, or
+/// `ostree-image-signed:docker://…`, verified by the host's policy).
+/// Local OCI layouts are for the CLI (the agent does not read paths a
+/// client names).
 fn check_image(s: &str) -> Result<(), BadRequest> {
     if s.len() > MAX_NAME {
         return Err(invalid("refspec too long"));
     }
-    let Some(r) = s.strip_prefix("ostree-unverified-registry:") else {
+    let Some(r) = s
+        .strip_prefix("ostree-unverified-registry:")
+        .or_else(|| s.strip_prefix("ostree-image-signed:docker://"))
+    else {
         return Err(invalid(
-            "only ostree-unverified-registry: image references are accepted \
-             (signed references are not supported yet; OCI layouts only through the CLI)",
+            "only ostree-unverified-registry: and ostree-image-signed:docker:// image \
+             references are accepted (OCI layouts only through the CLI)",
         ));
     };
     let ok = r.contains('/')
@@ -725,9 +729,16 @@ mod tests {
             br#"{"refspec":"ostree-unverified-registry:127.0.0.1:5000/os:v1"}"#
         )
         .is_ok());
+        assert!(parse(
+            "switch",
+            br#"{"refspec":"ostree-image-signed:docker://127.0.0.1:5000/os:v1"}"#
+        )
+        .is_ok());
         for bad in [
             "ostree-unverified-image:oci:/var/x",
             "ostree-remote-image:o:docker://h/os",
+            "ostree-image-signed:oci:/var/x",
+            "ostree-image-signed:docker://h/../x",
             "ostree-unverified-registry:h/../x",
             "ostree-unverified-registry:h/a b",
             "ostree-unverified-registry:nohost",

@@ -23,6 +23,18 @@ pub enum ContainerError {
     /// a bootable one is needed.
     #[error("image {0} is not bootable: its config has no ostree.bootable=true or containers.bootc=1 label")]
     NotBootable(String),
+    /// A containers-policy.json that cannot be read or parsed, or whose
+    /// requirement for an image is not supported.
+    #[error("signature policy {path}: {reason}")]
+    Policy { path: String, reason: String },
+    /// An image the signature policy does not accept (no signature, a bad
+    /// one, a `reject` scope): nothing was imported.
+    #[error("image {image} refused by the signature policy {policy}: {reason}")]
+    Refused {
+        image: String,
+        policy: String,
+        reason: String,
+    },
     #[error("cancelled")]
     Cancelled,
 }

@@ -9,7 +9,10 @@
 //! `encapsulate` (all of it together), `import` (a layer back into a
 //! repository), `pull` (an image into a repository), `derived` (layers a
 //! container build added, applied over the image's commit), `delta`
-//! (static deltas published beside an image), `refescape` (ref names).
+//! (static deltas published beside an image), `refescape` (ref names),
+//! `policy` (containers-policy.json: which images an
+//! `ostree-image-signed:` pull accepts), `sigstore` (the signatures it
+//! checks).
 
 pub mod chunking;
 pub mod delta;
@@ -21,9 +24,11 @@ pub mod imgref;
 pub mod import;
 pub mod layer;
 pub mod oci;
+pub mod policy;
 pub mod pull;
 pub mod refescape;
 pub mod registry;
+pub mod sigstore;
 
 pub use encapsulate::{encapsulate, EncapsulateOptions, Encapsulated, LayerSummary};
 pub use error::{ContainerError, Result};

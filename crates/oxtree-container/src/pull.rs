@@ -7,14 +7,23 @@
 //! objects, as ostree-ext keeps them) and `ostree/container/image/IMGREF`
 //! to a merge commit whose parent is the image's commit, with the manifest
 //! and config in its metadata. A failure moves no ref.
+//!
+//! An `ostree-image-signed:` reference is checked against the
+//! containers-policy.json (`policy`) right after the manifest is fetched
+//! and before anything else is: the signatures must be for the digest of
+//! those manifest bytes, and the config and layers are then fetched by
+//! the digests those same bytes name. An image the policy refuses fetches
+//! no config or layer and moves no ref.
 
 use crate::encapsulate::COMMIT_LABEL;
 use crate::error::{ContainerError, IoContext, Result};
 use crate::imgref::ImageRef;
 use crate::import::import_layer;
 use crate::oci::{digest_hex, digest_of, REF_NAME};
+use crate::policy::PolicyFile;
 use crate::refescape;
 use crate::registry::RegistryOptions;
+use crate::sigstore::{self, Attachment};
 use crate::{Progress, MAX_MANIFEST};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use oxtree_object::{Checksum, Commit, DirMeta, DirTree, FileEntry, Metadata, Xattrs};
@@ -23,12 +32,17 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt;
 use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const META_MANIFEST_DIGEST: &str = "ostree.manifest-digest";
 pub const META_MANIFEST: &str = "ostree.manifest";
 pub const META_CONFIG: &str = "ostree.container.image-config";
+/// In the merge commit of an image pulled through `ostree-image-signed:`:
+/// what the signature policy accepted it by.
+pub const META_SIGNATURE: &str = "oxtree.signature-policy";
 
 const LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -36,30 +50,84 @@ const LAYER_TYPES: &[&str] = &[
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
 ];
 
+/// How a pull checks an image's signatures (ostree-ext's signature
+/// source, less its ostree-remote form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigVerify {
+    /// `ostree-unverified-registry:`, `ostree-unverified-image:` or a
+    /// bare transport reference: not checked.
+    Unverified,
+    /// `ostree-image-signed:`: as the containers-policy.json says.
+    Policy,
+}
+
+/// An ostree-ext image reference: the image and how it is verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OstreeImageRef {
+    pub sigverify: SigVerify,
+    pub imgref: ImageRef,
+}
+
+impl fmt::Display for OstreeImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.sigverify, &self.imgref) {
+            (SigVerify::Policy, r) => write!(f, "ostree-image-signed:{r}"),
+            (SigVerify::Unverified, ImageRef::Registry { reference }) => {
+                write!(f, "ostree-unverified-registry:{reference}")
+            }
+            (SigVerify::Unverified, r) => write!(f, "ostree-unverified-image:{r}"),
+        }
+    }
+}
+
+/// `registry:X` is ostree-ext's other name for `docker://X`.
+fn parse_transport(r: &str) -> Result<ImageRef> {
+    match r.strip_prefix("registry:") {
+        Some(r) => ImageRef::parse(&format!("docker://{r}")),
+        None => ImageRef::parse(r),
+    }
+}
+
 /// `ostree-unverified-registry:HOST/NAME:TAG`, `ostree-unverified-image:`
 /// followed by `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker://…`,
-/// or those bare.
-pub fn parse_ostree_imgref(s: &str) -> Result<ImageRef> {
+/// `ostree-image-signed:docker://HOST/NAME:TAG`, or a transport reference
+/// bare (unverified).
+pub fn parse_ostree_imgref(s: &str) -> Result<OstreeImageRef> {
+    let unverified = |imgref| OstreeImageRef {
+        sigverify: SigVerify::Unverified,
+        imgref,
+    };
     if let Some(r) = s.strip_prefix("ostree-unverified-registry:") {
-        return ImageRef::parse(&format!("docker://{r}"));
+        return Ok(unverified(ImageRef::parse(&format!("docker://{r}"))?));
     }
     if let Some(r) = s.strip_prefix("ostree-unverified-image:") {
-        // `registry:` is ostree-ext's other name for `docker://`.
-        if let Some(r) = r.strip_prefix("registry:") {
-            return ImageRef::parse(&format!("docker://{r}"));
+        return Ok(unverified(parse_transport(r)?));
+    }
+    if let Some(r) = s.strip_prefix("ostree-image-signed:") {
+        let imgref = parse_transport(r)?;
+        if !matches!(imgref, ImageRef::Registry { .. }) {
+            return Err(ContainerError::ImageRef {
+                reference: s.to_string(),
+                reason: "signatures are verified for registry images (docker://HOST/NAME:TAG) \
+                         only; an OCI layout or archive has none"
+                    .into(),
+            });
         }
-        return ImageRef::parse(r);
+        return Ok(OstreeImageRef {
+            sigverify: SigVerify::Policy,
+            imgref,
+        });
     }
     if s.starts_with("ostree-") {
         return Err(ContainerError::ImageRef {
             reference: s.to_string(),
-            reason: "signed image references are not supported yet (no signature \
-                     policy is implemented): use ostree-unverified-registry: or \
-                     ostree-unverified-image:"
+            reason: "verification by an ostree remote's keys is not supported yet: use \
+                     ostree-image-signed: (a containers-policy.json), \
+                     ostree-unverified-registry: or ostree-unverified-image:"
                 .into(),
         });
     }
-    ImageRef::parse(s)
+    Ok(unverified(ImageRef::parse(s)?))
 }
 
 /// Where the image's documents and blobs come from.
@@ -67,11 +135,16 @@ pub(crate) trait Source {
     /// The manifest's bytes and their digest.
     fn manifest(&mut self) -> Result<(Vec<u8>, String)>;
     /// The blob `digest` (at most `size` bytes) into `out`, verified.
-    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()>;
+    fn blob(&mut self, digest: &str, size: u64, out: &mut dyn Write) -> Result<()>;
     /// Another tag's manifest in the same repository (an artifact beside
     /// the image), `None` when there is none. Only registries have them.
     fn tagged_manifest(&mut self, _tag: &str) -> Result<Option<Vec<u8>>> {
         Ok(None)
+    }
+    /// The sigstore attachments of the image whose manifest has `digest`
+    /// (none where the source keeps none).
+    fn attachments(&mut self, _digest: &str) -> Result<Vec<Attachment>> {
+        Ok(Vec::new())
     }
 }
 
@@ -80,7 +153,7 @@ fn too_big(what: &str, n: u64) -> ContainerError {
 }
 
 /// Copy at most `size` bytes, hashing; fails on more, less or another digest.
-fn copy_verified(r: &mut impl Read, digest: &str, size: u64, out: &mut impl Write) -> Result<()> {
+fn copy_verified(r: &mut impl Read, digest: &str, size: u64, out: &mut dyn Write) -> Result<()> {
     let mut h = Sha256::new();
     let mut n = 0u64;
     let mut buf = vec![0u8; 256 << 10];
@@ -226,7 +299,7 @@ impl Source for OciSource {
         Ok((bytes, digest))
     }
 
-    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()> {
+    fn blob(&mut self, digest: &str, size: u64, out: &mut dyn Write) -> Result<()> {
         let hex = digest_hex(digest)?;
         let mut f = self.open(&format!("blobs/sha256/{hex}"))?;
         copy_verified(&mut f, digest, size, out)
@@ -287,29 +360,21 @@ impl Source for RegistrySource {
             &self.auth,
             &[oci_client::manifest::OCI_IMAGE_MEDIA_TYPE],
         )) {
-            Ok((bytes, _)) if bytes.len() > MAX_MANIFEST => {
-                Err(too_big("an artifact manifest", MAX_MANIFEST as u64))
-            }
+            Ok((bytes, _)) if bytes.len() > MAX_MANIFEST => Err(too_big(
+                &format!("the manifest of {}", r.whole()),
+                MAX_MANIFEST as u64,
+            )),
             Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
-            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
-                Ok(None)
-            }
-            Err(oci_client::errors::OciDistributionError::RegistryError { envelope, .. })
-                if envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        oci_client::errors::OciErrorCode::ManifestUnknown
-                            | oci_client::errors::OciErrorCode::NotFound
-                    )
-                }) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(self.err(crate::registry::chain(&e))),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(self.err(format!(
+                "fetching {}: {}",
+                r.whole(),
+                crate::registry::chain(&e)
+            ))),
         }
     }
 
-    fn blob(&mut self, digest: &str, size: u64, out: &mut std::fs::File) -> Result<()> {
+    fn blob(&mut self, digest: &str, size: u64, out: &mut dyn Write) -> Result<()> {
         use futures_util::StreamExt;
         let r = &self.reference;
         let c = &self.client;
@@ -343,6 +408,57 @@ impl Source for RegistrySource {
             Ok(())
         });
         res
+    }
+
+    /// The manifest tagged `sha256-HEX.sig` in the image's repository
+    /// (none: no attachments) and the payload of each signature layer,
+    /// each within its size limit and verified against its digest.
+    fn attachments(&mut self, digest: &str) -> Result<Vec<Attachment>> {
+        let tag = sigstore::attachment_tag(digest).map_err(ContainerError::Invalid)?;
+        let Some(bytes) = self.tagged_manifest(&tag)? else {
+            return Ok(Vec::new());
+        };
+        let r = oci_client::Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag,
+        );
+        let layers = sigstore::parse_attachment_manifest(&bytes)
+            .map_err(|e| ContainerError::Invalid(format!("{}: {e}", r.whole())))?;
+        let mut out = Vec::new();
+        for layer in layers {
+            let mut payload = Vec::new();
+            if layer.media_type == sigstore::SIGNATURE_MEDIA_TYPE {
+                if layer.size > sigstore::MAX_PAYLOAD {
+                    return Err(ContainerError::Invalid(format!(
+                        "{}: signature payload {} is over {} bytes",
+                        r.whole(),
+                        layer.digest,
+                        sigstore::MAX_PAYLOAD
+                    )));
+                }
+                digest_hex(&layer.digest)?;
+                self.blob(&layer.digest, layer.size, &mut payload)?;
+            }
+            out.push(Attachment { layer, payload });
+        }
+        Ok(out)
+    }
+}
+
+/// Does this error say the manifest is not there (so: no attachments)?
+fn not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match e {
+        E::RegistryError { envelope, .. } => {
+            !envelope.errors.is_empty()
+                && envelope
+                    .errors
+                    .iter()
+                    .all(|x| matches!(x.code, C::ManifestUnknown | C::NotFound))
+        }
+        E::ServerError { code: 404, .. } | E::ImageManifestNotFoundError(_) => true,
+        _ => false,
     }
 }
 
@@ -408,6 +524,9 @@ pub struct Pulled {
     /// Why a static delta the registry offered was not used (the layers
     /// were fetched instead).
     pub delta_error: Option<String>,
+    /// For an `ostree-image-signed:` pull: the policy file and what in it
+    /// accepted the image.
+    pub verified: Option<String>,
 }
 
 /// Reads through, hashing what passes.
@@ -466,13 +585,14 @@ pub(crate) fn layer_commit(
 }
 
 /// The digest of `img`'s manifest, fetching only the manifest (to decide
-/// whether an image changed before pulling it).
+/// whether an image changed before pulling it). Not verified: a pull
+/// that follows checks the signatures of what it fetches.
 pub fn manifest_digest(img: &ImageRef, opts: &RegistryOptions) -> Result<String> {
     Ok(open_source(img, opts)?.manifest()?.1)
 }
 
 /// What a pull requires of the image beyond being an ostree image.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PullRequirements {
     /// Refuse, before fetching any layer, an image whose config has
     /// neither `ostree.bootable` nor `containers.bootc=1` (what bootc
@@ -481,6 +601,9 @@ pub struct PullRequirements {
     /// A commit here that a static delta published beside the image may
     /// start from (the deployment being upgraded), tried first.
     pub delta_from: Option<Checksum>,
+    /// The containers-policy.json an `ostree-image-signed:` reference is
+    /// verified against (default: [`crate::policy::default_path`] of `/`).
+    pub policy: Option<PathBuf>,
 }
 
 /// Is an image with these config labels bootable (bootc's and
@@ -493,7 +616,7 @@ pub fn is_bootable(labels: Option<&HashMap<String, String>>) -> bool {
     })
 }
 
-/// Pull `img` into `repo`.
+/// Pull `img` into `repo`, unverified.
 pub fn pull(
     repo: &Repo,
     img: &ImageRef,
@@ -501,28 +624,79 @@ pub fn pull(
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Pulled> {
+    let img = OstreeImageRef {
+        sigverify: SigVerify::Unverified,
+        imgref: img.clone(),
+    };
     pull_with(
         repo,
-        img,
+        &img,
         opts,
-        PullRequirements::default(),
+        &PullRequirements::default(),
         progress,
         cancel,
     )
 }
 
+/// The policy an `ostree-image-signed:` pull of `img` is checked against,
+/// loaded, and the registry reference it is checked for; refuses a policy
+/// whose default accepts anything (as ostree-ext does).
+fn signature_policy(
+    img: &OstreeImageRef,
+    req: &PullRequirements,
+) -> Result<Option<(PolicyFile, String)>> {
+    if img.sigverify == SigVerify::Unverified {
+        return Ok(None);
+    }
+    let ImageRef::Registry { reference } = &img.imgref else {
+        return Err(ContainerError::ImageRef {
+            reference: img.to_string(),
+            reason: "signatures are verified for registry images only".into(),
+        });
+    };
+    let path = req
+        .policy
+        .clone()
+        .unwrap_or_else(|| crate::policy::default_path(std::path::Path::new("/")));
+    let p = PolicyFile::load(&path)?;
+    if p.policy.default_is_insecure() {
+        return Err(ContainerError::Policy {
+            path: path.display().to_string(),
+            reason: "its default is insecureAcceptAnything, so an ostree-image-signed: \
+                     reference would accept any image; refusing (make the default reject, \
+                     and require sigstoreSigned where images come from)"
+                .into(),
+        });
+    }
+    Ok(Some((p, reference.clone())))
+}
+
 /// Pull `img` into `repo`, refusing it (before any layer is fetched or
-/// ref moved) when it does not meet `req`.
+/// ref moved) when it does not meet `req` or, for `ostree-image-signed:`,
+/// the signature policy.
 pub fn pull_with(
     repo: &Repo,
-    img: &ImageRef,
+    img: &OstreeImageRef,
     opts: &RegistryOptions,
-    req: PullRequirements,
+    req: &PullRequirements,
     progress: &(dyn Fn(Progress) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Pulled> {
-    let mut src = open_source(img, opts)?;
+    let policy = signature_policy(img, req)?;
+    let mut src = open_source(&img.imgref, opts)?;
     let (manifest_bytes, manifest_digest) = src.manifest()?;
+    // The signatures are checked against the digest of these bytes, and
+    // everything below is fetched by the digests they name.
+    let verified = match &policy {
+        Some((p, reference)) => {
+            let how = p.check(reference, &manifest_digest, &mut || {
+                src.attachments(&manifest_digest)
+            })?;
+            Some(format!("{}: {how}", p.path.display()))
+        }
+        None => None,
+    };
+    let img = &img.imgref;
     let manifest: ImageManifest = crate::encapsulate::parse_manifest(&manifest_bytes)?;
     let cdesc = manifest.config();
     let csize = cdesc.size();
@@ -742,6 +916,9 @@ pub fn pull_with(
     meta.set_str(META_MANIFEST_DIGEST, &manifest_digest);
     meta.set_str(META_MANIFEST, &String::from_utf8_lossy(&manifest_bytes));
     meta.set_str(META_CONFIG, &String::from_utf8_lossy(&config_bytes));
+    if let Some(v) = &verified {
+        meta.set_str(META_SIGNATURE, v);
+    }
     let txn = repo.begin()?;
     let ((root_tree, root_meta), derived) = if derived_layers.is_empty() {
         ((base.root_tree, base.root_meta), Default::default())
@@ -785,6 +962,7 @@ pub fn pull_with(
         derived,
         delta,
         delta_error,
+        verified,
     })
 }
 
@@ -904,18 +1082,48 @@ mod tests {
 
     #[test]
     fn ostree_image_references() {
-        let r = |s: &str| parse_ostree_imgref(s).map(|r| r.to_string());
+        let r = |s: &str| parse_ostree_imgref(s).map(|r| (r.sigverify, r.imgref.to_string()));
+        use SigVerify::*;
         for s in [
             "ostree-unverified-registry:h:5000/os:v1",
             "ostree-unverified-image:docker://h:5000/os:v1",
             "ostree-unverified-image:registry:h:5000/os:v1",
+            "docker://h:5000/os:v1",
         ] {
-            assert_eq!(r(s).unwrap(), "docker://h:5000/os:v1", "{s}");
+            assert_eq!(
+                r(s).unwrap(),
+                (Unverified, "docker://h:5000/os:v1".into()),
+                "{s}"
+            );
         }
-        assert_eq!(r("ostree-unverified-image:oci:/x:v1").unwrap(), "oci:/x:v1");
+        for s in [
+            "ostree-image-signed:docker://h:5000/os:v1",
+            "ostree-image-signed:registry:h:5000/os:v1",
+        ] {
+            assert_eq!(
+                r(s).unwrap(),
+                (Policy, "docker://h:5000/os:v1".into()),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            r("ostree-unverified-image:oci:/x:v1").unwrap(),
+            (Unverified, "oci:/x:v1".into())
+        );
+        // Display gives the ostree-ext form back.
+        for s in [
+            "ostree-unverified-registry:h:5000/os:v1",
+            "ostree-unverified-image:oci:/x:v1",
+            "ostree-image-signed:docker://h:5000/os:v1",
+        ] {
+            assert_eq!(parse_ostree_imgref(s).unwrap().to_string(), s);
+        }
+        let e = parse_ostree_imgref("ostree-image-signed:oci:/x:v1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("registry images"), "{e}");
         for s in [
             "ostree-remote-image:origin:docker://h/os:v1",
-            "ostree-image-signed:docker://h/os:v1",
             "ostree-remote-registry:origin:h/os:v1",
         ] {
             let e = parse_ostree_imgref(s).unwrap_err().to_string();

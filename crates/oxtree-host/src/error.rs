@@ -151,9 +151,11 @@ impl From<ContainerError> for HostError {
         match e {
             ContainerError::Cancelled => HostError::Cancelled,
             ContainerError::Repo(r) => r.into(),
-            ContainerError::ImageRef { .. } | ContainerError::NotBootable(_) => {
-                HostError::BadRequest(e.to_string())
-            }
+            // Self-contained messages: the image, and the policy file.
+            ContainerError::ImageRef { .. }
+            | ContainerError::NotBootable(_)
+            | ContainerError::Policy { .. }
+            | ContainerError::Refused { .. } => HostError::BadRequest(e.to_string()),
             e => HostError::failed(e),
         }
     }

@@ -13,7 +13,14 @@
 //!   update";
 //! - an image whose config lacks `ostree.bootable=true` (or
 //!   `containers.bootc=1`) is refused before any layer is fetched or ref
-//!   moved; signed references are refused when parsed;
+//!   moved;
+//! - `ostree-image-signed:docker://…` is verified on every pull (switch,
+//!   upgrade) against the containers-policy.json of the sysroot
+//!   (`/etc/containers/policy.json` on a booted host, or
+//!   `$OXTREE_CONTAINERS_POLICY`): sigstore signatures for the manifest
+//!   fetched, before any layer is fetched or ref moved; `--deploy-only`
+//!   deploys such an image only if its pull was verified;
+//!   `ostree-remote-image:` is refused when parsed;
 //! - after a pull, layer refs no stored image names any more are deleted
 //!   (the deploy's cleanup then prunes what no deployment uses);
 //! - registry settings come from the sysroot repository's config, per
@@ -26,14 +33,15 @@ use crate::error::{HostError, Result};
 use crate::origin::Origin;
 use crate::upgrade::{Plan, UpgradeOutcome};
 use crate::Context;
-use oxtree_container::pull::{self, PullRequirements, Pulled};
+use oxtree_container::pull::{self, OstreeImageRef, PullRequirements, Pulled, SigVerify};
 use oxtree_container::{ImageRef, Progress, RegistryOptions};
 use oxtree_object::Checksum;
 use oxtree_repo::Repo;
 use oxtree_sysroot::{Deployment, Sysroot};
 
-/// Parse an ostree-ext image reference (signed ones are refused).
-pub(crate) fn parse(image: &str) -> Result<ImageRef> {
+/// Parse an ostree-ext image reference (`ostree-remote-image:` is
+/// refused).
+pub(crate) fn parse(image: &str) -> Result<OstreeImageRef> {
     Ok(pull::parse_ostree_imgref(image)?)
 }
 
@@ -114,7 +122,7 @@ pub(crate) fn deployed_digest(s: &Sysroot, d: &Deployment, o: &Origin) -> Option
     if let Some(x) = c.metadata.get_str(pull::META_MANIFEST_DIGEST) {
         return Some(x.to_string());
     }
-    let img = parse(o.container_image.as_deref()?).ok()?;
+    let img = parse(o.container_image.as_deref()?).ok()?.imgref;
     let name = oxtree_container::refescape::image_ref(&img.to_string()).ok()?;
     let merge = s.repo().read_ref(&name).ok()??;
     let m = s.repo().load_commit(&merge).ok()?;
@@ -128,7 +136,7 @@ pub(crate) fn deployed_digest(s: &Sysroot, d: &Deployment, o: &Origin) -> Option
 
 /// The manifest digest of `image` now (fetches only the manifest).
 pub(crate) fn remote_digest(cx: &Context, s: &Sysroot, image: &str) -> Result<String> {
-    let img = parse(image)?;
+    let img = parse(image)?.imgref;
     let opts = registry_options(cx, s.repo(), &img)?;
     pull::manifest_digest(&img, &opts)
         .map_err(|e| HostError::from(e).context(format!("fetching the manifest of {image}")))
@@ -146,7 +154,7 @@ pub(crate) fn pull_bootable(
 ) -> Result<Pulled> {
     cx.cancel.check()?;
     let img = parse(image)?;
-    let opts = registry_options(cx, s.repo(), &img)?;
+    let opts = registry_options(cx, s.repo(), &img.imgref)?;
     cx.say(format!("Pulling {image}..."));
     let progress = |p: Progress| match p {
         Progress::LayerWritten {
@@ -168,14 +176,18 @@ pub(crate) fn pull_bootable(
         s.repo(),
         &img,
         &opts,
-        PullRequirements {
+        &PullRequirements {
             bootable: true,
             delta_from: from,
+            policy: Some(oxtree_container::policy::default_path(&cx.sysroot)),
         },
         &progress,
         &flag,
     )
     .map_err(|e| HostError::from(e).context(format!("pulling {image}")))?;
+    if let Some(v) = &pulled.verified {
+        cx.say(format!("Signature policy {v}"));
+    }
     cx.say(format!(
         "Image {}: {} layers fetched, {} already present; commit {}",
         pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
@@ -216,8 +228,8 @@ pub(crate) fn pull_bootable(
 /// The image as already stored (for `--deploy-only`): its commit and
 /// manifest digest, checked bootable.
 fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
-    let img = parse(image)?;
-    let name = oxtree_container::refescape::image_ref(&img.to_string())?;
+    let OstreeImageRef { sigverify, imgref } = parse(image)?;
+    let name = oxtree_container::refescape::image_ref(&imgref.to_string())?;
     let merge = s
         .repo()
         .read_ref(&name)?
@@ -229,6 +241,13 @@ fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
             "{name} is not an image merge commit"
         )));
     };
+    // A signed origin deploys only what a verifying pull stored.
+    if sigverify == SigVerify::Policy && c.metadata.get_str(pull::META_SIGNATURE).is_none() {
+        return Err(HostError::bad(format!(
+            "image {image}: the stored image was pulled without signature verification; \
+             pull it again (admin upgrade without --deploy-only)"
+        )));
+    }
     // With derived layers the merge commit has a tree of its own, and is
     // what is deployed (as `pull` says in `Pulled::deploy`).
     let image = s.repo().load_commit(&commit)?;
@@ -245,7 +264,7 @@ fn stored(s: &Sysroot, image: &str) -> Result<(Checksum, String)> {
     let labels: Option<std::collections::HashMap<String, String>> =
         serde_json::from_value(config["config"]["Labels"].clone()).ok();
     if !pull::is_bootable(labels.as_ref()) {
-        return Err(oxtree_container::ContainerError::NotBootable(img.to_string()).into());
+        return Err(oxtree_container::ContainerError::NotBootable(imgref.to_string()).into());
     }
     Ok((commit, digest.to_string()))
 }
@@ -294,7 +313,7 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeO
 /// `ImageRef`'s transport and name as bootc's status names them:
 /// `("registry", "HOST/NAME:TAG")`, `("oci", "DIR")`, …
 pub(crate) fn transport_and_name(image: &str) -> (String, String) {
-    match parse(image) {
+    match parse(image).map(|r| r.imgref) {
         Ok(ImageRef::Registry { reference }) => ("registry".into(), reference),
         Ok(r @ ImageRef::OciDir { .. }) => ("oci".into(), strip(&r.to_string(), "oci:")),
         Ok(r @ ImageRef::OciArchive { .. }) => {

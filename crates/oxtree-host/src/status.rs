@@ -54,13 +54,18 @@ pub struct HostSpec {
 }
 
 /// A container image as bootc names it: `{"image": "HOST/NAME:TAG",
-/// "transport": "registry"}` (or `oci`, `oci-archive` and a path).
+/// "transport": "registry"}` (or `oci`, `oci-archive` and a path), with
+/// `"signature": "containerPolicy"` for an `ostree-image-signed:` one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct ImageReference {
     pub image: String,
     pub transport: String,
+    /// How its signatures are checked (bootc's `ImageSignature`): only
+    /// `containerPolicy` here; absent when unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// The image a deployment was made from (bootc's `ImageStatus`).
@@ -83,7 +88,13 @@ pub struct ImageStatus {
 impl ImageReference {
     fn of(imgref: &str) -> ImageReference {
         let (transport, image) = crate::image::transport_and_name(imgref);
-        ImageReference { image, transport }
+        let signed = oxtree_container::pull::parse_ostree_imgref(imgref)
+            .is_ok_and(|r| r.sigverify == oxtree_container::pull::SigVerify::Policy);
+        ImageReference {
+            image,
+            transport,
+            signature: signed.then(|| "containerPolicy".to_string()),
+        }
     }
 }
 
@@ -569,9 +580,18 @@ mod tests {
         assert_eq!(i["imageDigest"], "sha256:ab");
         assert_eq!(i["version"], "2.0");
         assert_eq!(v["deployments"][1]["image-digest"], "sha256:ab");
+        assert!(i["image"].get("signature").is_none(), "{i}");
         // Round trip (for a remote CLI).
         let back: Host = serde_json::from_value(v).unwrap();
         assert_eq!(back, h);
         assert_eq!(Host::default().to_text(), "No deployments.\n");
+        // A signed one says how it is verified, as bootc does.
+        rows[1].container_image_reference =
+            Some("ostree-image-signed:docker://reg:5000/os:v1".into());
+        h.status.booted = Some((&rows[1]).into());
+        let v = serde_json::to_value(&h).unwrap();
+        let i = &v["status"]["booted"]["image"]["image"];
+        assert_eq!(i["image"], "reg:5000/os:v1");
+        assert_eq!(i["signature"], "containerPolicy");
     }
 }
