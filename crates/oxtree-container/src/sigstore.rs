@@ -39,10 +39,7 @@ pub const MAX_KEY: usize = 64 << 10;
 /// The tag of the attachments of the image whose manifest has `digest`:
 /// `sha256:HEX` becomes `sha256-HEX.sig`.
 pub fn attachment_tag(digest: &str) -> Result<String, String> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .ok_or_else(|| format!("not a sha256 digest: {digest:?}"))?;
+    let hex = crate::oci::digest_hex(digest).map_err(|e| e.to_string())?;
     Ok(format!("sha256-{hex}.sig"))
 }
 
