@@ -28,7 +28,8 @@
 //! partial and the normal walk fetches the fallback objects and clears it.
 //!
 //! Fetches run concurrently (bounded by `max_in_flight`) on a tokio
-//! runtime; verification and writing happen on the calling thread.
+//! runtime; metadata is verified and written on the calling thread, file
+//! objects on a writer thread of their own (`writer`).
 //!
 //! The pieces: `options` (what a caller asks for and gets back),
 //! `summary` (the remote's summary and its signature), `delta` (static
