@@ -51,17 +51,26 @@ fn layers(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn switch_to_an_image_then_upgrade_from_the_registry() {
+/// The tools a script here needs (checked), a plain-HTTP registry, the
+/// path of its access log, and a scratch directory.
+fn registry_and_scratch(
+    prefix: &str,
+) -> (registry::Registry, std::path::PathBuf, tempfile::TempDir) {
     for b in sysroot::TOOLS.iter().chain(&["python3"]) {
         ns::require(b);
     }
     let reg = registry::Registry::start(false);
     let log = reg.dir.path().join("registry.log");
     let scratch = tempfile::Builder::new()
-        .prefix("oxtree-image-deploy-")
+        .prefix(prefix)
         .tempdir_in("/var/tmp")
         .unwrap();
+    (reg, log, scratch)
+}
+
+#[test]
+fn switch_to_an_image_then_upgrade_from_the_registry() {
+    let (reg, log, scratch) = registry_and_scratch("oxtree-image-deploy-");
     let body = format!(
         r#"
 REG={addr}; LOG={log}; B=$D/build
@@ -512,15 +521,7 @@ rm -rf /tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -
 /// the layers are fetched instead, with the same commit deployed.
 #[test]
 fn upgrade_fetches_the_static_delta_published_beside_the_image() {
-    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
-        ns::require(b);
-    }
-    let reg = registry::Registry::start(false);
-    let log = reg.dir.path().join("registry.log");
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-image-delta-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let (reg, log, scratch) = registry_and_scratch("oxtree-image-delta-");
     let body = format!(
         r#"
 REG={addr}; LOG={log}; B=$D/build
