@@ -9,8 +9,11 @@
 //! one that cannot boot at all, both rolled back by the boot loader and
 //! made permanent with no command typed; and power cuts during an upgrade
 //! and during finalization, after which the guest boots a whole deployment
-//! and fsck is clean. It also checks the network rule: the guest reaches
-//! the test's own server through the guestfwd and nothing else.
+//! and fsck is clean. Then the OS as an OCI image (issue #14): the guest
+//! switches to it from the test's registry and boots it, upgrades by the
+//! static delta published beside the next image, and podman runs it. It
+//! also checks the network rule: the guest reaches the test's own server
+//! (and registry) through the guestfwd and nothing else.
 //!
 //! One VM for everything: a boot under TCG costs about a minute.
 
@@ -93,6 +96,8 @@ fn derive(repo: &Path, from: &str, version: &str, files: &[(&str, &str, u32)]) -
         "commit",
         "-b",
         REF,
+        // Every release is bootable (an image of it must say so).
+        "--bootable",
         &format!("--tree=ref={from}"),
         &format!("--tree=dir={}", t.path().display()),
         &format!("--add-metadata-string=version={version}"),
@@ -122,6 +127,9 @@ fn wait_for(v: &vm::Vm, what: &str, timeout: Duration, check: &str) {
             "{what}: not within {timeout:?}\n{}",
             v.diagnostics()
         );
+        // A qemu that crashed (not the guest) is started again, as after
+        // a power cut: else this would wait the whole timeout on nothing.
+        v.revive_if_qemu_crashed();
         let o = v.ssh_timeout(check, Duration::from_secs(60));
         if o.success() {
             eprintln!("[boot] {what} after {:.0?}", t.elapsed());
@@ -713,6 +721,123 @@ fn host_lifecycle() {
     assert!(status.contains(&format!("BaseCommit: {v6}")), "{status}");
     v.ok("nano --version");
     assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
+
+    // 7. The OS from a registry (issue 14): v7 encapsulated as an OCI
+    //    image and pushed to the test's registry; the guest switches to
+    //    the image (layered packages are not carried onto an image origin,
+    //    so nano goes first) and boots it.
+    let v7 = derive(&repo, &v2, "7", &[]);
+    let t = Instant::now();
+    run(&[
+        "--repo",
+        r,
+        "container",
+        "encapsulate",
+        "--insecure",
+        "-q",
+        REF,
+        &format!("docker://{}/host:7", reg.addr),
+    ]);
+    eprintln!("[boot] encapsulate and push took {:.0?}", t.elapsed());
+    v.ok("oxtree uninstall nano");
+    let log_at = reg.log().len();
+    let image = format!("ostree-unverified-registry:{}/host:7", vm::GUEST_REGISTRY);
+    let t = Instant::now();
+    v.reboot_with(&format!("oxtree admin switch --reboot {image}"));
+    eprintln!(
+        "[boot] switch to the image and reboot took {:.0?}",
+        t.elapsed()
+    );
+    assert_eq!(booted(&v), (v7.clone(), "7".into()));
+    let status = v.ok("oxtree admin status");
+    assert!(
+        status.contains(&format!("origin image: {image}")),
+        "{status}"
+    );
+    let gets = registry::blob_gets(&reg.log()[log_at..], "host");
+    let bytes: u64 = gets.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "[boot] the guest fetched {} blobs, {bytes} bytes (registry log)",
+        gets.len()
+    );
+    assert!(gets.len() > 2, "no layers fetched: {}", reg.log());
+    assert!(!v.ssh("command -v nano").success(), "nano is still there");
+    assert_eq!(v.ok("cat /var/oxtree-test").trim(), "kept");
+    assert!(v.ok("cat /etc/issue").contains("# oxtree-test edit"));
+    wait_for(
+        &v,
+        "the image blessed",
+        Duration::from_secs(300),
+        "systemctl is-active oxtree-boot-complete.service && ! grep -q oxtree_tries /boot/grub/grubenv",
+    );
+    assert_eq!(assert_whole(&v, "booted from the registry"), "7");
+
+    // 8. An upgrade from the registry with a static delta beside the
+    //    image: the guest fetches the delta, not the changed layers.
+    let v8 = derive(
+        &repo,
+        &v7,
+        "8",
+        &[("usr/share/oxtree-test/eight", "8\n", 0o644)],
+    );
+    let pushed = run(&[
+        "--repo",
+        r,
+        "container",
+        "encapsulate",
+        "--insecure",
+        "-q",
+        "--json",
+        &format!("--delta-from={v7}"),
+        REF,
+        &format!("docker://{}/host:7", reg.addr),
+    ]);
+    let pushed: serde_json::Value = serde_json::from_str(&pushed).unwrap();
+    let log_at = reg.log().len();
+    v.reboot_with("oxtree admin upgrade --reboot");
+    assert_eq!(booted(&v), (v8.clone(), "8".into()));
+    let gets = registry::blob_gets(&reg.log()[log_at..], "host");
+    let bytes: u64 = gets.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "[boot] the upgrade fetched {} blobs, {bytes} bytes (registry log)",
+        gets.len()
+    );
+    let layers: Vec<&str> = pushed["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert!(
+        gets.iter().all(|(d, _)| !layers.contains(&d.as_str())),
+        "a layer was fetched: {gets:?}"
+    );
+    assert!(
+        bytes <= pushed["deltas"][0]["size"].as_u64().unwrap() + 64 * 1024,
+        "{gets:?}\n{pushed}"
+    );
+    assert_eq!(v.ok("cat /usr/share/oxtree-test/eight").trim(), "8");
+    assert_eq!(
+        assert_whole(&v, "upgraded by a delta from the registry"),
+        "8"
+    );
+
+    // The OS image is an ordinary container image too: podman in the
+    // guest pulls and runs it (containers cannot start on the test host).
+    let t = Instant::now();
+    let os_release = v.ok(&format!(
+        "podman run --rm --tls-verify=false {}/host:7 cat /usr/lib/os-release /usr/share/oxtree-test/version",
+        vm::GUEST_REGISTRY
+    ));
+    eprintln!(
+        "[boot] podman pulled and ran the OS image in {:.0?}",
+        t.elapsed()
+    );
+    assert!(
+        os_release.contains("ID=debian") && os_release.trim_end().ends_with('8'),
+        "{os_release}"
+    );
+    v.ok("podman rmi -a -f >/dev/null");
 
     v.shutdown_timeout(Duration::from_secs(300));
     eprintln!("[boot] host_lifecycle took {:.0?}", t0.elapsed());
