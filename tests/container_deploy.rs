@@ -638,6 +638,12 @@ echo "== end"
         "{out}"
     );
     assert!(out.contains("fsck-ok\nnewtool-ok\n"), "{out}");
+    // The kernel layer did not change (its blob ref is here); the other
+    // two were not needed.
+    assert!(
+        out.contains(": 0 layers fetched, 1 already present, 2 not needed;"),
+        "{out}"
+    );
 
     // No delta from the deployed commit: the changed layers, as before.
     let img3 = read("img3.json");

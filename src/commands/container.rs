@@ -353,6 +353,7 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             "merge-commit": out.merge_commit.to_hex(),
             "layers-fetched": out.layers_fetched,
             "layers-present": out.layers_present,
+            "layers-not-needed": out.layers_not_needed,
             "deploy-commit": out.deploy.to_hex(),
             "derived-layers": out.derived.layers,
             "derived-dropped": out.derived.dropped,
@@ -374,8 +375,8 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             println!("Signature policy: {v}");
         }
         println!(
-            "Layers: {} fetched, {} already present",
-            out.layers_fetched, out.layers_present
+            "Layers: {} fetched, {} already present, {} not needed",
+            out.layers_fetched, out.layers_present, out.layers_not_needed
         );
         if let Some(d) = &out.delta {
             println!(

@@ -517,6 +517,9 @@ pub struct Pulled {
     pub deploy: Checksum,
     pub layers_fetched: usize,
     pub layers_present: usize,
+    /// Layers neither fetched nor here: the commit they hold was here
+    /// already, or came by a static delta.
+    pub layers_not_needed: usize,
     /// The derived layers applied (none for a plain ostree image).
     pub derived: crate::derived::DerivedReport,
     /// The static delta that brought the image's commit, if one did.
@@ -790,7 +793,7 @@ pub fn pull_with(
     // The derived layers' commits, in order.
     let mut derived_layers: Vec<Checksum> = Vec::new();
     let mut commitmeta = None;
-    let (mut fetched, mut present) = (0, 0);
+    let (mut fetched, mut present, mut not_needed) = (0, 0, 0);
     let txn = repo.begin()?;
     for (i, l) in layers.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
@@ -814,7 +817,7 @@ pub fn pull_with(
             }
         }
         if i < ostree_layers && commit_here {
-            present += 1;
+            not_needed += 1;
             continue;
         }
         let mt = l.media_type().to_string();
@@ -959,6 +962,7 @@ pub fn pull_with(
         },
         layers_fetched: fetched,
         layers_present: present,
+        layers_not_needed: not_needed,
         derived,
         delta,
         delta_error,

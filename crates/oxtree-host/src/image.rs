@@ -189,8 +189,12 @@ pub(crate) fn pull_bootable(
         cx.say(format!("Signature policy {v}"));
     }
     cx.say(format!(
-        "Image {}: {} layers fetched, {} already present; commit {}",
-        pulled.manifest_digest, pulled.layers_fetched, pulled.layers_present, pulled.commit
+        "Image {}: {} layers fetched, {} already present, {} not needed; commit {}",
+        pulled.manifest_digest,
+        pulled.layers_fetched,
+        pulled.layers_present,
+        pulled.layers_not_needed,
+        pulled.commit
     ));
     if let Some(e) = &pulled.delta_error {
         cx.say(format!(
