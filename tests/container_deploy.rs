@@ -574,6 +574,17 @@ $OX admin upgrade --sysroot=$S --run-dir=$R 2>&1; echo rc=$?
 $OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
 $OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
 echo "c1=$c1 c2=$c2 c3=$c3 c4=$c4"
+echo "== prune"
+SR=$S/ostree/repo
+img=$($OX --repo=$SR container image list | head -1)
+echo "image=$img"
+blobs() {{ $OX --repo=$SR refs | grep -c '^ostree/container/blob/'; }}
+echo "blobrefs=$(blobs)"
+$OX --repo=$SR container image prune --json --image "$img" || exit 30
+echo "images=$($OX --repo=$SR container image list | wc -l) blobrefs=$(blobs)"
+$OX --repo=$SR container image prune --image "$img" 2>&1; echo rc=$?
+$OX --repo=$SR fsck -q >/dev/null && echo fsck-ok
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
 echo "== end"
 "#,
         addr = reg.addr,
@@ -668,4 +679,22 @@ echo "== end"
         "{lie}"
     );
     assert!(lie.contains("rc=0\nfsck-ok\n    Version: img4\n"), "{lie}");
+
+    // prune: the image ref, its layer refs and the objects only they
+    // needed go; the deployments (their own refs) stay whole.
+    let pr = &out[out.find("== prune").unwrap()..];
+    assert!(
+        pr.contains(&format!("image=docker://{}/os:latest", reg.addr)),
+        "{pr}"
+    );
+    let j: Value =
+        serde_json::from_str(&pr[pr.find('{').unwrap()..=pr.find('}').unwrap()]).unwrap();
+    assert_eq!(j["images-removed"], 1, "{pr}");
+    assert!(j["layer-refs-removed"].as_u64().unwrap() >= 1, "{pr}");
+    assert!(j["objects-deleted"].as_u64().unwrap() >= 1, "{pr}");
+    assert!(pr.contains("images=0 blobrefs=0\n"), "{pr}");
+    assert!(
+        pr.contains("is not stored in this repository\nrc=1\nfsck-ok\n    Version: img4\n"),
+        "{pr}"
+    );
 }

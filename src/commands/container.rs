@@ -63,6 +63,16 @@ enum ImageCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remove images (--image), the layer refs no image needs any more,
+    /// and the objects no ref reaches
+    Prune {
+        /// An image to remove first, as `image list` names it; repeatable
+        #[arg(long = "image", value_name = "IMAGEREF")]
+        images: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -170,6 +180,9 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         Cmd::Image(ImageArgs {
             cmd: ImageCmd::List { json },
         }) => list(repo, json),
+        Cmd::Image(ImageArgs {
+            cmd: ImageCmd::Prune { images, json },
+        }) => prune(repo, &images, json),
     }
 }
 
@@ -396,6 +409,33 @@ fn pull(repo: Option<PathBuf>, a: PullArgs) -> Result<()> {
             );
             println!("Deploy commit: {}", out.deploy);
         }
+    }
+    Ok(())
+}
+
+fn prune(repo: Option<PathBuf>, images: &[String], json: bool) -> Result<()> {
+    let mut repo = open_repo(repo)?;
+    let images = images
+        .iter()
+        .map(|i| oxtree_container::pull::parse_ostree_imgref(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = oxtree_container::prune::prune(&mut repo, &images)?;
+    if json {
+        let v = serde_json::json!({
+            "images-removed": r.images_removed,
+            "layer-refs-removed": r.layer_refs_removed,
+            "objects-deleted": r.objects_deleted,
+            "bytes-freed": r.bytes_freed,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "Removed {} images and {} layer refs; deleted {} objects, freed {}",
+            r.images_removed,
+            r.layer_refs_removed,
+            r.objects_deleted,
+            crate::output::format_size(r.bytes_freed)
+        );
     }
     Ok(())
 }

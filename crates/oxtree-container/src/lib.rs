@@ -7,7 +7,8 @@
 //! a commit), `chunking` (the layer plan), `layer` (ostree-ext's tar
 //! layers), `oci` (layouts, blobs, canonical JSON), `registry` (push),
 //! `encapsulate` (all of it together), `import` (a layer back into a
-//! repository), `pull` (an image into a repository), `derived` (layers a
+//! repository), `pull` (an image into a repository), `prune` (removing images
+//! and what only they needed), `derived` (layers a
 //! container build added, applied over the image's commit), `delta`
 //! (static deltas published beside an image), `refescape` (ref names),
 //! `policy` (containers-policy.json: which images an
@@ -25,6 +26,7 @@ pub mod import;
 pub mod layer;
 pub mod oci;
 pub mod policy;
+pub mod prune;
 pub mod pull;
 pub mod refescape;
 pub mod registry;
