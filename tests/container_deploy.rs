@@ -698,3 +698,53 @@ echo "== end"
         "{pr}"
     );
 }
+
+/// `container image deploy` (ostree-ext's): a first deployment from a
+/// registry image onto a stateroot that has none, with a kernel argument;
+/// the origin follows the image, so `admin upgrade` goes on from the
+/// registry. A non-bootable image deploys nothing.
+#[test]
+fn image_deploy_onto_an_empty_stateroot() {
+    let (reg, _log, scratch) = registry_and_scratch("oxtree-image-first-");
+    let body = format!(
+        r#"
+REG={addr}; B=$D/build
+dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+img() {{ $OX --repo=$B commit -b os $3 --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate -q --insecure os docker://$REG/os:$4 >/dev/null || exit 5; }}
+img 2024-01-01 plain "" plain
+$OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --imgref=ostree-unverified-registry:$REG/os:plain 2>&1; echo rc=$?
+echo "deployments=$(ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$')"
+echo "== first"
+img 2024-02-01 v1 --bootable latest
+$OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --karg=root=/dev/vda --imgref=ostree-unverified-registry:$REG/os:latest || exit 6
+$OX admin status --sysroot=$S --run-dir=$R | grep -m2 'Version\|origin image'
+grep -h '^options' $S/boot/loader/entries/*.conf
+echo "== upgrade"
+echo two > $T/usr/bin/two
+img 2024-03-01 v2 --bootable latest
+$OX admin upgrade --sysroot=$S --run-dir=$R >/dev/null || exit 7
+$OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
+echo "== end"
+"#,
+        addr = reg.addr
+    );
+    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
+    let out = ns::run_unshared(&script);
+    let a = out.find("== first").unwrap();
+    assert!(
+        out[..a].contains("is not bootable") && out[..a].contains("rc=1\ndeployments=0\n"),
+        "{out}"
+    );
+    assert!(
+        out[a..].contains(&format!(
+            "    Version: v1\n    origin image: ostree-unverified-registry:{}/os:latest\n",
+            reg.addr
+        )),
+        "{out}"
+    );
+    assert!(out[a..].contains("root=/dev/vda"), "{out}");
+    assert!(out.contains("== upgrade\n    Version: v2\n== end"), "{out}");
+}

@@ -63,6 +63,26 @@ enum ImageCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Pull an image into a sysroot and deploy it (the stateroot may have
+    /// no deployment yet); the deployment's origin follows the image
+    Deploy {
+        /// The system root
+        #[arg(long, default_value = "/", env = "OSTREE_SYSROOT")]
+        sysroot: PathBuf,
+        /// Runtime state directory
+        #[arg(long, default_value = "/run")]
+        run_dir: PathBuf,
+        /// The stateroot (ostree's "os")
+        #[arg(long, value_name = "NAME")]
+        stateroot: Option<String>,
+        /// ostree-unverified-registry:HOST/NAME:TAG, ostree-image-signed:docker://…,
+        /// ostree-unverified-image:oci:DIR[:TAG]
+        #[arg(long, value_name = "IMAGEREF")]
+        imgref: String,
+        /// A kernel argument; repeatable
+        #[arg(long = "karg", value_name = "KARG")]
+        kargs: Vec<String>,
+    },
     /// Remove images (--image), the layer refs no image needs any more,
     /// and the objects no ref reaches
     Prune {
@@ -183,6 +203,21 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         Cmd::Image(ImageArgs {
             cmd: ImageCmd::Prune { images, json },
         }) => prune(repo, &images, json),
+        Cmd::Image(ImageArgs {
+            cmd:
+                ImageCmd::Deploy {
+                    sysroot,
+                    run_dir,
+                    stateroot,
+                    imgref,
+                    kargs,
+                },
+        }) => {
+            let cx = crate::reporter::context(&sysroot, &run_dir, false);
+            let t = oxtree_host::deploy_image(&cx, &imgref, stateroot, kargs)?;
+            println!("Deployed {imgref}: {}", t.applied.deployment().name());
+            Ok(())
+        }
     }
 }
 

@@ -314,6 +314,42 @@ pub(crate) fn run(cx: &Context, s: &mut Sysroot, mut p: Plan) -> Result<UpgradeO
     crate::upgrade::deploy_commit(cx, s, p, commit, commit, None)
 }
 
+/// `container image deploy` (ostree-ext's): pull `image` into the
+/// sysroot's repository and deploy it on stateroot `os`, which may have no
+/// deployment yet; the new deployment's origin follows the image, so
+/// `admin upgrade` goes on from the registry. `kargs` as `--karg`.
+pub fn deploy_image(
+    cx: &Context,
+    image: &str,
+    os: Option<String>,
+    kargs: Vec<String>,
+) -> Result<crate::ops::Transaction> {
+    parse(image)?;
+    let (commit, digest) = {
+        let s = cx.open_locked()?;
+        let pulled = pull_bootable(cx, &s, image, None)?;
+        (pulled.deploy, pulled.manifest_digest)
+    };
+    let mut origin = Origin::default();
+    origin.container_image = Some(image.to_string());
+    origin.image_digest = Some(digest);
+    crate::ops::deploy(
+        cx,
+        &crate::ops::DeployRequest {
+            rev: commit.to_hex(),
+            opts: oxtree_sysroot::DeployOptions {
+                osname: os,
+                karg_replace: kargs,
+                origin: Some(origin.to_keyfile()),
+                ..Default::default()
+            },
+            stage: false,
+            lock_finalization: false,
+            reboot: false,
+        },
+    )
+}
+
 /// `ImageRef`'s transport and name as bootc's status names them:
 /// `("registry", "HOST/NAME:TAG")`, `("oci", "DIR")`, …
 pub(crate) fn transport_and_name(image: &str) -> (String, String) {

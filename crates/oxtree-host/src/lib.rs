@@ -35,6 +35,7 @@ mod status;
 mod upgrade;
 
 pub use error::{HostError, Result};
+pub use image::deploy_image;
 pub use inplace::{
     check_set_origin, config_diff, init_stateroot, set_origin, unlock, SetOriginOutcome,
     SetOriginRequest, UnlockMode, UnlockOutcome,
