@@ -17,7 +17,7 @@ use crate::Repo;
 use oxtree_object::{Checksum, DirMeta, FileHeader, ObjectType};
 use rayon::prelude::*;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{self, AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{self, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashMap;
 use std::io::Write;
@@ -279,17 +279,7 @@ impl Ctx<'_> {
         if !created || self.opts.force_copy {
             return Ok(());
         }
-        let ts = Timestamps {
-            last_access: Timespec {
-                tv_sec: 0,
-                tv_nsec: fs::UTIME_OMIT,
-            },
-            last_modification: Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-        };
-        fs::futimens(&fd, &ts).ctx(|| format!("setting mtime of {name}"))?;
+        crate::fsutil::zero_mtime(&fd).ctx(|| format!("setting mtime of {name}"))?;
         Ok(())
     }
 

@@ -261,3 +261,20 @@ fn grow(mut f: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>) -> io::Result
         }
     }
 }
+
+/// Set `fd`'s mtime to 0 (the epoch), leaving its atime: what ostree gives
+/// bare objects and the directories a checkout creates.
+pub fn zero_mtime<Fd: AsFd>(fd: Fd) -> io::Result<()> {
+    use fs::{Timespec, Timestamps, UTIME_OMIT};
+    let ts = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: UTIME_OMIT,
+        },
+        last_modification: Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+    };
+    fs::futimens(fd, &ts).map_err(io::Error::from)
+}

@@ -9,7 +9,7 @@ use crate::mode::RepoMode;
 use oxtree_object::file::encode_bare_user_meta;
 use oxtree_object::FileHeader;
 use rustix::fd::AsFd;
-use rustix::fs::{self, Mode, Timespec, Timestamps};
+use rustix::fs::{self, Mode};
 
 /// What a file created in staging gets without being asked: its owner
 /// (the fs uid/gid, a setgid directory, squashing) and the umask. With
@@ -82,17 +82,7 @@ impl Transaction<'_> {
             RepoMode::Archive => return Ok(()),
         }
         // ostree gives bare objects (and so hardlinked checkouts) mtime 0.
-        let ts = Timestamps {
-            last_access: Timespec {
-                tv_sec: 0,
-                tv_nsec: fs::UTIME_OMIT,
-            },
-            last_modification: Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-        };
-        fs::futimens(fd, &ts).ctx(|| "setting object mtime")?;
+        crate::fsutil::zero_mtime(fd).ctx(|| "setting object mtime")?;
         Ok(())
     }
 }
