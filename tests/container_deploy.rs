@@ -705,10 +705,11 @@ echo "== end"
 /// registry. A non-bootable image deploys nothing.
 #[test]
 fn image_deploy_onto_an_empty_stateroot() {
-    let (reg, _log, scratch) = registry_and_scratch("oxtree-image-first-");
+    let (reg, log, scratch) = registry_and_scratch("oxtree-image-first-");
     let body = format!(
         r#"
-REG={addr}; B=$D/build
+REG={addr}; LOG={log}; B=$D/build
+at() {{ wc -c < $LOG; }}
 dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
 $OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
 $OX init --repo=$B --mode=bare-user >/dev/null || exit 3
@@ -719,7 +720,12 @@ $OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --imgref
 echo "deployments=$(ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$')"
 echo "== first"
 img 2024-02-01 v1 --bootable latest
-$OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --karg=root=/dev/vda --imgref=ostree-unverified-registry:$REG/os:latest || exit 6
+# The image's commit is here already (as if pulled over HTTP): no layer
+# of it is fetched.
+$OX --repo=$S/ostree/repo pull-local $B os >/dev/null || exit 8
+a=$(at)
+$OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --karg=root=/dev/vda --imgref=ostree-unverified-registry:$REG/os:latest 2>&1 | grep 'layers fetched' || exit 6
+echo "== log first $a $(at)"
 $OX admin status --sysroot=$S --run-dir=$R | grep -m2 'Version\|origin image'
 grep -h '^options' $S/boot/loader/entries/*.conf
 echo "== upgrade"
@@ -729,10 +735,19 @@ $OX admin upgrade --sysroot=$S --run-dir=$R >/dev/null || exit 7
 $OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
 echo "== end"
 "#,
-        addr = reg.addr
+        addr = reg.addr,
+        log = log.display(),
     );
     let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
     let out = ns::run_unshared(&script);
+    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let (la, lb) = offsets(&out, "first");
+    let gets = registry::blob_gets(&reg_log[la..lb], "os");
+    assert_eq!(gets.len(), 1, "only the config: {gets:?}\n{out}");
+    assert!(
+        out.contains(": 0 layers fetched, 0 already present, 3 not needed;"),
+        "{out}"
+    );
     let a = out.find("== first").unwrap();
     assert!(
         out[..a].contains("is not bootable") && out[..a].contains("rc=1\ndeployments=0\n"),
