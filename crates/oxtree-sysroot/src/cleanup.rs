@@ -179,4 +179,99 @@ mod tests {
             "{again:?}"
         );
     }
+
+    /// Cleanup removes exactly what nothing references: deployment
+    /// directories (and their origins) no entry and no staged deployment
+    /// names, `boot/ostree` kernel directories of no deployment and
+    /// leftover `.tmp` ones, stale `ostree/boot.N.M` farms; anything not
+    /// named like its own stays.
+    #[test]
+    fn cleanup_removes_exactly_the_unreferenced() {
+        let (d, mut s) = sysroot();
+        commit(&s, "1", &[]);
+        s.deploy("os/main", &opts()).unwrap();
+        commit(&s, "2", &[("usr/share/two", "2\n")]);
+        s.set_run_dir(&d.path().join("run")).unwrap();
+        let staged = s.stage("os/main", &opts(), false).unwrap();
+        let live = s.deployments()[0].clone();
+        let p = |rel: &str| d.path().join(rel);
+        let deploy_dir = p("ostree/deploy/os/deploy");
+        let stray = format!("{}.0", "ab".repeat(32));
+        std::fs::create_dir(deploy_dir.join(&stray)).unwrap();
+        std::fs::write(deploy_dir.join(format!("{stray}.origin")), "").unwrap();
+        // An origin whose directory is gone already.
+        let orphan = format!("{}.3", "cd".repeat(32));
+        std::fs::write(deploy_dir.join(format!("{orphan}.origin")), "").unwrap();
+        // Not a deployment's name: not cleanup's to remove.
+        for keep in ["notes", "abc.0", &format!("{}.x", "ef".repeat(32))] {
+            std::fs::create_dir(deploy_dir.join(keep)).unwrap();
+        }
+        let stray_boot = format!("os-{}", "01".repeat(32));
+        std::fs::create_dir_all(p("boot/ostree").join(&stray_boot)).unwrap();
+        std::fs::create_dir_all(p("boot/ostree/os-partial.tmp")).unwrap();
+        std::fs::create_dir_all(p("boot/ostree/keep-me")).unwrap();
+        std::fs::create_dir_all(p("ostree/boot.1.7")).unwrap();
+
+        let r = s.cleanup().unwrap();
+        assert_eq!(r.deployments_removed, [format!("os {stray}")]);
+        let mut boot = r.boot_dirs_removed.clone();
+        boot.sort();
+        assert_eq!(boot, [stray_boot.clone(), "os-partial.tmp".to_string()]);
+        assert!(!deploy_dir.join(&stray).exists());
+        assert!(!deploy_dir.join(format!("{stray}.origin")).exists());
+        assert!(!deploy_dir.join(format!("{orphan}.origin")).exists());
+        for keep in ["notes", "abc.0", &format!("{}.x", "ef".repeat(32))] {
+            assert!(deploy_dir.join(keep).is_dir(), "{keep} removed");
+        }
+        assert!(p("boot/ostree/keep-me").is_dir());
+        assert!(!p("ostree/boot.1.7").exists());
+        // The deployed and the staged deployment, their origins and their
+        // kernels stay.
+        for dep in [&live, &staged] {
+            assert!(p(&dep.relpath()).join("usr/bin/tool").is_file());
+            assert!(p(&dep.origin_relpath()).is_file());
+            assert!(p(&format!("boot/ostree/os-{}", dep.bootcsum)).is_dir());
+        }
+        let bv = s.bootversion();
+        let farm = format!("ostree/boot.{bv}.{}", s.subbootversion());
+        assert!(p(&farm).is_dir(), "{farm}");
+        assert!(std::fs::read_link(p(&format!("ostree/boot.{bv}"))).is_ok());
+        assert!(p(&format!("boot/loader.{bv}/entries")).is_dir());
+        // The deployed commit is kept by its ref.
+        assert!(s
+            .repo()
+            .list_refs()
+            .unwrap()
+            .iter()
+            .any(|(n, _)| n.starts_with("ostree/")));
+    }
+
+    /// Deployments of another stateroot are referenced too.
+    #[test]
+    fn cleanup_keeps_the_deployments_of_every_stateroot() {
+        let (d, mut s) = sysroot();
+        s.init_stateroot("other").unwrap();
+        commit(&s, "1", &[]);
+        s.deploy("os/main", &opts()).unwrap();
+        let other = DeployOptions {
+            osname: Some("other".into()),
+            ..Default::default()
+        };
+        s.deploy("os/main", &other).unwrap();
+        assert_eq!(s.deployments().len(), 2);
+        let r = s.cleanup().unwrap();
+        assert!(r.deployments_removed.is_empty(), "{r:?}");
+        for dep in s.deployments() {
+            assert!(d.path().join(dep.relpath()).join("usr").is_dir());
+        }
+        // Undeploying one removes it, and only it, at the next cleanup.
+        let (gone, _) = s.undeploy(1).unwrap();
+        let r = s.cleanup().unwrap();
+        assert_eq!(
+            r.deployments_removed,
+            [format!("{} {}", gone.osname, gone.name())]
+        );
+        assert!(!d.path().join(gone.relpath()).exists());
+        assert!(d.path().join(s.deployments()[0].relpath()).is_dir());
+    }
 }

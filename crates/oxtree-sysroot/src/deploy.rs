@@ -476,4 +476,145 @@ mod tests {
         assert!(e.to_string().contains("/usr/etc"), "{e}");
         assert!(s.deployments().is_empty());
     }
+
+    fn os() -> DeployOptions {
+        DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The same commit deployed again gets the next serial; each
+    /// deployment has its origin naming what was deployed.
+    #[test]
+    fn a_commit_deployed_twice_gets_the_next_serial() {
+        let (d, mut s) = sysroot();
+        let c = commit(&s, "1", &[]);
+        let a = s.deploy("os/main", &os()).unwrap().deployment;
+        let b = s.deploy(&c.to_hex(), &os()).unwrap().deployment;
+        assert_eq!((a.csum.as_str(), a.deployserial), (b.csum.as_str(), 0));
+        assert_eq!(b.deployserial, 1);
+        assert_eq!(s.deployments().len(), 2);
+        let origin = |dep: &crate::Deployment| {
+            std::fs::read_to_string(d.path().join(dep.origin_relpath())).unwrap()
+        };
+        assert!(origin(&a).contains("refspec=os/main"), "{}", origin(&a));
+        assert!(origin(&b).contains(&format!("refspec={}", c.to_hex())));
+        // Both share one kernel directory; their boot serials differ.
+        assert_eq!(s.deployments()[0].bootcsum, s.deployments()[1].bootcsum);
+        let mut serials: Vec<u32> = s.deployments().iter().map(|x| x.bootserial).collect();
+        serials.sort();
+        assert_eq!(serials, [0, 1]);
+    }
+
+    /// Kernel arguments: the merge deployment's, minus what the previous
+    /// image asked for and the new one does not, plus the new image's,
+    /// then the admin's edits.
+    #[test]
+    fn kernel_arguments_follow_the_image_and_keep_the_admins() {
+        let (_d, mut s) = sysroot();
+        commit(&s, "1", &[(super::IMAGE_KARGS, "quiet splash\n")]);
+        let first = DeployOptions {
+            karg_replace: vec!["console=ttyS0".into()],
+            karg_append: vec!["x=1".into()],
+            ..os()
+        };
+        let k1 = s.deploy("os/main", &first).unwrap().deployment.kargs;
+        for a in ["quiet", "splash", "console=ttyS0", "x=1"] {
+            assert!(k1.split(' ').any(|x| x == a), "{a} in {k1}");
+        }
+        commit(&s, "2", &[(super::IMAGE_KARGS, "quiet mitigations=off\n")]);
+        let second = DeployOptions {
+            karg_delete: vec!["x=1".into()],
+            ..os()
+        };
+        let k2 = s.deploy("os/main", &second).unwrap().deployment.kargs;
+        let args: Vec<&str> = k2.split(' ').collect();
+        assert!(
+            args.contains(&"quiet") && args.contains(&"mitigations=off"),
+            "{k2}"
+        );
+        assert!(args.contains(&"console=ttyS0"), "the admin's stays: {k2}");
+        assert!(!args.contains(&"splash"), "the old image's goes: {k2}");
+        assert!(!args.contains(&"x=1"), "deleted: {k2}");
+        assert_eq!(args.iter().filter(|a| **a == "quiet").count(), 1, "{k2}");
+        // --no-merge starts from nothing but the image's.
+        let k3 = s
+            .deploy(
+                "os/main",
+                &DeployOptions {
+                    no_merge: true,
+                    ..os()
+                },
+            )
+            .unwrap()
+            .deployment
+            .kargs;
+        let k3: Vec<&str> = k3
+            .split(' ')
+            .filter(|a| !a.starts_with("ostree="))
+            .collect();
+        assert_eq!(k3, ["quiet", "mitigations=off"]);
+    }
+
+    /// Not booted: a new deployment keeps the merge deployment (the
+    /// default) and drops the older ones, except a pinned one; `retain`
+    /// keeps all; `not_as_default` puts the new one second.
+    #[test]
+    fn the_retention_policy_when_not_booted() {
+        let (d, mut s) = sysroot();
+        let mut names = Vec::new();
+        for v in ["1", "22", "333"] {
+            commit(&s, v, &[("usr/share/v", v)]);
+            names.push(s.deploy("os/main", &os()).unwrap().deployment);
+        }
+        let list = |s: &crate::Sysroot| -> Vec<String> {
+            s.deployments().iter().map(|x| x.name()).collect()
+        };
+        assert_eq!(list(&s), [names[2].name(), names[1].name()]);
+        // Pin the rollback: it survives the next deploy.
+        s.set_pinned(1, true).unwrap();
+        commit(&s, "4444", &[("usr/share/v", "4")]);
+        let four = s.deploy("os/main", &os()).unwrap().deployment;
+        assert_eq!(list(&s), [four.name(), names[2].name(), names[1].name()]);
+        commit(&s, "55555", &[("usr/share/v", "5")]);
+        let retain = DeployOptions {
+            retain: true,
+            not_as_default: true,
+            ..os()
+        };
+        let five = s.deploy("os/main", &retain).unwrap().deployment;
+        assert_eq!(
+            list(&s),
+            [four.name(), five.name(), names[2].name(), names[1].name()]
+        );
+        // The dropped deployment's directory goes at cleanup, not before.
+        assert!(d.path().join(names[0].relpath()).is_dir());
+        s.cleanup().unwrap();
+        assert!(!d.path().join(names[0].relpath()).exists());
+    }
+
+    /// A deploy whose /etc merge conflicts fails before anything is
+    /// written: no new deployment directory or origin, the list as it was.
+    #[test]
+    fn an_etc_conflict_leaves_no_deployment_behind() {
+        let (d, mut s) = sysroot();
+        commit(&s, "1", &[]);
+        let first = s.deploy("os/main", &os()).unwrap().deployment;
+        let etc1 = d.path().join(first.relpath()).join("etc");
+        std::fs::write(etc1.join("conf.d"), "a local file\n").unwrap();
+        commit(&s, "2", &[("usr/etc/conf.d/x", "a directory now\n")]);
+        let e = s.deploy("os/main", &os()).unwrap_err();
+        assert!(
+            matches!(&e, SysrootError::EtcConflict { path, .. } if path == "conf.d"),
+            "{e}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(d.path().join("ostree/deploy/os/deploy"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [first.name(), format!("{}.origin", first.name())]);
+        assert_eq!(s.deployments(), std::slice::from_ref(&first));
+    }
 }

@@ -492,4 +492,137 @@ mod tests {
         assert!(new.join("d/gone").exists());
         assert!(!new.join("added").exists());
     }
+
+    fn mode(p: &Path) -> u32 {
+        sfs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// A directory added locally is listed with everything below it, and
+    /// arrives whole, modes included.
+    #[test]
+    fn a_local_directory_tree_is_added_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi, new) = (t.path().join("o"), t.path().join("m"), t.path().join("n"));
+        for root in [&orig, &modi, &new] {
+            write(root, "base", "b");
+        }
+        write(&modi, "app/conf/a.conf", "a");
+        write(&modi, "app/b.conf", "b");
+        sfs::set_permissions(modi.join("app/conf"), sfs::Permissions::from_mode(0o750)).unwrap();
+        sfs::set_permissions(modi.join("app/b.conf"), sfs::Permissions::from_mode(0o640)).unwrap();
+        symlink("conf/a.conf", modi.join("app/link")).unwrap();
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        assert_eq!(
+            d.added,
+            [
+                "app",
+                "app/b.conf",
+                "app/conf",
+                "app/conf/a.conf",
+                "app/link"
+            ]
+        );
+        assert!(d.modified.is_empty() && d.removed.is_empty(), "{d:?}");
+        apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap();
+        assert_eq!(sfs::read_to_string(new.join("app/link")).unwrap(), "a");
+        assert_eq!(
+            sfs::read_link(new.join("app/link")).unwrap(),
+            Path::new("conf/a.conf")
+        );
+        assert_eq!(mode(&new.join("app/conf")), 0o750);
+        assert_eq!(mode(&new.join("app/b.conf")), 0o640);
+        assert_eq!(sfs::read_to_string(new.join("base")).unwrap(), "b");
+    }
+
+    /// A file turned into a symlink locally (or the reverse) is a
+    /// modification, and the local kind wins.
+    #[test]
+    fn a_changed_file_type_is_a_modification() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi, new) = (t.path().join("o"), t.path().join("m"), t.path().join("n"));
+        write(&orig, "resolv.conf", "nameserver 1.1.1.1\n");
+        write(&new, "resolv.conf", "nameserver 9.9.9.9\n");
+        sfs::create_dir_all(&modi).unwrap();
+        symlink("/run/resolv.conf", modi.join("resolv.conf")).unwrap();
+        symlink("a", orig.join("was-link")).unwrap();
+        symlink("a", new.join("was-link")).unwrap();
+        write(&modi, "was-link", "now a file");
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        assert_eq!(d.modified, ["resolv.conf", "was-link"]);
+        apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap();
+        assert_eq!(
+            sfs::read_link(new.join("resolv.conf")).unwrap(),
+            Path::new("/run/resolv.conf")
+        );
+        let m = sfs::symlink_metadata(new.join("was-link")).unwrap();
+        assert!(m.is_file());
+        assert_eq!(
+            sfs::read_to_string(new.join("was-link")).unwrap(),
+            "now a file"
+        );
+    }
+
+    /// A directory deleted locally is one removal, and goes from the new
+    /// /etc whole, even with new defaults in it; a removal the new
+    /// defaults no longer have is no error.
+    #[test]
+    fn a_locally_deleted_directory_goes_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi, new) = (t.path().join("o"), t.path().join("m"), t.path().join("n"));
+        for root in [&orig, &modi, &new] {
+            write(root, "keep", "k");
+        }
+        write(&orig, "cron.d/job", "j");
+        write(&orig, "cron.d/sub/x", "x");
+        write(&orig, "gone-upstream", "g");
+        write(&new, "cron.d/job", "j2");
+        write(&new, "cron.d/new-job", "n");
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        assert_eq!(d.removed, ["cron.d", "gone-upstream"]);
+        apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap();
+        assert!(sfs::symlink_metadata(new.join("cron.d")).is_err());
+        assert_eq!(sfs::read_to_string(new.join("keep")).unwrap(), "k");
+    }
+
+    /// The reverse conflict: a local directory where the new default is a
+    /// file; nothing is applied.
+    #[test]
+    fn a_directory_that_became_a_file_is_a_conflict() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi, new) = (t.path().join("o"), t.path().join("m"), t.path().join("n"));
+        write(&orig, "gone", "g");
+        write(&modi, "profile.d/local.sh", "x");
+        write(&new, "profile.d", "now a file");
+        write(&new, "gone", "g");
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        let e = apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap_err();
+        assert!(
+            matches!(&e, SysrootError::EtcConflict { path, .. } if path == "profile.d"),
+            "{e}"
+        );
+        assert!(new.join("gone").exists(), "a removal was applied");
+        assert_eq!(
+            sfs::read_to_string(new.join("profile.d")).unwrap(),
+            "now a file"
+        );
+    }
+
+    /// Only the metadata of a directory whose mode changed locally is
+    /// carried: the new defaults inside it stay.
+    #[test]
+    fn a_directory_mode_change_keeps_the_new_contents() {
+        let t = tempfile::tempdir().unwrap();
+        let (orig, modi, new) = (t.path().join("o"), t.path().join("m"), t.path().join("n"));
+        for root in [&orig, &modi] {
+            write(root, "ssl/old", "o");
+        }
+        write(&new, "ssl/old", "o");
+        write(&new, "ssl/new", "n");
+        sfs::set_permissions(modi.join("ssl"), sfs::Permissions::from_mode(0o700)).unwrap();
+        let d = diff(dir(&orig).as_fd(), dir(&modi).as_fd()).unwrap();
+        assert_eq!(d.modified, ["ssl"]);
+        apply(&d, dir(&modi).as_fd(), dir(&new).as_fd()).unwrap();
+        assert_eq!(mode(&new.join("ssl")), 0o700);
+        assert_eq!(sfs::read_to_string(new.join("ssl/new")).unwrap(), "n");
+    }
 }

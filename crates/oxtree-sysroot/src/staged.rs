@@ -197,9 +197,10 @@ impl Sysroot {
 
 #[cfg(test)]
 mod tests {
-    use super::{FinalizeOutcome, STAGED_LOCK};
+    use super::{FinalizeOutcome, FAILURE_STAMP, STAGED_FILE, STAGED_LOCK};
     use crate::test_fixture::{commit, sysroot};
     use crate::{DeployOptions, SysrootError};
+    use rustix::fd::AsFd;
 
     #[test]
     fn stage_then_finalize_honours_the_lock() {
@@ -242,5 +243,175 @@ mod tests {
             s.finalize_staged().unwrap(),
             FinalizeOutcome::NothingStaged
         ));
+    }
+
+    fn opts() -> DeployOptions {
+        DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        }
+    }
+
+    /// A sysroot with version 1 deployed and version 2 staged under the
+    /// run directory `DIR/run`.
+    fn staged_sysroot(
+        extra2: &[(&str, &str)],
+    ) -> (tempfile::TempDir, crate::Sysroot, crate::Deployment) {
+        let (d, mut s) = sysroot();
+        commit(&s, "1", &[]);
+        s.deploy("os/main", &opts()).unwrap();
+        commit(&s, "2", extra2);
+        s.set_run_dir(&d.path().join("run")).unwrap();
+        let staged = s
+            .stage("os/main", &opts(), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (d, s, staged)
+    }
+
+    fn reopen(d: &std::path::Path) -> Result<crate::Sysroot, SysrootError> {
+        let mut s = crate::Sysroot::open(d)?;
+        s.set_run_dir(&d.join("run"))?;
+        Ok(s)
+    }
+
+    #[test]
+    fn the_staged_file_round_trips_through_a_new_sysroot() {
+        let (d, s, staged) = staged_sysroot(&[]);
+        assert!(s.staged().is_some_and(|x| x == &staged));
+        drop(s);
+        let s = reopen(d.path()).unwrap();
+        let read = s.staged().expect("the staged deployment is read back");
+        // Every field, the origin too.
+        assert_eq!(read, &staged);
+        assert_eq!(read.refspec(), Some("os/main"));
+        assert_eq!(read.bootcsum.len(), 64);
+        // Not in the boot list until finalized.
+        assert_eq!(s.deployments().len(), 1);
+        // Another run directory has nothing staged.
+        let mut s = s;
+        s.set_run_dir(&d.path().join("elsewhere")).unwrap();
+        assert!(s.staged().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_staged_file_is_an_error_naming_it() {
+        let (d, s, _) = staged_sysroot(&[]);
+        drop(s);
+        let file = d.path().join("run").join(STAGED_FILE);
+        let good = std::fs::read_to_string(&file).unwrap();
+        let csum_line = good.lines().find(|l| l.starts_with("checksum=")).unwrap();
+        let serial_line = good.lines().find(|l| l.starts_with("serial=")).unwrap();
+        for (what, text) in [
+            ("not a keyfile", "this is not [a keyfile\n".to_string()),
+            ("no checksum", good.replace(&format!("{csum_line}\n"), "")),
+            (
+                "bad checksum",
+                good.replace(csum_line, "checksum=../../etc"),
+            ),
+            ("bad serial", good.replace(serial_line, "serial=x")),
+        ] {
+            std::fs::write(&file, &text).unwrap();
+            match reopen(d.path()) {
+                Err(SysrootError::Invalid(m)) => {
+                    assert!(m.contains(&file.display().to_string()), "{what}: {m}")
+                }
+                Err(e) => panic!("{what}: {e}"),
+                Ok(_) => panic!("{what}: accepted:\n{text}"),
+            }
+        }
+        // One naming another sysroot is not ours: nothing staged.
+        let root = std::fs::canonicalize(d.path()).unwrap();
+        let foreign = good.replace(
+            &format!("sysroot={}", root.display()),
+            "sysroot=/somewhere/else",
+        );
+        assert_ne!(foreign, good);
+        std::fs::write(&file, foreign).unwrap();
+        assert!(reopen(d.path()).unwrap().staged().is_none());
+        // Nor is one whose deployment directory went away.
+        std::fs::write(&file, &good).unwrap();
+        assert!(reopen(d.path()).unwrap().staged().is_some());
+        let s = reopen(d.path()).unwrap();
+        let dep = d.path().join(s.staged().unwrap().relpath());
+        crate::util::set_immutable(
+            crate::util::open_path(s.dir(), &s.staged().unwrap().relpath())
+                .unwrap()
+                .as_fd(),
+            false,
+        )
+        .unwrap();
+        drop(s);
+        std::fs::remove_dir_all(&dep).unwrap();
+        assert!(reopen(d.path()).unwrap().staged().is_none());
+    }
+
+    #[test]
+    fn drop_staged_removes_the_file() {
+        let (d, mut s, _) = staged_sysroot(&[]);
+        let file = d.path().join("run").join(STAGED_FILE);
+        assert!(file.is_file());
+        s.drop_staged().unwrap();
+        assert!(s.staged().is_none());
+        assert!(!file.exists());
+        // Twice is fine.
+        s.drop_staged().unwrap();
+        assert!(matches!(
+            s.finalize_staged().unwrap(),
+            FinalizeOutcome::NothingStaged
+        ));
+    }
+
+    /// /etc is merged at finalization, against the merge deployment as it
+    /// is then: a conflict fails it once (the state is gone, not retried),
+    /// leaves the reason in the failure stamp and the boot entries as they
+    /// were.
+    #[test]
+    fn a_failed_finalization_leaves_a_stamp_and_the_entries() {
+        let (d, mut s, _) = staged_sysroot(&[("usr/etc/conf.d/x", "x\n")]);
+        let etc1 = d.path().join(s.deployments()[0].relpath()).join("etc");
+        // Edited after staging: a local file where the new default has a
+        // directory.
+        std::fs::write(etc1.join("conf.d"), "local\n").unwrap();
+        let loader = std::fs::read_link(d.path().join("boot/loader")).unwrap();
+        let e = s.finalize_staged().unwrap_err();
+        assert!(
+            matches!(&e, SysrootError::EtcConflict { path, .. } if path == "conf.d"),
+            "{e}"
+        );
+        let stamp = std::fs::read_to_string(d.path().join(FAILURE_STAMP)).unwrap();
+        assert!(stamp.contains("conf.d"), "{stamp}");
+        assert!(!d.path().join("run").join(STAGED_FILE).exists());
+        assert!(s.staged().is_none());
+        assert!(matches!(
+            s.finalize_staged().unwrap(),
+            FinalizeOutcome::NothingStaged
+        ));
+        assert_eq!(s.deployments().len(), 1);
+        assert_eq!(
+            std::fs::read_link(d.path().join("boot/loader")).unwrap(),
+            loader
+        );
+    }
+
+    /// Edits made to /etc after staging are carried into the finalized
+    /// deployment.
+    #[test]
+    fn finalization_merges_etc_as_it_is_at_shutdown() {
+        let (d, mut s, staged) = staged_sysroot(&[]);
+        let etc1 = d.path().join(s.deployments()[0].relpath()).join("etc");
+        std::fs::write(etc1.join("hostname"), "late edit\n").unwrap();
+        match s.finalize_staged().unwrap() {
+            FinalizeOutcome::Done(r) => {
+                let etc = r.etc.expect("an /etc merge at finalization");
+                assert_eq!(etc.modified, ["hostname"]);
+            }
+            _ => panic!("not finalized"),
+        }
+        let etc2 = d.path().join(staged.relpath()).join("etc");
+        assert_eq!(
+            std::fs::read_to_string(etc2.join("hostname")).unwrap(),
+            "late edit\n"
+        );
+        assert!(s.deployments()[0].same(&staged));
     }
 }

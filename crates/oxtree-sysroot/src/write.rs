@@ -692,4 +692,137 @@ mod tests {
             .collect::<String>();
         assert_eq!(text.matches("console=ttyS0").count(), 2, "{text}");
     }
+
+    fn os() -> DeployOptions {
+        DeployOptions {
+            osname: Some("os".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The `ostree/B/S/I` refs, sorted: (name, commit).
+    fn deploy_refs(s: &crate::Sysroot) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = s
+            .repo()
+            .list_refs()
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("ostree/"))
+            .map(|(n, c)| (n, c.to_hex()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Entry files are named and titled as ostree's: the default is
+    /// `ostree-N-OS.conf` with the highest version, titles carry the OS
+    /// name and the commit's version and, with two stateroots, the
+    /// stateroot.
+    #[test]
+    fn entries_are_named_titled_and_ordered_as_ostree_does() {
+        let (d, mut s) = sysroot();
+        commit(
+            &s,
+            "1",
+            &[("usr/lib/os-release", "PRETTY_NAME=\"Fixture OS\"\n")],
+        );
+        s.deploy("os/main", &os()).unwrap();
+        commit(
+            &s,
+            "2",
+            &[("usr/lib/os-release", "PRETTY_NAME=\"Fixture OS\"\n")],
+        );
+        s.deploy("os/main", &os()).unwrap();
+        let dir = d.path().join("boot/loader/entries");
+        let read =
+            |n: &str| crate::bls::BlsEntry::parse(&std::fs::read_to_string(dir.join(n)).unwrap());
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["ostree-1-os.conf", "ostree-2-os.conf"]);
+        let (new, old) = (read("ostree-2-os.conf"), read("ostree-1-os.conf"));
+        assert_eq!(new.get("title"), Some("Fixture OS 2 (ostree:0)"));
+        assert_eq!(new.get("version"), Some("2"));
+        assert_eq!(old.get("title"), Some("Fixture OS 1 (ostree:1)"));
+        assert_eq!(old.get("version"), Some("1"));
+        // A second stateroot: titles name it.
+        s.init_stateroot("other").unwrap();
+        s.deploy(
+            "os/main",
+            &DeployOptions {
+                osname: Some("other".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let e = read("ostree-3-other.conf");
+        assert_eq!(e.get("title"), Some("Fixture OS 2 (ostree:other:0)"));
+    }
+
+    /// Rewriting the same list (same entries) swaps only the
+    /// subbootversion: `ostree/boot.N` points at the new farm, the refs
+    /// move to it, `boot/loader` stays; a changed list swaps the
+    /// bootversion and drops the refs of removed deployments.
+    #[test]
+    fn the_same_entries_swap_only_the_subbootversion() {
+        let (d, mut s) = sysroot();
+        let c1 = commit(&s, "1", &[]);
+        s.deploy("os/main", &os()).unwrap();
+        let c2 = commit(&s, "2", &[("usr/share/two", "2\n")]);
+        s.deploy("os/main", &os()).unwrap();
+        let (bv, sub) = (s.bootversion(), s.subbootversion());
+        let loader = std::fs::read_link(d.path().join("boot/loader")).unwrap();
+        assert_eq!(
+            deploy_refs(&s),
+            [
+                (format!("ostree/{bv}/{sub}/0"), c2.to_hex()),
+                (format!("ostree/{bv}/{sub}/1"), c1.to_hex()),
+            ]
+        );
+        let w = s.write_deployments(s.deployments().to_vec()).unwrap();
+        assert!(!w.bootconfig_swap);
+        assert_eq!((w.bootversion, w.subbootversion), (bv, 1 - sub));
+        assert_eq!(
+            std::fs::read_link(d.path().join("boot/loader")).unwrap(),
+            loader
+        );
+        assert_eq!(
+            std::fs::read_link(d.path().join(format!("ostree/boot.{bv}")))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            format!("boot.{bv}.{}", 1 - sub)
+        );
+        assert!(!d.path().join(format!("ostree/boot.{bv}.{sub}")).exists());
+        assert_eq!(
+            deploy_refs(&s),
+            [
+                (format!("ostree/{bv}/{}/0", 1 - sub), c2.to_hex()),
+                (format!("ostree/{bv}/{}/1", 1 - sub), c1.to_hex()),
+            ]
+        );
+        // The farm's links lead to the deployments.
+        for dep in s.deployments() {
+            let link = d.path().join(format!(
+                "ostree/boot.{bv}/os/{}/{}",
+                dep.bootcsum, dep.bootserial
+            ));
+            assert!(link.join("usr/bin/tool").is_file(), "{}", link.display());
+        }
+        // One deployment less: a new bootversion, one ref.
+        let w = s.write_deployments(s.deployments()[..1].to_vec()).unwrap();
+        assert!(w.bootconfig_swap);
+        assert_eq!(w.count_change, -1);
+        assert_ne!(w.bootversion, bv);
+        assert_eq!(
+            deploy_refs(&s),
+            [(
+                format!("ostree/{}/{}/0", w.bootversion, w.subbootversion),
+                c2.to_hex()
+            )]
+        );
+        assert!(!d.path().join(format!("boot/loader.{bv}")).exists());
+    }
 }
