@@ -13,6 +13,8 @@
 //! repository served on 127.0.0.1 by python's http.server, which can be
 //! made slow per object.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
+use cli::OX;
 
 /// The fake OS 1.0 committed to the remote and deployed from it.
 const FAKEOS_SETUP: &str = r#"
@@ -81,13 +83,7 @@ impl Agent {
     /// An agent on a sysroot that `setup` (shell, after `vars` and the
     /// sysroot prelude; `$PORT` is the remote server's port) prepared.
     fn start_with(extra: &str, tls_port: Option<u16>, vars: &str, setup: &str) -> Agent {
-        for b in sysroot::TOOLS.iter().chain(&["python3", "nsenter"]) {
-            ns::require(b);
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("oxtree-agent-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
+        let dir = sysroot::scratch("oxtree-agent-", &["python3", "nsenter"]);
         let d = dir.path();
         std::fs::create_dir_all(d.join("remote")).unwrap();
         std::fs::write(d.join("slow.py"), SLOW_SERVER_PY).unwrap();

@@ -19,6 +19,8 @@
 
 #[path = "support/apt_repo.rs"]
 mod apt_repo;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
@@ -42,7 +44,7 @@ fn oxtree() -> &'static str {
     env!("CARGO_BIN_EXE_oxtree")
 }
 
-use host_base::ox as run;
+use cli::ox as run;
 
 /// A child process of this test, killed by its own pid on drop.
 struct Guard(Child);

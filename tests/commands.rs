@@ -403,7 +403,7 @@ fn export_tar_matches_ostree() {
         ok(tool, &r, &args);
         let out = d.path().join(format!("{name}-x"));
         fs::create_dir(&out).unwrap();
-        sh(
+        system(
             "tar",
             &[
                 "--xattrs",
@@ -415,7 +415,7 @@ fn export_tar_matches_ostree() {
                 out.to_str().unwrap(),
             ],
         );
-        let list = sh("tar", &["--numeric-owner", "-tvf", tarf.to_str().unwrap()]).stdout;
+        let list = system("tar", &["--numeric-owner", "-tvf", tarf.to_str().unwrap()]).stdout;
         listings.push((out, list));
     }
     // The exported tree is the committed tree, minus xattrs: ostree 2022.7's

@@ -424,7 +424,7 @@ fn commit_from_tarball() {
     let tree = d.path().join("tree");
     odd_tree_opts(&tree, false, false);
     let tarf = d.path().join("tree.tar");
-    sh(
+    system(
         "tar",
         &[
             "--xattrs",
@@ -486,7 +486,7 @@ fn commit_rejects_what_ostree_rejects() {
     let d = scratch();
     let tree = d.path().join("tree");
     simple_tree(&tree, "fifo");
-    sh("mkfifo", &[tree.join("pipe").to_str().unwrap()]);
+    system("mkfifo", &[tree.join("pipe").to_str().unwrap()]);
     let missing = d.path().join("does-not-exist");
     for mode in ["archive", "bare-user-only"] {
         let sub = d.path().join(mode);
@@ -601,7 +601,7 @@ fn commit_cpio_and_filtered_archives() {
     fs::write(tree.join("usr/lib/empty"), "").unwrap();
     let cpio = d.path().join("tree.cpio");
     let tgz = d.path().join("tree.tar.gz");
-    let o = sh(
+    let o = system(
         "sh",
         &[
             "-c",
@@ -613,7 +613,7 @@ fn commit_cpio_and_filtered_archives() {
         ],
     );
     assert!(o.success(), "{o:?}");
-    let o = sh(
+    let o = system(
         "tar",
         &[
             "-C",

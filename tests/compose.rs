@@ -6,6 +6,8 @@
 //! (tests/support/host_base.rs). The composes run one at a time (the library
 //! locks the cache directory; the mutex here keeps the CPU for one).
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
@@ -13,12 +15,12 @@ mod host_base;
 #[path = "support/ns.rs"]
 mod ns;
 
+use cli::{ok_cmd, output, repo_cmd, OX};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 const CACHE: &str = "/var/cache/oxtree-tests/apt";
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -35,35 +37,8 @@ fn scratch() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap()
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ox(repo: &Path) -> Command {
-    let mut c = Command::new(OX);
-    c.arg(format!("--repo={}", repo.display()));
-    c
-}
-
-fn ostree(repo: &Path) -> Command {
-    let mut c = Command::new("ostree");
-    c.arg(format!("--repo={}", repo.display()));
-    c
-}
-
 fn init(repo: &Path, mode: &str) {
-    ok(ox(repo).args(["init", &format!("--mode={mode}")]));
+    ok_cmd(repo_cmd(OX, repo).args(["init", &format!("--mode={mode}")]));
 }
 
 fn write_treefile(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -75,9 +50,11 @@ fn write_treefile(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Compose; returns (exit status ok, stdout checksum or "", stderr).
 fn compose(repo: &Path, treefile: &Path) -> (bool, String, String) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(ox(repo)
-        .args(["compose", "tree", &format!("--cachedir={CACHE}")])
-        .arg(treefile));
+    let out = output(
+        repo_cmd(OX, repo)
+            .args(["compose", "tree", &format!("--cachedir={CACHE}")])
+            .arg(treefile),
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -138,13 +115,13 @@ fn host_image_layout() {
     ns::require("lsinitramfs");
     let d = scratch();
     let repo = host_base::repo();
-    let csum = ok(ox(&repo).args(["rev-parse", host_base::REF]))
+    let csum = ok_cmd(repo_cmd(OX, &repo).args(["rev-parse", host_base::REF]))
         .trim()
         .to_string();
 
     // The real ostree reads the repository.
-    ok(ostree(&repo).args(["fsck", "-q"]));
-    let ls = ok(ostree(&repo).args(["ls", "-R", &csum, "/usr/lib/modules"]));
+    ok_cmd(repo_cmd("ostree", &repo).args(["fsck", "-q"]));
+    let ls = ok_cmd(repo_cmd("ostree", &repo).args(["ls", "-R", &csum, "/usr/lib/modules"]));
     let kver = ls
         .lines()
         .find_map(|l| {
@@ -171,17 +148,17 @@ fn host_image_layout() {
         // postprocess: `systemctl enable ssh.service`
         "/usr/etc/systemd/system/multi-user.target.wants/ssh.service",
     ] {
-        ok(ostree(&repo).args(["ls", &csum, f]));
+        ok_cmd(repo_cmd("ostree", &repo).args(["ls", &csum, f]));
     }
-    let root_ls = ok(ostree(&repo).args(["ls", &csum, "/"]));
+    let root_ls = ok_cmd(repo_cmd("ostree", &repo).args(["ls", &csum, "/"]));
     assert!(root_ls.contains("/root -> var/roothome"), "{root_ls}");
     assert!(
         !root_ls.contains(" /etc"),
         "/etc must be in /usr/etc:\n{root_ls}"
     );
-    let boot_ls = ok(ostree(&repo).args(["ls", &csum, "/boot"]));
+    let boot_ls = ok_cmd(repo_cmd("ostree", &repo).args(["ls", &csum, "/boot"]));
     assert_eq!(boot_ls.lines().count(), 1, "boot must be empty:\n{boot_ls}");
-    let cat = |p: &str| ok(ostree(&repo).args(["cat", &csum, p]));
+    let cat = |p: &str| ok_cmd(repo_cmd("ostree", &repo).args(["cat", &csum, p]));
     // add-files, postprocess (`passwd -l root`), kernel-args.
     assert_eq!(
         cat("/usr/etc/systemd/network/20-wired.network"),
@@ -203,29 +180,37 @@ fn host_image_layout() {
         .contains("L /var/lib/dpkg - - - - ../../usr/share/dpkg/database"));
     // No policy-rc.d left behind by the sandbox.
     assert!(
-        !run(ostree(&repo).args(["ls", &csum, "/usr/sbin/policy-rc.d"]))
+        !output(repo_cmd("ostree", &repo).args(["ls", &csum, "/usr/sbin/policy-rc.d"]))
             .status
             .success()
     );
 
     // Commit metadata.
-    let show = ok(ostree(&repo).args(["show", "--print-metadata-key=ostree.linux", &csum]));
+    let show = ok_cmd(repo_cmd("ostree", &repo).args([
+        "show",
+        "--print-metadata-key=ostree.linux",
+        &csum,
+    ]));
     assert_eq!(show.trim(), format!("'{kver}'"));
-    let b = ok(ostree(&repo).args(["show", "--print-metadata-key=ostree.bootable", &csum]));
+    let b = ok_cmd(repo_cmd("ostree", &repo).args([
+        "show",
+        "--print-metadata-key=ostree.bootable",
+        &csum,
+    ]));
     assert_eq!(b.trim(), "true");
-    let v = ok(ostree(&repo).args(["show", "--print-metadata-key=version", &csum]));
+    let v = ok_cmd(repo_cmd("ostree", &repo).args(["show", "--print-metadata-key=version", &csum]));
     assert_eq!(v.trim(), "'1'");
 
     // The initramfs runs the small oxtree-prepare-root, not all of oxtree.
     let initrd = d.path().join("initramfs.img");
-    let data = run(ostree(&repo).args([
+    let data = output(repo_cmd("ostree", &repo).args([
         "cat",
         &csum,
         &format!("/usr/lib/modules/{kver}/initramfs.img"),
     ]))
     .stdout;
     std::fs::write(&initrd, data).unwrap();
-    let list = ok(Command::new("lsinitramfs").arg(&initrd));
+    let list = ok_cmd(Command::new("lsinitramfs").arg(&initrd));
     assert!(
         list.lines().any(|l| l == "usr/bin/oxtree-prepare-root"),
         "no oxtree-prepare-root in initramfs"
@@ -240,7 +225,7 @@ fn host_image_layout() {
     );
 
     // db list shows the packages.
-    let db = ok(ox(&repo).args(["db", "list", &csum]));
+    let db = ok_cmd(repo_cmd(OX, &repo).args(["db", "list", &csum]));
     for p in [
         "podman",
         "openssh-server",
@@ -254,8 +239,10 @@ fn host_image_layout() {
             "{p} missing from db list:\n{db}"
         );
     }
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(ox(&repo).args(["db", "list", "--json", &csum]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok_cmd(
+        repo_cmd(OX, &repo).args(["db", "list", "--json", &csum]),
+    ))
+    .unwrap();
     assert_eq!(json["commit"], csum.as_str());
     assert!(json["packages"]
         .as_array()
@@ -273,11 +260,15 @@ fn same_treefile_same_commit() {
     let tf = write_treefile(d.path(), "min.toml", MIN);
     let second = compose_ok(&repo, &tf);
     assert_eq!(*first, second, "composing twice gave different commits");
-    ok(ostree(&repo).arg("fsck"));
+    ok_cmd(repo_cmd("ostree", &repo).arg("fsck"));
     // No ostree.bootable without a kernel.
-    let show = ok(ostree(&repo).args(["show", &second]));
+    let show = ok_cmd(repo_cmd("ostree", &repo).args(["show", &second]));
     assert!(show.contains("Version: 1.0"), "{show}");
-    let md = run(ostree(&repo).args(["show", "--print-metadata-key=ostree.bootable", &second]));
+    let md = output(repo_cmd("ostree", &repo).args([
+        "show",
+        "--print-metadata-key=ostree.bootable",
+        &second,
+    ]));
     assert!(!md.status.success());
 }
 
@@ -296,7 +287,7 @@ version = "1.1"
 "#,
     );
     let ip = compose_ok(&repo, &tf);
-    let out = ok(ox(&repo).args(["db", "diff", base, &ip]));
+    let out = ok_cmd(repo_cmd(OX, &repo).args(["db", "diff", base, &ip]));
     let added: Vec<&str> = out
         .split("Added:\n")
         .nth(1)
@@ -308,7 +299,7 @@ version = "1.1"
     assert!(added.contains(&"iproute2"), "{out}");
     assert!(added.contains(&"libmnl0"), "iproute2's dependencies: {out}");
     assert!(!out.contains("Removed:"), "{out}");
-    let j: serde_json::Value = serde_json::from_str(&ok(ox(&repo).args([
+    let j: serde_json::Value = serde_json::from_str(&ok_cmd(repo_cmd(OX, &repo).args([
         "db",
         "diff",
         "--json",
@@ -325,7 +316,7 @@ version = "1.1"
     assert!(names.contains(&"iproute2"), "{j}");
     assert!(j["removed"].as_array().unwrap().is_empty(), "{j}");
     // The reverse direction removes them.
-    let rev = ok(ox(&repo).args(["db", "diff", "debian/test/ip", "debian/test/min"]));
+    let rev = ok_cmd(repo_cmd(OX, &repo).args(["db", "diff", "debian/test/ip", "debian/test/min"]));
     assert!(
         rev.contains("Removed:\n") && rev.contains("  iproute2 "),
         "{rev}"
@@ -342,9 +333,11 @@ fn bad_treefiles_fail_clearly_and_keep_the_ref() {
     let tree = d.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
     std::fs::write(tree.join("f"), "x").unwrap();
-    let before = ok(ox(&repo)
-        .args(["commit", "-b", "debian/test/bad", "--timestamp=2020-01-01"])
-        .arg(&tree))
+    let before = ok_cmd(
+        repo_cmd(OX, &repo)
+            .args(["commit", "-b", "debian/test/bad", "--timestamp=2020-01-01"])
+            .arg(&tree),
+    )
     .trim()
     .to_string();
     let cases = [
@@ -387,7 +380,7 @@ fn bad_treefiles_fail_clearly_and_keep_the_ref() {
         let parse_error = !name.starts_with("no-such") && !name.starts_with("excluded");
         assert!(err.contains(name) || !parse_error, "{name}: {err}");
         assert_eq!(
-            ok(ox(&repo).args(["rev-parse", "debian/test/bad"])).trim(),
+            ok_cmd(repo_cmd(OX, &repo).args(["rev-parse", "debian/test/bad"])).trim(),
             before,
             "{name}: ref moved"
         );
@@ -404,9 +397,11 @@ fn installable_checkout_takes_apt_and_goes_back() {
     let repo = d.join("repo");
     let co = scratch();
     let dir = co.path().join("root");
-    ok(ostree(&repo)
-        .args(["checkout", "--force-copy", base])
-        .arg(&dir));
+    ok_cmd(
+        repo_cmd("ostree", &repo)
+            .args(["checkout", "--force-copy", base])
+            .arg(&dir),
+    );
     to_installable(&dir).unwrap();
     assert!(dir.join("etc/apt").is_dir());
     assert!(dir.join("var/lib/dpkg/status").is_file());
@@ -431,7 +426,11 @@ fn installable_checkout_takes_apt_and_goes_back() {
         )
         .unwrap();
     }
-    let before = ok(ostree(&repo).args(["cat", base, "/usr/lib/tmpfiles.d/oxtree-var.conf"]));
+    let before = ok_cmd(repo_cmd("ostree", &repo).args([
+        "cat",
+        base,
+        "/usr/lib/tmpfiles.d/oxtree-var.conf",
+    ]));
     let rep = to_deployable(&dir).unwrap();
     assert_eq!(rep.kernel, None);
     assert!(!dir.join("etc").exists());
@@ -461,8 +460,8 @@ fn installable_checkout_takes_apt_and_goes_back() {
         Some(base_sum),
     )
     .unwrap();
-    ok(ostree(&repo).arg("fsck"));
-    let out = ok(ox(&repo).args(["db", "diff", base, &c.to_string()]));
+    ok_cmd(repo_cmd("ostree", &repo).arg("fsck"));
+    let out = ok_cmd(repo_cmd(OX, &repo).args(["db", "diff", base, &c.to_string()]));
     assert!(
         out.contains("Added:\n") && out.contains("  iproute2 "),
         "{out}"

@@ -8,6 +8,8 @@
 
 #[path = "support/apt_repo.rs"]
 mod apt_repo;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
@@ -21,52 +23,15 @@ mod registry;
 #[path = "support/sysroot.rs"]
 mod sysroot;
 
+use cli::{check, fails, ok, ok_cmd, OX};
 use net::require;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
-
-#[track_caller]
-fn check(what: &str, o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ox(repo: &Path, args: &[&str]) -> String {
-    let o = Command::new(OX)
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
-        .unwrap();
-    check(&format!("oxtree {args:?}"), o)
-}
-
-#[track_caller]
-fn ox_fails(repo: &Path, args: &[&str]) -> String {
-    let o = Command::new(OX)
-        .arg(format!("--repo={}", repo.display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        !o.status.success(),
-        "oxtree {args:?} unexpectedly succeeded"
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::process::Command;
 
 #[track_caller]
 fn tool(bin: &str, args: &[&str]) -> String {
-    let o = Command::new(require(bin)).args(args).output().unwrap();
-    check(&format!("{bin} {args:?}"), o)
+    ok_cmd(Command::new(require(bin)).args(args))
 }
 
 /// podman with a private storage under `pm`: its stdout.
@@ -89,7 +54,7 @@ fn podman_in(pm: &Path, args: &[&str]) -> String {
 fn encapsulate(repo: &Path, rev: &str, image: &str, extra: &[&str]) -> Value {
     let mut args = vec!["container", "encapsulate", "--json", "-q", rev, image];
     args.extend_from_slice(extra);
-    serde_json::from_str(&ox(repo, &args)).unwrap()
+    serde_json::from_str(&ok(OX, repo, &args)).unwrap()
 }
 
 fn write(root: &Path, rel: &str, data: &str) {
@@ -154,7 +119,8 @@ fn make_tree(root: &Path, packages: &[(&str, &str, usize)]) {
 }
 
 fn commit(repo: &Path, tree: &Path, version: &str) -> String {
-    let out = ox(
+    let out = ok(
+        OX,
         repo,
         &[
             "commit",
@@ -182,7 +148,7 @@ fn packages(n: usize) -> Vec<(String, String, usize)> {
 fn setup(dir: &Path, pkgs: &[(String, String, usize)], version: &str) -> (PathBuf, String) {
     let repo = dir.join("repo");
     if !repo.exists() {
-        ox(&repo, &["init", "--mode=archive"]);
+        ok(OX, &repo, &["init", "--mode=archive"]);
     }
     let tree = dir.join(format!("tree-{version}"));
     let refs: Vec<(&str, &str, usize)> = pkgs
@@ -332,7 +298,8 @@ fn small_commit_to_oci_layout_archive_and_back() {
     let dest = d.join("from-archive");
     let pulled = pull(&dest, &format!("ostree-unverified-image:{archive}"), &[]);
     assert_eq!(pulled["commit"], commit.as_str());
-    let e = ox_fails(
+    let e = fails(
+        OX,
         &dest,
         &[
             "container",
@@ -344,9 +311,10 @@ fn small_commit_to_oci_layout_archive_and_back() {
     assert!(e.contains("no manifest tagged \"nope\""), "{e}");
 
     // Bad requests are refused.
-    let e = ox_fails(&repo, &["container", "encapsulate", "test/os", "ftp:x"]);
+    let e = fails(OX, &repo, &["container", "encapsulate", "test/os", "ftp:x"]);
     assert!(e.contains("unknown transport"), "{e}");
-    let e = ox_fails(
+    let e = fails(
+        OX,
         &repo,
         &[
             "container",
@@ -359,7 +327,8 @@ fn small_commit_to_oci_layout_archive_and_back() {
     assert!(e.contains("--max-layers"), "{e}");
     let bad = d.join("bad.json");
     std::fs::write(&bad, "{").unwrap();
-    let e = ox_fails(
+    let e = fails(
+        OX,
         &repo,
         &[
             "container",
@@ -442,7 +411,8 @@ fn tls_registry_needs_its_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, _) = setup(tmp.path(), &packages(4), "1");
     let image = format!("docker://{}/oxtree/small:v1", reg.addr);
-    let e = ox_fails(
+    let e = fails(
+        OX,
         &repo,
         &["container", "encapsulate", "-q", "test/os", &image],
     );
@@ -532,7 +502,9 @@ fn host_base_to_a_registry_then_podman() {
     podman(&["rmi", "-a"]);
 
     // Pulled back: the very commit.
-    let base = ox(&repo, &["rev-parse", host_base::REF]).trim().to_string();
+    let base = ok(OX, &repo, &["rev-parse", host_base::REF])
+        .trim()
+        .to_string();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let reg_ref = format!("ostree-unverified-registry:{}/oxtree/host:v1", reg.addr);
@@ -553,7 +525,11 @@ fn host_base_to_a_registry_then_podman() {
     assert!(st.success(), "cp -al of the host base");
     let overlay = tmp.path().join("overlay");
     let db = "usr/share/dpkg/database";
-    let mut status = ox(&work, &["cat", host_base::REF, &format!("/{db}/status")]);
+    let mut status = ok(
+        OX,
+        &work,
+        &["cat", host_base::REF, &format!("/{db}/status")],
+    );
     status.push_str(
         "\nPackage: oxtree-extra\nStatus: install ok installed\nArchitecture: all\n\
          Installed-Size: 8\nVersion: 1\nDescription: a package added by the test\n",
@@ -569,7 +545,8 @@ fn host_base_to_a_registry_then_podman() {
         "usr/share/oxtree-extra/data",
         &"extra\n".repeat(1000),
     );
-    let v2 = ox(
+    let v2 = ok(
+        OX,
         &work,
         &[
             "commit",
@@ -623,7 +600,7 @@ fn host_base_to_a_registry_then_podman() {
         pulled2["layers-fetched"].as_u64().unwrap() <= 3,
         "{pulled2}"
     );
-    let fsck = ox(&dest, &["fsck"]);
+    let fsck = ok(OX, &dest, &["fsck"]);
     assert!(fsck.contains("no errors"), "{fsck}");
     eprintln!(
         "host image: {} layers; one more package changed {} of them; the pull of v2 fetched {}",
@@ -711,23 +688,28 @@ fn derived_image_built_by_podman_deploys() {
         d["derived-dropped"].as_u64().unwrap() > 0,
         "apt left nothing in /var? {d}"
     );
-    let base = ox(&repo, &["rev-parse", host_base::REF]);
+    let base = ok(OX, &repo, &["rev-parse", host_base::REF]);
     assert_eq!(d["commit"], base.trim(), "{d}");
     let deploy = d["deploy-commit"].as_str().unwrap().to_string();
     assert_ne!(deploy, base.trim());
-    let ls = ox(
+    let ls = ok(
+        OX,
         &dest,
         &["ls", &deploy, "/usr/bin/nano", "/usr/etc/oxtree-derived"],
     );
     assert!(ls.contains("/usr/bin/nano"), "{ls}");
-    let status = ox(&dest, &["cat", &deploy, "/usr/share/dpkg/database/status"]);
+    let status = ok(
+        OX,
+        &dest,
+        &["cat", &deploy, "/usr/share/dpkg/database/status"],
+    );
     assert!(
         status.contains("\nPackage: nano\n"),
         "nano not in the dpkg database"
     );
-    let var = ox(&dest, &["ls", &deploy, "/var"]);
+    let var = ok(OX, &dest, &["ls", &deploy, "/var"]);
     assert_eq!(var.lines().count(), 1, "/var should be empty: {var}");
-    assert!(ox(&dest, &["fsck"]).contains("no errors"));
+    assert!(ok(OX, &dest, &["fsck"]).contains("no errors"));
 
     // A sysroot switches to the derived image and deploys it.
     let script = format!(
@@ -762,11 +744,11 @@ $OX admin status --sysroot=$S --run-dir=$R | grep -E 'Version|ostree-unverified'
 /// Pull `image` into `repo` (created if need be); the JSON result.
 fn pull(repo: &Path, image: &str, extra: &[&str]) -> Value {
     if !repo.exists() {
-        ox(repo, &["init", "--mode=bare-user"]);
+        ok(OX, repo, &["init", "--mode=bare-user"]);
     }
     let mut args = vec!["container", "image", "pull", "--json", "-q", image];
     args.extend_from_slice(extra);
-    serde_json::from_str(&ox(repo, &args)).unwrap()
+    serde_json::from_str(&ok(OX, repo, &args)).unwrap()
 }
 
 #[test]
@@ -785,21 +767,21 @@ fn pull_recreates_the_commit_and_fetches_only_new_layers() {
     let out = pull(&dest, &imgref, &[]);
     assert_eq!(out["commit"], commit.as_str(), "the same commit: {out}");
     assert_eq!(out["layers-fetched"], n1);
-    let fsck = ox(&dest, &["fsck"]);
+    let fsck = ok(OX, &dest, &["fsck"]);
     assert!(fsck.contains("no errors"), "{fsck}");
     let fsck = tool("ostree", &[&format!("--repo={}", dest.display()), "fsck"]);
     assert!(fsck.contains("no errors"), "{fsck}");
-    let refs = ox(&dest, &["refs"]);
+    let refs = ok(OX, &dest, &["refs"]);
     let blob_refs = refs
         .lines()
         .filter(|r| r.starts_with("ostree/container/blob/sha256_3A_"))
         .count();
     assert_eq!(blob_refs as u64, n1, "{refs}");
     assert!(refs.contains("ostree/container/image/oci_3A_"), "{refs}");
-    let list = ox(&dest, &["container", "image", "list"]);
+    let list = ok(OX, &dest, &["container", "image", "list"]);
     assert_eq!(list.trim(), format!("oci:{}:v1", img.display()));
     // The merge commit's parent is the image's commit; its files are there.
-    let cat = ox(&dest, &["cat", &commit, "/usr/share/pkg3/file0"]);
+    let cat = ok(OX, &dest, &["cat", &commit, "/usr/share/pkg3/file0"]);
     assert_eq!(cat, "pkg3 0\n".repeat(200));
 
     // Again: nothing to fetch. A new version: only its new layers.
@@ -918,7 +900,7 @@ json.dump(idx, open(os.path.join(dst, 'index.json'), 'w'))
         .arg(mode)
         .output()
         .unwrap();
-    check(&format!("tamper {mode}"), o);
+    check(format!("tamper {mode}"), o);
 }
 
 #[test]
@@ -940,8 +922,9 @@ fn pull_refuses_bad_images_and_moves_no_ref() {
         let bad = d.join(mode);
         tamper(&good, &bad, mode);
         let dest = d.join(format!("dest-{mode}"));
-        ox(&dest, &["init", "--mode=bare-user"]);
-        let e = ox_fails(
+        ok(OX, &dest, &["init", "--mode=bare-user"]);
+        let e = fails(
+            OX,
             &dest,
             &[
                 "container",
@@ -952,7 +935,7 @@ fn pull_refuses_bad_images_and_moves_no_ref() {
             ],
         );
         assert!(e.contains(expect), "{mode}: {e}");
-        let refs = ox(&dest, &["refs"]);
+        let refs = ok(OX, &dest, &["refs"]);
         assert!(refs.trim().is_empty(), "{mode}: refs moved: {refs}");
     }
     // And the good one pulls.

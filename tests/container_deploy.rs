@@ -56,15 +56,9 @@ fn layers(v: &Value) -> Vec<(String, String)> {
 fn registry_and_scratch(
     prefix: &str,
 ) -> (registry::Registry, std::path::PathBuf, tempfile::TempDir) {
-    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
-        ns::require(b);
-    }
     let reg = registry::Registry::start(false);
     let log = reg.dir.path().join("registry.log");
-    let scratch = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let scratch = sysroot::scratch(prefix, &["python3"]);
     (reg, log, scratch)
 }
 
@@ -153,8 +147,7 @@ echo "== end"
         addr = reg.addr,
         log = log.display(),
     );
-    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(scratch.path(), &body);
     let reg_log = std::fs::read_to_string(&log).unwrap();
     let d = scratch.path();
     let read = |n: &str| -> Value {
@@ -315,14 +308,8 @@ echo "== end"
 /// the sysroot it deploys.
 #[test]
 fn private_registry_with_auth_json() {
-    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
-        ns::require(b);
-    }
     let reg = registry::Registry::start_with_auth(false, "oxuser", "s3cret:x");
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-image-auth-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let scratch = sysroot::scratch("oxtree-image-auth-", &["python3"]);
     let body = format!(
         r#"
 REG={addr}; B=$D/build
@@ -346,8 +333,7 @@ echo "== end"
 "#,
         addr = reg.addr
     );
-    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(scratch.path(), &body);
     assert!(!out.contains("push without creds worked"), "{out}");
     let a = out.find("== no creds").unwrap();
     let b = out.find("== auth.json").unwrap();
@@ -378,14 +364,8 @@ echo "== end"
 /// store.
 #[test]
 fn bound_images_are_pulled_before_deploy_and_removed_after() {
-    for b in sysroot::TOOLS.iter().chain(&["podman", "busybox"]) {
-        ns::require(b);
-    }
     let reg = registry::Registry::start(false);
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-bound-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let scratch = sysroot::scratch("oxtree-bound-", &["podman", "busybox"]);
     let d = scratch.path();
     // Two versions of a one-binary image, pushed from a private podman
     // storage.
@@ -465,8 +445,7 @@ rm -rf /tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -
 "#,
         addr = reg.addr,
     );
-    let script = format!("{}\n{body}", sysroot::prelude(d));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(d, &body);
     let section = |from: &str, to: &str| -> String {
         let a = out.find(from).unwrap_or_else(|| panic!("{from}: {out}"));
         let b = out[a..].find(to).unwrap_or_else(|| panic!("{to}: {out}")) + a;
@@ -590,8 +569,7 @@ echo "== end"
         addr = reg.addr,
         log = log.display(),
     );
-    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(scratch.path(), &body);
     let reg_log = std::fs::read_to_string(&log).unwrap();
     let read = |n: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(scratch.path().join(n)).unwrap()).unwrap()
@@ -738,8 +716,7 @@ echo "== end"
         addr = reg.addr,
         log = log.display(),
     );
-    let script = format!("{}\n{body}", sysroot::prelude(scratch.path()));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(scratch.path(), &body);
     let reg_log = std::fs::read_to_string(&log).unwrap();
     let (la, lb) = offsets(&out, "first");
     let gets = registry::blob_gets(&reg_log[la..lb], "os");

@@ -11,6 +11,8 @@
 //! and deploys nothing, and verifies again once the content is signed.
 //! Missing tools fail the tests.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/net.rs"]
 mod net;
 #[path = "support/ns.rs"]
@@ -22,46 +24,25 @@ mod sigstore;
 #[path = "support/sysroot.rs"]
 mod sysroot;
 
+use cli::{check, check_fails, output, repo_cmd, OX};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
-
-fn ox(repo: &Path, args: &[&str], policy_env: Option<&Path>) -> Output {
-    let mut c = Command::new(OX);
-    c.arg(format!("--repo={}", repo.display())).args(args);
-    c.env_remove("OXTREE_CONTAINERS_POLICY");
+/// oxtree on `repo` with `OXTREE_CONTAINERS_POLICY` set to `policy_env`,
+/// or unset; its output.
+fn ox_policy(repo: &Path, args: &[&str], policy_env: Option<&Path>) -> Output {
+    let mut c = repo_cmd(OX, repo);
+    c.args(args).env_remove("OXTREE_CONTAINERS_POLICY");
     if let Some(p) = policy_env {
         c.env("OXTREE_CONTAINERS_POLICY", p);
     }
-    c.output().unwrap()
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn fails(o: Output) -> String {
-    assert!(
-        !o.status.success(),
-        "unexpectedly succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    output(&mut c)
 }
 
 /// The container refs of `repo` (image and layer refs), sorted.
 fn container_refs(repo: &Path) -> Vec<String> {
-    let mut v: Vec<String> = ok(ox(repo, &["refs"], None))
+    let mut v: Vec<String> = check("oxtree", ox_policy(repo, &["refs"], None))
         .lines()
         .filter(|l| l.starts_with("ostree/container/"))
         .map(str::to_string)
@@ -123,7 +104,7 @@ fn signed_images_pull_and_refusals() {
 
     // Three versions of a small tree, each pushed by oxtree itself.
     let b = d.join("build");
-    ok(ox(&b, &["init", "--mode=bare-user"], None));
+    check("oxtree", ox_policy(&b, &["init", "--mode=bare-user"], None));
     let tree = d.join("tree");
     std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
     std::fs::create_dir_all(tree.join("usr/etc")).unwrap();
@@ -133,30 +114,36 @@ fn signed_images_pull_and_refusals() {
     let mut image_blobs = Vec::new();
     for v in ["v1", "v2", "v3"] {
         std::fs::write(tree.join("usr/bin/tool"), format!("tool {v}\n").repeat(500)).unwrap();
-        ok(ox(
-            &b,
-            &[
-                "commit",
-                "-b",
-                v,
-                "--timestamp=2024-01-01",
-                tree.to_str().unwrap(),
-            ],
-            None,
-        ));
-        let out = ok(ox(
-            &b,
-            &[
-                "container",
-                "encapsulate",
-                "--json",
-                "-q",
-                "--insecure",
-                v,
-                &format!("docker://{r}/os:{v}"),
-            ],
-            None,
-        ));
+        check(
+            "oxtree",
+            ox_policy(
+                &b,
+                &[
+                    "commit",
+                    "-b",
+                    v,
+                    "--timestamp=2024-01-01",
+                    tree.to_str().unwrap(),
+                ],
+                None,
+            ),
+        );
+        let out = check(
+            "oxtree",
+            ox_policy(
+                &b,
+                &[
+                    "container",
+                    "encapsulate",
+                    "--json",
+                    "-q",
+                    "--insecure",
+                    v,
+                    &format!("docker://{r}/os:{v}"),
+                ],
+                None,
+            ),
+        );
         let j: Value = serde_json::from_str(&out).unwrap();
         digests.push(j["manifest-digest"].as_str().unwrap().to_string());
         image_blobs.push(j["config-digest"].as_str().unwrap().to_string());
@@ -168,18 +155,21 @@ fn signed_images_pull_and_refusals() {
     // v1 again under another tag of the same repository (its signature
     // names os:v1), and under another repository, with no signature.
     for target in ["os:copy", "unsigned:v1"] {
-        ok(ox(
-            &b,
-            &[
-                "container",
-                "encapsulate",
-                "-q",
-                "--insecure",
-                "v1",
-                &format!("docker://{r}/{target}"),
-            ],
-            None,
-        ));
+        check(
+            "oxtree",
+            ox_policy(
+                &b,
+                &[
+                    "container",
+                    "encapsulate",
+                    "-q",
+                    "--insecure",
+                    "v1",
+                    &format!("docker://{r}/{target}"),
+                ],
+                None,
+            ),
+        );
     }
     // os:v1 signed by k1; os:v2 by k2 (not trusted by the policy); os:v3
     // carries a valid k1 signature of v1's manifest (a replay).
@@ -246,10 +236,13 @@ fn signed_images_pull_and_refusals() {
     );
 
     let dest = d.join("dest");
-    ok(ox(&dest, &["init", "--mode=bare-user"], None));
+    check(
+        "oxtree",
+        ox_policy(&dest, &["init", "--mode=bare-user"], None),
+    );
     let signed = |t: &str| format!("ostree-image-signed:docker://{r}/{t}");
     let pull = |image: &str, policy: &Path| {
-        ox(
+        ox_policy(
             &dest,
             &[
                 "container",
@@ -300,7 +293,7 @@ fn signed_images_pull_and_refusals() {
         ("os:v1", &d.join("nonexistent.json"), "nonexistent.json"),
     ];
     for (image, policy, want) in cases {
-        let e = fails(pull(&signed(image), policy));
+        let e = check_fails("oxtree", pull(&signed(image), policy));
         assert!(e.contains(want), "{image} with {}: {e}", policy.display());
         if !want.contains("not supported") && !want.contains("json") && !want.contains("insecure") {
             assert!(
@@ -335,19 +328,22 @@ fn signed_images_pull_and_refusals() {
     }
 
     // (a) The signed image pulls, the policy named by the environment.
-    let out = ok(ox(
-        &dest,
-        &[
-            "container",
-            "image",
-            "pull",
-            "--json",
-            "-q",
-            "--insecure",
-            &signed("os:v1"),
-        ],
-        Some(&p_k1),
-    ));
+    let out = check(
+        "oxtree",
+        ox_policy(
+            &dest,
+            &[
+                "container",
+                "image",
+                "pull",
+                "--json",
+                "-q",
+                "--insecure",
+                &signed("os:v1"),
+            ],
+            Some(&p_k1),
+        ),
+    );
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["manifest-digest"], d1.as_str());
     let sig = j["signature"].as_str().unwrap();
@@ -373,41 +369,50 @@ fn signed_images_pull_and_refusals() {
         .iter()
         .find(|x| x.starts_with("ostree/container/image/"))
         .unwrap();
-    let show = ok(ox(
-        &dest,
-        &[
-            "show",
-            "--print-metadata-key=oxtree.signature-policy",
-            image_ref,
-        ],
-        None,
-    ));
+    let show = check(
+        "oxtree",
+        ox_policy(
+            &dest,
+            &[
+                "show",
+                "--print-metadata-key=oxtree.signature-policy",
+                image_ref,
+            ],
+            None,
+        ),
+    );
     assert!(show.contains(&format!("key {k1p} for {r}/os:v1")), "{show}");
 
     // Other identity rules and key forms accept what they should.
-    ok(pull(&signed("os:copy"), &p_repo));
-    ok(pull(&signed("os:v2"), &p_data));
-    let e = fails(pull(&signed("os:v1"), &p_data));
+    check("oxtree", pull(&signed("os:copy"), &p_repo));
+    check("oxtree", pull(&signed("os:v2"), &p_data));
+    let e = check_fails("oxtree", pull(&signed("os:v1"), &p_data));
     assert!(e.contains("default is \"reject\""), "{e}");
 
     // Unverified references stay unverified whatever the policy says;
     // --policy is for signed references only.
-    ok(ox(
-        &dest,
-        &[
-            "container",
-            "image",
-            "pull",
-            "-q",
-            "--insecure",
+    check(
+        "oxtree",
+        ox_policy(
+            &dest,
+            &[
+                "container",
+                "image",
+                "pull",
+                "-q",
+                "--insecure",
+                &format!("ostree-unverified-registry:{r}/unsigned:v1"),
+            ],
+            Some(&p_reject),
+        ),
+    );
+    let e = check_fails(
+        "oxtree",
+        pull(
             &format!("ostree-unverified-registry:{r}/unsigned:v1"),
-        ],
-        Some(&p_reject),
-    ));
-    let e = fails(pull(
-        &format!("ostree-unverified-registry:{r}/unsigned:v1"),
-        &p_k1,
-    ));
+            &p_k1,
+        ),
+    );
     assert!(
         e.contains("--policy applies to ostree-image-signed:"),
         "{e}"
@@ -443,17 +448,8 @@ fn signed_images_pull_and_refusals() {
 /// deploys it.
 #[test]
 fn a_host_follows_a_signed_image() {
-    for b in sysroot::TOOLS
-        .iter()
-        .chain(&["python3", "openssl", "skopeo"])
-    {
-        ns::require(b);
-    }
     let reg = registry::Registry::start(false);
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-image-signed-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
+    let scratch = sysroot::scratch("oxtree-image-signed-", &["python3", "openssl", "skopeo"]);
     let d = scratch.path();
     sigstore::write_script(d);
     let (k1, k1_pub) = sigstore::keypair(d, "k1");
@@ -517,8 +513,7 @@ echo "== end"
         policy = policy.display(),
         sign_sh = sigstore::SIGN_SH,
     );
-    let script = format!("{}\n{body}", sysroot::prelude(d));
-    let out = ns::run_unshared(&script);
+    let out = sysroot::run_prelude(d, &body);
     let section = |from: &str, to: &str| -> String {
         let a = out.find(from).unwrap_or_else(|| panic!("{from}: {out}"));
         let b = out[a..].find(to).unwrap_or_else(|| panic!("{to}: {out}")) + a;

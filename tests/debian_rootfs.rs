@@ -3,21 +3,13 @@
 //! tools: the same commit checksum in bare-user and archive mode, ostree
 //! fsck accepts oxtree's repository, and `ls -R -C` prints the same tree.
 
+#[path = "support/cli.rs"]
+mod cli;
+
+use cli::{sh, OX};
 use std::path::Path;
-use std::process::Command;
 
 const CACHE: &str = "/var/cache/oxtree-tests/rootfs-minbase";
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Build the rootfs once (about a minute); later runs reuse it.
 fn rootfs() -> &'static str {
@@ -38,7 +30,7 @@ fn rootfs() -> &'static str {
 
 #[test]
 fn debian_rootfs_commits_identically() {
-    let ox = env!("CARGO_BIN_EXE_oxtree");
+    let ox = OX;
     let tree = rootfs();
     let d = tempfile::Builder::new()
         .prefix("oxtree-debian-")

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/etcd.rs"]
 mod etcd;
 #[path = "support/net.rs"]
@@ -36,10 +38,10 @@ mod net;
 #[path = "support/ns.rs"]
 mod ns;
 
+use cli::{ox, sh, OX};
 use etcd::{kvs, Etcd, LockServer};
 use net::{free_port, wait_for_port, Guard};
 
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
 const HOSTS: usize = 5;
 const TTL: u64 = 4;
 
@@ -70,26 +72,6 @@ canary = true
 min_steady = 1
 "#
     )
-}
-
-fn sh(script: &str) {
-    let o = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{script}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn ox(args: &[&str]) -> String {
-    let o = Command::new(OX).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "oxtree {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 /// Commit the tree `d/tree` as VERSION to the release repository.

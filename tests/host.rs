@@ -7,33 +7,29 @@
 //! ext4 image in a private mount namespace; the reboot hook is
 //! `$OXTREE_REBOOT_COMMAND` (`touch FILE`), never a real reboot.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/ns.rs"]
 mod ns;
 #[path = "support/sysroot.rs"]
 mod sysroot;
-use ns::{require, run_unshared};
+use cli::{ox, OX};
 use std::process::{Command, Stdio};
 
-fn run(body: &str) -> String {
-    for b in sysroot::TOOLS.iter().chain(&["python3"]) {
-        require(b);
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("oxtree-host-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let script = format!(
-        "{}\nexport OXTREE_REBOOT_COMMAND=\"touch $D/rebooted\"\n{body}\n",
-        sysroot::prelude(scratch.path())
+fn in_sysroot(body: &str) -> String {
+    let scratch = sysroot::scratch("oxtree-host-", &["python3"]);
+    let stdout = sysroot::run_prelude(
+        scratch.path(),
+        &format!("export OXTREE_REBOOT_COMMAND=\"touch $D/rebooted\"\n{body}\n"),
     );
-    let stdout = run_unshared(&script);
     assert!(!stdout.contains("differs "), "{stdout}");
     stdout
 }
 
 #[test]
 fn reboot_only_after_a_deploy() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 commit 1.0 2024-01-01
 $OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --reboot fakeos/main >/dev/null; echo rc=$?
 rebooted deploy
@@ -58,7 +54,8 @@ $OX admin switch --sysroot=$S --run-dir=$R --reboot fakeos/other 2>/dev/null; ec
 rebooted switch-same
 OXTREE_REBOOT_COMMAND=false $OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --reboot fakeos/main 2>&1 >/dev/null; echo rc=$?
 echo "== end"
-"#);
+"#,
+    );
     let expect = "rc=0\nrebooted deploy\n\
         No update available.\nrc=0\nno-reboot nochange\n\
         rc=0\nno-reboot pull-only\n\
@@ -76,7 +73,8 @@ echo "== end"
 
 #[test]
 fn status_json_is_host_shaped() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 commit 1.0 2024-01-01
 $OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --karg=root=/dev/vda fakeos/main >/dev/null || exit 1
 commit 2.0 2024-02-01
@@ -105,7 +103,8 @@ print("json-ok")
 PY
 $OX admin status --sysroot=$S --run-dir=$R | head -1 | grep -o '(staged)'
 echo "== end"
-"#);
+"#,
+    );
     assert!(out.contains("json-ok\n(staged)\n"), "{out}");
 }
 
@@ -116,26 +115,21 @@ fn cancelled_pull_moves_no_ref() {
     use oxtree_transport::{PullOptions, Remote, TransportError};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let ox = env!("CARGO_BIN_EXE_oxtree");
     let d = tempfile::tempdir().unwrap();
     let (a, b, t) = (d.path().join("a"), d.path().join("b"), d.path().join("t"));
     std::fs::create_dir_all(&t).unwrap();
     for i in 0..64 {
         std::fs::write(t.join(format!("f{i}")), format!("file {i}\n")).unwrap();
     }
-    let sh = |args: &[&str]| {
-        let o = Command::new(ox).args(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {o:?}");
-    };
     let (ar, br, tr) = (
         a.to_str().unwrap(),
         b.to_str().unwrap(),
         t.to_str().unwrap(),
     );
-    sh(&["init", &format!("--repo={ar}"), "--mode=archive"]);
-    sh(&[&format!("--repo={ar}"), "commit", "-b", "main", tr]);
-    sh(&["init", &format!("--repo={br}"), "--mode=bare-user"]);
-    let mut srv = Command::new(ox)
+    ox(&["init", &format!("--repo={ar}"), "--mode=archive"]);
+    ox(&[&format!("--repo={ar}"), "commit", "-b", "main", tr]);
+    ox(&["init", &format!("--repo={br}"), "--mode=bare-user"]);
+    let mut srv = Command::new(OX)
         .args([&format!("--repo={ar}"), "serve"])
         .stdout(Stdio::piped())
         .spawn()
@@ -147,7 +141,7 @@ fn cancelled_pull_moves_no_ref() {
     )
     .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    sh(&[
+    ox(&[
         &format!("--repo={br}"),
         "remote",
         "add",

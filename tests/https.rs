@@ -190,7 +190,7 @@ fn pull_over_tls_uses_http2() {
     assert!(seen.iter().all(|p| p == "HTTP/2.0"), "{seen:?}");
     assert_eq!(ok(&ox, &dst, &["rev-parse", "o:main"]).trim(), c);
     ok(&ox, &dst, &["fsck"]);
-    ok(&require("ostree"), &dst, &["fsck"]);
+    ok(require("ostree"), &dst, &["fsck"]);
 
     // http2=false: the same pull over HTTP/1.1.
     let dst2 = t.join("dst2");

@@ -10,13 +10,16 @@
 //! /var/cache/oxtree-tests/fixtures; apt inside the layering sandbox
 //! downloads from the Debian archive.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fixture.rs"]
 mod fixture;
 #[path = "support/host_base.rs"]
 mod host_base;
 #[path = "support/layer_bases.rs"]
 mod layer_bases;
-use layer_bases::{bases, sh, MAIN};
+use cli::sh;
+use layer_bases::{bases, MAIN};
 #[path = "support/ns.rs"]
 mod ns;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};

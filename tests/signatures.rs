@@ -472,7 +472,10 @@ fn ed25519_sign_verify_and_pull() {
     std::fs::write(sys.join("trusted.ed25519.d/k"), format!("{public}\n")).unwrap();
     let env = [("OXTREE_SIGN_DIRS", sys.as_path())];
     let args = ["sign", "--verify", "main"];
-    check(&ox, &args, run_env(&ox, &src, &args, &env));
+    check(
+        format!("{} {args:?}", ox.display()),
+        run_env(&ox, &src, &args, &env),
+    );
     std::fs::write(sys.join("revoked.ed25519"), format!("{public}\n")).unwrap();
     assert!(!run_env(&ox, &src, &args, &env).status.success());
     std::fs::remove_file(sys.join("revoked.ed25519")).unwrap();

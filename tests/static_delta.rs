@@ -99,12 +99,12 @@ fn source(tmp: &Path, bin: &Path) -> (PathBuf, String, String) {
 }
 
 fn fsck_both(repo: &Path) {
-    ok(&require("ostree"), repo, &["fsck"]);
-    ok(&oxtree(), repo, &["fsck"]);
+    ok(require("ostree"), repo, &["fsck"]);
+    ok(oxtree(), repo, &["fsck"]);
 }
 
 fn ls(repo: &Path, rev: &str) -> String {
-    ok(&require("ostree"), repo, &["ls", "-R", "-C", rev])
+    ok(require("ostree"), repo, &["ls", "-R", "-C", rev])
 }
 
 fn delta_dir(repo: &Path, from: Option<&str>, to: &str) -> PathBuf {

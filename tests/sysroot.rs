@@ -8,12 +8,15 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{run_unshared, sysroot_preamble};
+#[path = "support/sysroot.rs"]
+mod sysroot;
+use ns::run_unshared;
 
 /// Run `body` with `$OX`, `$S` (a fresh sysroot mount point), `$D`
 /// (scratch), `$T` (the fake OS tree) and helpers defined; returns stdout.
-fn run(body: &str) -> String {
-    let (_scratch, pre) = sysroot_preamble("oxtree-sysroot-", "1G");
+fn in_sysroot(body: &str) -> String {
+    let scratch = sysroot::scratch("oxtree-sysroot-", &[]);
+    let pre = sysroot::base(scratch.path(), "1G");
     run_unshared(&format!(
         r#"{pre}
 commit() {{ $OX --repo=$S/ostree/repo commit -b fakeos/main --add-metadata-string=version=$1 ${{2:-$T}} >/dev/null || exit 92; }}
@@ -35,7 +38,8 @@ fn section<'a>(out: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn oxtree_sysroot_read_and_extended_by_ostree() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 $OX admin init-fs $S || exit 1
 $OX admin os-init --sysroot=$S fakeos || exit 2
 commit 1.0
@@ -51,7 +55,8 @@ check_entries ostree-deploy
 echo "== ox2"; $OX admin status --sysroot=$S
 echo "== os2"; ostree admin status --sysroot=$S
 echo "== end"
-"#);
+"#,
+    );
     let ox1 = section(&out, "ox1");
     assert_eq!(ox1, section(&out, "os1"));
     assert!(ox1.starts_with("  fakeos "), "{ox1}");
@@ -82,7 +87,8 @@ echo "== end"
 
 #[test]
 fn ostree_sysroot_extended_by_oxtree() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 ostree admin init-fs $S || exit 1
 ostree admin os-init --sysroot=$S fakeos >/dev/null || exit 2
 commit 1.0
@@ -98,7 +104,8 @@ echo "== os2"; ostree admin status --sysroot=$S
 echo "== opts"; grep -h ^options $S/boot/loader/entries/*
 echo "== fsck"; ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1; echo rc=$?
 echo "== end"
-"#);
+"#,
+    );
     assert_eq!(section(&out, "ox1"), section(&out, "os1"));
     let ox2 = section(&out, "ox2");
     assert_eq!(ox2, section(&out, "os2"));
@@ -113,7 +120,8 @@ echo "== end"
 
 #[test]
 fn etc_merge_and_conflict() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 1
 echo issue-v1 > $T/usr/etc/issue
 commit 1.0
@@ -142,7 +150,8 @@ AFTER=$(ostree admin status --sysroot=$S; ls $S/ostree/deploy/fakeos/deploy; rea
 [ "$BEFORE" = "$AFTER" ] && echo unchanged || echo changed
 cat $D/err
 echo "== end"
-"#);
+"#,
+    );
     assert_eq!(section(&out, "oxdiff"), section(&out, "osdiff"));
     assert_eq!(
         section(&out, "merged"),
@@ -155,7 +164,8 @@ echo "== end"
 
 #[test]
 fn rollback_set_default_undeploy_pin_cleanup() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 1
 commit 1.0; $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 2
 commit 2.0; $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 3
@@ -182,7 +192,8 @@ check_entries cleanup; ver; same cleanup
 ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
 $OX admin frobnicate --sysroot=$S 2>&1; echo rc=$?
 echo "== end"
-"#);
+"#,
+    );
     let ops = section(&out, "ops");
     assert!(!ops.contains("differs"), "{ops}");
     let lines: Vec<&str> = ops
@@ -214,7 +225,8 @@ echo "== end"
 
 #[test]
 fn boot_too_small_fails_before_any_change() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 $OX admin init-fs $S >/dev/null && $OX admin os-init --sysroot=$S fakeos >/dev/null || exit 1
 head -c 3000000 /dev/urandom > $T/usr/lib/modules/5.10.0-test/vmlinuz
 commit 1.0
@@ -226,7 +238,8 @@ ls -A $S/boot | tr '\n' ' '; echo
 ls -A $S/ostree/deploy/fakeos/deploy 2>/dev/null | wc -l
 ostree admin status --sysroot=$S
 echo "== end"
-"#);
+"#,
+    );
     assert!(out.contains("rc=1\n"), "{out}");
     let st = section(&out, "state");
     assert!(st.contains("not enough free space in /boot"), "{st}");
@@ -245,7 +258,8 @@ echo "== end"
 /// and the admin's own arguments are kept throughout.
 #[test]
 fn image_kernel_args_follow_the_image() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 $OX admin init-fs $S || exit 1
 $OX admin os-init --sysroot=$S fakeos || exit 2
 mkdir -p $T/usr/lib/oxtree
@@ -259,7 +273,8 @@ commit 2.0
 $OX admin deploy --sysroot=$S --os=fakeos fakeos/main || exit 5
 echo "== two"; grep '^options' $S/boot/loader/entries/ostree-2-fakeos.conf
 echo "== end"
-"#);
+"#,
+    );
     let args = |name: &str| -> Vec<String> {
         section(&out, name)
             .lines()

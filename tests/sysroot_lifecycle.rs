@@ -9,12 +9,15 @@
 
 #[path = "support/ns.rs"]
 mod ns;
-use ns::{run_unshared, sysroot_preamble};
+#[path = "support/sysroot.rs"]
+mod sysroot;
+use ns::run_unshared;
 
 /// Run `body` with `$OX`, `$S` (sysroot mount point), `$D` (scratch), `$R`
 /// (run dir), `$T` (the fake OS tree) and helpers defined; returns stdout.
-fn run(body: &str) -> String {
-    let (_scratch, pre) = sysroot_preamble("oxtree-lifecycle-", "1G");
+fn in_sysroot(body: &str) -> String {
+    let scratch = sysroot::scratch("oxtree-lifecycle-", &[]);
+    let pre = sysroot::base(scratch.path(), "1G");
     let stdout = run_unshared(&format!(
         r#"{pre}
 commit() {{ $OX --repo=$S/ostree/repo commit -b ${{3:-fakeos/main}} --add-metadata-string=version=$1 ${{2:-$T}} >/dev/null || exit 92; }}
@@ -31,7 +34,8 @@ dep() {{ ls -d $S/ostree/deploy/fakeos/deploy/*.$1 | head -1; }}
 
 #[test]
 fn upgrade_downgrade_and_switch_local() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup
 $OX --repo=$S/ostree/repo commit -b fakeos/main --timestamp=2024-01-01 --add-metadata-string=version=1.0 $T >/dev/null || exit 1
 $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 2
@@ -52,7 +56,8 @@ $OX admin switch --sysroot=$S --run-dir=$R fakeos/other >/dev/null; echo rc=$?
 check_entries switch; ver; same switch
 $OX admin switch --sysroot=$S --run-dir=$R fakeos/other 2>&1; echo rc=$?
 echo "== end"
-"#);
+"#,
+    );
     let sec = |n: &str| {
         let s = out.find(&format!("== {n}\n")).unwrap();
         let e = out[s + 3..].find("\n== ").unwrap() + s + 3;
@@ -83,7 +88,8 @@ echo "== end"
 
 #[test]
 fn upgrade_from_remote_pull_only_deploy_only() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup
 A=$D/archive; $OX init --repo=$A --mode=archive >/dev/null || exit 1
 $OX --repo=$A commit -b fakeos/main --add-metadata-string=version=1.0 $T >/dev/null || exit 2
@@ -105,7 +111,8 @@ kill $SRV
 ostree admin status --sysroot=$S | grep -c 'origin refspec: origin:fakeos/main'
 ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
 echo "== end"
-"#);
+"#,
+    );
     assert!(
         out.contains("No update available.\nrc=0\nrc=0\n1.0 \npulled\nrc=0\n2.0 1.0 \n"),
         "{out}"
@@ -115,7 +122,8 @@ echo "== end"
 
 #[test]
 fn kargs_edit_in_place() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup; commit 1.0
 $OX admin deploy --sysroot=$S --os=fakeos --karg=root=/dev/sda --karg-append=quiet fakeos/main >/dev/null || exit 1
 echo "== kargs"
@@ -132,7 +140,8 @@ ostree admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 2
 grep -h ^options $S/boot/loader/entries/*.conf | sed 's/ostree=[^ ]*/OSTREE/' | sort -u
 $OX admin status --sysroot=$S --json | python3 -c 'import json,re,sys; print(sum(1 for d in json.load(sys.stdin)["deployments"] if re.fullmatch("root=/dev/vda ostree=[^ ]* foo=bar", d["kargs"])))'
 echo "== end"
-"#);
+"#,
+    );
     let k = &out[out.find("== kargs").unwrap()..];
     assert!(
         k.contains("loader.1\nBootloader updated; bootconfig swap: yes; bootversion: boot.0.1, deployment count change: 0\nrc=0\nloader.0\noptions root=/dev/vda OSTREE foo=bar\nentries_ok kargs\nsame kargs\n"),
@@ -152,7 +161,8 @@ echo "== end"
 
 #[test]
 fn staged_deploy_and_finalize() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup; commit 1.0
 $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 1
 E1=$(dep 0)/etc
@@ -190,7 +200,8 @@ ver; same fail
 $OX admin cleanup --sysroot=$S --run-dir=$R >/dev/null; ls $S/ostree/deploy/fakeos/deploy | grep -vc origin
 ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
 echo "== end"
-"#);
+"#,
+    );
     let st = &out[out.find("== stage").unwrap()..out.find("== fail").unwrap()];
     assert!(
         st.contains("rc=0\nboot-untouched\n1\n(staged)\n1\n1\n2\n1\n"),
@@ -214,7 +225,8 @@ echo "== end"
 
 #[test]
 fn unlock_transient_and_hotfix() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup; commit 1.0
 $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 1
 P=$(dep 0)
@@ -234,7 +246,8 @@ ostree admin status --sysroot=$S | grep Unlocked
 ver; same hotfix; check_entries hotfix
 umount $P/usr; cat $P/.usr-ovl-upper/hot
 echo "== end"
-"#);
+"#,
+    );
     let t = &out[out.find("== transient").unwrap()..out.find("== hotfix").unwrap()];
     assert!(
         t.contains("rc=0\nwritable\n1\n    Unlocked: transient\nerror: Deployment is already in unlocked state: transient\nrc=1\n0\ngone\n"),
@@ -251,7 +264,8 @@ echo "== end"
 
 #[test]
 fn prepare_root_mounts_the_deployment() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup; commit 1.0
 $OX admin deploy --sysroot=$S --os=fakeos fakeos/main >/dev/null || exit 1
 P=$(dep 0)
@@ -274,7 +288,8 @@ echo marker > $S/ostree/deploy/fakeos/var/marker; cat $P/var/marker
 [ -d $P/sysroot/ostree/repo ] && echo sysroot-bound
 [ "$(stat -c %d:%i $P/sysroot/ostree/deploy)" = "$(stat -c %d:%i $S/ostree/deploy)" ] && echo same-physical-root
 echo "== end"
-"#);
+"#,
+    );
     let b = &out[out.find("== bad").unwrap()..out.find("== good").unwrap()];
     assert!(
         b.contains("no ostree= argument on the kernel command line\nrc=1\n"),
@@ -298,7 +313,8 @@ echo "== end"
 /// oxtree pid spawned here is killed (never ostree, which freezes /boot).
 #[test]
 fn crash_safety_kill_deploy_and_cleanup() {
-    let out = run(r#"
+    let out = in_sysroot(
+        r#"
 setup
 mkdir -p $T/usr/share/data
 i=0; while [ $i -lt 1500 ]; do echo "file $i" > $T/usr/share/data/f$i; i=$((i+1)); done
@@ -341,7 +357,8 @@ checks final
 ls $S/ostree/deploy/fakeos/deploy | grep -vc origin
 ostree admin status --sysroot=$S | grep -c '^  fakeos'
 echo "== end"
-"#);
+"#,
+    );
     for bad in ["status_bad", "fsck_bad", "redeploy_bad", "cleanup_bad"] {
         assert!(!out.contains(bad), "{out}");
     }

@@ -4,8 +4,11 @@
 //! loop device); and failures, early or late, that leave TARGET as it was.
 //! The booting itself is tests/boot.rs.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/ns.rs"]
 mod ns;
+use cli::{ok_cmd, OX};
 use ns::require;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -23,16 +26,6 @@ fn tools() {
     ] {
         require(t);
     }
-}
-
-fn ox() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_oxtree"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn text(o: &Output) -> String {
@@ -64,20 +57,24 @@ fn repo(d: &Path) -> String {
     let nk = d.join("nokernel");
     std::fs::create_dir_all(nk.join("usr/etc")).unwrap();
     std::fs::write(nk.join("usr/etc/os-release"), "NAME=Fake\n").unwrap();
-    ok(ox().args(["--repo", &repo, "init", "--mode=archive"]));
+    ok_cmd(Command::new(OX).args(["--repo", &repo, "init", "--mode=archive"]));
     for (branch, tree) in [("fake/main", &t), ("fake/nokernel", &nk)] {
-        ok(ox()
-            .args(["--repo", &repo, "commit", "-b", branch])
-            .arg(tree));
+        ok_cmd(
+            Command::new(OX)
+                .args(["--repo", &repo, "commit", "-b", branch])
+                .arg(tree),
+        );
     }
     repo
 }
 
 /// `debugfs -R REQUEST` on the root partition of `img`.
 fn debugfs(img: &Path, request: &str) -> String {
-    ok(Command::new("debugfs")
-        .args(["-R", request])
-        .arg(format!("{}?offset={ROOT_PART_START}", img.display())))
+    ok_cmd(
+        Command::new("debugfs")
+            .args(["-R", request])
+            .arg(format!("{}?offset={ROOT_PART_START}", img.display())),
+    )
 }
 
 #[test]
@@ -86,22 +83,24 @@ fn gpt_bootloaders_entries_and_hardlinked_kernel() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
     let repo = repo(d.path());
     let img = d.path().join("disk.img");
-    let json = ok(ox()
-        .args([
-            "--repo",
-            &repo,
-            "to-disk",
-            "--ref",
-            "fake/main",
-            "--os",
-            "fake",
-            "--size",
-            "2G",
-            "--karg",
-            "console=ttyS0",
-            "--json",
-        ])
-        .arg(&img));
+    let json = ok_cmd(
+        Command::new(OX)
+            .args([
+                "--repo",
+                &repo,
+                "to-disk",
+                "--ref",
+                "fake/main",
+                "--os",
+                "fake",
+                "--size",
+                "2G",
+                "--karg",
+                "console=ttyS0",
+                "--json",
+            ])
+            .arg(&img),
+    );
     let j: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(j["bios"], true);
     assert_eq!(j["uefi"], true);
@@ -111,7 +110,7 @@ fn gpt_bootloaders_entries_and_hardlinked_kernel() {
 
     // GPT: BIOS boot, ESP, root (Linux filesystem), in that order.
     let t: serde_json::Value =
-        serde_json::from_str(&ok(Command::new("sfdisk").arg("--json").arg(&img))).unwrap();
+        serde_json::from_str(&ok_cmd(Command::new("sfdisk").arg("--json").arg(&img))).unwrap();
     let parts = t["partitiontable"]["partitions"].as_array().unwrap();
     assert_eq!(t["partitiontable"]["label"], "gpt");
     let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
@@ -134,10 +133,12 @@ fn gpt_bootloaders_entries_and_hardlinked_kernel() {
     drop(bytes);
 
     // UEFI: the removable-media path on the ESP.
-    let esp = ok(Command::new("mdir")
-        .arg("-i")
-        .arg(format!("{}@@{}", img.display(), 4096 * 512))
-        .args(["-b", "::/EFI/BOOT"]));
+    let esp = ok_cmd(
+        Command::new("mdir")
+            .arg("-i")
+            .arg(format!("{}@@{}", img.display(), 4096 * 512))
+            .args(["-b", "::/EFI/BOOT"]),
+    );
     assert!(esp.contains("BOOTX64.EFI"), "{esp}");
 
     // The root: static grub.cfg, one BLS entry naming root=UUID and the
@@ -171,19 +172,23 @@ fn qcow2_target() {
     let d = tempfile::tempdir_in("/var/tmp").unwrap();
     let repo = repo(d.path());
     let img = d.path().join("disk.qcow2");
-    ok(ox()
-        .args([
-            "--repo",
-            &repo,
-            "to-disk",
-            "--ref",
-            "fake/main",
-            "--size=1G",
-        ])
-        .arg(&img));
-    let info = ok(Command::new("qemu-img")
-        .args(["info", "--output=json"])
-        .arg(&img));
+    ok_cmd(
+        Command::new(OX)
+            .args([
+                "--repo",
+                &repo,
+                "to-disk",
+                "--ref",
+                "fake/main",
+                "--size=1G",
+            ])
+            .arg(&img),
+    );
+    let info = ok_cmd(
+        Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(&img),
+    );
     let j: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(j["format"], "qcow2");
     assert_eq!(j["virtual-size"], 1u64 << 30);
@@ -216,7 +221,7 @@ fn failures_leave_the_target_untouched() {
             "Failed to find kernel",
         ),
     ] {
-        let out = ox()
+        let out = Command::new(OX)
             .args(["--repo", &repo, "to-disk"])
             .args(&args)
             .arg(&target)

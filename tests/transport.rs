@@ -57,8 +57,8 @@ fn count_objects(repo: &Path) -> usize {
 }
 
 fn fsck_both(repo: &Path) {
-    ok(&oxtree(), repo, &["fsck"]);
-    ok(&require("ostree"), repo, &["fsck"]);
+    ok(oxtree(), repo, &["fsck"]);
+    ok(require("ostree"), repo, &["fsck"]);
 }
 
 fn ref_file(repo: &Path, remote: &str, name: &str) -> PathBuf {
@@ -669,7 +669,7 @@ fn answer(conn: &mut TcpStream, root: &Path, lie: &Lie, first: &str, range_start
 
 /// The `.filez` path and checksum of `d/big` in `src`'s main.
 fn big_object(src: &Path) -> (String, String) {
-    let ls = ok(&require("ostree"), src, &["ls", "-C", "main", "/d/big"]);
+    let ls = ok(require("ostree"), src, &["ls", "-C", "main", "/d/big"]);
     let csum = ls
         .split_whitespace()
         .find(|w| w.len() == 64)

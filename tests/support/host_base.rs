@@ -2,7 +2,8 @@
 //! (tests/compose.rs checks its layout, tests/boot.rs boots it): the
 //! example container host, `examples/host.toml`, composed by
 //! `oxtree compose tree` into an archive repository kept as a fixture
-//! (tests/support/fixture.rs). Included with `#[path]` after fixture.rs.
+//! (tests/support/fixture.rs). Included with `#[path]` after cli.rs and
+//! fixture.rs.
 //!
 //! The fixture's key is what the composed tree depends on: the treefile
 //! and its files, the compose crate's sources, and the code of the
@@ -14,6 +15,7 @@
 
 #![allow(dead_code)]
 
+use crate::cli::{ox, OX};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,8 +25,6 @@ pub const REF: &str = "debian/trixie/x86_64/host";
 pub const APT_CACHE: &str = "/var/cache/oxtree-tests/apt-trixie";
 /// Bumped when the fixture changes in a way its inputs do not show.
 const FIXTURE: &str = "host-base v1";
-
-const OX: &str = env!("CARGO_BIN_EXE_oxtree");
 
 fn src(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -39,19 +39,6 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
-}
-
-/// Run the oxtree under test; its stdout. Fails the test on an error.
-#[track_caller]
-pub fn ox(args: &[&str]) -> String {
-    let out = Command::new(OX).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "oxtree {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The code of the `oxtree-prepare-root` binary the initramfs carries,

@@ -1,6 +1,9 @@
 //! Shared helpers for the interop suite (included with `#[path]` as
 //! `common`): run the built `oxtree` and the real
 //! `ostree` against each other, build odd trees, compare trees on disk.
+//! Its runner (`run`, `ok`, `Out`) is its own, not support/cli.rs's: it
+//! names a `Tool` rather than a binary so that self-check mode can put
+//! ostree in oxtree's place, and it times every command out.
 //!
 //! Self-check mode: `OXTREE_TEST_BIN=/usr/bin/ostree cargo test` runs every
 //! test with ostree standing in for oxtree. Everything that asserts "oxtree
@@ -246,9 +249,10 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Run a plain system command (tar, cp …), asserting success.
+/// Run a plain system command (tar, cp …; not a shell script: that is
+/// support/cli.rs's `sh`), asserting success.
 #[track_caller]
-pub fn sh<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Out {
+pub fn system<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Out {
     let mut cmd = Command::new(prog);
     cmd.args(args);
     run_cmd(cmd, prog).ok()
@@ -308,7 +312,7 @@ pub fn commit(tool: Tool, repo: &Path, branch: &str, tree: &Path, extra: &[&str]
 
 /// Copy a directory tree preserving everything (`cp -a`).
 pub fn cp_a(from: &Path, to: &Path) {
-    sh("cp", &[OsStr::new("-a"), from.as_os_str(), to.as_os_str()]);
+    system("cp", &[OsStr::new("-a"), from.as_os_str(), to.as_os_str()]);
 }
 
 /// All paths under `repo/objects`, relative, sorted.

@@ -2,12 +2,12 @@
 //! tests/agent.rs): [`MAIN`] is the one composed host base the
 //! compose and boot tests share (tests/support/host_base.rs), and
 //! `debian/next` the same treefile with one package more, composed once
-//! into a fixture repository. Included with `#[path]` after fixture.rs and
-//! host_base.rs.
+//! into a fixture repository. Included with `#[path]` after cli.rs,
+//! fixture.rs and host_base.rs.
 
 #![allow(dead_code)]
 
-use std::process::Command;
+use crate::cli::sh;
 
 /// Bumped when the fixture changes in a way its inputs do not show.
 pub const FIXTURE: &str = "v4";
@@ -15,17 +15,6 @@ pub const FIXTURE: &str = "v4";
 pub const MAIN: &str = crate::host_base::REF;
 /// The package `debian/next` adds to the host base.
 pub const NEXT_PACKAGE: &str = "tree";
-
-pub fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A bare repository holding [`MAIN`] (the host base, version 1) and
 /// `debian/next` (version 2: the host treefile plus [`NEXT_PACKAGE`],
@@ -35,7 +24,7 @@ pub fn sh(script: &str) -> String {
 pub fn bases(ox: &str) -> String {
     let host = crate::host_base::repo();
     let host = host.display();
-    let base = crate::host_base::ox(&["--repo", &host.to_string(), "rev-parse", MAIN]);
+    let base = crate::cli::ox(&["--repo", &host.to_string(), "rev-parse", MAIN]);
     let base = base.trim();
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let treefile = std::fs::read_to_string(format!("{examples}/host.toml"))

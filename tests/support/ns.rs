@@ -1,6 +1,8 @@
 //! Shared by the sysroot tests: tool checks, running a shell script in a
 //! private mount namespace (so loop mounts vanish with it), and the shell
-//! helper that checks every boot entry points at files that exist.
+//! helper that checks every boot entry points at files that exist, and
+//! the shell pieces support/sysroot.rs (the one loop-mounted sysroot
+//! builder) puts together.
 
 #![allow(dead_code)]
 
@@ -76,24 +78,3 @@ fake_tree() {
   echo '#!/bin/sh' > $1/usr/bin/x; chmod 755 $1/usr/bin/x
 }
 "#;
-
-/// A scratch directory under /var/tmp (removed on drop) and the preamble
-/// the sysroot tests share: `$OX` (oxtree), `$D` (the scratch dir), `$S`
-/// (a fresh sysroot on a loop-mounted ext4 image of `size`), `$T` (the
-/// fake OS tree, built), `$R` (a run dir for `--run-dir`), and the shell
-/// functions above plus `check_entries`. Tools it needs are required.
-pub fn sysroot_preamble(prefix: &str, size: &str) -> (tempfile::TempDir, String) {
-    for b in ["ostree", "unshare", "mkfs.ext4", "mount", "umount"] {
-        require(b);
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let preamble = format!(
-        "set -u\nOX={ox}; D={d}; S={d}/mnt; T={d}/tree; R={d}/run\nmkdir -p $R\n{LOOP_MOUNT_SH}{FAKE_TREE_SH}{CHECK_ENTRIES_SH}loop_mount $S {size}\nfake_tree $T\n",
-        ox = env!("CARGO_BIN_EXE_oxtree"),
-        d = scratch.path().display(),
-    );
-    (scratch, preamble)
-}
