@@ -131,23 +131,16 @@ impl Sysroot {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_fixture::{commit, sysroot};
+    use crate::test_fixture::{commit, os_opts, sysroot};
     use crate::DeployOptions;
-
-    fn opts() -> DeployOptions {
-        DeployOptions {
-            osname: Some("os".into()),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn undeploy_then_cleanup_removes_the_directory_and_its_objects() {
         let (d, mut s) = sysroot();
         commit(&s, "1", &[("usr/share/big", &"one\n".repeat(10_000))]);
-        s.deploy("os/main", &opts()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         commit(&s, "2", &[("usr/share/other", "two\n")]);
-        s.deploy("os/main", &opts()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         assert_eq!(s.deployments().len(), 2);
         let old = s.deployments()[1].clone();
         let dir = d.path().join(old.relpath());
@@ -189,10 +182,10 @@ mod tests {
     fn cleanup_removes_exactly_the_unreferenced() {
         let (d, mut s) = sysroot();
         commit(&s, "1", &[]);
-        s.deploy("os/main", &opts()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         commit(&s, "2", &[("usr/share/two", "2\n")]);
         s.set_run_dir(&d.path().join("run")).unwrap();
-        let staged = s.stage("os/main", &opts(), false).unwrap();
+        let staged = s.stage("os/main", &os_opts(), false).unwrap();
         let live = s.deployments()[0].clone();
         let p = |rel: &str| d.path().join(rel);
         let deploy_dir = p("ostree/deploy/os/deploy");
@@ -252,7 +245,7 @@ mod tests {
         let (d, mut s) = sysroot();
         s.init_stateroot("other").unwrap();
         commit(&s, "1", &[]);
-        s.deploy("os/main", &opts()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         let other = DeployOptions {
             osname: Some("other".into()),
             ..Default::default()

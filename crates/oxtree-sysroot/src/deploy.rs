@@ -390,7 +390,7 @@ impl Sysroot {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_fixture::{commit, sysroot};
+    use crate::test_fixture::{commit, os_opts, sysroot};
     use crate::{DeployOptions, SysrootError};
 
     #[test]
@@ -477,21 +477,14 @@ mod tests {
         assert!(s.deployments().is_empty());
     }
 
-    fn os() -> DeployOptions {
-        DeployOptions {
-            osname: Some("os".into()),
-            ..Default::default()
-        }
-    }
-
     /// The same commit deployed again gets the next serial; each
     /// deployment has its origin naming what was deployed.
     #[test]
     fn a_commit_deployed_twice_gets_the_next_serial() {
         let (d, mut s) = sysroot();
         let c = commit(&s, "1", &[]);
-        let a = s.deploy("os/main", &os()).unwrap().deployment;
-        let b = s.deploy(&c.to_hex(), &os()).unwrap().deployment;
+        let a = s.deploy("os/main", &os_opts()).unwrap().deployment;
+        let b = s.deploy(&c.to_hex(), &os_opts()).unwrap().deployment;
         assert_eq!((a.csum.as_str(), a.deployserial), (b.csum.as_str(), 0));
         assert_eq!(b.deployserial, 1);
         assert_eq!(s.deployments().len(), 2);
@@ -517,7 +510,7 @@ mod tests {
         let first = DeployOptions {
             karg_replace: vec!["console=ttyS0".into()],
             karg_append: vec!["x=1".into()],
-            ..os()
+            ..os_opts()
         };
         let k1 = s.deploy("os/main", &first).unwrap().deployment.kargs;
         for a in ["quiet", "splash", "console=ttyS0", "x=1"] {
@@ -526,7 +519,7 @@ mod tests {
         commit(&s, "2", &[(super::IMAGE_KARGS, "quiet mitigations=off\n")]);
         let second = DeployOptions {
             karg_delete: vec!["x=1".into()],
-            ..os()
+            ..os_opts()
         };
         let k2 = s.deploy("os/main", &second).unwrap().deployment.kargs;
         let args: Vec<&str> = k2.split(' ').collect();
@@ -544,7 +537,7 @@ mod tests {
                 "os/main",
                 &DeployOptions {
                     no_merge: true,
-                    ..os()
+                    ..os_opts()
                 },
             )
             .unwrap()
@@ -566,7 +559,7 @@ mod tests {
         let mut names = Vec::new();
         for v in ["1", "22", "333"] {
             commit(&s, v, &[("usr/share/v", v)]);
-            names.push(s.deploy("os/main", &os()).unwrap().deployment);
+            names.push(s.deploy("os/main", &os_opts()).unwrap().deployment);
         }
         let list = |s: &crate::Sysroot| -> Vec<String> {
             s.deployments().iter().map(|x| x.name()).collect()
@@ -575,13 +568,13 @@ mod tests {
         // Pin the rollback: it survives the next deploy.
         s.set_pinned(1, true).unwrap();
         commit(&s, "4444", &[("usr/share/v", "4")]);
-        let four = s.deploy("os/main", &os()).unwrap().deployment;
+        let four = s.deploy("os/main", &os_opts()).unwrap().deployment;
         assert_eq!(list(&s), [four.name(), names[2].name(), names[1].name()]);
         commit(&s, "55555", &[("usr/share/v", "5")]);
         let retain = DeployOptions {
             retain: true,
             not_as_default: true,
-            ..os()
+            ..os_opts()
         };
         let five = s.deploy("os/main", &retain).unwrap().deployment;
         assert_eq!(
@@ -600,11 +593,11 @@ mod tests {
     fn an_etc_conflict_leaves_no_deployment_behind() {
         let (d, mut s) = sysroot();
         commit(&s, "1", &[]);
-        let first = s.deploy("os/main", &os()).unwrap().deployment;
+        let first = s.deploy("os/main", &os_opts()).unwrap().deployment;
         let etc1 = d.path().join(first.relpath()).join("etc");
         std::fs::write(etc1.join("conf.d"), "a local file\n").unwrap();
         commit(&s, "2", &[("usr/etc/conf.d/x", "a directory now\n")]);
-        let e = s.deploy("os/main", &os()).unwrap_err();
+        let e = s.deploy("os/main", &os_opts()).unwrap_err();
         assert!(
             matches!(&e, SysrootError::EtcConflict { path, .. } if path == "conf.d"),
             "{e}"

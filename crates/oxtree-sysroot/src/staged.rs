@@ -198,7 +198,7 @@ impl Sysroot {
 #[cfg(test)]
 mod tests {
     use super::{FinalizeOutcome, FAILURE_STAMP, STAGED_FILE, STAGED_LOCK};
-    use crate::test_fixture::{commit, sysroot};
+    use crate::test_fixture::{commit, os_opts, sysroot};
     use crate::{DeployOptions, SysrootError};
     use rustix::fd::AsFd;
 
@@ -245,13 +245,6 @@ mod tests {
         ));
     }
 
-    fn opts() -> DeployOptions {
-        DeployOptions {
-            osname: Some("os".into()),
-            ..Default::default()
-        }
-    }
-
     /// A sysroot with version 1 deployed and version 2 staged under the
     /// run directory `DIR/run`.
     fn staged_sysroot(
@@ -259,11 +252,11 @@ mod tests {
     ) -> (tempfile::TempDir, crate::Sysroot, crate::Deployment) {
         let (d, mut s) = sysroot();
         commit(&s, "1", &[]);
-        s.deploy("os/main", &opts()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         commit(&s, "2", extra2);
         s.set_run_dir(&d.path().join("run")).unwrap();
         let staged = s
-            .stage("os/main", &opts(), false)
+            .stage("os/main", &os_opts(), false)
             .unwrap_or_else(|e| panic!("{e}"));
         (d, s, staged)
     }

@@ -63,3 +63,11 @@ pub fn sysroot() -> (tempfile::TempDir, Sysroot) {
     s.init_stateroot("os").unwrap();
     (d, s)
 }
+
+/// Deploy options for the fixture's stateroot `os`, nothing else set.
+pub fn os_opts() -> crate::DeployOptions {
+    crate::DeployOptions {
+        osname: Some("os".into()),
+        ..Default::default()
+    }
+}

@@ -625,7 +625,7 @@ fn copy_file(
 
 #[cfg(test)]
 mod tests {
-    use crate::test_fixture::{commit, sysroot};
+    use crate::test_fixture::{commit, os_opts, sysroot};
     use crate::DeployOptions;
     use std::path::Path;
 
@@ -693,13 +693,6 @@ mod tests {
         assert_eq!(text.matches("console=ttyS0").count(), 2, "{text}");
     }
 
-    fn os() -> DeployOptions {
-        DeployOptions {
-            osname: Some("os".into()),
-            ..Default::default()
-        }
-    }
-
     /// The `ostree/B/S/I` refs, sorted: (name, commit).
     fn deploy_refs(s: &crate::Sysroot) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = s
@@ -726,13 +719,13 @@ mod tests {
             "1",
             &[("usr/lib/os-release", "PRETTY_NAME=\"Fixture OS\"\n")],
         );
-        s.deploy("os/main", &os()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         commit(
             &s,
             "2",
             &[("usr/lib/os-release", "PRETTY_NAME=\"Fixture OS\"\n")],
         );
-        s.deploy("os/main", &os()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         let dir = d.path().join("boot/loader/entries");
         let read =
             |n: &str| crate::bls::BlsEntry::parse(&std::fs::read_to_string(dir.join(n)).unwrap());
@@ -769,9 +762,9 @@ mod tests {
     fn the_same_entries_swap_only_the_subbootversion() {
         let (d, mut s) = sysroot();
         let c1 = commit(&s, "1", &[]);
-        s.deploy("os/main", &os()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         let c2 = commit(&s, "2", &[("usr/share/two", "2\n")]);
-        s.deploy("os/main", &os()).unwrap();
+        s.deploy("os/main", &os_opts()).unwrap();
         let (bv, sub) = (s.bootversion(), s.subbootversion());
         let loader = std::fs::read_link(d.path().join("boot/loader")).unwrap();
         assert_eq!(
