@@ -11,6 +11,8 @@
 mod cli;
 #[path = "support/ns.rs"]
 mod ns;
+#[path = "support/snapshot.rs"]
+mod snapshot;
 #[path = "support/sysroot.rs"]
 mod sysroot;
 use cli::{ox, OX};
@@ -102,10 +104,17 @@ assert d[1]["serial"] == 0 and d[1]["pinned"] and not d[1]["layered"], d
 print("json-ok")
 PY
 $OX admin status --sysroot=$S --run-dir=$R | head -1 | grep -o '(staged)'
+echo "== json"; cat $D/st.json
 echo "== end"
 "#,
     );
     assert!(out.contains("json-ok\n(staged)\n"), "{out}");
+    // The whole document as printed, as a snapshot (tests/support/
+    // snapshot.rs says how to update it): checksums redacted, the rest
+    // fixed by the commits' timestamps.
+    let json = &out[out.find("== json\n").unwrap() + 8..out.find("== end").unwrap()];
+    serde_json::from_str::<serde_json::Value>(json).expect("status --json is JSON");
+    insta::assert_snapshot!("admin_status_json", snapshot::redact(json, &[]));
 }
 
 /// A pull cancelled between objects fails with `Cancelled`, moves no ref,

@@ -22,6 +22,8 @@ use cli::sh;
 use layer_bases::{bases, MAIN};
 #[path = "support/ns.rs"]
 mod ns;
+#[path = "support/snapshot.rs"]
+mod snapshot;
 use ns::{require, run_unshared, CHECK_ENTRIES_SH, LOOP_MOUNT_SH};
 use oxtree_object::Metadata;
 
@@ -142,7 +144,7 @@ ostree fsck --repo=$S/ostree/repo >/dev/null 2>&1 && echo fsck-ok
 
 echo "== dryrun"
 BEFORE=$(snapshot)
-$OX install --sysroot=$S --run-dir=$R --dry-run --json vim-tiny 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin); print("dry", r["dry-run"], sorted(p["name"] for p in r["install"]), r["remove"])'
+$OX install --sysroot=$S --run-dir=$R --dry-run --json vim-tiny 2>/dev/null | tee $D/dryrun.json | python3 -c 'import json,sys; r=json.load(sys.stdin); print("dry", r["dry-run"], sorted(p["name"] for p in r["install"]), r["remove"])'
 [ "$BEFORE" = "$(snapshot)" ] && echo unchanged
 
 echo "== stage"
@@ -241,6 +243,24 @@ echo "== end"
         s.contains("[overrides]\nremove=less;") && s.contains("fsck-ok"),
         "{s}"
     );
+
+    // The results only oxtree prints, as snapshots (tests/support/
+    // snapshot.rs says how to update them): checksums, package versions,
+    // sizes and durations redacted.
+    let s = section(&out, "install");
+    let install = &s[..s.find("rc=").unwrap()];
+    insta::assert_snapshot!(
+        "install_text",
+        snapshot::redact_layering(&snapshot::redact(install, &[]))
+    );
+    let json = |name: &str| {
+        let text = std::fs::read_to_string(scratch.path().join(name)).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        snapshot::redact_keys(&mut v, &["version"]);
+        snapshot::redact(&serde_json::to_string_pretty(&v).unwrap(), &[])
+    };
+    insta::assert_snapshot!("override_remove_stage_json", json("stage.json"));
+    insta::assert_snapshot!("install_dry_run_json", json("dryrun.json"));
 }
 
 /// The overlay's delta commit gives exactly the tree a full commit of the
