@@ -1,19 +1,24 @@
-//! The one loop-mounted sysroot builder of the tests: [`base`] (the
-//! sysroot alone, for tests that set it up themselves: tests/sysroot.rs,
-//! tests/sysroot_lifecycle.rs) and [`prelude`] (initialized, for the host
-//! and image tests): ns.rs's preamble pieces (a 1 GiB ext4 image mounted
-//! at `$S` inside the caller's private mount namespace, the fake OS tree
-//! at `$T`), plus a `commit VERSION DATE [BRANCH]`
-//! function committing it to `$REPO` (default: the sysroot's repository)
-//! and the `fakeos` stateroot. Set `IMG_SIZE` (default 1G) and `OSNAME`
-//! (default fakeos) before it to change those. Included with `#[path]`
-//! after ns.rs.
+//! The one loop-mounted sysroot builder of the tests, for shell scripts
+//! run in a private mount namespace (ns.rs's `run_unshared`):
+//!
+//! - [`scratch`]: the tools checked and a scratch directory under /var/tmp;
+//! - [`base`]: the sysroot alone, for tests that set it up themselves
+//!   (tests/sysroot.rs, tests/sysroot_lifecycle.rs): ns.rs's pieces, an
+//!   ext4 image of a given size loop-mounted at `$S` and the fake OS tree
+//!   at `$T`;
+//! - [`prelude`]: [`base`] (1 GiB) initialized, with the `fakeos`
+//!   stateroot and a `commit VERSION DATE [BRANCH]` function committing
+//!   `$T` to `$REPO` (default: the sysroot's repository), for the host and
+//!   image tests. Set `IMG_SIZE` (default 1G), `OSNAME` (default fakeos)
+//!   or `REPO` before it to change those; [`run_prelude`] runs a body
+//!   after it.
 //!
 //! Variables: `OX` (oxtree), `D` (scratch dir), `S` (sysroot mount), `T`
-//! (tree), `R` (run dir). Helpers: `ver` (versions, as ostree lists
-//! them), `same LABEL` (oxtree's and ostree's `admin status` agree),
-//! `rebooted LABEL` (the reboot hook `touch $D/rebooted` ran), and
-//! `check_entries LABEL` (ns.rs).
+//! (tree), `R` (run dir). Helpers: `check_entries LABEL` (ns.rs), and with
+//! the prelude `ver` (versions, as ostree lists them), `same LABEL`
+//! (oxtree's and ostree's `admin status` agree), `rebooted LABEL` (the
+//! reboot hook `touch $D/rebooted` ran). Included with `#[path]` after
+//! ns.rs.
 
 #![allow(dead_code)]
 
