@@ -118,18 +118,18 @@ mod tests {
         assert_eq!(c.get("remote \"origin\"", "url"), Some("http://x/"));
         assert!(!c.get_bool("remote \"origin\"", "gpg-verify", true).unwrap());
         let again = RepoConfig::parse(&c.to_checked_text().unwrap()).unwrap();
-        let mut odd = c.clone();
-        odd.set("core", "key]", "v");
-        assert!(odd.to_checked_text().is_err());
-        let mut nl = c.clone();
-        nl.set("core", "k", "a\nb");
-        assert!(nl.to_checked_text().is_err());
-        let mut lead = c.clone();
-        lead.set("core", "k", " a");
-        assert!(lead.to_checked_text().is_err());
-        let mut eq = c.clone();
-        eq.set("core", "a=b", "v");
-        assert!(eq.to_checked_text().is_err());
+        // Raw keys and values with no faithful keyfile form are refused.
+        for (k, v) in [
+            ("key]", "v"),
+            ("k", "a\nb"),
+            ("k", " a"),
+            ("a=b", "v"),
+            ("k", "v\r"),
+        ] {
+            let mut odd = c.clone();
+            odd.set("core", k, v);
+            assert!(odd.to_checked_text().is_err(), "{k:?} = {v:?}");
+        }
         assert_eq!(again.get("core", "repo_version"), Some("1"));
         assert_eq!(
             split_key("remote \"a.b\".url").unwrap(),

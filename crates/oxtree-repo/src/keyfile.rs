@@ -12,7 +12,9 @@
 //! - `#` lines and blank lines are comments, dropped on reading (as ostree
 //!   drops them when it rewrites a file); `;` is not a comment;
 //! - a key loses the blanks before `=`, a value the blanks after it; the
-//!   value's trailing blanks stay; a line ending in `\r\n` loses the `\r`;
+//!   value's trailing blanks stay; a line ending in `\r\n` loses the `\r`
+//!   (so a raw value ending in `\r` does not survive a write and a read;
+//!   `RepoConfig::to_checked_text` refuses it);
 //! - written back as `[group]` and `key=value` lines, groups separated by
 //!   one blank line, empty groups included;
 //! - `get`/`set` are raw (`g_key_file_get_value`/`set_value`);
