@@ -112,11 +112,7 @@ pub(crate) fn read_link(dir: BorrowedFd<'_>, rel: &str) -> Result<String> {
 /// symlink already there.
 pub(crate) fn symlink(dir: BorrowedFd<'_>, target: &str, rel: &str) -> Result<()> {
     let (pfd, name) = parent_mkdir(dir, rel)?;
-    match fs::unlinkat(&pfd, name.as_str(), AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => {}
-        Err(e) => return Err(e).ctx(|| format!("replacing {rel}")),
-    }
-    fs::symlinkat(target, &pfd, name.as_str()).ctx(|| format!("creating symlink {rel}"))
+    fsutil::symlink_replace_at(&pfd, target, &name).ctx(|| format!("creating symlink {rel}"))
 }
 
 /// Create directory `rel` (and parents) if missing, with `mode` for the

@@ -2,31 +2,30 @@
 //! `[core]`, `[remote "name"]`), read and written in place.
 
 use crate::error::{RepoError, Result};
-use ini::{EscapePolicy, Ini, LineSeparator, ParseOption, WriteOption};
+use crate::keyfile::KeyFile;
 
 #[derive(Clone, Debug)]
 pub struct RepoConfig {
-    ini: Ini,
+    kf: KeyFile,
 }
 
 impl RepoConfig {
     pub fn parse(text: &str) -> Result<Self> {
-        let opt = ParseOption {
-            enabled_quote: false,
-            enabled_escape: false,
-            ..Default::default()
-        };
-        let ini =
-            Ini::load_from_str_opt(text, opt).map_err(|e| RepoError::Config(e.to_string()))?;
-        Ok(RepoConfig { ini })
+        let kf = KeyFile::parse(text).map_err(|e| RepoError::Config(e.to_string()))?;
+        Ok(RepoConfig { kf })
     }
 
     pub fn new() -> Self {
-        RepoConfig { ini: Ini::new() }
+        RepoConfig { kf: KeyFile::new() }
+    }
+
+    /// The keyfile underneath, for what the accessors here do not cover.
+    pub fn keyfile(&self) -> &KeyFile {
+        &self.kf
     }
 
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
-        self.ini.get_from(Some(section), key)
+        self.kf.get(section, key)
     }
 
     pub fn get_bool(&self, section: &str, key: &str, default: bool) -> Result<bool> {
@@ -41,51 +40,53 @@ impl RepoConfig {
     }
 
     pub fn set(&mut self, section: &str, key: &str, value: &str) {
-        self.ini.with_section(Some(section)).set(key, value);
+        self.kf.set(section, key, value);
     }
 
     pub fn remove_key(&mut self, section: &str, key: &str) -> bool {
-        self.ini.delete_from(Some(section), key).is_some()
+        self.kf.remove(section, key)
+    }
+
+    /// Remove a whole `[section]` (a deleted remote's).
+    pub fn remove_section(&mut self, section: &str) -> bool {
+        self.kf.remove_group(section)
     }
 
     pub fn sections(&self) -> impl Iterator<Item = &str> {
-        self.ini.sections().flatten()
+        self.kf.groups()
     }
 
     /// The text to write, checked to read back to exactly these values.
-    /// Some keys and values (a key ending in `\\`, a value with a newline)
-    /// have no faithful keyfile form; writing them would leave a config that
-    /// no longer parses, so they are refused instead.
+    /// Some keys and values (a key with `=` or `]`, a value with a newline
+    /// or leading blanks) have no faithful keyfile form as raw values;
+    /// writing them would leave a config that no longer parses or says
+    /// something else, so they are refused instead.
     pub fn to_checked_text(&self) -> Result<String> {
         let text = self.to_text();
-        let back = RepoConfig::parse(&text).map_err(|e| {
+        let back = KeyFile::parse(&text).map_err(|e| {
             RepoError::Config(format!(
                 "refusing to write a config that would not read back: {e}"
             ))
         })?;
-        for (section, props) in self.ini.iter() {
-            for (k, v) in props.iter() {
-                if back.ini.get_from(section, k) != Some(v) {
-                    return Err(RepoError::Config(format!(
-                        "refusing to write key {k:?} = {v:?}: it has no faithful keyfile form"
-                    )));
+        if back != self.kf {
+            for section in self.kf.groups() {
+                for (k, v) in self.kf.entries(section) {
+                    if !back.entries(section).any(|e| e == (k, v)) {
+                        return Err(RepoError::Config(format!(
+                            "refusing to write key {k:?} = {v:?}: it has no faithful keyfile form"
+                        )));
+                    }
                 }
             }
+            return Err(RepoError::Config(
+                "refusing to write a config that would not read back the same".into(),
+            ));
         }
         Ok(text)
     }
 
     pub fn to_text(&self) -> String {
-        let mut out = Vec::new();
-        let opt = WriteOption {
-            escape_policy: EscapePolicy::Nothing,
-            line_separator: LineSeparator::CR,
-            kv_separator: "=",
-        };
-        self.ini
-            .write_to_opt(&mut out, opt)
-            .expect("writing to a Vec");
-        String::from_utf8(out).expect("config is UTF-8")
+        self.kf.to_text()
     }
 }
 
@@ -117,12 +118,18 @@ mod tests {
         assert_eq!(c.get("remote \"origin\"", "url"), Some("http://x/"));
         assert!(!c.get_bool("remote \"origin\"", "gpg-verify", true).unwrap());
         let again = RepoConfig::parse(&c.to_checked_text().unwrap()).unwrap();
-        let mut odd = c.clone();
-        odd.set("core", "key\\", "v");
-        assert!(odd.to_checked_text().is_err());
-        let mut nl = c.clone();
-        nl.set("core", "k", "a\nb");
-        assert!(nl.to_checked_text().is_err());
+        // Raw keys and values with no faithful keyfile form are refused.
+        for (k, v) in [
+            ("key]", "v"),
+            ("k", "a\nb"),
+            ("k", " a"),
+            ("a=b", "v"),
+            ("k", "v\r"),
+        ] {
+            let mut odd = c.clone();
+            odd.set("core", k, v);
+            assert!(odd.to_checked_text().is_err(), "{k:?} = {v:?}");
+        }
         assert_eq!(again.get("core", "repo_version"), Some("1"));
         assert_eq!(
             split_key("remote \"a.b\".url").unwrap(),

@@ -110,6 +110,21 @@ pub fn write_atomic_at<Fd: AsFd>(dirfd: Fd, name: &str, data: &[u8], sync: bool)
     Ok(())
 }
 
+/// Point symlink `name` at `target`, replacing a file or symlink already
+/// there in one step (a temporary link renamed over it): a reader sees the
+/// old link or the new one, never none. The one way the sysroot (boot and
+/// loader links) and compose (links in a tree) replace a symlink.
+pub fn symlink_replace_at<Fd: AsFd>(dirfd: Fd, target: &str, name: &str) -> io::Result<()> {
+    let dirfd = dirfd.as_fd();
+    let tmp = temp_name(".oxtree-link-");
+    fs::symlinkat(target, dirfd, tmp.as_str())?;
+    if let Err(e) = fs::renameat(dirfd, tmp.as_str(), dirfd, name) {
+        let _ = fs::unlinkat(dirfd, tmp.as_str(), AtFlags::empty());
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// mkdir that treats "already exists" as success.
 pub fn ensure_dir_at<Fd: AsFd>(dirfd: Fd, name: &str, mode: u32) -> io::Result<()> {
     match fs::mkdirat(dirfd, name, Mode::from_raw_mode(mode)) {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod fsck;
 pub mod fsutil;
+pub mod keyfile;
 pub mod lock;
 pub mod mode;
 pub mod mtree;

@@ -10,9 +10,9 @@ use crate::kargs::KernelArgs;
 /// Kernel arguments an image asks for, one line of whitespace-separated
 /// arguments (written by `compose tree` from the treefile's kernel-args).
 pub const IMAGE_KARGS: &str = "usr/lib/oxtree/kargs";
-use crate::keyfile::KeyFile;
 use crate::util;
 use crate::write::WriteReport;
+use crate::KeyFile;
 use crate::Sysroot;
 use oxtree_repo::{fsutil, CheckoutOptions};
 use rustix::fd::AsFd;

@@ -2,7 +2,7 @@
 //! `CSUM.SERIAL`, with its origin keyfile and the kernel arguments of its
 //! boot entry.
 
-use crate::keyfile::KeyFile;
+use crate::KeyFile;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {

@@ -21,7 +21,6 @@ pub mod etc_merge;
 pub mod grubenv;
 pub mod kargs;
 pub mod kernel;
-pub mod keyfile;
 pub mod prepare_root;
 pub mod staged;
 #[cfg(test)]
@@ -35,7 +34,8 @@ pub mod write;
 pub use deploy::{DeployOptions, DeployReport};
 pub use deployment::Deployment;
 pub use error::{Result, SysrootError};
-pub use keyfile::KeyFile;
+// Origins are GLib keyfiles, read and written by the repository's one parser.
+pub use oxtree_repo::keyfile::KeyFile;
 
 use error::{IoContext, IoError};
 use oxtree_repo::{fsutil, Repo, RepoMode};
@@ -277,7 +277,10 @@ impl Sysroot {
         match fsutil::read_at(self.dir(), &rel) {
             Ok(b) => KeyFile::parse(&String::from_utf8_lossy(&b))
                 .map(Some)
-                .map_err(|reason| SysrootError::BadOrigin { file: rel, reason }),
+                .map_err(|e| SysrootError::BadOrigin {
+                    file: rel,
+                    reason: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).ctx(|| format!("reading {rel}")),
         }

@@ -19,7 +19,7 @@
 //! already made are undone, so an error leaves nothing mounted.
 
 use crate::error::{IoContext, Result, SysrootError};
-use crate::keyfile::KeyFile;
+use crate::KeyFile;
 use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags};
 use rustix::mount::{self, MountFlags, UnmountFlags};
 use std::path::{Component, Path, PathBuf};

@@ -16,8 +16,8 @@
 use crate::deploy::{DeployOptions, DeployReport};
 use crate::deployment::Deployment;
 use crate::error::{IoContext, Result, SysrootError};
-use crate::keyfile::KeyFile;
 use crate::util;
+use crate::KeyFile;
 use crate::Sysroot;
 use oxtree_repo::fsutil;
 use rustix::fd::AsFd;
@@ -54,7 +54,7 @@ impl Sysroot {
             Err(e) => return Err(e).ctx(|| format!("reading {}", p.display())),
         };
         let bad = |reason: &str| SysrootError::Invalid(format!("{}: {reason}", p.display()));
-        let kf = KeyFile::parse(&text).map_err(|e| bad(&e))?;
+        let kf = KeyFile::parse(&text).map_err(|e| bad(&e.to_string()))?;
         let get = |k: &str| kf.get("staged", k).ok_or_else(|| bad(&format!("no {k}")));
         if Path::new(get("sysroot")?) != canonical(self.path()) {
             return Ok(None);

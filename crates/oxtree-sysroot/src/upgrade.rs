@@ -13,8 +13,8 @@
 use crate::deployment::Deployment;
 use crate::error::{Result, SysrootError};
 use crate::kargs::KernelArgs;
-use crate::keyfile::KeyFile;
 use crate::write::WriteReport;
+use crate::KeyFile;
 use crate::Sysroot;
 use oxtree_object::Checksum;
 

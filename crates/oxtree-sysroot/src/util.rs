@@ -23,15 +23,9 @@ pub fn read_link(dir: BorrowedFd<'_>, name: &str) -> Option<String> {
         .and_then(|c| c.into_string().ok())
 }
 
-/// Point symlink `name` at `target` atomically (temp link + rename).
+/// Point symlink `name` at `target` atomically (`fsutil::symlink_replace_at`).
 pub fn symlink_replace(dir: BorrowedFd<'_>, target: &str, name: &str) -> Result<()> {
-    let tmp = fsutil::temp_name(".oxtree-link-");
-    fs::symlinkat(target, dir, tmp.as_str()).ctx(|| format!("creating symlink {name}"))?;
-    if let Err(e) = fs::renameat(dir, tmp.as_str(), dir, name) {
-        let _ = fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
-        return Err(e).ctx(|| format!("replacing {name}"));
-    }
-    Ok(())
+    fsutil::symlink_replace_at(dir, target, name).ctx(|| format!("replacing symlink {name}"))
 }
 
 /// Set or clear the immutable attribute of a directory (ostree makes each

@@ -482,22 +482,9 @@ pub fn delete_remote(repo: &mut Repo, name: &str, if_exists: bool) -> Result<boo
             .map_err(|e| TransportError::io(format!("removing {}", path.display()), e))?;
         return finish_delete(repo, name);
     }
-    let cfg = repo.config().clone();
-    // RepoConfig has no section removal: drop the group from the text.
-    let header = format!("[{}]", section(name));
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in cfg.to_text().lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            skipping = t == header;
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    repo.write_config(RepoConfig::parse(&out)?)?;
+    let mut cfg = repo.config().clone();
+    cfg.remove_section(&section(name));
+    repo.write_config(cfg)?;
     finish_delete(repo, name)
 }
 
