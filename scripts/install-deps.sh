@@ -8,7 +8,8 @@
 # curl for the agent tests (TLS client certificates, another uid on the
 # socket); etcd (server and etcdctl) for the FleetLock tests, and protoc,
 # which the etcd client crate needs at build time; for the container tests
-# a real registry (docker-registry), skopeo, podman and umoci.
+# a real registry (docker-registry), skopeo, podman and umoci, and the
+# headers the sigstore-rs signing peer links (tests/peers/sigstore-sign).
 # Installs only what is missing; does nothing when all is there.
 set -euo pipefail
 
@@ -52,6 +53,8 @@ have protoc || need+=(protobuf-compiler)
 have skopeo || need+=(skopeo)
 have podman || need+=(podman)
 have umoci || need+=(umoci)
+have pkg-config || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 need_bpo=()
 have qemu-system-x86_64 || need_bpo+=(qemu-system-x86)
 have qemu-img || need_bpo+=(qemu-utils)

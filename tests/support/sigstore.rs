@@ -154,3 +154,43 @@ pub fn attach(dir: &Path, reg: &str, repo: &str, digest: &str, sigs: &[(&Path, &
         .unwrap();
     assert!(o.status.success(), "skopeo copy of the signature: {o:?}");
 }
+
+/// The signing peer, tests/peers/sigstore-sign: the sigstore project's
+/// Rust client (sigstore-rs) making cosign keys and signatures. Built
+/// here on first use with the cargo running the tests, into a target
+/// directory outside the clone (minutes the first time; the lock file
+/// pins it), so CI's clean clones reuse the build.
+pub fn peer() -> PathBuf {
+    static PEER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PEER.get_or_init(|| {
+        let manifest =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/sigstore-sign/Cargo.toml");
+        let target = Path::new("/var/cache/oxtree-tests/peer-target");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let o = Command::new(cargo)
+            .args(["build", "--release", "--locked", "-q", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "building the sigstore-rs signing peer: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        target.join("release/sigstore-sign")
+    })
+    .clone()
+}
+
+/// `sigstore-sign ARGS…`; its stdout.
+#[track_caller]
+pub fn peer_run(args: &[&str]) -> String {
+    let o = Command::new(peer()).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "sigstore-sign {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
