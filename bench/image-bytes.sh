@@ -6,9 +6,12 @@
 # Three changes of the composed host (examples/host.toml, the tests'
 # shared base): `pkg` adds one Debian package (the layering fixture's
 # debian/next: the same treefile plus `tree`, composed separately, as a
-# new release would be), `kernel` rewrites every file under
-# /usr/lib/modules (what a new kernel release changes), and `full` is the
-# whole image into an empty repository. Each is fetched four ways:
+# new release would be), `kernel` is a real Debian kernel update (the
+# host composed with trixie's linux-image-amd64 6.12.117-1, then as it
+# is, with trixie-security's 6.12.118-1: new modules directory, vmlinuz,
+# initramfs and dpkg database; both composed here by the oxtree under
+# test and cached by its hash), and `full` is the whole image into an
+# empty repository. Each is fetched four ways:
 #
 #   image    `oxtree container image pull` of the next image (encapsulated
 #            with --previous-build-manifest, as a build pipeline would)
@@ -72,27 +75,51 @@ done
 [ -n "$BASES" ] || { echo "no layering fixture under $FIX whose commits differ by one package: run cargo test --test layering first" >&2; exit 1; }
 echo "fixture: $BASES" >&2
 
+# The kernel update: the host treefile composed twice by this oxtree, the
+# kernel pinned to trixie's 6.12.117-1, then unpinned (6.12.118-1 from
+# trixie-security), cached by the binary and the treefile.
+OLDK=6.12.117-1
+KEY=$(cat "$OX" "$ROOT/examples/host.toml" | sha256sum | cut -c1-16)
+KC=/var/cache/oxtree-bench/kernel-update-$KEY
+if [ ! -e "$KC/done" ]; then
+    rm -rf "$KC"; mkdir -p "$KC"
+    cp -r "$ROOT/examples/host.toml" "$ROOT/examples/host" "$KC/"
+    sed -e 's|^ref = .*|ref = "bench/kernel/old"|' \
+        -e "s|\"linux-image-amd64\"|\"linux-image-amd64=$OLDK\"|" "$KC/host.toml" > "$KC/old.toml"
+    grep -q "linux-image-amd64=$OLDK" "$KC/old.toml" || { echo "could not pin the kernel in $KC/old.toml" >&2; exit 1; }
+    sed -e 's|^ref = .*|ref = "bench/kernel/new"|' "$KC/host.toml" > "$KC/new.toml"
+    $OX init --repo="$KC/repo" --mode=archive >/dev/null
+    for t in old new; do
+        echo "composing the $t kernel (minutes, once per oxtree build)" >&2
+        $OX compose tree --repo="$KC/repo" --cachedir=/var/cache/oxtree-tests/apt-trixie "$KC/$t.toml" >"$KC/$t.log" 2>&1 ||
+            { tail "$KC/$t.log" >&2; exit 1; }
+    done
+    touch "$KC/done"
+fi
+kver() { $OX --repo="$KC/repo" ls $1 /usr/lib/modules | awk '{print $NF}' | grep -v '^/usr/lib/modules$' | sed 's|.*/||'; }
+echo "kernel update: $(kver bench/kernel/old) -> $(kver bench/kernel/new)" >&2
+
 rm -rf "$SCRATCH"; mkdir -p "$SCRATCH"; cd "$SCRATCH"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
-# The server repository: v1, pkg (debian/next) and kernel, all archive.
+# The server repository: v1 and pkg (debian/next), the two kernels, all
+# archive.
 $OX init --repo=srv --mode=archive >/dev/null
 $OX --repo=srv pull-local "$BASES" $REF debian/next >/dev/null
+$OX --repo=srv pull-local "$KC/repo" bench/kernel/old bench/kernel/new >/dev/null
 v1=$($OX --repo=srv rev-parse $REF)
 pkg=$($OX --repo=srv rev-parse debian/next)
-$OX --repo=srv checkout --subpath=/usr/lib/modules $REF kmods >/dev/null
-find kmods -type f -exec sh -c 'for f; do printf x >> "$f"; done' _ {} +
-mkdir -p kover/usr/lib && mv kmods kover/usr/lib/modules
-kernel=$($OX --repo=srv commit -b kernel --tree=ref=$v1 --tree=dir=kover \
-    --add-metadata-string=version=k -s kernel | tail -1)
-# The refs each change is published under (debian/next's commit is bound
-# to that name).
-declare -A R=([pkg]=debian/next [kernel]=kernel)
+kold=$($OX --repo=srv rev-parse bench/kernel/old)
+# Each change: the ref it is published under (commits are bound to their
+# ref names), and the ref and commit it updates from.
+declare -A R=([pkg]=debian/next [kernel]=bench/kernel/new)
+declare -A FROMREF=([pkg]=$REF [kernel]=bench/kernel/old)
+declare -A FROM=([pkg]=$v1 [kernel]=$kold)
 for ch in pkg kernel; do
-    $OX --repo=srv static-delta generate --from=$v1 --to=${R[$ch]} >/dev/null 2>&1
+    $OX --repo=srv static-delta generate --from=${FROM[$ch]} --to=${R[$ch]} >/dev/null 2>&1
 done
 $OX --repo=srv summary -u >/dev/null
 
@@ -127,14 +154,17 @@ reg_bytes() {
         awk '{s+=$NF} END {print s+0}'
 }
 
-# Images: v1, then pkg and kernel each built against v1's manifest.
+# Images: each change's base (v1, the old kernel), then the change built
+# against its base's manifest.
+declare -A BASEIMG=([pkg]=v1 [kernel]=kold)
 $OX --repo=srv container encapsulate -q --insecure $v1 docker://127.0.0.1:$rp/os:v1 >/dev/null
-skopeo inspect --raw --tls-verify=false docker://127.0.0.1:$rp/os:v1 > m1.json
+$OX --repo=srv container encapsulate -q --insecure $kold docker://127.0.0.1:$rp/os:kold >/dev/null
 for ch in pkg kernel; do
-    $OX --repo=srv container encapsulate -q --insecure --previous-build-manifest=m1.json \
+    skopeo inspect --raw --tls-verify=false docker://127.0.0.1:$rp/os:${BASEIMG[$ch]} > m-$ch.json
+    $OX --repo=srv container encapsulate -q --insecure --previous-build-manifest=m-$ch.json \
         ${R[$ch]} docker://127.0.0.1:$rp/os:$ch >/dev/null
-    $OX --repo=srv container encapsulate -q --insecure --previous-build-manifest=m1.json \
-        --delta-from=$v1 ${R[$ch]} docker://127.0.0.1:$rp/os:$ch-delta >/dev/null
+    $OX --repo=srv container encapsulate -q --insecure --previous-build-manifest=m-$ch.json \
+        --delta-from=${FROM[$ch]} ${R[$ch]} docker://127.0.0.1:$rp/os:$ch-delta >/dev/null
 done
 
 declare -A B
@@ -154,15 +184,15 @@ B[full,imgdelta]=-
 for ch in pkg kernel; do
     rm -rf img obj
     $OX init --repo=img --mode=bare-user >/dev/null
-    $OX --repo=img container image pull -q --insecure ostree-unverified-registry:127.0.0.1:$rp/os:v1 >/dev/null
+    $OX --repo=img container image pull -q --insecure ostree-unverified-registry:127.0.0.1:$rp/os:${BASEIMG[$ch]} >/dev/null
     a=$(stat -c %s reg/log)
     $OX --repo=img container image pull -q --insecure ostree-unverified-registry:127.0.0.1:$rp/os:$ch >/dev/null
     B[$ch,image]=$(reg_bytes $a)
     rm -rf img
     $OX init --repo=img --mode=bare-user >/dev/null
-    $OX --repo=img container image pull -q --insecure ostree-unverified-registry:127.0.0.1:$rp/os:v1 >/dev/null
+    $OX --repo=img container image pull -q --insecure ostree-unverified-registry:127.0.0.1:$rp/os:${BASEIMG[$ch]} >/dev/null
     a=$(stat -c %s reg/log)
-    $OX --repo=img container image pull --json -q --insecure --delta-from=$v1 \
+    $OX --repo=img container image pull --json -q --insecure --delta-from=${FROM[$ch]} \
         ostree-unverified-registry:127.0.0.1:$rp/os:$ch-delta > pulled.json
     grep -q '"tag": "sha256-' pulled.json || { echo "the $ch pull used no delta: $(cat pulled.json)" >&2; exit 1; }
     B[$ch,imgdelta]=$(reg_bytes $a)
@@ -170,7 +200,7 @@ for ch in pkg kernel; do
         rm -rf obj
         $OX init --repo=obj --mode=bare-user >/dev/null
         $OX --repo=obj remote add --no-gpg-verify srv http://127.0.0.1:$hp/ >/dev/null
-        $OX --repo=obj pull srv $REF >/dev/null 2>&1
+        $OX --repo=obj pull srv ${FROMREF[$ch]} >/dev/null 2>&1
         flag=; [ $how = objects ] && flag=--disable-static-deltas
         a=$(stat -c %s http.log)
         $OX --repo=obj pull $flag srv ${R[$ch]} >/dev/null 2>&1
@@ -190,6 +220,9 @@ done
 echo
 ratio() { awk -v b=$1 -v k=$kib 'BEGIN {printf "%.1f", b/(k*1024)}'; }
 echo "MiB fetched. The added package (tree) installs $kib KiB; the image pull of that update fetched $(ratio ${B[pkg,image]})x that, $(ratio ${B[pkg,imgdelta]})x with the delta beside the image (target <= 2x)."
+kpkg=$($OX --repo=srv cat bench/kernel/new /usr/share/dpkg/database/status |
+    awk '/^Package: linux-image-[0-9]/ {p=1} p && /^Installed-Size:/ {print $2; exit}')
+echo "The new kernel package installs $(awk -v k=$kpkg 'BEGIN {printf "%.1f", k/1024}') MiB; the image pull of the kernel update fetched $(awk -v b=${B[kernel,image]} -v k=$kpkg 'BEGIN {printf "%.2f", b/(k*1024)}')x the kernel package's installed size ($(awk -v b=${B[kernel,imgdelta]} -v k=$kpkg 'BEGIN {printf "%.2f", b/(k*1024)}')x with the delta)."
 
 # Times: oxtree against skopeo copy of the same image, interleaved.
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; t1=$(date +%s.%N); awk -v a=$t0 -v b=$t1 'BEGIN {printf "%.2f", b-a}'; }
