@@ -135,20 +135,30 @@ fn write_value(out: &mut String, v: &Value, top: bool) {
             write_value(out, inner, true);
             out.push('>');
         }
-        Value::Maybe(t, child) => match child {
-            None if top => {
-                let _ = write!(out, "@m{t} nothing");
+        Value::Maybe(..) => {
+            // As g_variant_print: the type when annotating, then the
+            // innermost value when every level is Just, else as many
+            // `just` as levels above the first Nothing.
+            if top {
+                let _ = write!(out, "@{} ", v.type_());
             }
-            None => out.push_str("nothing"),
-            Some(c) => {
-                // GLib writes `just` only where a bare child would be
-                // ambiguous: inside another maybe.
-                if matches!(**c, Value::Maybe(..)) {
-                    out.push_str("just ");
+            let mut justs = 0;
+            let mut cur = v;
+            while let Value::Maybe(_, child) = cur {
+                match child {
+                    Some(c) => {
+                        justs += 1;
+                        cur = c;
+                    }
+                    None => {
+                        out.push_str(&"just ".repeat(justs));
+                        out.push_str("nothing");
+                        return;
+                    }
                 }
-                write_value(out, c, top);
             }
-        },
+            write_value(out, cur, false);
+        }
         Value::Bytes(bytes) => {
             if bytes.is_empty() {
                 out.push_str("@ay []");
@@ -543,6 +553,15 @@ mod parse_tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
+        // Maybes as GLib prints them (g_variant_print, annotated).
+        let m = |t: Type, c: Option<Value>| Value::Maybe(t, c.map(Box::new));
+        assert_eq!(print(&m(Type::UInt32, Some(Value::U32(5)))), "@mu 5");
+        assert_eq!(print(&m(Type::UInt32, None)), "@mu nothing");
+        let mu = Type::Maybe(Box::new(Type::UInt32));
+        let just_nothing = m(mu.clone(), Some(m(Type::UInt32, None)));
+        assert_eq!(print(&just_nothing), "@mmu just nothing");
+        let pair = Value::Struct(vec![m(Type::Str, Some("a".into())), m(Type::UInt32, None)]);
+        assert_eq!(print(&pair), "(@ms 'a', @mu nothing)");
         assert!(parse(&deep).is_err());
     }
 }
