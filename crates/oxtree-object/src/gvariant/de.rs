@@ -9,6 +9,7 @@
 //! (defaults for broken children); we refuse it instead, so an object's
 //! bytes are always the encoding of what we decoded.
 
+use super::ser::offset_width;
 use super::signature::{tuple_fixed_size, Type, MAX_DEPTH};
 use super::value::Value;
 
@@ -169,6 +170,9 @@ fn split_array<'a>(e: &Type, b: &'a [u8]) -> R<Vec<&'a [u8]>> {
         return Err("bad array framing".into());
     }
     let n = (b.len() - last_end) / w;
+    if offset_width(last_end, n) != w {
+        return Err("framing offsets wider than normal form".into());
+    }
     let align = e.alignment();
     let mut out = Vec::with_capacity(n);
     let mut prev = 0usize;
@@ -219,6 +223,9 @@ fn read_tuple(members: &[&Type], b: &[u8], depth: usize) -> R<Vec<Value>> {
         .filter(|&l| l <= b.len() && (n_frames == 0 || w > 0))
         .ok_or("tuple framing larger than the tuple")?;
     let body_end = b.len() - frames_len;
+    if n_frames > 0 && offset_width(body_end, n_frames) != w {
+        return Err("framing offsets wider than normal form".into());
+    }
     let mut frame = 0;
     let mut pos = 0usize;
     let mut out = Vec::with_capacity(members.len());
