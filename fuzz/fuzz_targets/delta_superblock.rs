@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = sb.name();
-    let _ = sb.endianness_name();
+    let _ = sb.endianness.describe();
     for i in 0..sb.parts.len().min(4) {
         let _ = sb.inline_part(i);
     }

@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let back = DirMeta::decode(&enc).expect("re-encoded dirmeta must decode");
     assert_eq!(back, meta);
     assert_eq!(back.encode(), enc);
+    // Only normal form decodes.
+    assert_eq!(enc, data);
     let _ = meta.checksum();
     let _: Vec<_> = meta.xattrs.iter().collect();
 });

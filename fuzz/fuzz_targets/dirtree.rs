@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
     let enc = tree.encode();
     let back = DirTree::decode(&enc).expect("re-encoded dirtree must decode");
     assert_eq!(back, tree);
-    // Normal form is a fixed point.
+    // Normal form is a fixed point, and only normal form decodes.
     assert_eq!(back.encode(), enc);
+    assert_eq!(enc, data);
     let _ = tree.checksum();
 });

@@ -235,7 +235,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
         let (k, v) = key_value("--add-metadata", kv)?;
         let v = oxtree_object::text::parse(v)
             .map_err(|e| anyhow!("--add-metadata {k}: parsing '{v}': {e}"))?;
-        metadata.set(k, v.into());
+        metadata.set(k, v);
     }
     if !a.keep_metadata.is_empty() {
         let p = parent.ok_or_else(|| anyhow!("--keep-metadata needs a parent commit"))?;
@@ -245,7 +245,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 .metadata
                 .get(k)
                 .ok_or_else(|| anyhow!("Missing metadata key '{k}' from commit '{p}'"))?;
-            metadata.set(k, v.try_clone()?);
+            metadata.set(k, v.clone());
         }
     }
     if !a.no_bindings {

@@ -74,7 +74,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
 }
 
 /// A metadata value as ostree's `show` prints it.
-fn print_value(v: &zvariant::Value<'_>, no_byteswap: bool) -> String {
+fn print_value(v: &oxtree_object::gvariant::Value, no_byteswap: bool) -> String {
     match (no_byteswap, text::byteswap_scalar(v)) {
         (false, Some(swapped)) => text::print(&swapped),
         _ => text::print(v),
@@ -180,7 +180,7 @@ fn raw_commit(c: &oxtree_object::Commit) -> String {
     } else {
         format!("[{}]", related.join(", "))
     };
-    let quote = |s: &str| text::print(&zvariant::Value::from(s));
+    let quote = |s: &str| text::print(&oxtree_object::gvariant::Value::from(s));
     format!(
         "({md}, {parent}, {related}, {}, {}, uint64 {}, {}, {})",
         quote(&c.subject),

@@ -7,10 +7,10 @@
 use crate::util::{now, open_repo};
 use anyhow::{bail, Context, Result};
 use oxtree_object::gvariant::from_be64;
+use oxtree_object::gvariant::Value;
 use oxtree_object::Metadata;
 use oxtree_transport::Summary;
 use std::path::PathBuf;
-use zvariant::Value;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -100,7 +100,7 @@ pub fn run(repo: Option<PathBuf>, a: Args) -> Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--add-metadata takes KEY=VALUE, not '{kv}'"))?;
             let v = oxtree_object::text::parse(v)
                 .map_err(|e| anyhow::anyhow!("--add-metadata {k}: {e}"))?;
-            extra.set(k, zvariant::Value::from(v));
+            extra.set(k, v);
         }
         oxtree_transport::summary::write_metadata_commit(&repo, &extra, now)?;
         oxtree_transport::summary::update_summary_with(&mut repo, now, &extra)?;
@@ -177,7 +177,7 @@ fn iso_date(ts: u64) -> String {
         .unwrap_or_else(|| format!("@{ts}"))
 }
 
-fn value_text(v: &Value<'_>) -> String {
+fn value_text(v: &Value) -> String {
     match v {
         Value::Bool(b) => b.to_string(),
         Value::Str(s) => format!("'{}'", s.as_str()),
@@ -188,7 +188,7 @@ fn value_text(v: &Value<'_>) -> String {
 
 fn render_meta(md: &Metadata, indent: &str, out: &mut String) {
     for (k, v) in &md.0 {
-        let line = match (k.as_str(), &**v) {
+        let line = match (k.as_str(), v) {
             ("ostree.commit.timestamp", Value::U64(t)) => {
                 format!("Timestamp ({k}): {}", iso_date(from_be64(*t)))
             }

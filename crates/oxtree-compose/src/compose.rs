@@ -192,7 +192,10 @@ pub fn compose_tree(
         md.set_strv("oxtree.kernel-args", &tf.kernel_args);
     }
     if let Some(k) = &report.kernel {
-        md.set("ostree.bootable", zvariant::Value::from(true));
+        md.set(
+            "ostree.bootable",
+            oxtree_object::gvariant::Value::Bool(true),
+        );
         md.set_str("ostree.linux", k);
     }
 

@@ -24,12 +24,12 @@ use crate::error::{ComposeError, IoContext, IoError, Result};
 use crate::overlay::OverlayRoot;
 use crate::packages::{self, Package, PackageDiff};
 use crate::sandbox::{self, SandboxOptions};
+use oxtree_object::gvariant::Value;
 use oxtree_object::{Checksum, Metadata};
 use oxtree_repo::{CommitOptions, Repo};
 use oxtree_sysroot::{KeyFile, Sysroot};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use zvariant::Value;
 
 pub const CLIENTLAYER_KEY: &str = "oxtree.clientlayer";
 pub const BASE_COMMIT_KEY: &str = "oxtree.base-commit";

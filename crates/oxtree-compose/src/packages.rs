@@ -5,6 +5,7 @@
 use crate::error::{ComposeError, Result};
 use crate::fsat;
 use crate::layout::{DPKG_DATABASE, DPKG_VAR};
+use oxtree_object::gvariant::{Value, Variant};
 use oxtree_object::{Checksum, Metadata};
 use oxtree_repo::Repo;
 use rustix::fd::AsFd;
@@ -12,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::Path;
-use zvariant::Value;
 
 /// The commit metadata key holding the package list.
 pub const METADATA_KEY: &str = "oxtree.packages";
@@ -92,12 +92,12 @@ pub fn parse_status(text: &str) -> Result<Vec<Package>> {
 }
 
 /// The `a(sss)` value stored under [`METADATA_KEY`].
-pub fn to_metadata_value(packages: &[Package]) -> Value<'static> {
+pub fn to_metadata_value(packages: &[Package]) -> Value {
     let v: Vec<(String, String, String)> = packages
         .iter()
         .map(|p| (p.name.clone(), p.version.clone(), p.architecture.clone()))
         .collect();
-    Value::from(v)
+    v.to_value()
 }
 
 /// Set [`METADATA_KEY`] in commit metadata.
@@ -110,11 +110,12 @@ pub fn from_metadata(md: &Metadata) -> std::result::Result<Option<Vec<Package>>,
     let Some(v) = md.get(METADATA_KEY) else {
         return Ok(None);
     };
-    let owned = zvariant::OwnedValue::try_from(v.try_clone().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let list: Vec<(String, String, String)> = owned
-        .try_into()
-        .map_err(|e: zvariant::Error| format!("{METADATA_KEY} is not a(sss): {e}"))?;
+    let list = Vec::<(String, String, String)>::from_value(v.clone()).ok_or_else(|| {
+        format!(
+            "{METADATA_KEY} is not a(sss): it is {}",
+            oxtree_object::text::print(v)
+        )
+    })?;
     Ok(Some(
         list.into_iter()
             .map(|(name, version, architecture)| Package {
@@ -245,7 +246,7 @@ mod tests {
         assert_eq!(from_metadata(&back).unwrap(), Some(pk));
         // The GVariant type is a(sss).
         let v = to_metadata_value(&[]);
-        assert_eq!(v.value_signature().to_string(), "a(sss)");
+        assert_eq!(v.type_().to_string(), "a(sss)");
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn labels_of(
     let c = repo.load_commit(commit)?;
     let mut labels = BTreeMap::new();
     labels.insert(COMMIT_LABEL.to_string(), commit.to_hex());
-    if let Some(zvariant::Value::Bool(true)) = c.metadata.get("ostree.bootable") {
+    if let Some(oxtree_object::gvariant::Value::Bool(true)) = c.metadata.get("ostree.bootable") {
         labels.insert(BOOTABLE_LABEL.to_string(), "true".to_string());
         labels.insert(BOOTC_LABEL.to_string(), "1".to_string());
     }

@@ -4,25 +4,14 @@
 
 use crate::checksum::{content_checksum, Checksum};
 use crate::error::{ObjectError, Result};
-use crate::gvariant::{be64, decode, encode, from_be64};
-use zvariant::{OwnedValue, Value};
+use crate::gvariant::{be64, decode, encode, from_be64, Type, Value, Variant};
 
 /// An ordered `a{sv}`. ostree keeps insertion order (the command-line
 /// `--add-metadata-*` order, then the ref binding), and the order is part of
 /// the commit checksum, so this is a list, not a map.
-#[derive(Debug, Default)]
-pub struct Metadata(pub Vec<(String, OwnedValue)>);
-
-impl Clone for Metadata {
-    fn clone(&self) -> Self {
-        Metadata(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v.try_clone().expect("no fds in metadata")))
-                .collect(),
-        )
-    }
-}
+/// Each value is the one inside its `v`.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata(pub Vec<(String, Value)>);
 
 impl PartialEq for Metadata {
     fn eq(&self, other: &Self) -> bool {
@@ -35,23 +24,19 @@ impl Metadata {
         Self::default()
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value<'static>> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     pub fn get_str(&self, key: &str) -> Option<&str> {
-        match self.get(key)? {
-            Value::Str(s) => Some(s.as_str()),
-            _ => None,
-        }
+        self.get(key)?.as_str()
     }
 
     /// Set a key, replacing an earlier value in place (keeps its position).
-    pub fn set(&mut self, key: &str, value: Value<'_>) {
-        let owned = OwnedValue::try_from(value).expect("no fds in metadata");
+    pub fn set(&mut self, key: &str, value: Value) {
         match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = owned,
-            None => self.0.push((key.to_string(), owned)),
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key.to_string(), value)),
         }
     }
 
@@ -60,8 +45,7 @@ impl Metadata {
     }
 
     pub fn set_strv(&mut self, key: &str, values: &[String]) {
-        let v: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
-        self.set(key, Value::from(v));
+        self.set(key, values.to_vec().to_value());
     }
 
     pub fn remove(&mut self, key: &str) {
@@ -73,13 +57,42 @@ impl Metadata {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode(&self.0)
+        encode(self)
     }
 
     /// Decode a standalone `a{sv}` (a detached commitmeta object).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let v: Vec<(String, OwnedValue)> = decode("metadata", bytes)?;
-        Ok(Metadata(v))
+        decode("metadata", bytes)
+    }
+}
+
+/// `a{sv}`, in order.
+impl Variant for Metadata {
+    fn signature() -> Type {
+        Type::dict(Type::Str, Type::Variant)
+    }
+    fn to_value(&self) -> Value {
+        Value::Dict(
+            Type::Str,
+            Type::Variant,
+            self.0
+                .iter()
+                .map(|(k, v)| (Value::Str(k.clone()), Value::variant(v.clone())))
+                .collect(),
+        )
+    }
+    fn from_value(v: Value) -> Option<Self> {
+        let Value::Dict(_, _, entries) = v else {
+            return None;
+        };
+        entries
+            .into_iter()
+            .map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Variant(v)) => Some((k, *v)),
+                _ => None,
+            })
+            .collect::<Option<_>>()
+            .map(Metadata)
     }
 }
 
@@ -98,7 +111,7 @@ pub struct Commit {
 
 /// A commit's GVariant tuple (also embedded in a delta superblock).
 pub(crate) type Wire = (
-    Vec<(String, OwnedValue)>,
+    Metadata,
     Vec<u8>,
     Vec<(String, Vec<u8>)>,
     String,
@@ -110,9 +123,8 @@ pub(crate) type Wire = (
 
 impl Commit {
     pub fn encode(&self) -> Vec<u8> {
-        let md = self.metadata.clone().0;
         let w: Wire = (
-            md,
+            self.metadata.clone(),
             self.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
             self.related
                 .iter()
@@ -148,7 +160,7 @@ impl Commit {
             ObjectError::malformed("commit", "root dirmeta checksum is not 32 bytes")
         })?;
         Ok(Commit {
-            metadata: Metadata(md),
+            metadata: md,
             parent,
             related,
             subject,
@@ -206,7 +218,8 @@ mod tests {
             back.metadata
                 .get("ostree.ref-binding")
                 .unwrap()
-                .value_signature(),
+                .type_()
+                .to_string(),
             "as"
         );
     }

@@ -28,18 +28,9 @@ pub struct DirTree {
 
 type Wire = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>, Vec<u8>)>);
 
-/// The normal form of an empty dirtree: both arrays are empty, so the body
-/// is zero bytes and the one framing offset (for the first array) is `00`.
-/// zvariant writes no offset at all for a zero-length body and refuses
-/// GLib's encoding, so this one value is handled here.
-const EMPTY_DIRTREE: [u8; 1] = [0];
-
 impl DirTree {
     /// Encode; entries are sorted first so callers may add them in any order.
     pub fn encode(&self) -> Vec<u8> {
-        if self.is_empty() {
-            return EMPTY_DIRTREE.to_vec();
-        }
         let mut files: Vec<_> = self
             .files
             .iter()
@@ -64,9 +55,6 @@ impl DirTree {
     /// `/` or NUL), lists must be strictly sorted, and a name may not be both
     /// a file and a directory, so a checkout can trust the result.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes == EMPTY_DIRTREE {
-            return Ok(DirTree::default());
-        }
         let (files, dirs): Wire = decode("dirtree", bytes)?;
         let files = files
             .into_iter()

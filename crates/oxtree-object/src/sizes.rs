@@ -10,9 +10,9 @@
 
 use crate::checksum::Checksum;
 use crate::error::{ObjectError, Result};
+use crate::gvariant::{Value, Variant};
 use crate::objtype::ObjectType;
 use crate::static_delta::{read_varuint64, write_varuint64};
-use zvariant::Value;
 
 /// The metadata key.
 pub const KEY_SIZES: &str = "ostree.sizes";
@@ -63,30 +63,21 @@ impl SizeEntry {
 }
 
 /// The metadata value for `entries`, sorted by checksum as ostree sorts.
-pub fn encode_sizes(entries: &mut [SizeEntry]) -> Value<'static> {
+pub fn encode_sizes(entries: &mut [SizeEntry]) -> Value {
     entries.sort_by_key(|a| a.checksum.0);
     let v: Vec<Vec<u8>> = entries.iter().map(SizeEntry::encode).collect();
-    Value::from(v)
+    v.to_value()
 }
 
 /// Parse the `ostree.sizes` value (`aay`).
-pub fn decode_sizes(value: &Value<'_>) -> Result<Vec<SizeEntry>> {
+pub fn decode_sizes(value: &Value) -> Result<Vec<SizeEntry>> {
     let bad = || ObjectError::malformed("ostree.sizes", "not an array of byte arrays");
-    let Value::Array(a) = value else {
+    let Value::Array(_, a) = value else {
         return Err(bad());
     };
     a.iter()
         .map(|e| match e {
-            Value::Array(bytes) => {
-                let b: Vec<u8> = bytes
-                    .iter()
-                    .map(|x| match x {
-                        Value::U8(v) => Ok(*v),
-                        _ => Err(bad()),
-                    })
-                    .collect::<Result<_>>()?;
-                SizeEntry::decode(&b)
-            }
+            Value::Bytes(b) => SizeEntry::decode(b),
             _ => Err(bad()),
         })
         .collect()

@@ -1,12 +1,12 @@
 //! GVariant text format (what `ostree show`, `ls -X` and
 //! `--print-metadata-key` print), for the value types ostree metadata uses.
 
-use zvariant::Value;
+use crate::gvariant::{Type, Value};
 
 /// Render a value the way GLib's `g_variant_print (v, FALSE)` does for the
 /// common types: strings quoted, byte arrays as `[byte 0x..]`, typed
 /// integers with their prefix where GLib needs one.
-pub fn print(v: &Value<'_>) -> String {
+pub fn print(v: &Value) -> String {
     let mut s = String::new();
     write_value(&mut s, v, true);
     s
@@ -17,7 +17,7 @@ pub fn print(v: &Value<'_>) -> String {
 /// its own numbers big-endian). None for anything but a number (bytes,
 /// strings and booleans read the same either way; numbers inside
 /// containers are not swapped).
-pub fn byteswap_scalar(v: &Value<'_>) -> Option<Value<'static>> {
+pub fn byteswap_scalar(v: &Value) -> Option<Value> {
     Some(match v {
         Value::I16(n) => Value::I16(n.swap_bytes()),
         Value::U16(n) => Value::U16(n.swap_bytes()),
@@ -32,7 +32,7 @@ pub fn byteswap_scalar(v: &Value<'_>) -> Option<Value<'static>> {
 
 /// Like [`print`], without the type annotations GLib adds to a value
 /// standing alone (`{}` for an empty dictionary, `5` for a uint64).
-pub fn print_bare(v: &Value<'_>) -> String {
+pub fn print_bare(v: &Value) -> String {
     let mut s = String::new();
     write_value(&mut s, v, false);
     s
@@ -95,7 +95,7 @@ fn quote(out: &mut String, s: &str) {
     out.push(q);
 }
 
-fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
+fn write_value(out: &mut String, v: &Value, top: bool) {
     use std::fmt::Write;
     match v {
         Value::U8(b) => {
@@ -123,37 +123,71 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
         Value::F64(n) => {
             let _ = write!(out, "{n:?}");
         }
-        Value::Str(s) => quote(out, s.as_str()),
+        Value::Str(s) => quote(out, s),
         Value::Signature(s) => {
             let _ = write!(out, "signature '{s}'");
         }
         Value::ObjectPath(p) => {
             let _ = write!(out, "objectpath '{p}'");
         }
-        Value::Value(inner) => {
+        Value::Variant(inner) => {
             out.push('<');
             write_value(out, inner, true);
             out.push('>');
         }
-        Value::Array(a) => {
-            let elem_sig = a.element_signature().to_string();
-            if a.is_empty() {
-                let _ = write!(out, "@a{elem_sig} []");
+        Value::Maybe(..) => {
+            // As g_variant_print: the type when annotating, then the
+            // innermost value when every level is Just, else as many
+            // `just` as levels above the first Nothing.
+            if top {
+                let _ = write!(out, "@{} ", v.type_());
+            }
+            let mut justs = 0;
+            let mut cur = v;
+            while let Value::Maybe(_, child) = cur {
+                match child {
+                    Some(c) => {
+                        justs += 1;
+                        cur = c;
+                    }
+                    None => {
+                        out.push_str(&"just ".repeat(justs));
+                        out.push_str("nothing");
+                        return;
+                    }
+                }
+            }
+            write_value(out, cur, false);
+        }
+        Value::Bytes(bytes) => {
+            if bytes.is_empty() {
+                out.push_str("@ay []");
                 return;
             }
             // A byte array that is a printable NUL-terminated string prints
             // as b'...' like GLib does.
-            if elem_sig == "y" {
-                let bytes = crate::gvariant::byte_array(a).unwrap_or_default();
-                if let Some((0, body)) = bytes.split_last() {
-                    if let Ok(s) = std::str::from_utf8(body) {
-                        if !s.contains('\0') && s.chars().all(|c| !c.is_control()) {
-                            out.push('b');
-                            quote(out, s);
-                            return;
-                        }
+            if let Some((0, body)) = bytes.split_last() {
+                if let Ok(s) = std::str::from_utf8(body) {
+                    if !s.contains('\0') && s.chars().all(|c| !c.is_control()) {
+                        out.push('b');
+                        quote(out, s);
+                        return;
                     }
                 }
+            }
+            out.push('[');
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(out, &Value::U8(*b), i == 0 && top);
+            }
+            out.push(']');
+        }
+        Value::Array(t, a) => {
+            if a.is_empty() {
+                let _ = write!(out, "@a{t} []");
+                return;
             }
             out.push('[');
             for (i, x) in a.iter().enumerate() {
@@ -164,12 +198,11 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
             }
             out.push(']');
         }
-        Value::Dict(d) => {
-            if d.iter().next().is_none() {
+        Value::Dict(_, _, d) => {
+            if d.is_empty() {
                 // GLib names the type of an empty container it cannot infer.
-                let sig = v.value_signature().to_string();
                 if top {
-                    let _ = write!(out, "@{sig} {{}}");
+                    let _ = write!(out, "@{} {{}}", v.type_());
                 } else {
                     out.push_str("{}");
                 }
@@ -186,9 +219,8 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
             }
             out.push('}');
         }
-        Value::Structure(st) => {
+        Value::Struct(f) => {
             out.push('(');
-            let f = st.fields();
             for (i, x) in f.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
@@ -199,10 +231,6 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
                 out.push(',');
             }
             out.push(')');
-        }
-        #[allow(unreachable_patterns)]
-        other => {
-            let _ = write!(out, "{other:?}");
         }
     }
 }
@@ -215,9 +243,8 @@ fn write_value(out: &mut String, v: &Value<'_>, top: bool) {
 /// type, `{'k': <v>, …}` dictionaries, and `@TYPE` annotations on empty
 /// containers (`@a{sv} {}`, `@as []`).
 ///
-/// Written by hand: no maintained crate parses GLib's text format, and
-/// zvariant reads only the binary one.
-pub fn parse(text: &str) -> Result<zvariant::OwnedValue, String> {
+/// Written by hand: no maintained crate parses GLib's text format.
+pub fn parse(text: &str) -> Result<Value, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
@@ -232,7 +259,7 @@ pub fn parse(text: &str) -> Result<zvariant::OwnedValue, String> {
             &text[p.i..]
         ));
     }
-    zvariant::OwnedValue::try_from(v).map_err(|e| e.to_string())
+    Ok(v)
 }
 
 struct Parser<'a> {
@@ -303,7 +330,7 @@ impl<'a> Parser<'a> {
         Ok(t.to_string())
     }
 
-    fn value(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+    fn value(&mut self, want: Option<&str>) -> Result<Value, String> {
         self.depth += 1;
         if self.depth > MAX_TEXT_DEPTH {
             return Err("values nest too deep".into());
@@ -313,7 +340,7 @@ impl<'a> Parser<'a> {
         r
     }
 
-    fn value_inner(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+    fn value_inner(&mut self, want: Option<&str>) -> Result<Value, String> {
         match self.peek() {
             Some(b'@') => {
                 self.i += 1;
@@ -325,7 +352,7 @@ impl<'a> Parser<'a> {
                 self.i += 1;
                 let v = self.value(None)?;
                 self.eat(b'>')?;
-                Ok(Value::Value(Box::new(v)))
+                Ok(Value::variant(v))
             }
             Some(b'[') => self.array(want),
             Some(b'{') => self.dict(want),
@@ -342,7 +369,7 @@ impl<'a> Parser<'a> {
             }
             Some(_) => {
                 let w = self.word();
-                let typed = |p: &mut Self, t: &str| -> Result<Value<'static>, String> {
+                let typed = |p: &mut Self, t: &str| -> Result<Value, String> {
                     let n = p.word();
                     number(t, n)
                 };
@@ -410,18 +437,16 @@ impl<'a> Parser<'a> {
         String::from_utf8(out).map_err(|_| "string is not UTF-8".to_string())
     }
 
-    fn array(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+    fn array(&mut self, want: Option<&str>) -> Result<Value, String> {
         self.eat(b'[')?;
         let elem_want = want.and_then(|t| t.strip_prefix('a')).map(str::to_string);
         let mut items = Vec::new();
         if self.peek() != Some(b']') {
             loop {
                 // Later elements take the first one's type.
-                let t = elem_want.clone().or_else(|| {
-                    items
-                        .first()
-                        .map(|v: &Value<'_>| v.value_signature().to_string())
-                });
+                let t = elem_want
+                    .clone()
+                    .or_else(|| items.first().map(|v: &Value| v.type_().to_string()));
                 items.push(self.value(t.as_deref())?);
                 match self.peek() {
                     Some(b',') => self.i += 1,
@@ -431,22 +456,20 @@ impl<'a> Parser<'a> {
         }
         self.eat(b']')?;
         let sig = match (items.first(), &elem_want) {
-            (Some(v), _) => v.value_signature().to_string(),
-            (None, Some(t)) => t.clone(),
+            (Some(v), _) => v.type_(),
+            (None, Some(t)) => Type::parse(t)?,
             (None, None) => return Err("an empty array needs a type: @as []".into()),
         };
-        let sig = zvariant::Signature::try_from(sig.as_str()).map_err(|e| e.to_string())?;
-        let mut a = zvariant::Array::new(&sig);
-        for v in items {
-            if v.value_signature() != &sig {
-                return Err("array elements of different types".into());
-            }
-            a.append(v).map_err(|e| e.to_string())?;
+        if matches!(sig, Type::DictEntry(..)) {
+            return Err("dictionary entries outside {…}".into());
         }
-        Ok(Value::Array(a))
+        if items.iter().any(|v| v.type_() != sig) {
+            return Err("array elements of different types".into());
+        }
+        Ok(Value::array(sig, items))
     }
 
-    fn dict(&mut self, want: Option<&str>) -> Result<Value<'static>, String> {
+    fn dict(&mut self, want: Option<&str>) -> Result<Value, String> {
         self.eat(b'{')?;
         let (kt, vt) = match want
             .and_then(|t| t.strip_prefix("a{"))
@@ -469,17 +492,22 @@ impl<'a> Parser<'a> {
             }
         }
         self.eat(b'}')?;
-        let ks = zvariant::Signature::try_from(kt.as_str()).map_err(|e| e.to_string())?;
-        let vs = zvariant::Signature::try_from(vt.as_str()).map_err(|e| e.to_string())?;
-        let mut d = zvariant::Dict::new(&ks, &vs);
-        for (k, v) in pairs {
-            d.append(k, v).map_err(|e| e.to_string())?;
+        let ks = Type::parse(&kt)?;
+        let vs = Type::parse(&vt)?;
+        if !ks.is_basic() {
+            return Err("dictionary key is not a basic type".into());
         }
-        Ok(Value::Dict(d))
+        if pairs
+            .iter()
+            .any(|(k, v)| k.type_() != ks || v.type_() != vs)
+        {
+            return Err("dictionary entries of different types".into());
+        }
+        Ok(Value::Dict(ks, vs, pairs))
     }
 }
 
-fn number(t: &str, n: &str) -> Result<Value<'static>, String> {
+fn number(t: &str, n: &str) -> Result<Value, String> {
     let bad = || format!("'{n}' is not a valid {t} value");
     let int = |n: &str| -> Result<i128, String> {
         match n.strip_prefix("0x") {
@@ -525,6 +553,15 @@ mod parse_tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
+        // Maybes as GLib prints them (g_variant_print, annotated).
+        let m = |t: Type, c: Option<Value>| Value::Maybe(t, c.map(Box::new));
+        assert_eq!(print(&m(Type::UInt32, Some(Value::U32(5)))), "@mu 5");
+        assert_eq!(print(&m(Type::UInt32, None)), "@mu nothing");
+        let mu = Type::Maybe(Box::new(Type::UInt32));
+        let just_nothing = m(mu.clone(), Some(m(Type::UInt32, None)));
+        assert_eq!(print(&just_nothing), "@mmu just nothing");
+        let pair = Value::Struct(vec![m(Type::Str, Some("a".into())), m(Type::UInt32, None)]);
+        assert_eq!(print(&pair), "(@ms 'a', @mu nothing)");
         assert!(parse(&deep).is_err());
     }
 }

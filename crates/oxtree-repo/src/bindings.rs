@@ -4,14 +4,13 @@
 //! another's. The rules and wording are ostree's (pulls, `fsck
 //! --verify-bindings`).
 
+use oxtree_object::gvariant::Variant;
 use oxtree_object::Commit;
 
 /// The refs a commit is bound to; None when it has no (well-typed) binding.
 pub fn ref_binding(commit: &Commit) -> Option<Vec<String>> {
     let v = commit.metadata.get("ostree.ref-binding")?;
-    v.try_clone()
-        .ok()
-        .and_then(|v| Vec::<String>::try_from(v).ok())
+    Vec::<String>::from_value(v.clone())
 }
 
 /// Check a commit fetched as `ref_name` (None: by checksum) from a source

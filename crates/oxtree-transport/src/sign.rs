@@ -15,9 +15,9 @@
 use crate::error::{Result, TransportError};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use oxtree_object::gvariant::{Value, Variant};
 use oxtree_object::Metadata;
 use std::path::{Path, PathBuf};
-use zvariant::Value;
 
 /// Detached-metadata key of ed25519 signatures.
 pub const ED25519_KEY: &str = "ostree.sign.ed25519";
@@ -304,8 +304,8 @@ impl Ed25519Trust {
 }
 
 /// The byte strings of an `aay` value (bounded in count and size).
-pub fn byte_strings(value: &Value<'_>, what: &str) -> Result<Vec<Vec<u8>>> {
-    let Value::Array(outer) = value else {
+pub fn byte_strings(value: &Value, what: &str) -> Result<Vec<Vec<u8>>> {
+    let Value::Array(_, outer) = value else {
         return Err(sig_err(format!("{what}: expected type aay")));
     };
     if outer.len() > MAX_SIGNATURES {
@@ -315,24 +315,17 @@ pub fn byte_strings(value: &Value<'_>, what: &str) -> Result<Vec<Vec<u8>>> {
         )));
     }
     let mut out = Vec::with_capacity(outer.len());
-    for item in outer.iter() {
-        let Value::Array(inner) = item else {
+    for item in outer {
+        let Value::Bytes(b) = item else {
             return Err(sig_err(format!("{what}: expected type aay")));
         };
-        if inner.len() > MAX_SIGNATURE_SIZE {
+        if b.len() > MAX_SIGNATURE_SIZE {
             return Err(sig_err(format!(
                 "{what}: a signature of {} bytes exceeds {MAX_SIGNATURE_SIZE}",
-                inner.len()
+                b.len()
             )));
         }
-        let mut b = Vec::with_capacity(inner.len());
-        for x in inner.iter() {
-            match x {
-                Value::U8(v) => b.push(*v),
-                _ => return Err(sig_err(format!("{what}: expected type aay"))),
-            }
-        }
-        out.push(b);
+        out.push(b.clone());
     }
     Ok(out)
 }
@@ -379,7 +372,7 @@ pub fn signatures_in(md: &Metadata, key: &str) -> Result<Vec<Vec<u8>>> {
 pub fn append_signature(md: &mut Metadata, key: &str, sig: Vec<u8>) -> Result<()> {
     let mut all = signatures_in(md, key)?;
     all.push(sig);
-    md.set(key, Value::from(all));
+    md.set(key, all.to_value());
     Ok(())
 }
 
@@ -388,7 +381,7 @@ pub fn set_signatures(md: &mut Metadata, key: &str, sigs: Vec<Vec<u8>>) {
     if sigs.is_empty() {
         md.remove(key);
     } else {
-        md.set(key, Value::from(sigs));
+        md.set(key, sigs.to_value());
     }
 }
 

@@ -11,11 +11,10 @@
 //! (a cargo-fuzz target should cover it).
 
 use crate::error::{Result, TransportError};
-use oxtree_object::gvariant::{be64, decode, encode, from_be64};
+use oxtree_object::gvariant::{be64, decode, encode, from_be64, Type, Value, Variant};
 use oxtree_object::static_delta as sd;
 use oxtree_object::{Checksum, Metadata, ObjectType};
 use oxtree_repo::{fsutil, Repo, RepoError};
-use zvariant::{OwnedValue, Value};
 
 pub const KEY_TIMESTAMP: &str = "ostree.commit.timestamp";
 pub const KEY_VERSION: &str = "ostree.commit.version";
@@ -62,81 +61,60 @@ pub struct Summary {
     pub collection_map: Vec<(String, Vec<SummaryRef>)>,
 }
 
-type RefWire = (String, (u64, Vec<u8>, Vec<(String, OwnedValue)>));
-type Wire = (Vec<RefWire>, Vec<(String, OwnedValue)>);
-
-/// Both arrays empty: GVariant's normal form is one framing byte `00`,
-/// which zvariant neither writes nor reads (see DirTree's EMPTY_DIRTREE).
-const EMPTY_SUMMARY: [u8; 1] = [0];
+type RefWire = (String, (u64, Vec<u8>, Metadata));
+type Wire = (Vec<RefWire>, Metadata);
 
 impl Summary {
     pub fn encode(&self) -> Vec<u8> {
-        if self.refs.is_empty() && self.metadata.is_empty() {
-            return EMPTY_SUMMARY.to_vec();
-        }
         let refs = ref_wires(&self.refs);
         if self.static_deltas.is_empty() && self.collection_map.is_empty() {
-            let w: Wire = (refs, self.metadata.clone().0);
+            let w: Wire = (refs, self.metadata.clone());
             return encode(&w);
         }
-        // zvariant's dictionaries sort their keys; the delta map must keep
-        // GLib's order, so the metadata is framed by hand. In ostree's hash
-        // order both maps come just before `indexed-deltas`.
+        // In ostree's hash order both maps come just before
+        // `indexed-deltas`.
         let mut maps = Vec::new();
         if !self.static_deltas.is_empty() {
-            let deltas = sd::variant_bytes(&sd::encode_delta_map(&self.static_deltas), "a{sv}");
+            let deltas = sd::delta_map_value(&self.static_deltas);
             maps.push((sd::KEY_STATIC_DELTAS.to_string(), deltas));
         }
         if !self.collection_map.is_empty() {
-            let cm: Vec<(String, Vec<RefWire>)> = self
-                .collection_map
-                .iter()
-                .map(|(id, refs)| (id.clone(), ref_wires(refs)))
-                .collect();
-            let bytes = sd::variant_bytes(&encode(&cm), COLLECTION_MAP_TYPE);
-            maps.push((KEY_COLLECTION_MAP.to_string(), bytes));
+            let cm = Value::Dict(
+                Type::Str,
+                Vec::<RefWire>::signature(),
+                self.collection_map
+                    .iter()
+                    .map(|(id, refs)| (Value::Str(id.clone()), ref_wires(refs).to_value()))
+                    .collect(),
+            );
+            maps.push((KEY_COLLECTION_MAP.to_string(), cm));
         }
-        let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut md = Metadata::new();
         let mut placed = false;
         for (k, v) in &self.metadata.0 {
             if k == sd::KEY_STATIC_DELTAS || k == KEY_COLLECTION_MAP {
                 continue;
             }
             if k == "ostree.summary.indexed-deltas" && !placed {
-                entries.append(&mut maps);
+                md.0.append(&mut maps);
                 placed = true;
             }
-            entries.push((k.clone(), encode(&**v)));
+            md.0.push((k.clone(), v.clone()));
         }
-        entries.append(&mut maps);
-        let mut out = encode(&refs);
-        let refs_end = out.len();
-        while !out.len().is_multiple_of(8) {
-            out.push(0);
-        }
-        out.extend_from_slice(&sd::encode_asv_raw(&entries));
-        let total = out.len();
-        let os = [1usize, 2, 4, 8]
-            .into_iter()
-            .find(|&s| s == 8 || total + s < (1usize << (8 * s)))
-            .unwrap_or(8);
-        out.extend_from_slice(&(refs_end as u64).to_le_bytes()[..os]);
-        out
+        md.0.append(&mut maps);
+        encode(&(refs, md))
     }
 
     /// Parse untrusted summary bytes. Checksums must be 32 bytes and ref
     /// names valid; duplicate names are refused.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes == EMPTY_SUMMARY {
-            return Ok(Summary::default());
-        }
         let (refs, md): Wire = decode("summary", bytes)?;
         let out = decode_refs(refs)?;
         Ok(Summary {
             static_deltas: Vec::new(),
             collection_map: Vec::new(),
             refs: out,
-            metadata: Metadata(md),
+            metadata: md,
         })
     }
 
@@ -262,7 +240,7 @@ fn ref_wires(refs: &[SummaryRef]) -> Vec<RefWire> {
         .map(|r| {
             (
                 r.name.clone(),
-                (r.commit_size, r.commit.0.to_vec(), r.metadata.clone().0),
+                (r.commit_size, r.commit.0.to_vec(), r.metadata.clone()),
             )
         })
         .collect();
@@ -281,7 +259,7 @@ fn decode_refs(refs: Vec<RefWire>) -> Result<Vec<SummaryRef>> {
             name,
             commit_size: size,
             commit,
-            metadata: Metadata(rmd),
+            metadata: rmd,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -306,13 +284,21 @@ impl Summary {
         let Some(v) = self.metadata.get(KEY_COLLECTION_MAP) else {
             return Ok(Vec::new());
         };
-        // Re-serialize the variant and parse its body with the static type.
-        let raw = encode(v);
-        let sig = format!("\0{COLLECTION_MAP_TYPE}");
-        let body = raw
-            .strip_suffix(sig.as_bytes())
-            .ok_or_else(|| TransportError::bad("summary", "collection-map has the wrong type"))?;
-        let cm: Vec<(String, Vec<RefWire>)> = decode("summary collection-map", body)?;
+        let wrong = || TransportError::bad("summary", "collection-map has the wrong type");
+        if v.type_().to_string() != COLLECTION_MAP_TYPE {
+            return Err(wrong());
+        }
+        let Value::Dict(_, _, entries) = v else {
+            return Err(wrong());
+        };
+        let cm = entries
+            .iter()
+            .map(|(id, refs)| {
+                let id = id.as_str().ok_or_else(wrong)?.to_string();
+                let refs = Vec::<RefWire>::from_value(refs.clone()).ok_or_else(wrong)?;
+                Ok((id, refs))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(cm.len());
         for (id, refs) in cm {
             oxtree_repo::refs::validate_collection_id(&id).map_err(|_| {
@@ -340,21 +326,15 @@ impl Summary {
 /// The `ostree.static-deltas` entry of a summary's or a delta index's
 /// metadata: delta name → superblock checksum (malformed entries skipped).
 pub fn static_delta_map_in(md: &Metadata) -> Vec<(String, Checksum)> {
-    let Some(Value::Dict(d)) = md.get(sd::KEY_STATIC_DELTAS) else {
+    let Some(Value::Dict(_, _, d)) = md.get(sd::KEY_STATIC_DELTAS) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (k, v) in d.iter() {
-        let Value::Str(k) = k else { continue };
-        let v = match v {
-            Value::Value(inner) => &**inner,
-            other => other,
-        };
-        let Value::Array(a) = v else { continue };
-        let Some(bytes) = oxtree_object::gvariant::byte_array(a) else {
+    for (k, v) in d {
+        let (Some(k), Some(bytes)) = (k.as_str(), v.unvariant().as_bytes()) else {
             continue;
         };
-        if let Ok(c) = Checksum::from_bytes(&bytes) {
+        if let Ok(c) = Checksum::from_bytes(bytes) {
             out.push((k.to_string(), c));
         }
     }
@@ -387,8 +367,9 @@ pub fn write_delta_indexes(repo: &Repo, sync: bool, only: Option<&Checksum>) -> 
         // ostree sorts on the source (from-scratch first) before filling
         // its dictionary, so the index is reproducible.
         deltas.sort_by_key(|(name, _)| name.split_once('-').map(|(f, _)| f.to_string()));
-        let inner = sd::variant_bytes(&sd::encode_delta_map(deltas), "a{sv}");
-        let index = sd::encode_asv_raw(&[(sd::KEY_STATIC_DELTAS.to_string(), inner)]);
+        let mut md = Metadata::new();
+        md.set(sd::KEY_STATIC_DELTAS, sd::delta_map_value(deltas));
+        let index = md.encode();
         let (dir, name) = rel.rsplit_once('/').expect("index paths have a directory");
         let d = fsutil::mkdir_p_at(repo.dir(), dir).map_err(|e| io("creating delta-indexes", e))?;
         if fsutil::read_at(&d, name).ok().as_deref() == Some(&index[..]) {
@@ -484,12 +465,7 @@ pub fn update_summary_with(
 ) -> Result<Summary> {
     let mut s = Summary::generate(repo, last_modified)?;
     for (k, v) in &extra.0 {
-        s.metadata.set(
-            k,
-            v.try_clone()
-                .map_err(|e| TransportError::bad("metadata", e))?
-                .into(),
-        );
+        s.metadata.set(k, v.clone());
     }
     if repo.config().get("core", "indexed-deltas").is_none() {
         let mut cfg = repo.config().clone();
@@ -528,9 +504,15 @@ mod tests {
         ] {
             let _ = Summary::decode(b);
         }
-        let bad: Wire = (vec![("../x".into(), (1, vec![0; 32], vec![]))], vec![]);
+        let bad: Wire = (
+            vec![("../x".into(), (1, vec![0; 32], Metadata::new()))],
+            Metadata::new(),
+        );
         assert!(Summary::decode(&encode(&bad)).is_err());
-        let short: Wire = (vec![("a".into(), (1, vec![0; 3], vec![]))], vec![]);
+        let short: Wire = (
+            vec![("a".into(), (1, vec![0; 3], Metadata::new()))],
+            Metadata::new(),
+        );
         assert!(Summary::decode(&encode(&short)).is_err());
     }
 }

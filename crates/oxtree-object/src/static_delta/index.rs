@@ -1,61 +1,28 @@
 //! The delta index and the summary's delta map: `a{sv}` written in
 //! GLib's hash-table order, byte for byte what ostree writes.
 
-use super::part::{frame_size, write_offset};
 use crate::checksum::Checksum;
-
-fn pad_to(out: &mut Vec<u8>, align: usize) {
-    while !out.len().is_multiple_of(align) {
-        out.push(0);
-    }
-}
-
-/// A variant's serialization: the value, a NUL, its type signature.
-pub fn variant_bytes(value: &[u8], signature: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(value.len() + 1 + signature.len());
-    v.extend_from_slice(value);
-    v.push(0);
-    v.extend_from_slice(signature.as_bytes());
-    v
-}
-
-/// Encode an `a{sv}` from (key, serialized variant) pairs, keeping their
-/// order (zvariant's `Dict` sorts its keys; GLib's follows a hash table).
-pub fn encode_asv_raw(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut ends = Vec::with_capacity(entries.len());
-    for (k, v) in entries {
-        pad_to(&mut body, 8);
-        let mut e = Vec::with_capacity(k.len() + v.len() + 16);
-        e.extend_from_slice(k.as_bytes());
-        e.push(0);
-        let key_end = e.len();
-        pad_to(&mut e, 8);
-        e.extend_from_slice(v);
-        let os = frame_size(e.len(), 1);
-        write_offset(&mut e, key_end, os);
-        body.extend_from_slice(&e);
-        ends.push(body.len());
-    }
-    if entries.is_empty() {
-        return body;
-    }
-    let os = frame_size(body.len(), ends.len());
-    for e in ends {
-        write_offset(&mut body, e, os);
-    }
-    body
-}
+use crate::gvariant::{to_bytes, Type, Value};
 
 /// `a{sv}` of delta name → superblock checksum (`ay`), in GLib's order
 /// for a dictionary filled with `entries` in order.
-pub fn encode_delta_map(entries: &[(String, Checksum)]) -> Vec<u8> {
+pub fn delta_map_value(entries: &[(String, Checksum)]) -> Value {
     let names: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
-    let ordered: Vec<(String, Vec<u8>)> = ghash_order(&names)
+    let ordered = ghash_order(&names)
         .into_iter()
-        .map(|i| (entries[i].0.clone(), variant_bytes(&entries[i].1 .0, "ay")))
+        .map(|i| {
+            (
+                Value::Str(entries[i].0.clone()),
+                Value::variant(Value::Bytes(entries[i].1 .0.to_vec())),
+            )
+        })
         .collect();
-    encode_asv_raw(&ordered)
+    Value::Dict(Type::Str, Type::Variant, ordered)
+}
+
+/// [`delta_map_value`]'s bytes.
+pub fn encode_delta_map(entries: &[(String, Checksum)]) -> Vec<u8> {
+    to_bytes(&delta_map_value(entries))
 }
 
 /// Order of `g_hash_table` iteration after inserting `keys` (string keys,

@@ -35,7 +35,7 @@ mod superblock;
 mod tests;
 
 pub use bsdiff::{bspatch, Bspatch};
-pub use index::{encode_asv_raw, encode_delta_map, ghash_order, variant_bytes};
+pub use index::{delta_map_value, encode_delta_map, ghash_order};
 pub use names::{
     delta_dir, delta_index_path, delta_name, from_mb64, mb64, parse_delta_dir, parse_delta_name,
 };

@@ -4,7 +4,7 @@
 use super::bad;
 use super::positional::{RandomRead, SeqReader, Window};
 use crate::error::{ObjectError, Result};
-use crate::gvariant::{decode, encode};
+use crate::gvariant::{decode, encode, offset_width, read_width};
 use crate::xattrs::Xattrs;
 use std::io::{Read, Write};
 
@@ -117,19 +117,7 @@ pub struct PartPayload {
     pub ops: Vec<u8>,
 }
 
-fn offset_size(total: usize) -> usize {
-    if total <= 0xff {
-        1
-    } else if total <= 0xffff {
-        2
-    } else if total <= 0xffff_ffff {
-        4
-    } else {
-        8
-    }
-}
-
-pub(super) fn write_offset(out: &mut Vec<u8>, v: usize, size: usize) {
+fn write_offset(out: &mut Vec<u8>, v: usize, size: usize) {
     out.extend_from_slice(&(v as u64).to_le_bytes()[..size]);
 }
 
@@ -139,61 +127,9 @@ fn read_offset(b: &[u8]) -> usize {
     u64::from_le_bytes(a) as usize
 }
 
-/// Pick the framing offset size for a body of `body` bytes and `n` offsets.
-pub(super) fn frame_size(body: usize, n: usize) -> usize {
-    for s in [1, 2, 4, 8] {
-        if s == 8 || body + n * s < (1usize << (8 * s)) {
-            return s;
-        }
-    }
-    8
-}
-
-/// Split a GVariant array of variable-size elements into its elements.
-fn split_var_array(b: &[u8]) -> Result<Vec<&[u8]>> {
-    if b.is_empty() {
-        return Ok(Vec::new());
-    }
-    let os = offset_size(b.len());
-    let last_end = read_offset(&b[b.len() - os..]);
-    if last_end > b.len() - os || !(b.len() - last_end).is_multiple_of(os) {
-        return Err(bad("bad array framing"));
-    }
-    let n = (b.len() - last_end) / os;
-    let mut out = Vec::with_capacity(n);
-    let mut start = 0;
-    for i in 0..n {
-        let end = read_offset(&b[last_end + i * os..last_end + (i + 1) * os]);
-        if end < start || end > last_end {
-            return Err(bad("bad array framing"));
-        }
-        out.push(&b[start..end]);
-        start = end;
-    }
-    Ok(out)
-}
-
-fn encode_var_array(elems: &[Vec<u8>]) -> Vec<u8> {
-    let body: usize = elems.iter().map(|e| e.len()).sum();
-    if elems.is_empty() {
-        return Vec::new();
-    }
-    let os = frame_size(body, elems.len());
-    let mut out = Vec::with_capacity(body + elems.len() * os);
-    let mut ends = Vec::with_capacity(elems.len());
-    for e in elems {
-        out.extend_from_slice(e);
-        ends.push(out.len());
-    }
-    for e in ends {
-        write_offset(&mut out, e, os);
-    }
-    out
-}
-
 impl PartPayload {
-    /// Hand-encoded: zvariant cannot write an `aa(ayay)` whose elements are
-    /// all empty (the usual "no xattrs" table).
+    /// The payload tuple is framed here rather than by the codec so that
+    /// its data section (up to 1 GiB) is written and read in place.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         self.write_to(&mut out).expect("in-memory write");
@@ -207,25 +143,16 @@ impl PartPayload {
             modes.extend_from_slice(&g.to_be_bytes());
             modes.extend_from_slice(&m.to_be_bytes());
         }
-        let xattrs: Vec<Vec<u8>> = self
-            .xattrs
-            .iter()
-            .map(|x| {
-                if x.is_empty() {
-                    Vec::new()
-                } else {
-                    encode(x.wire())
-                }
-            })
-            .collect();
-        (modes, encode_var_array(&xattrs))
+        let xattrs: Vec<Vec<(Vec<u8>, Vec<u8>)>> =
+            self.xattrs.iter().map(|x| x.wire().clone()).collect();
+        (modes, encode(&xattrs))
     }
 
     /// The length of [`PartPayload::encode`]'s output.
     pub fn encoded_len(&self) -> usize {
         let (modes, xattrs) = self.tables();
         let body = modes.len() + xattrs.len() + self.data.len() + self.ops.len();
-        body + 3 * frame_size(body, 3)
+        body + 3 * offset_width(body, 3)
     }
 
     /// Write [`PartPayload::encode`]'s bytes to `w`, piece by piece.
@@ -235,7 +162,7 @@ impl PartPayload {
         let e2 = e1 + xattrs.len();
         let e3 = e2 + self.data.len();
         let body = e3 + self.ops.len();
-        let os = frame_size(body, 3);
+        let os = offset_width(body, 3);
         w.write_all(&modes)?;
         w.write_all(&xattrs)?;
         w.write_all(&self.data)?;
@@ -283,7 +210,7 @@ impl PartTables {
             return Err(bad("empty part payload"));
         }
         let total = usize::try_from(total).map_err(|_| bad("part payload too large"))?;
-        let os = offset_size(total);
+        let os = read_width(total);
         if total < 3 * os {
             return Err(bad("part payload too short"));
         }
@@ -312,16 +239,10 @@ impl PartTables {
                 (r(0), r(4), r(8))
             })
             .collect();
-        let xattrs = split_var_array(&head[e1..e2])?
+        let xattrs: Vec<Vec<(Vec<u8>, Vec<u8>)>> = decode("delta xattrs", &head[e1..e2])?;
+        let xattrs = xattrs
             .into_iter()
-            .map(|x| {
-                if x.is_empty() {
-                    Ok(Xattrs::new())
-                } else {
-                    let w: Vec<(Vec<u8>, Vec<u8>)> = decode("delta xattrs", x)?;
-                    Xattrs::from_wire(w)
-                }
-            })
+            .map(Xattrs::from_wire)
             .collect::<Result<Vec<_>>>()?;
         Ok(PartTables {
             modes,

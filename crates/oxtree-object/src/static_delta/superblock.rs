@@ -8,9 +8,8 @@ use super::{
 use crate::checksum::Checksum;
 use crate::commit::{Commit, Metadata, Wire as CommitWire};
 use crate::error::Result;
-use crate::gvariant::{be64, decode, encode, from_be64};
+use crate::gvariant::{be64, decode, encode, from_be64, Value};
 use crate::objtype::ObjectType;
-use zvariant::{OwnedValue, Value};
 
 /// One part's entry in the superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +100,7 @@ pub struct Superblock {
 type PartWire = (u32, Vec<u8>, u64, u64, Vec<u8>);
 type FallbackWire = (u8, Vec<u8>, u64, u64);
 type SuperWire = (
-    Vec<(String, OwnedValue)>,
+    Metadata,
     u64,
     Vec<u8>,
     Vec<u8>,
@@ -146,7 +145,7 @@ impl Superblock {
         }
         let (md, ts, from, to, cw, _recurse, parts, fallbacks): SuperWire =
             decode("static delta superblock", bytes)?;
-        let metadata = Metadata(md);
+        let metadata = md;
         let endianness = match metadata.get(KEY_ENDIANNESS) {
             Some(Value::U8(b'B')) => Endianness::Big,
             Some(Value::U8(b'l')) => Endianness::Little,
@@ -210,7 +209,7 @@ impl Superblock {
         let sw64 = |v: u64| if big { v.swap_bytes() } else { v };
         let cw: CommitWire = decode("commit", &self.commit_bytes).expect("valid commit bytes");
         let w: SuperWire = (
-            self.metadata.clone().0,
+            self.metadata.clone(),
             be64(self.timestamp),
             self.from.map(|f| f.0.to_vec()).unwrap_or_default(),
             self.to.0.to_vec(),
@@ -252,16 +251,16 @@ impl Superblock {
     /// An inline part's bytes, if the superblock carries it.
     pub fn inline_part(&self, i: usize) -> Option<Vec<u8>> {
         let v = self.metadata.get(&self.inline_part_key(i))?;
-        let Value::Value(inner) = v else {
-            return match v {
-                Value::Structure(_) => {
-                    let bytes = zvariant_struct_yay(v)?;
-                    Some(bytes)
-                }
-                _ => None,
-            };
+        let Value::Struct(f) = v.unvariant() else {
+            return None;
         };
-        zvariant_struct_yay(inner)
+        let [Value::U8(c), Value::Bytes(data)] = f.as_slice() else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(1 + data.len());
+        out.push(*c);
+        out.extend_from_slice(data);
+        Some(out)
     }
 
     /// Detached metadata of the target commit carried in the superblock.
@@ -270,28 +269,9 @@ impl Superblock {
     }
 }
 
-/// `(yay)` value → the part file bytes (compression byte + data).
-fn zvariant_struct_yay(v: &Value<'_>) -> Option<Vec<u8>> {
-    let Value::Structure(s) = v else { return None };
-    let f = s.fields();
-    if f.len() != 2 {
-        return None;
-    }
-    let Value::U8(c) = f[0] else { return None };
-    let Value::Array(a) = &f[1] else { return None };
-    let mut out = vec![c];
-    out.extend(crate::gvariant::byte_array(a)?);
-    Some(out)
-}
-
 /// A `(yay)` value for an inline part.
-pub fn inline_part_value(part: &[u8]) -> Value<'static> {
-    let s = zvariant::StructureBuilder::new()
-        .add_field(part[0])
-        .add_field(part[1..].to_vec())
-        .build()
-        .expect("structure");
-    Value::Structure(s)
+pub fn inline_part_value(part: &[u8]) -> Value {
+    Value::Struct(vec![Value::U8(part[0]), Value::Bytes(part[1..].to_vec())])
 }
 
 /// A signed superblock `(taya{sv})`: magic, superblock bytes, signatures.
@@ -299,14 +279,14 @@ pub fn decode_signed(bytes: &[u8]) -> Result<Option<(Vec<u8>, Metadata)>> {
     if bytes.len() < 8 || &bytes[..8] != SIGNED_MAGIC {
         return Ok(None);
     }
-    let (_magic, sb, sigs): (u64, Vec<u8>, Vec<(String, OwnedValue)>) =
+    let (_magic, sb, sigs): (u64, Vec<u8>, Metadata) =
         decode("signed static delta superblock", bytes)?;
-    Ok(Some((sb, Metadata(sigs))))
+    Ok(Some((sb, sigs)))
 }
 
 pub fn encode_signed(superblock: &[u8], sigs: &Metadata) -> Vec<u8> {
     let magic = u64::from_le_bytes(*SIGNED_MAGIC);
-    encode(&(magic, superblock.to_vec(), sigs.clone().0))
+    encode(&(magic, superblock.to_vec(), sigs.clone()))
 }
 
 #[cfg(test)]

@@ -1,14 +1,11 @@
 use super::bsdiff::offtin;
 use super::*;
 use crate::checksum::Checksum;
-use crate::commit::Metadata;
 use crate::error::Result;
 use crate::file::FileHeader;
-use crate::gvariant::encode;
 use crate::objtype::ObjectType;
 use crate::xattrs::Xattrs;
 use std::io::{Read, Write};
-use zvariant::Value;
 
 #[test]
 fn mb64_round_trip_and_paths() {
@@ -130,18 +127,6 @@ fn bspatch_hostile_input_is_an_error() {
     ctrl[0] = 20; // diff of 20 bytes into a 10-byte output
     assert!(bspatch(b"abc", 10, &ctrl).is_err());
     assert_eq!(bspatch(b"abc", 0, &[]).unwrap(), Vec::<u8>::new());
-}
-
-#[test]
-fn raw_asv_matches_zvariant() {
-    let mut md = Metadata::new();
-    md.set_str("b", "x");
-    md.set("a", Value::U64(7));
-    let raw: Vec<(String, Vec<u8>)> =
-        md.0.iter()
-            .map(|(k, v)| (k.clone(), encode(&**v)))
-            .collect();
-    assert_eq!(encode_asv_raw(&raw), md.encode());
 }
 
 struct NullSink(usize);

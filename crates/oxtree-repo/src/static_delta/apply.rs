@@ -8,6 +8,7 @@ use super::{invalid, parse_superblock_file};
 use crate::error::{IoContext, RepoError, Result};
 use crate::{Repo, Transaction};
 use oxtree_io::Chain;
+use oxtree_object::gvariant::Value;
 use oxtree_object::static_delta::{
     self as sd, DeltaSink, FileAt, PartHeader, PartTables, RandomRead, SeqReader, Superblock,
 };
@@ -15,7 +16,6 @@ use oxtree_object::ObjectError;
 use oxtree_object::{Checksum, FileHeader, Metadata, ObjectType};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use zvariant::Value;
 
 /// Passes bytes on to `out` (if any) while hashing them.
 struct HashingWriter<W> {
@@ -193,11 +193,8 @@ impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
         let sb = self.superblock;
         match sb.metadata.get(&sb.detached_key()) {
             Some(v) => {
-                let md = match v {
-                    Value::Value(inner) => value_to_metadata(inner),
-                    other => value_to_metadata(other),
-                }
-                .ok_or_else(|| invalid("static delta detached metadata is not an a{sv}"))?;
+                let md = value_to_metadata(v.unvariant())
+                    .ok_or_else(|| invalid("static delta detached metadata is not an a{sv}"))?;
                 Ok(Some(md.encode()))
             }
             None => Ok(None),
@@ -226,16 +223,15 @@ impl<'a, 'r> StaticDeltaApplier<'a, 'r> {
     }
 }
 
-fn value_to_metadata(v: &Value<'_>) -> Option<Metadata> {
-    let Value::Dict(d) = v else { return None };
+/// A dictionary with string keys as metadata (values unwrapped from
+/// their `v`).
+fn value_to_metadata(v: &Value) -> Option<Metadata> {
+    let Value::Dict(_, _, entries) = v else {
+        return None;
+    };
     let mut md = Metadata::new();
-    for (k, val) in d.iter() {
-        let Value::Str(k) = k else { return None };
-        let val = match val {
-            Value::Value(inner) => (**inner).try_clone().ok()?,
-            other => other.try_clone().ok()?,
-        };
-        md.set(k.as_str(), val);
+    for (k, val) in entries {
+        md.set(k.as_str()?, val.unvariant().clone());
     }
     Some(md)
 }

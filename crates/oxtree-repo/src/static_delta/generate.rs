@@ -7,11 +7,11 @@ use super::invalid;
 use super::parts::{compress_parts, Builder, PartBuilder, PartJob};
 use crate::error::{IoContext, RepoError, Result};
 use crate::{fsutil, Repo};
+use oxtree_object::gvariant::{Value, Variant};
 use oxtree_object::static_delta::{self as sd, PartHeader, Superblock};
 use oxtree_object::{Checksum, Commit, Metadata, ObjectType};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use zvariant::Value;
 
 /// Options of `static-delta generate` (sizes in bytes).
 #[derive(Clone, Debug)]
@@ -242,18 +242,7 @@ pub fn generate(
     }
     if let Some(detached) = repo.load_commitmeta(to)? {
         let key = sb.detached_key();
-        let mut dict =
-            zvariant::Dict::new(&zvariant::Signature::Str, &zvariant::Signature::Variant);
-        for (k, v) in &detached.0 {
-            dict.append(
-                Value::from(k.clone()),
-                Value::Value(Box::new(
-                    v.try_clone().map_err(|e| invalid(e.to_string()))?.into(),
-                )),
-            )
-            .map_err(|e| invalid(e.to_string()))?;
-        }
-        sb.metadata.set(&key, Value::Dict(dict));
+        sb.metadata.set(&key, detached.to_value());
     }
     let bytes = sb.encode();
     fsutil::write_atomic_at(
