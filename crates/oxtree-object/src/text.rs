@@ -120,6 +120,7 @@ fn write_value(out: &mut String, v: &Value, top: bool) {
         Value::U64(n) => {
             let _ = write!(out, "{}{n}", if top { "uint64 " } else { "" });
         }
+        Value::F64(n) if n.is_nan() => out.push_str("nan"),
         Value::F64(n) => {
             let _ = write!(out, "{n:?}");
         }
@@ -386,7 +387,11 @@ impl<'a> Parser<'a> {
                     "double" => typed(self, "d"),
                     "" => Err(format!("unexpected character at offset {}", self.i)),
                     n => number(
-                        want.unwrap_or(if n.contains(['.', 'e']) { "d" } else { "i" }),
+                        want.unwrap_or(if n.contains(['.', 'e']) || is_special_double(n) {
+                            "d"
+                        } else {
+                            "i"
+                        }),
                         n,
                     ),
                 }
@@ -507,6 +512,29 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The words GLib's parser reads as doubles (and prints them as).
+fn is_special_double(n: &str) -> bool {
+    matches!(n, "inf" | "-inf" | "nan")
+}
+
+/// A double as GLib's parser reads it: a decimal literal that fits (one
+/// too big for a double is an error there, not infinity), or `inf`,
+/// `-inf`, `nan`; not Rust's other spellings (`infinity`, `NaN`).
+fn double(n: &str) -> Option<f64> {
+    match n {
+        "inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        "nan" => Some(f64::NAN),
+        _ if n
+            .bytes()
+            .any(|c| c.is_ascii_alphabetic() && c != b'e' && c != b'E') =>
+        {
+            None
+        }
+        _ => n.parse::<f64>().ok().filter(|d| d.is_finite()),
+    }
+}
+
 fn number(t: &str, n: &str) -> Result<Value, String> {
     let bad = || format!("'{n}' is not a valid {t} value");
     let int = |n: &str| -> Result<i128, String> {
@@ -523,7 +551,7 @@ fn number(t: &str, n: &str) -> Result<Value, String> {
         "u" => Value::U32(u32::try_from(int(n)?).map_err(|_| bad())?),
         "x" => Value::I64(i64::try_from(int(n)?).map_err(|_| bad())?),
         "t" => Value::U64(u64::try_from(int(n)?).map_err(|_| bad())?),
-        "d" => Value::F64(n.parse().map_err(|_| bad())?),
+        "d" => Value::F64(double(n).ok_or_else(bad)?),
         _ => return Err(bad()),
     })
 }
@@ -563,5 +591,27 @@ mod parse_tests {
         let pair = Value::Struct(vec![m(Type::Str, Some("a".into())), m(Type::UInt32, None)]);
         assert_eq!(print(&pair), "(@ms 'a', @mu nothing)");
         assert!(parse(&deep).is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_doubles_print_and_parse_as_glib_does() {
+        // GLib: `inf`, `-inf` and `nan` are doubles; a literal too big for
+        // a double is an error ("number too big for any type").
+        for (text, printed) in [("inf", "inf"), ("-inf", "-inf"), ("nan", "nan")] {
+            let v = parse(text).unwrap();
+            assert_eq!(print(&v), printed);
+            assert_eq!(print(&parse(&print(&v)).unwrap()), printed);
+        }
+        assert_eq!(print(&parse("[inf, 1.0]").unwrap()), "[inf, 1.0]");
+        assert!(parse("double 22e622").is_err());
+        assert!(parse("22e622").is_err());
+        assert!(parse("double infinity").is_err());
+        assert!(parse("double NaN").is_err());
+        assert_eq!(print(&parse("double 1.5").unwrap()), "1.5");
     }
 }
