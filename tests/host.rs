@@ -9,6 +9,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/net.rs"]
+mod net;
 #[path = "support/ns.rs"]
 mod ns;
 #[path = "support/snapshot.rs"]
@@ -138,14 +140,19 @@ fn cancelled_pull_moves_no_ref() {
     ox(&["init", &format!("--repo={ar}"), "--mode=archive"]);
     ox(&[&format!("--repo={ar}"), "commit", "-b", "main", tr]);
     ox(&["init", &format!("--repo={br}"), "--mode=bare-user"]);
-    let mut srv = Command::new(OX)
-        .args([&format!("--repo={ar}"), "serve"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed when the test ends, failing or not: a server left running
+    // would hold the test harness's output open.
+    let mut srv = net::Guard(
+        Command::new(OX)
+            .args([&format!("--repo={ar}"), "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(srv.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(srv.0.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -178,8 +185,7 @@ fn cancelled_pull_moves_no_ref() {
     assert_eq!(repo.read_ref("o:main").unwrap(), None);
     flag.store(false, Ordering::Relaxed);
     let r = oxtree_transport::pull(&repo, &remote, &["main".into()], &opts, &|_| {});
-    let _ = srv.kill();
-    let _ = srv.wait();
+    drop(srv);
     let r = r.unwrap();
     assert_eq!(repo.read_ref("o:main").unwrap(), Some(r.commits[0]));
 }
