@@ -51,35 +51,41 @@ fn layers(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The tools a script here needs (checked), a plain-HTTP registry, the
-/// path of its access log, and a scratch directory.
-fn registry_and_scratch(
-    prefix: &str,
-) -> (registry::Registry, std::path::PathBuf, tempfile::TempDir) {
+/// The tools a script here needs (checked), a plain-HTTP registry, a
+/// scratch directory, and the script lines every test here starts with:
+/// `$REG` (the registry, trusted over plain HTTP by the sysroot's
+/// repository), `$LOG` and `at` (its access log and its size), `$B` (an
+/// empty build repository) and a 2 MiB kernel in the tree `$T`.
+fn registry_and_scratch(prefix: &str) -> (registry::Registry, tempfile::TempDir, String) {
     let reg = registry::Registry::start(false);
-    let log = reg.dir.path().join("registry.log");
     let scratch = sysroot::scratch(prefix, &["python3"]);
-    (reg, log, scratch)
-}
-
-#[test]
-fn switch_to_an_image_then_upgrade_from_the_registry() {
-    let (reg, log, scratch) = registry_and_scratch("oxtree-image-deploy-");
-    let body = format!(
+    let start = format!(
         r#"
 REG={addr}; LOG={log}; B=$D/build
 at() {{ wc -c < $LOG; }}
 dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
+$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
+$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
+"#,
+        addr = reg.addr,
+        log = reg.dir.path().join("registry.log").display(),
+    );
+    (reg, scratch, start)
+}
+
+#[test]
+fn switch_to_an_image_then_upgrade_from_the_registry() {
+    let (reg, scratch, start) = registry_and_scratch("oxtree-image-deploy-");
+    let body = start
+        + r#"
 commit 1.0 2024-01-01
 $OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos --karg=root=/dev/vda fakeos/main >/dev/null || exit 1
 echo mine > $(echo $S/ostree/deploy/fakeos/deploy/*.0)/etc/local.conf || exit 6
-$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
-$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
-img() {{ $OX --repo=$B commit -b $1 $2 --timestamp=$3 --add-metadata-string=version=$4 $T >/dev/null || exit 4
-  $OX --repo=$B container encapsulate --json -q --insecure $1 docker://$REG/$1:latest > $D/$1-$4.json || exit 5; }}
-ndeploy() {{ ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'; }}
-newest() {{ $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c "import json,sys;d=json.load(sys.stdin)['deployments'][0];print(d['checksum']+'.'+str(d['serial']))"; }}
-nrefs() {{ $OX --repo=$S/ostree/repo refs | grep -c '^ostree/container/'; }}
+img() { $OX --repo=$B commit -b $1 $2 --timestamp=$3 --add-metadata-string=version=$4 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate --json -q --insecure $1 docker://$REG/$1:latest > $D/$1-$4.json || exit 5; }
+ndeploy() { ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$'; }
+newest() { $OX admin status --sysroot=$S --run-dir=$R --json | python3 -c "import json,sys;d=json.load(sys.stdin)['deployments'][0];print(d['checksum']+'.'+str(d['serial']))"; }
+nrefs() { $OX --repo=$S/ostree/repo refs | grep -c '^ostree/container/'; }
 
 echo "== not bootable"
 img plain "" 2024-01-15 p1
@@ -143,12 +149,9 @@ $OX admin switch --sysroot=$S --run-dir=$R fakeos/main >/dev/null || exit 23
 cat $S/ostree/deploy/fakeos/deploy/$(newest).origin
 $OX admin upgrade --sysroot=$S --run-dir=$R; echo rc=$?
 echo "== end"
-"#,
-        addr = reg.addr,
-        log = log.display(),
-    );
+"#;
     let out = sysroot::run_prelude(scratch.path(), &body);
-    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let reg_log = reg.log();
     let d = scratch.path();
     let read = |n: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(d.join(n)).unwrap()).unwrap()
@@ -500,18 +503,13 @@ rm -rf /tmp/oxtree-bound-$(printf %s $S/ostree/bootc/storage | sha256sum | cut -
 /// the layers are fetched instead, with the same commit deployed.
 #[test]
 fn upgrade_fetches_the_static_delta_published_beside_the_image() {
-    let (reg, log, scratch) = registry_and_scratch("oxtree-image-delta-");
-    let body = format!(
-        r#"
-REG={addr}; LOG={log}; B=$D/build
-at() {{ wc -c < $LOG; }}
-dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
+    let (reg, scratch, start) = registry_and_scratch("oxtree-image-delta-");
+    let body = start
+        + r#"
 commit 1.0 2024-01-01
 $OX admin deploy --sysroot=$S --run-dir=$R --os=fakeos fakeos/main >/dev/null || exit 1
-$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
-$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
-img() {{ $OX --repo=$B commit -b os --bootable --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
-  $OX --repo=$B container encapsulate --json -q --insecure ${{3:-}} os docker://$REG/os:latest > $D/$2.json || exit 5; }}
+img() { $OX --repo=$B commit -b os --bootable --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate --json -q --insecure ${3:-} os docker://$REG/os:latest > $D/$2.json || exit 5; }
 img 2024-02-01 img1
 c1=$($OX --repo=$B rev-parse os)
 $OX admin switch --sysroot=$S --run-dir=$R ostree-unverified-registry:$REG/os:latest >/dev/null || exit 6
@@ -545,9 +543,9 @@ reg, dig, c1, c3 = sys.argv[1:]
 h = dig.split(":")[1]
 t = lambda c: "sha256-" + h + ".delta-" + c[:40]
 mt = "application/vnd.oci.image.manifest.v1+json"
-m = json.load(u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c1)), headers={{"Accept": mt}})))
+m = json.load(u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c1)), headers={"Accept": mt})))
 m["annotations"]["org.oxtree.delta.from"] = c3
-u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c3)), data=json.dumps(m).encode(), method="PUT", headers={{"Content-Type": mt}}))
+u.urlopen(u.Request("http://%s/v2/os/manifests/%s" % (reg, t(c3)), data=json.dumps(m).encode(), method="PUT", headers={"Content-Type": mt}))
 PY
 $OX admin upgrade --sysroot=$S --run-dir=$R 2>&1; echo rc=$?
 $OX --repo=$S/ostree/repo fsck -q >/dev/null && echo fsck-ok
@@ -557,7 +555,7 @@ echo "== prune"
 SR=$S/ostree/repo
 img=$($OX --repo=$SR container image list | head -1)
 echo "image=$img"
-blobs() {{ $OX --repo=$SR refs | grep -c '^ostree/container/blob/'; }}
+blobs() { $OX --repo=$SR refs | grep -c '^ostree/container/blob/'; }
 echo "blobrefs=$(blobs)"
 $OX --repo=$SR container image prune --json --image "$img" || exit 30
 echo "images=$($OX --repo=$SR container image list | wc -l) blobrefs=$(blobs)"
@@ -565,12 +563,9 @@ $OX --repo=$SR container image prune --image "$img" 2>&1; echo rc=$?
 $OX --repo=$SR fsck -q >/dev/null && echo fsck-ok
 $OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
 echo "== end"
-"#,
-        addr = reg.addr,
-        log = log.display(),
-    );
+"#;
     let out = sysroot::run_prelude(scratch.path(), &body);
-    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let reg_log = reg.log();
     let read = |n: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(scratch.path().join(n)).unwrap()).unwrap()
     };
@@ -683,16 +678,11 @@ echo "== end"
 /// registry. A non-bootable image deploys nothing.
 #[test]
 fn image_deploy_onto_an_empty_stateroot() {
-    let (reg, log, scratch) = registry_and_scratch("oxtree-image-first-");
-    let body = format!(
-        r#"
-REG={addr}; LOG={log}; B=$D/build
-at() {{ wc -c < $LOG; }}
-dd if=/dev/urandom of=$T/usr/lib/modules/5.10.0-test/vmlinuz bs=1M count=2 2>/dev/null
-$OX --repo=$S/ostree/repo config set "registry \"$REG\".insecure" true || exit 2
-$OX init --repo=$B --mode=bare-user >/dev/null || exit 3
-img() {{ $OX --repo=$B commit -b os $3 --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
-  $OX --repo=$B container encapsulate -q --insecure os docker://$REG/os:$4 >/dev/null || exit 5; }}
+    let (reg, scratch, start) = registry_and_scratch("oxtree-image-first-");
+    let body = start
+        + r#"
+img() { $OX --repo=$B commit -b os $3 --timestamp=$1 --add-metadata-string=version=$2 $T >/dev/null || exit 4
+  $OX --repo=$B container encapsulate -q --insecure os docker://$REG/os:$4 >/dev/null || exit 5; }
 img 2024-01-01 plain "" plain
 $OX container image deploy --sysroot=$S --run-dir=$R --stateroot=fakeos --imgref=ostree-unverified-registry:$REG/os:plain 2>&1; echo rc=$?
 echo "deployments=$(ls $S/ostree/deploy/fakeos/deploy | grep -c '\.origin$')"
@@ -712,12 +702,9 @@ img 2024-03-01 v2 --bootable latest
 $OX admin upgrade --sysroot=$S --run-dir=$R >/dev/null || exit 7
 $OX admin status --sysroot=$S --run-dir=$R | grep -m1 Version
 echo "== end"
-"#,
-        addr = reg.addr,
-        log = log.display(),
-    );
+"#;
     let out = sysroot::run_prelude(scratch.path(), &body);
-    let reg_log = std::fs::read_to_string(&log).unwrap();
+    let reg_log = reg.log();
     let (la, lb) = offsets(&out, "first");
     let gets = registry::blob_gets(&reg_log[la..lb], "os");
     assert_eq!(gets.len(), 1, "only the config: {gets:?}\n{out}");
